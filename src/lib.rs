@@ -1,0 +1,9 @@
+//! imgtest: build virtual-machine disk images and prove they are fit to publish.
+//!
+//! One library behind three thin binaries: `sparsecopy` (the sparse-aware block
+//! copier in [`sparse`]), `fsmaker` (bootable disk images, [`build`]) and
+//! `imgtest` (boot an image the way the platform will and check it, [`run`]).
+//! Binaries parse flags into a plan, call the library and map the result to an
+//! exit code from [`exit`]; nothing below the CLI prints or exits.
+
+pub mod exit;
