@@ -161,8 +161,9 @@ if [ -n "$modules_from" ]; then
     kver=${kdir##*/}
     todo="virtio_pci virtio_net button evdev af_packet"
     seen=" "
-    while [ -n "$todo" ]; do
+    while :; do
       set -- $todo
+      [ $# -gt 0 ] || break
       m=$1; shift; todo=$*
       case "$seen" in *" $m "*) continue ;; esac
       seen="$seen$m "
