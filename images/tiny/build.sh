@@ -162,6 +162,7 @@ if [ -n "$modules_from" ]; then
     todo="virtio_pci virtio_net button evdev af_packet"
     seen=" "
     while :; do
+      # shellcheck disable=SC2086 # a word list
       set -- $todo
       [ $# -gt 0 ] || break
       m=$1; shift; todo=$*
