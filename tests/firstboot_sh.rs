@@ -533,6 +533,7 @@ fn scripts_pass_shellcheck() {
         "harness/firstboot/package.sh",
         "images/fetch-assets.sh",
         "images/tiny/build.sh",
+        "images/defects/build.sh",
         "images/tiny/marker/sbin/init",
         "images/tiny/server/etc/init.d/rcS",
         "images/tiny/server/etc/init.d/rcK",

@@ -199,6 +199,11 @@ if [ "$format" = ext4 ]; then
     -L tiny-root -U "$uuid" -E "hash_seed=$hash_seed,root_owner=0:0,nodiscard" \
     -d "$root" "$tmpout" "$size" \
     || die "mke2fs failed (is --size $size big enough?)"
+  # mke2fs -d copies each inode's ctime from the staging tree (now): pin them too.
+  (cd "$root" && find . | sed -e 's|^\.||' -e 's|^$|/|' -e 's|.*|sif "&" ctime @'"$SOURCE_DATE_EPOCH"'|') \
+    > "$work/ctime.cmds"
+  E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH debugfs -w -f "$work/ctime.cmds" "$tmpout" >/dev/null 2>&1 \
+    || die "debugfs could not set inode times"
 else
   ln -s sbin/init "$root/init"
   touch -h -d "@$SOURCE_DATE_EPOCH" "$root/init" "$root"
