@@ -6,80 +6,22 @@
 //! busybox applets only (busybox wget + mkpasswd), the full host (curl + openssl), and GNU wget
 //! without curl or openssl (hash by `busybox mkpasswd`).
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+#[path = "support/metadata.rs"]
+mod metadata;
+
+use metadata::{Metadata, PASSWORD, PUBKEY};
 use std::net::TcpListener;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex};
-
-const PASSWORD: &str = "Fresh-Pw-7f3a9c";
-const PUBKEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHx9 user@laptop";
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A metadata service on 127.0.0.1: fixed answers by path, every request path recorded.
-struct Metadata {
-    url: String,
-    requests: Arc<Mutex<Vec<String>>>,
-}
-
-impl Metadata {
-    fn start(routes: &[(&str, u16, &str)]) -> Metadata {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let routes: HashMap<String, (u16, String)> = routes
-            .iter()
-            .map(|(p, s, b)| (format!("/2009-04-04/meta-data/{p}"), (*s, b.to_string())))
-            .collect();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let log = requests.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap_or(0);
-                loop {
-                    let mut h = String::new();
-                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
-                        break;
-                    }
-                }
-                let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-                log.lock().unwrap().push(path.clone());
-                let (status, body) = routes
-                    .get(&path)
-                    .cloned()
-                    .unwrap_or((404, "not found\n".into()));
-                let reason = if status == 200 { "OK" } else { "Error" };
-                let _ = write!(
-                    stream,
-                    "HTTP/1.0 {status} {reason}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            }
-        });
-        Metadata {
-            url: format!("http://127.0.0.1:{port}/2009-04-04/meta-data"),
-            requests,
-        }
-    }
-
-    fn standard() -> Metadata {
-        Metadata::start(&[
-            ("initial-password", 200, &format!("{PASSWORD}\n")),
-            ("hostname", 200, "web-01.example\n"),
-            ("public-keys/0/openssh-key", 200, &format!("{PUBKEY}\n")),
-        ])
-    }
-
-    fn requests(&self) -> Vec<String> {
-        self.requests.lock().unwrap().clone()
-    }
+/// The service's base URL as FIRSTBOOT_METADATA_URL.
+fn url(md: &Metadata) -> String {
+    format!("http://127.0.0.1:{}/2009-04-04/meta-data", md.port)
 }
 
 /// A URL where nothing listens.
@@ -262,7 +204,7 @@ fn check_first_boot(shell: Shell) {
     let g = Guest::new(shell);
     assert_eq!(g.status(), "state=pending\nhook=enabled\n", "{shell:?}");
 
-    let out = g.run(&md.url, "boot");
+    let out = g.run(&url(&md), "boot");
     let text = stdout(&out);
     assert!(out.status.success(), "{shell:?}: {out:?}");
     assert!(text.lines().all(|l| l.starts_with("firstboot: ")), "{text}");
@@ -324,7 +266,7 @@ fn check_first_boot(shell: Shell) {
     assert!(!g.root.join("etc/rc2.d/S01firstboot").exists());
     let asked = md.requests();
     assert!(asked.contains(&"/2009-04-04/meta-data/initial-password".to_string()));
-    let again = g.run(&md.url, "boot");
+    let again = g.run(&url(&md), "boot");
     assert!(again.status.success());
     assert_eq!(stdout(&again), "");
     assert_eq!(md.requests(), asked, "a second boot must not ask again");
@@ -366,7 +308,7 @@ fn fails_safe_and_retries_next_boot() {
         assert_eq!(g.status(), "state=failed\nhook=enabled\n");
 
         let md = Metadata::standard();
-        let out = g.run(&md.url, "boot");
+        let out = g.run(&url(&md), "boot");
         assert!(out.status.success(), "{shell:?}: {out:?}");
         assert!(g.read("etc/shadow").starts_with("root:$6$"));
         assert_eq!(g.status(), "state=done\nhook=disabled\n");
@@ -381,7 +323,7 @@ fn bad_answers_unlock_nothing() {
     g.set_timeout(2);
     let before = g.read("etc/shadow");
     let md = Metadata::start(&[("initial-password", 500, "oops")]);
-    assert_eq!(g.run(&md.url, "boot").status.code(), Some(1));
+    assert_eq!(g.run(&url(&md), "boot").status.code(), Some(1));
     assert_eq!(g.read("etc/shadow"), before);
     assert!(
         md.requests().len() >= 2,
@@ -390,13 +332,13 @@ fn bad_answers_unlock_nothing() {
     );
 
     let md = Metadata::start(&[("initial-password", 200, "root:x\n")]);
-    let out = g.run(&md.url, "boot");
+    let out = g.run(&url(&md), "boot");
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).contains("accounts stay locked"));
     assert_eq!(g.read("etc/shadow"), before);
 
     let md = Metadata::start(&[("initial-password", 200, PASSWORD)]);
-    let out = g.run(&md.url, "boot");
+    let out = g.run(&url(&md), "boot");
     assert!(out.status.success(), "{out:?}");
     assert_eq!(g.read("etc/hostname"), "tiny\n");
     assert!(!g.root.join("root/.ssh/authorized_keys").exists());
@@ -411,7 +353,7 @@ fn configured_users_and_unknown_user() {
     )
     .unwrap();
     let md = Metadata::standard();
-    assert!(g.run(&md.url, "boot").status.success());
+    assert!(g.run(&url(&md), "boot").status.success());
     let shadow = g.read("etc/shadow");
     assert!(
         shadow
@@ -425,7 +367,7 @@ fn configured_users_and_unknown_user() {
         "FIRSTBOOT_USERS=\"admin\"\n",
     )
     .unwrap();
-    let out = g.run(&md.url, "boot");
+    let out = g.run(&url(&md), "boot");
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).contains("firstboot: no user admin in /etc/shadow"));
     assert_eq!(g.status(), "state=failed\nhook=enabled\n");

@@ -92,11 +92,14 @@ printf '/lib/x86_64-linux-gnu\n/usr/lib/x86_64-linux-gnu\n' > "$root/etc/ld.so.c
 
 # 2. busybox applets as relative symlinks (never over a file a package shipped). Relative,
 # so that nothing written into the staging tree can ever follow a link out of it.
+mkdir -p "$root/sbin" "$root/usr/bin" "$root/usr/sbin"
 for path in $("$root/bin/busybox" --list-full); do
   [ -e "$root/$path" ] || [ -L "$root/$path" ] && continue
-  mkdir -p "$root/$(dirname "$path")"
-  up=$(dirname "$path" | sed 's|[^/][^/]*|..|g')
-  ln -s "$up/bin/busybox" "$root/$path"
+  case "$path" in
+    */*/*) ln -s ../../bin/busybox "$root/$path" ;;
+    */*) ln -s ../bin/busybox "$root/$path" ;;
+    *) ;; # linuxrc: an initrd convention this root does not use
+  esac
 done
 
 # 3. Skeleton.
