@@ -492,3 +492,81 @@ fn scripts_pass_shellcheck() {
         .unwrap();
     assert!(out.status.success(), "{}", stdout(&out));
 }
+
+fn debugfs(image: &Path, request: &str) -> String {
+    let out = Command::new("debugfs")
+        .arg("-R")
+        .arg(request)
+        .arg(image)
+        .output()
+        .unwrap();
+    stdout(&out)
+}
+
+/// `install.sh --image`: offline into an ext4 image, no mounting, files owned by root,
+/// idempotent, the filesystem still clean; a non-ext4 file is refused with exit 2.
+#[test]
+fn installs_offline_into_a_filesystem_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = tmp.path().join("tree");
+    std::fs::create_dir_all(tree.join("etc")).unwrap();
+    std::fs::create_dir_all(tree.join("sbin")).unwrap();
+    std::fs::write(tree.join("etc/inittab"), "::sysinit:/etc/init.d/rcS\n").unwrap();
+    let image = tmp.path().join("fs.ext4");
+    let made = Command::new("mke2fs")
+        .args(["-q", "-t", "ext4", "-d"])
+        .arg(&tree)
+        .arg(&image)
+        .arg("16M")
+        .status()
+        .unwrap();
+    assert!(made.success());
+
+    let install = repo().join("harness/firstboot/install.sh");
+    for _ in 0..2 {
+        let out = Command::new(&install)
+            .arg("--image")
+            .arg(&image)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let fsck = Command::new("e2fsck")
+            .arg("-fn")
+            .arg(&image)
+            .output()
+            .unwrap();
+        assert!(fsck.status.success(), "{fsck:?}");
+    }
+    assert_eq!(
+        debugfs(&image, "cat /usr/sbin/firstboot"),
+        std::fs::read_to_string(repo().join("harness/firstboot/firstboot")).unwrap()
+    );
+    let stat = debugfs(&image, "stat /usr/sbin/firstboot");
+    assert!(stat.contains("Mode:  0755"), "{stat}");
+    assert!(stat.contains("User:     0   Group:     0"), "{stat}");
+    for (link, target) in [
+        ("/etc/init.d/S45firstboot", "firstboot"),
+        ("/etc/rc2.d/S01firstboot", "../init.d/firstboot"),
+        (
+            "/etc/systemd/system/multi-user.target.wants/firstboot.service",
+            "/lib/systemd/system/firstboot.service",
+        ),
+    ] {
+        let stat = debugfs(&image, &format!("stat {link}"));
+        assert!(
+            stat.contains(&format!("Fast link dest: \"{target}\"")),
+            "{link}: {stat}"
+        );
+    }
+    assert!(debugfs(&image, "stat /var/lib/firstboot").contains("Mode:  0700"));
+
+    let garbage = tmp.path().join("garbage.img");
+    std::fs::write(&garbage, vec![0x5a; 1 << 20]).unwrap();
+    let out = Command::new(&install)
+        .arg("--image")
+        .arg(&garbage)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not an ext2/3/4 filesystem"));
+}
