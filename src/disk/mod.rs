@@ -1,0 +1,10 @@
+//! What is inside a disk image: its format and its partition table.
+//!
+//! [`sniff`] recognises formats from magic numbers; [`table`] reads MBR and
+//! GPT partition tables (with `mbrman` and `gpt`) and describes an image for
+//! `sparsecopy --info`; [`gpt`] moves a GPT's backup to the end of a disk that
+//! grew. Nothing here writes an image except [`gpt::relocate_backup`].
+
+pub mod gpt;
+pub mod sniff;
+pub mod table;
