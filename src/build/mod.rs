@@ -364,6 +364,7 @@ pub fn build(plan: &BuildPlan, on: &mut dyn FnMut(Event)) -> Result<Summary, Bui
     let grub = GrubDir::locate(&plan.grub_dir)?;
     let layout: Layout = layout::plan(sb.size(), sb.block_size, plan.size, plan.grow)?;
     let uuid = sb.uuid_string();
+    let epoch = plan.epoch.unwrap_or(sb.wtime);
     let work = tempfile::tempdir().map_err(|e| BuildError::io("cannot create a temp dir", e))?;
 
     // What goes where.
@@ -490,8 +491,11 @@ pub fn build(plan: &BuildPlan, on: &mut dyn FnMut(Event)) -> Result<Summary, Bui
     if plan.grow && layout.part > sb.size() {
         step("growing the filesystem");
         let blocks = (layout.part / sb.block_size).to_string();
+        // libext2fs takes its clock from E2FSPROGS_FAKE_TIME: the grown filesystem's
+        // timestamps are then the same on every run.
         run_tool(
             Command::new("resize2fs")
+                .env("E2FSPROGS_FAKE_TIME", epoch.to_string())
                 .arg("-f")
                 .arg(&device)
                 .arg(&blocks),
@@ -504,8 +508,7 @@ pub fn build(plan: &BuildPlan, on: &mut dyn FnMut(Event)) -> Result<Summary, Bui
         device: device.clone(),
         ..existing
     };
-    batch(&install, &existing, plan.epoch.unwrap_or(sb.wtime))
-        .run(&existing.device, work.path())?;
+    batch(&install, &existing, epoch).run(&existing.device, work.path())?;
 
     step("installing GRUB into the MBR");
     let core = grub::patch_core_img(&grub.mkimage(work.path())?, 1)?;
