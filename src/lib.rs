@@ -7,3 +7,5 @@
 //! exit code from [`exit`]; nothing below the CLI prints or exits.
 
 pub mod exit;
+pub mod vm;
+pub mod console;
