@@ -9,3 +9,6 @@
 pub mod exit;
 pub mod vm;
 pub mod console;
+pub mod metadata;
+pub mod checks;
+pub mod fs;
