@@ -12,3 +12,4 @@ pub mod console;
 pub mod metadata;
 pub mod checks;
 pub mod fs;
+pub mod disk;
