@@ -6,10 +6,13 @@
 //! Binaries parse flags into a plan, call the library and map the result to an
 //! exit code from [`exit`]; nothing below the CLI prints or exits.
 
-pub mod exit;
-pub mod vm;
-pub mod console;
-pub mod metadata;
 pub mod checks;
-pub mod fs;
+pub mod console;
 pub mod disk;
+pub mod exit;
+pub mod fs;
+pub mod guest;
+pub mod metadata;
+pub mod report;
+pub mod run;
+pub mod vm;

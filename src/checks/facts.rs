@@ -158,17 +158,24 @@ impl BootFacts {
             metadata_requests: 0,
             ssh_secs: None,
             host_key_sha256: None,
-            login: Login::NotTried { reason: "the guest did not boot".into() },
+            login: Login::NotTried {
+                reason: "the guest did not boot".into(),
+            },
             wrong_password_rejected: None,
             probe: None,
             probe_error: None,
-            shutdown: Shutdown::NotDone { reason: "the guest did not boot".into() },
+            shutdown: Shutdown::NotDone {
+                reason: "the guest did not boot".into(),
+            },
         }
     }
 
     /// Whether the guest reached userspace (console, or an SSH server answered).
     pub fn reached_userspace(&self) -> bool {
-        self.console.reached(crate::console::Phase::Userspace).is_some() || self.ssh_secs.is_some()
+        self.console
+            .reached(crate::console::Phase::Userspace)
+            .is_some()
+            || self.ssh_secs.is_some()
     }
 }
 

@@ -17,7 +17,11 @@ fn offline() -> OfflineFacts {
 fn boot(i: usize) -> BootFacts {
     BootFacts {
         console: ConsoleSummary {
-            phases: vec![(Phase::Kernel, 2.0), (Phase::Userspace, 5.0), (Phase::Login, 7.0)],
+            phases: vec![
+                (Phase::Kernel, 2.0),
+                (Phase::Userspace, 5.0),
+                (Phase::Login, 7.0),
+            ],
             firstboot_lines: vec!["firstboot: done".into()],
             ..Default::default()
         },
@@ -31,7 +35,10 @@ fn boot(i: usize) -> BootFacts {
             kernel: "6.1".into(),
             machine_id: format!("id{i}"),
             hostname: format!("imgtest-{i}"),
-            host_keys: vec![KeyFile { path: "/etc/dropbear/dropbear_ed25519_host_key".into(), sha256: format!("k{i}") }],
+            host_keys: vec![KeyFile {
+                path: "/etc/dropbear/dropbear_ed25519_host_key".into(),
+                sha256: format!("k{i}"),
+            }],
             firstboot_state: "done".into(),
             firstboot_hook: "disabled".into(),
             password_accounts: vec!["root".into()],
@@ -42,12 +49,19 @@ fn boot(i: usize) -> BootFacts {
 }
 
 fn clean() -> Facts {
-    Facts { offline: Offline::Read(offline()), boots: vec![boot(0), boot(1)], fault: Fault::None }
+    Facts {
+        offline: Offline::Read(offline()),
+        boots: vec![boot(0), boot(1)],
+        fault: Fault::None,
+    }
 }
 
 fn failing(facts: &Facts) -> Vec<String> {
-    let mut ids: Vec<String> =
-        evaluate(facts, &Selection::default()).into_iter().filter(|r| r.status == Status::Fail).map(|r| r.id).collect();
+    let mut ids: Vec<String> = evaluate(facts, &Selection::default())
+        .into_iter()
+        .filter(|r| r.status == Status::Fail)
+        .map(|r| r.id)
+        .collect();
     ids.dedup();
     ids
 }
@@ -56,23 +70,48 @@ fn failing(facts: &Facts) -> Vec<String> {
 fn clean_image_passes_everything_it_can_judge() {
     let results = evaluate(&clean(), &Selection::default());
     assert!(failing(&clean()).is_empty(), "{results:#?}");
-    let skipped: Vec<_> = results.iter().filter(|r| r.status == Status::Skip).map(|r| r.id.as_str()).collect();
+    let skipped: Vec<_> = results
+        .iter()
+        .filter(|r| r.status == Status::Skip)
+        .map(|r| r.id.as_str())
+        .collect();
     assert_eq!(skipped, ["firstboot.fail-safe", "firstboot.fail-safe"]);
     // Per-boot checks appear once per boot, the others once.
-    assert_eq!(results.iter().filter(|r| r.id == "boot.userspace").count(), 2);
-    assert_eq!(results.iter().filter(|r| r.id == "hostkeys.unique").count(), 1);
+    assert_eq!(
+        results.iter().filter(|r| r.id == "boot.userspace").count(),
+        2
+    );
+    assert_eq!(
+        results.iter().filter(|r| r.id == "hostkeys.unique").count(),
+        1
+    );
 }
 
 #[test]
 fn each_defect_fails_exactly_one_check() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut Facts)>)> = vec![
-        ("passwords.none-fixed", Box::new(|f| off(f).password_accounts = vec!["root".into()])),
-        ("logs.clean", Box::new(|f| off(f).dirty_logs = vec!["/var/log/wtmp (384 bytes)".into()])),
+    type Defect = Box<dyn Fn(&mut Facts)>;
+    let cases: Vec<(&str, Defect)> = vec![
+        (
+            "passwords.none-fixed",
+            Box::new(|f| off(f).password_accounts = vec!["root".into()]),
+        ),
+        (
+            "logs.clean",
+            Box::new(|f| off(f).dirty_logs = vec!["/var/log/wtmp (384 bytes)".into()]),
+        ),
         (
             "hostkeys.absent",
-            Box::new(|f| off(f).host_keys = vec![KeyFile { path: "/etc/ssh/ssh_host_rsa_key".into(), sha256: "baked".into() }]),
+            Box::new(|f| {
+                off(f).host_keys = vec![KeyFile {
+                    path: "/etc/ssh/ssh_host_rsa_key".into(),
+                    sha256: "baked".into(),
+                }]
+            }),
         ),
-        ("scripts.none", Box::new(|f| off(f).test_scripts = vec!["/root/test.sh".into()])),
+        (
+            "scripts.none",
+            Box::new(|f| off(f).test_scripts = vec!["/root/test.sh".into()]),
+        ),
         (
             "machine-id.empty",
             Box::new(|f| {
@@ -88,7 +127,9 @@ fn each_defect_fails_exactly_one_check() {
                 off(f).firstboot_program = false;
                 for b in &mut f.boots {
                     b.password_fetched = false;
-                    b.login = Login::Refused { reason: "auth failed".into() };
+                    b.login = Login::Refused {
+                        reason: "auth failed".into(),
+                    };
                     b.wrong_password_rejected = None;
                     b.probe = None;
                 }
@@ -99,29 +140,59 @@ fn each_defect_fails_exactly_one_check() {
             Box::new(|f| {
                 for b in &mut f.boots {
                     *b = BootFacts::new(b.index);
-                    b.console.failure =
-                        Some(ConsoleFailure { kind: FailureKind::RootNotFound, line: "VFS: Unable to mount root fs".into() });
+                    b.console.failure = Some(ConsoleFailure {
+                        kind: FailureKind::RootNotFound,
+                        line: "VFS: Unable to mount root fs".into(),
+                    });
                 }
             }),
         ),
-        ("hostkeys.unique", Box::new(|f| f.boots[1].host_key_sha256 = f.boots[0].host_key_sha256.clone())),
-        ("machine-id.unique", Box::new(|f| f.boots[1].probe.as_mut().unwrap().machine_id = "id0".into())),
+        (
+            "hostkeys.unique",
+            Box::new(|f| f.boots[1].host_key_sha256 = f.boots[0].host_key_sha256.clone()),
+        ),
+        (
+            "machine-id.unique",
+            Box::new(|f| f.boots[1].probe.as_mut().unwrap().machine_id = "id0".into()),
+        ),
         (
             "hostkeys.regenerated",
             Box::new(|f| {
                 off(f).host_keys.clear();
                 f.boots[0].probe.as_mut().unwrap().host_keys[0].sha256 = "baked".into();
-                off(f).host_keys.push(KeyFile { path: "/x".into(), sha256: "baked".into() });
+                off(f).host_keys.push(KeyFile {
+                    path: "/x".into(),
+                    sha256: "baked".into(),
+                });
             }),
         ),
-        ("firstboot.disabled", Box::new(|f| f.boots[0].probe.as_mut().unwrap().firstboot_hook = "enabled".into())),
-        ("ssh.wrong-password", Box::new(|f| f.boots[1].wrong_password_rejected = Some(false))),
-        ("metadata.password", Box::new(|f| f.boots[0].password_fetched = false)),
-        ("shutdown.clean", Box::new(|f| f.boots[0].shutdown = Shutdown::TimedOut { deadline_secs: 30.0 })),
+        (
+            "firstboot.disabled",
+            Box::new(|f| f.boots[0].probe.as_mut().unwrap().firstboot_hook = "enabled".into()),
+        ),
+        (
+            "ssh.wrong-password",
+            Box::new(|f| f.boots[1].wrong_password_rejected = Some(false)),
+        ),
+        (
+            "metadata.password",
+            Box::new(|f| f.boots[0].password_fetched = false),
+        ),
+        (
+            "shutdown.clean",
+            Box::new(|f| {
+                f.boots[0].shutdown = Shutdown::TimedOut {
+                    deadline_secs: 30.0,
+                }
+            }),
+        ),
         (
             "console.clean",
             Box::new(|f| {
-                f.boots[0].console.failure = Some(ConsoleFailure { kind: FailureKind::Oops, line: "Oops: 0000".into() })
+                f.boots[0].console.failure = Some(ConsoleFailure {
+                    kind: FailureKind::Oops,
+                    line: "Oops: 0000".into(),
+                })
             }),
         ),
     ];
@@ -131,7 +202,11 @@ fn each_defect_fails_exactly_one_check() {
         // hostkeys.regenerated needs the baked key to be judged offline too: allow its root cause.
         let got = failing(&f);
         if expected == "hostkeys.regenerated" {
-            assert_eq!(got, ["hostkeys.absent", "hostkeys.regenerated"], "{expected}");
+            assert_eq!(
+                got,
+                ["hostkeys.absent", "hostkeys.regenerated"],
+                "{expected}"
+            );
         } else {
             assert_eq!(got, [expected], "defect {expected}");
         }
@@ -151,7 +226,9 @@ fn fail_safe_under_a_metadata_fault() {
     f.fault = Fault::NeverAnswer;
     for b in &mut f.boots {
         b.password_fetched = false;
-        b.login = Login::Refused { reason: "auth failed".into() };
+        b.login = Login::Refused {
+            reason: "auth failed".into(),
+        };
         b.probe = None;
     }
     let r = evaluate(&f, &Selection::default());
@@ -166,7 +243,9 @@ fn fail_safe_under_a_metadata_fault() {
 #[test]
 fn unreadable_image_skips_offline_checks_with_the_reason() {
     let mut f = clean();
-    f.offline = Offline::Unreadable { reason: "ISO 9660 image".into() };
+    f.offline = Offline::Unreadable {
+        reason: "ISO 9660 image".into(),
+    };
     let r = evaluate(&f, &Selection::default());
     let logs = r.iter().find(|r| r.id == "logs.clean").unwrap();
     assert_eq!(logs.status, Status::Skip);
@@ -176,13 +255,19 @@ fn unreadable_image_skips_offline_checks_with_the_reason() {
 
 #[test]
 fn selection_filters_and_knows_what_needs_a_boot() {
-    let sel = Selection { only: vec!["logs.clean".into(), "scripts.none".into()], skip: vec!["scripts.none".into()] };
+    let sel = Selection {
+        only: vec!["logs.clean".into(), "scripts.none".into()],
+        skip: vec!["scripts.none".into()],
+    };
     let r = evaluate(&clean(), &sel);
     assert_eq!(r.len(), 1);
     assert_eq!(r[0].id, "logs.clean");
     assert!(!sel.needs_boot());
     assert!(Selection::default().needs_boot());
-    let bad = Selection { only: vec!["nope".into()], skip: vec![] };
+    let bad = Selection {
+        only: vec!["nope".into()],
+        skip: vec![],
+    };
     assert_eq!(bad.unknown(), ["nope"]);
 }
 

@@ -31,7 +31,13 @@ pub enum Phase {
 
 impl Phase {
     /// All phases, in order.
-    pub const ALL: [Phase; 5] = [Phase::Firmware, Phase::Bootloader, Phase::Kernel, Phase::Userspace, Phase::Login];
+    pub const ALL: [Phase; 5] = [
+        Phase::Firmware,
+        Phase::Bootloader,
+        Phase::Kernel,
+        Phase::Userspace,
+        Phase::Login,
+    ];
 
     /// A lower-case name.
     pub fn name(self) -> &'static str {
@@ -92,12 +98,21 @@ pub fn classify_line(line: &str) -> (Option<Phase>, Option<FailureKind>) {
         ("] Oops", FailureKind::Oops),
         ("grub rescue>", FailureKind::GrubRescue),
         ("You are in emergency mode", FailureKind::EmergencyShell),
-        ("Give root password for maintenance", FailureKind::EmergencyShell),
+        (
+            "Give root password for maintenance",
+            FailureKind::EmergencyShell,
+        ),
         ("VFS: Unable to mount root", FailureKind::RootNotFound),
         ("Gave up waiting for root", FailureKind::RootNotFound),
     ];
-    let phase = PHASES.iter().find(|(p, _)| line.contains(p)).map(|&(_, ph)| ph);
-    let mut failure = FAILURES.iter().find(|(p, _)| line.contains(p)).map(|&(_, f)| f);
+    let phase = PHASES
+        .iter()
+        .find(|(p, _)| line.contains(p))
+        .map(|&(_, ph)| ph);
+    let mut failure = FAILURES
+        .iter()
+        .find(|(p, _)| line.contains(p))
+        .map(|&(_, f)| f);
     let lower = line.to_ascii_lowercase();
     if failure.is_none() && lower.contains("root device") && lower.contains("not found") {
         failure = Some(FailureKind::RootNotFound);
@@ -180,7 +195,10 @@ pub struct ConsoleSummary {
 impl ConsoleSummary {
     /// When `phase` was reached, if it was.
     pub fn reached(&self, phase: Phase) -> Option<f64> {
-        self.phases.iter().find(|(p, _)| *p == phase).map(|&(_, t)| t)
+        self.phases
+            .iter()
+            .find(|(p, _)| *p == phase)
+            .map(|&(_, t)| t)
     }
 }
 
@@ -222,10 +240,17 @@ impl Console {
         on_event: impl Fn(ConsoleEvent) + Send + 'static,
     ) -> std::io::Result<Console> {
         let file = BufWriter::new(File::create(&log)?);
-        let shared = Arc::new(Shared { state: Mutex::new(ConsoleSummary::default()), cond: Condvar::new() });
+        let shared = Arc::new(Shared {
+            state: Mutex::new(ConsoleSummary::default()),
+            cond: Condvar::new(),
+        });
         let s2 = shared.clone();
-        let reader = std::thread::spawn(move || read_loop(serial, file, secrets, start, s2, on_event));
-        Ok(Console { shared, reader: Some(reader) })
+        let reader =
+            std::thread::spawn(move || read_loop(serial, file, secrets, start, s2, on_event));
+        Ok(Console {
+            shared,
+            reader: Some(reader),
+        })
     }
 
     /// Waits until `phase` is reached, a failure shows, QEMU exits or `deadline` passes.
@@ -245,7 +270,12 @@ impl Console {
             if now >= deadline {
                 return WaitOutcome::TimedOut;
             }
-            st = self.shared.cond.wait_timeout(st, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+            st = self
+                .shared
+                .cond
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
@@ -257,14 +287,23 @@ impl Console {
             if now >= deadline {
                 return false;
             }
-            st = self.shared.cond.wait_timeout(st, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+            st = self
+                .shared
+                .cond
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
         true
     }
 
     /// A copy of what the console has gathered so far.
     pub fn summary(&self) -> ConsoleSummary {
-        self.shared.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Waits for the reader thread (QEMU must be gone) and returns the final summary.
@@ -292,7 +331,11 @@ fn read_loop(
         let mut events = Vec::new();
         if let Some(p) = phase {
             // Reaching a later phase implies the ones it needs (a getty means userspace).
-            let implied: &[Phase] = if p == Phase::Login { &[Phase::Userspace, Phase::Login] } else { &[p] };
+            let implied: &[Phase] = if p == Phase::Login {
+                &[Phase::Userspace, Phase::Login]
+            } else {
+                &[p]
+            };
             for &q in implied {
                 if st.reached(q).is_none() {
                     st.phases.push((q, t.as_secs_f64()));
@@ -303,7 +346,10 @@ fn read_loop(
         if let Some(kind) = failure
             && st.failure.is_none()
         {
-            let f = ConsoleFailure { kind, line: line.to_string() };
+            let f = ConsoleFailure {
+                kind,
+                line: line.to_string(),
+            };
             st.failure = Some(f.clone());
             events.push(ConsoleEvent::Failure(f));
         }
@@ -363,10 +409,19 @@ mod tests {
 
     #[test]
     fn classifies_phases() {
-        assert_eq!(classify_line("SeaBIOS (version 1.16.3)").0, Some(Phase::Firmware));
+        assert_eq!(
+            classify_line("SeaBIOS (version 1.16.3)").0,
+            Some(Phase::Firmware)
+        );
         assert_eq!(classify_line("Welcome to GRUB!").0, Some(Phase::Bootloader));
-        assert_eq!(classify_line("[    0.000000] Linux version 6.1.0-56-cloud-amd64").0, Some(Phase::Kernel));
-        assert_eq!(classify_line("IMGTEST-TINY-BOOTED").0, Some(Phase::Userspace));
+        assert_eq!(
+            classify_line("[    0.000000] Linux version 6.1.0-56-cloud-amd64").0,
+            Some(Phase::Kernel)
+        );
+        assert_eq!(
+            classify_line("IMGTEST-TINY-BOOTED").0,
+            Some(Phase::Userspace)
+        );
         assert_eq!(classify_prompt("tiny login: ").0, Some(Phase::Login));
         assert_eq!(classify_line("nothing here"), (None, None));
     }
@@ -374,21 +429,51 @@ mod tests {
     #[test]
     fn classifies_failures() {
         let f = |l: &str| classify_line(l).1;
-        assert_eq!(f("[ 1.2] Kernel panic - not syncing: VFS: Unable to mount root fs"), Some(FailureKind::KernelPanic));
-        assert_eq!(f("[ 1.1] VFS: Unable to mount root fs on unknown-block(0,0)"), Some(FailureKind::RootNotFound));
-        assert_eq!(f("[ 3.0] Oops: general protection fault, probably for non-canonical address"), Some(FailureKind::Oops));
-        assert_eq!(f("You are in emergency mode. After logging in, type \"journalctl -xb\""), Some(FailureKind::EmergencyShell));
-        assert_eq!(f("initrd: root device UUID=1234 not found"), Some(FailureKind::RootNotFound));
-        assert_eq!(f("Gave up waiting for root file system device."), Some(FailureKind::RootNotFound));
-        assert_eq!(classify_prompt("grub rescue> ").1, Some(FailureKind::GrubRescue));
-        assert_eq!(classify_prompt("(initramfs) ").1, Some(FailureKind::EmergencyShell));
+        assert_eq!(
+            f("[ 1.2] Kernel panic - not syncing: VFS: Unable to mount root fs"),
+            Some(FailureKind::KernelPanic)
+        );
+        assert_eq!(
+            f("[ 1.1] VFS: Unable to mount root fs on unknown-block(0,0)"),
+            Some(FailureKind::RootNotFound)
+        );
+        assert_eq!(
+            f("[ 3.0] Oops: general protection fault, probably for non-canonical address"),
+            Some(FailureKind::Oops)
+        );
+        assert_eq!(
+            f("You are in emergency mode. After logging in, type \"journalctl -xb\""),
+            Some(FailureKind::EmergencyShell)
+        );
+        assert_eq!(
+            f("initrd: root device UUID=1234 not found"),
+            Some(FailureKind::RootNotFound)
+        );
+        assert_eq!(
+            f("Gave up waiting for root file system device."),
+            Some(FailureKind::RootNotFound)
+        );
+        assert_eq!(
+            classify_prompt("grub rescue> ").1,
+            Some(FailureKind::GrubRescue)
+        );
+        assert_eq!(
+            classify_prompt("(initramfs) ").1,
+            Some(FailureKind::EmergencyShell)
+        );
         assert_eq!(f("Oopsie is not a kernel oops"), None);
     }
 
     #[test]
     fn strips_escapes_and_redacts() {
-        assert_eq!(strip_control("\u{1b}c\u{1b}[?7l\u{1b}[2J\u{1b}[0mSeaBIOS\r"), "SeaBIOS");
-        assert_eq!(redact("pw is s3cret!", &["s3cret".into()]), "pw is [REDACTED]!");
+        assert_eq!(
+            strip_control("\u{1b}c\u{1b}[?7l\u{1b}[2J\u{1b}[0mSeaBIOS\r"),
+            "SeaBIOS"
+        );
+        assert_eq!(
+            redact("pw is s3cret!", &["s3cret".into()]),
+            "pw is [REDACTED]!"
+        );
     }
 
     #[test]
@@ -428,8 +513,14 @@ mod tests {
         let (r, w) = std::io::pipe().unwrap();
         let c = Console::attach(r, dir.path().join("l"), vec![], Instant::now(), |_| {}).unwrap();
         let t = Instant::now();
-        assert_eq!(c.wait_for(Phase::Login, t + Duration::from_millis(150)), WaitOutcome::TimedOut);
+        assert_eq!(
+            c.wait_for(Phase::Login, t + Duration::from_millis(150)),
+            WaitOutcome::TimedOut
+        );
         drop(w);
-        assert_eq!(c.wait_for(Phase::Login, t + Duration::from_secs(5)), WaitOutcome::Closed);
+        assert_eq!(
+            c.wait_for(Phase::Login, t + Duration::from_secs(5)),
+            WaitOutcome::Closed
+        );
     }
 }

@@ -112,7 +112,9 @@ const ISO_PVD: u64 = 32768;
 /// Recognises the image at `path`.
 pub fn sniff(path: &Path) -> Result<ImageInfo, ImageError> {
     let meta = match std::fs::metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ImageError::Missing(path.into())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ImageError::Missing(path.into()));
+        }
         Err(e) => return Err(io_err(path, e)),
         Ok(m) => m,
     };
@@ -128,7 +130,10 @@ pub fn sniff(path: &Path) -> Result<ImageInfo, ImageError> {
     let n = file.read_at(&mut head, 0).map_err(|e| io_err(path, e))?;
     let head = &head[..n];
     if let Some(kind) = compression(head) {
-        return Err(ImageError::Compressed { path: path.into(), kind: kind.into() });
+        return Err(ImageError::Compressed {
+            path: path.into(),
+            kind: kind.into(),
+        });
     }
     if head.starts_with(b"QFI\xfb") {
         return qemu_img_info(&abs, ImageKind::Qcow2);
@@ -139,9 +144,15 @@ pub fn sniff(path: &Path) -> Result<ImageInfo, ImageError> {
     let mut vd = [0u8; 2048 * 2];
     let got = file.read_at(&mut vd, ISO_PVD).unwrap_or(0);
     if got >= 6 && &vd[1..6] == b"CD001" {
-        let el_torito = got >= 2048 + 32 && vd[2048] == 0 && &vd[2048 + 1..2048 + 6] == b"CD001"
+        let el_torito = got >= 2048 + 32
+            && vd[2048] == 0
+            && &vd[2048 + 1..2048 + 6] == b"CD001"
             && vd[2048 + 7..2048 + 30].starts_with(b"EL TORITO SPECIFICATION");
-        return Ok(ImageInfo { path: abs, kind: ImageKind::Iso { el_torito }, virtual_size: meta.len() });
+        return Ok(ImageInfo {
+            path: abs,
+            kind: ImageKind::Iso { el_torito },
+            virtual_size: meta.len(),
+        });
     }
     let boot_sig = n == 512 && head[510..512] == [0x55, 0xaa];
     if !boot_sig && !crate::fs::has_ext_magic(&abs, 0) {
@@ -154,23 +165,38 @@ pub fn sniff(path: &Path) -> Result<ImageInfo, ImageError> {
         if start + size > meta.len() {
             return Err(ImageError::Truncated {
                 path: path.into(),
-                reason: format!("{what} ends at byte {} but the file has {} bytes", start + size, meta.len()),
+                reason: format!(
+                    "{what} ends at byte {} but the file has {} bytes",
+                    start + size,
+                    meta.len()
+                ),
             });
         }
     }
-    Ok(ImageInfo { path: abs, kind: ImageKind::Raw, virtual_size: meta.len() })
+    Ok(ImageInfo {
+        path: abs,
+        kind: ImageKind::Raw,
+        virtual_size: meta.len(),
+    })
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> ImageError {
-    ImageError::Io { path: path.into(), message: e.to_string() }
+    ImageError::Io {
+        path: path.into(),
+        message: e.to_string(),
+    }
 }
 
 /// The compression a file starts with (gzip, zstd, xz), if any.
 fn compression(head: &[u8]) -> Option<&'static str> {
-    [(&b"\x1f\x8b"[..], "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"), (b"\xfd7zXZ\0", "xz")]
-        .iter()
-        .find(|(m, _)| head.starts_with(m))
-        .map(|&(_, k)| k)
+    [
+        (&b"\x1f\x8b"[..], "gzip"),
+        (b"\x28\xb5\x2f\xfd", "zstd"),
+        (b"\xfd7zXZ\0", "xz"),
+    ]
+    .iter()
+    .find(|(m, _)| head.starts_with(m))
+    .map(|&(_, k)| k)
 }
 
 fn qemu_img_info(path: &Path, kind: ImageKind) -> Result<ImageInfo, ImageError> {
@@ -178,29 +204,46 @@ fn qemu_img_info(path: &Path, kind: ImageKind) -> Result<ImageInfo, ImageError> 
         .args(["info", "--output=json", "-f", kind.qemu_format()])
         .arg(path)
         .output()
-        .map_err(|e| ImageError::Io { path: path.into(), message: format!("cannot run qemu-img: {e}") })?;
+        .map_err(|e| ImageError::Io {
+            path: path.into(),
+            message: format!("cannot run qemu-img: {e}"),
+        })?;
     if !out.status.success() {
         return Err(ImageError::Truncated {
             path: path.into(),
             reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         });
     }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .map_err(|e| ImageError::Io { path: path.into(), message: format!("qemu-img info: {e}") })?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| ImageError::Io {
+        path: path.into(),
+        message: format!("qemu-img info: {e}"),
+    })?;
     let virtual_size = v["virtual-size"].as_u64().unwrap_or(0);
-    Ok(ImageInfo { path: path.into(), kind, virtual_size })
+    Ok(ImageInfo {
+        path: path.into(),
+        kind,
+        virtual_size,
+    })
 }
 
 /// Partitions of a raw disk as (description, start, size) in bytes; empty without a table.
 pub fn partitions(path: &Path) -> Vec<(String, u64, u64)> {
-    let Ok(mut f) = File::open(path) else { return Vec::new() };
+    let Ok(mut f) = File::open(path) else {
+        return Vec::new();
+    };
     if let Ok(disk) = gpt::GptConfig::new().writable(false).open(path) {
         let lb: u64 = disk.logical_block_size().as_u64();
         return disk
             .partitions()
             .iter()
             .filter(|(_, p)| p.is_used())
-            .map(|(n, p)| (format!("GPT partition {n}"), p.first_lba * lb, (p.last_lba + 1 - p.first_lba) * lb))
+            .map(|(n, p)| {
+                (
+                    format!("GPT partition {n}"),
+                    p.first_lba * lb,
+                    (p.last_lba + 1 - p.first_lba) * lb,
+                )
+            })
             .collect();
     }
     let _ = f.seek(SeekFrom::Start(0));
@@ -213,7 +256,13 @@ pub fn partitions(path: &Path) -> Vec<(String, u64, u64)> {
         Ok(mbr) => mbr
             .iter()
             .filter(|(_, p)| p.is_used())
-            .map(|(i, p)| (format!("MBR partition {i}"), p.starting_lba as u64 * 512, p.sectors as u64 * 512))
+            .map(|(i, p)| {
+                (
+                    format!("MBR partition {i}"),
+                    p.starting_lba as u64 * 512,
+                    p.sectors as u64 * 512,
+                )
+            })
             .collect(),
         Err(_) => Vec::new(),
     }
@@ -246,14 +295,26 @@ mod tests {
     #[test]
     fn refuses_missing_empty_garbage_and_compressed() {
         let d = tempfile::tempdir().unwrap();
-        assert!(matches!(sniff(&d.path().join("nope")), Err(ImageError::Missing(_))));
+        assert!(matches!(
+            sniff(&d.path().join("nope")),
+            Err(ImageError::Missing(_))
+        ));
         assert!(matches!(sniff(d.path()), Err(ImageError::NotAFile(_))));
-        assert!(matches!(sniff(&write(d.path(), "e", b"")), Err(ImageError::Empty(_))));
-        let garbage: Vec<u8> = (0..100_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        assert!(matches!(
+            sniff(&write(d.path(), "e", b"")),
+            Err(ImageError::Empty(_))
+        ));
+        let garbage: Vec<u8> = (0..100_000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
         let e = sniff(&write(d.path(), "g", &garbage)).unwrap_err();
         assert!(matches!(e, ImageError::Unrecognised { .. }), "{e}");
         let e = sniff(&write(d.path(), "z", b"\x28\xb5\x2f\xfd\0\0\0\0")).unwrap_err();
-        assert!(e.to_string().contains("zstd-compressed; decompress it first"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("zstd-compressed; decompress it first"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -268,14 +329,20 @@ mod tests {
             .spawn()
             .and_then(|mut c| {
                 use std::io::Write;
-                c.stdin.take().unwrap().write_all(b"label: dos\nstart=2048, type=83\n")?;
+                c.stdin
+                    .take()
+                    .unwrap()
+                    .write_all(b"label: dos\nstart=2048, type=83\n")?;
                 c.wait()
             })
             .unwrap();
         assert!(st.success());
         let info = sniff(&p).unwrap();
         assert_eq!(info.kind, ImageKind::Raw);
-        assert_eq!(partitions(&p), [("MBR partition 1".to_string(), 1 << 20, 3 << 20)]);
+        assert_eq!(
+            partitions(&p),
+            [("MBR partition 1".to_string(), 1 << 20, 3 << 20)]
+        );
         let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
         f.set_len(2 << 20).unwrap();
         let e = sniff(&p).unwrap_err();
@@ -286,7 +353,15 @@ mod tests {
     fn recognises_qcow2_and_iso() {
         let d = tempfile::tempdir().unwrap();
         let q = d.path().join("a.qcow2");
-        assert!(std::process::Command::new("qemu-img").args(["create", "-q", "-f", "qcow2"]).arg(&q).arg("64M").status().unwrap().success());
+        assert!(
+            std::process::Command::new("qemu-img")
+                .args(["create", "-q", "-f", "qcow2"])
+                .arg(&q)
+                .arg("64M")
+                .status()
+                .unwrap()
+                .success()
+        );
         let info = sniff(&q).unwrap();
         assert_eq!((info.kind, info.virtual_size), (ImageKind::Qcow2, 64 << 20));
         let iso = sniff(Path::new("/usr/lib/grub-rescue/grub-rescue-cdrom.iso")).unwrap();
@@ -295,13 +370,18 @@ mod tests {
         let src = d.path().join("src");
         std::fs::create_dir(&src).unwrap();
         std::fs::write(src.join("hello"), "hi").unwrap();
-        assert!(std::process::Command::new("xorriso")
-            .args(["-as", "mkisofs", "-quiet", "-o"])
-            .arg(&plain)
-            .arg(&src)
-            .status()
-            .unwrap()
-            .success());
-        assert_eq!(sniff(&plain).unwrap().kind, ImageKind::Iso { el_torito: false });
+        assert!(
+            std::process::Command::new("xorriso")
+                .args(["-as", "mkisofs", "-quiet", "-o"])
+                .arg(&plain)
+                .arg(&src)
+                .status()
+                .unwrap()
+                .success()
+        );
+        assert_eq!(
+            sniff(&plain).unwrap().kind,
+            ImageKind::Iso { el_torito: false }
+        );
     }
 }

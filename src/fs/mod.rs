@@ -33,7 +33,11 @@ struct OffsetReader {
 }
 
 impl Ext4Read for OffsetReader {
-    fn read(&mut self, start: u64, dst: &mut [u8]) -> Result<(), Box<dyn std::error::Error + Send + Sync + 'static>> {
+    fn read(
+        &mut self,
+        start: u64,
+        dst: &mut [u8],
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync + 'static>> {
         self.file.seek(SeekFrom::Start(self.offset + start))?;
         self.file.read_exact(dst)?;
         Ok(())
@@ -60,9 +64,15 @@ pub fn has_ext_magic(image: &Path, offset: u64) -> bool {
 impl FsView {
     /// Opens the filesystem starting `offset` bytes into `image`.
     pub fn open(image: &Path, offset: u64) -> Result<Self, FsError> {
-        let file = File::open(image).map_err(|source| FsError::Open { path: image.display().to_string(), source })?;
-        let fs = Ext4::load(Box::new(OffsetReader { file, offset }))
-            .map_err(|e| FsError::NotExt { offset, message: e.to_string() })?;
+        let file = File::open(image).map_err(|source| FsError::Open {
+            path: image.display().to_string(),
+            source,
+        })?;
+        let fs =
+            Ext4::load(Box::new(OffsetReader { file, offset })).map_err(|e| FsError::NotExt {
+                offset,
+                message: e.to_string(),
+            })?;
         Ok(FsView { fs })
     }
 
@@ -84,7 +94,9 @@ impl FsView {
 
     /// Entry names of a directory (without `.` and `..`); empty if not a directory.
     pub fn list(&self, dir: &str) -> Vec<String> {
-        let Ok(rd) = self.fs.read_dir(dir) else { return Vec::new() };
+        let Ok(rd) = self.fs.read_dir(dir) else {
+            return Vec::new();
+        };
         rd.filter_map(|e: Result<_, Ext4Error>| e.ok())
             .filter_map(|e| e.file_name().as_str().ok().map(str::to_string))
             .filter(|n| n != "." && n != "..")
@@ -92,7 +104,10 @@ impl FsView {
     }
 
     fn is_dir(&self, path: &str) -> bool {
-        self.fs.symlink_metadata(path).map(|m| m.is_dir()).unwrap_or(false)
+        self.fs
+            .symlink_metadata(path)
+            .map(|m| m.is_dir())
+            .unwrap_or(false)
     }
 
     /// Every regular file below `dir`, recursively (symlinks are not followed).
@@ -120,7 +135,11 @@ impl FsView {
             let mut next = Vec::new();
             for base in &current {
                 if comp.contains(['*', '?']) {
-                    let dir = if base.is_empty() { "/".to_string() } else { base.clone() };
+                    let dir = if base.is_empty() {
+                        "/".to_string()
+                    } else {
+                        base.clone()
+                    };
                     for name in self.list(&dir) {
                         if wildcard(comp, &name) {
                             next.push(format!("{base}/{name}"));
@@ -176,12 +195,17 @@ pub fn usable_password_accounts(shadow: &str) -> Vec<String> {
 }
 
 /// Where host keys live.
-pub const HOST_KEY_PATTERNS: &[&str] = &["/etc/ssh/ssh_host_*_key", "/etc/dropbear/dropbear_*_host_key"];
+pub const HOST_KEY_PATTERNS: &[&str] = &[
+    "/etc/ssh/ssh_host_*_key",
+    "/etc/dropbear/dropbear_*_host_key",
+];
 
 /// Reads the facts the offline checks judge. `source` describes where the filesystem was
 /// found; `test_script_patterns` are globs of leftover test scripts.
 pub fn offline_facts(view: &FsView, source: &str, test_script_patterns: &[String]) -> OfflineFacts {
-    let shadow = view.read("/etc/shadow").map(|b| String::from_utf8_lossy(&b).into_owned());
+    let shadow = view
+        .read("/etc/shadow")
+        .map(|b| String::from_utf8_lossy(&b).into_owned());
     let host_keys = HOST_KEY_PATTERNS
         .iter()
         .flat_map(|p| view.glob(p))
@@ -199,7 +223,10 @@ pub fn offline_facts(view: &FsView, source: &str, test_script_patterns: &[String
             dirty.push(format!("{f} ({n} bytes)"));
         }
     }
-    let mut scripts: Vec<String> = test_script_patterns.iter().flat_map(|p| view.glob(p)).collect();
+    let mut scripts: Vec<String> = test_script_patterns
+        .iter()
+        .flat_map(|p| view.glob(p))
+        .collect();
     scripts.sort();
     scripts.dedup();
     let machine_id = view
@@ -218,7 +245,10 @@ pub fn offline_facts(view: &FsView, source: &str, test_script_patterns: &[String
     OfflineFacts {
         source: source.to_string(),
         shadow_readable: shadow.is_some(),
-        password_accounts: shadow.as_deref().map(usable_password_accounts).unwrap_or_default(),
+        password_accounts: shadow
+            .as_deref()
+            .map(usable_password_accounts)
+            .unwrap_or_default(),
         host_keys,
         dirty_logs: dirty,
         test_scripts: scripts,
@@ -244,13 +274,23 @@ mod tests {
     #[test]
     fn shadow_usable_hashes() {
         let s = "root:$6$salt$hash:19000:0:99999:7:::\ndaemon:*:19000::::::\nlocked:!$6$x:1::::::\nopen::1::::::\n";
-        assert_eq!(usable_password_accounts(s), ["root", "open (empty password)"]);
+        assert_eq!(
+            usable_password_accounts(s),
+            ["root", "open (empty password)"]
+        );
     }
 
     fn make_fs(populate: impl Fn(&Path)) -> (tempfile::TempDir, std::path::PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("root");
-        for d in ["etc/ssh", "etc/init.d", "var/log/apt", "root", "home/alice", "usr/sbin"] {
+        for d in [
+            "etc/ssh",
+            "etc/init.d",
+            "var/log/apt",
+            "root",
+            "home/alice",
+            "usr/sbin",
+        ] {
             std::fs::create_dir_all(root.join(d)).unwrap();
         }
         populate(&root);
@@ -280,7 +320,9 @@ mod tests {
         let view = FsView::open(&img, 1048576).unwrap();
         let f = offline_facts(&view, "test", &["/root/test*.sh".into()]);
         assert!(f.shadow_readable);
-        assert!(f.password_accounts.is_empty() && f.host_keys.is_empty() && f.dirty_logs.is_empty());
+        assert!(
+            f.password_accounts.is_empty() && f.host_keys.is_empty() && f.dirty_logs.is_empty()
+        );
         assert!(f.test_scripts.is_empty() && f.machine_id.is_none());
         assert!(f.firstboot_program);
         assert_eq!(f.firstboot_hooks, ["/etc/init.d/firstboot"]);
@@ -295,18 +337,41 @@ mod tests {
             std::fs::write(r.join("var/log/apt/history.log"), "x").unwrap();
             std::fs::write(r.join("home/alice/.bash_history"), "ls\n").unwrap();
             std::fs::write(r.join("root/test.sh"), "echo\n").unwrap();
-            std::fs::write(r.join("etc/machine-id"), "0123456789abcdef0123456789abcdef\n").unwrap();
+            std::fs::write(
+                r.join("etc/machine-id"),
+                "0123456789abcdef0123456789abcdef\n",
+            )
+            .unwrap();
             std::fs::write(r.join("etc/inittab"), "::sysinit:/usr/sbin/firstboot run\n").unwrap();
         });
         let view = FsView::open(&img, 1048576).unwrap();
-        let f = offline_facts(&view, "test", &["/root/test*.sh".into(), "/usr/local/bin/run-tests.sh".into()]);
+        let f = offline_facts(
+            &view,
+            "test",
+            &[
+                "/root/test*.sh".into(),
+                "/usr/local/bin/run-tests.sh".into(),
+            ],
+        );
         assert_eq!(f.password_accounts, ["root"]);
         assert_eq!(f.host_keys.len(), 1);
         assert_eq!(f.host_keys[0].path, "/etc/ssh/ssh_host_ed25519_key");
-        assert_eq!(f.host_keys[0].sha256, "5ca24005b740717ba4f3f6bc48a230700e68c2a4b11ecedb96f169f4efaf1f21"); // sha256("KEY")
-        assert_eq!(f.dirty_logs, ["/var/log/apt/history.log (1 bytes)", "/home/alice/.bash_history (3 bytes)"]);
+        assert_eq!(
+            f.host_keys[0].sha256,
+            "5ca24005b740717ba4f3f6bc48a230700e68c2a4b11ecedb96f169f4efaf1f21"
+        ); // sha256("KEY")
+        assert_eq!(
+            f.dirty_logs,
+            [
+                "/var/log/apt/history.log (1 bytes)",
+                "/home/alice/.bash_history (3 bytes)"
+            ]
+        );
         assert_eq!(f.test_scripts, ["/root/test.sh"]);
-        assert_eq!(f.machine_id.as_deref(), Some("0123456789abcdef0123456789abcdef"));
+        assert_eq!(
+            f.machine_id.as_deref(),
+            Some("0123456789abcdef0123456789abcdef")
+        );
         assert!(!f.firstboot_program);
         assert_eq!(f.firstboot_hooks, ["/etc/inittab"]);
     }

@@ -67,7 +67,10 @@ pub fn random_string(len: usize) -> std::io::Result<String> {
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
     let mut bytes = vec![0u8; len];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(bytes.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect())
+    Ok(bytes
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect())
 }
 
 /// A fault applied to every request.
@@ -111,9 +114,14 @@ impl std::str::FromStr for Fault {
             "drop" => Fault::Drop,
             "never" => Fault::NeverAnswer,
             d if d.starts_with("delay=") => Fault::Delay(
-                humantime::parse_duration(&d[6..]).map_err(|e| format!("bad delay `{}`: {e}", &d[6..]))?,
+                humantime::parse_duration(&d[6..])
+                    .map_err(|e| format!("bad delay `{}`: {e}", &d[6..]))?,
             ),
-            o => return Err(format!("unknown metadata fault `{o}` (none, delay=DURATION, 404, 500, drop, never)")),
+            o => {
+                return Err(format!(
+                    "unknown metadata fault `{o}` (none, delay=DURATION, 404, 500, drop, never)"
+                ));
+            }
         })
     }
 }
@@ -185,7 +193,11 @@ impl MetadataServer {
                 }
             }
         });
-        Ok(MetadataServer { addr, inner, accept: Some(accept) })
+        Ok(MetadataServer {
+            addr,
+            inner,
+            accept: Some(accept),
+        })
     }
 
     /// Where the server listens.
@@ -201,12 +213,20 @@ impl MetadataServer {
 
     /// The requests so far.
     pub fn requests(&self) -> Vec<RequestRecord> {
-        self.inner.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.inner
+            .log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The shell command QEMU runs per guest connection: `'PROGRAM' __relay ADDR TOKEN`.
     pub fn relay_command(&self, program: &Path, token: &str) -> String {
-        format!("{} __relay {} {token}", shell_quote(&program.to_string_lossy()), self.addr)
+        format!(
+            "{} __relay {} {token}",
+            shell_quote(&program.to_string_lossy()),
+            self.addr
+        )
     }
 }
 
@@ -292,13 +312,17 @@ fn serve(stream: TcpStream, inner: &Inner) {
             _ => (Some(404), "not found\n".to_string()),
         },
     };
-    inner.log.lock().unwrap_or_else(|e| e.into_inner()).push(RequestRecord {
-        at_ms,
-        boot: boot.as_ref().map(|(i, _)| *i),
-        method,
-        path,
-        status,
-    });
+    inner
+        .log
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(RequestRecord {
+            at_ms,
+            boot: boot.as_ref().map(|(i, _)| *i),
+            method,
+            path,
+            status,
+        });
     match (inner.fault, status) {
         (Fault::NeverAnswer, _) => {
             while !inner.stop.load(Ordering::SeqCst) {
@@ -332,7 +356,12 @@ fn serve(stream: TcpStream, inner: &Inner) {
 /// The relay QEMU runs per guest connection: connect to the server at `addr`, name the
 /// boot with `token`, then copy `input` to the server and the server's answer to `output`
 /// until the server closes the connection.
-pub fn relay(addr: &str, token: &str, mut input: impl Read + Send + 'static, mut output: impl Write) -> std::io::Result<()> {
+pub fn relay(
+    addr: &str,
+    token: &str,
+    mut input: impl Read + Send + 'static,
+    mut output: impl Write,
+) -> std::io::Result<()> {
     let mut server = TcpStream::connect(addr)?;
     server.write_all(format!("{PREAMBLE} {token}\n").as_bytes())?;
     let mut up = server.try_clone()?;
@@ -361,21 +390,46 @@ mod tests {
     fn get(server: &MetadataServer, token: &str, path: &str) -> String {
         let mut out = Vec::new();
         let req = format!("GET {path} HTTP/1.0\r\nHost: 169.254.169.254\r\n\r\n");
-        relay(&server.addr().to_string(), token, std::io::Cursor::new(req.into_bytes()), &mut out).unwrap();
+        relay(
+            &server.addr().to_string(),
+            token,
+            std::io::Cursor::new(req.into_bytes()),
+            &mut out,
+        )
+        .unwrap();
         String::from_utf8(out).unwrap()
     }
 
     #[test]
     fn answers_paths() {
         let mut s = secrets();
-        assert_eq!(answer("/2009-04-04/meta-data/initial-password", &s).as_deref(), Some("pw-zero"));
-        assert_eq!(answer("/latest/meta-data/instance-id", &s).as_deref(), Some("i-0"));
-        assert_eq!(answer("/latest/meta-data/local-hostname", &s).as_deref(), Some("h0"));
-        assert_eq!(answer("/latest/meta-data/public-keys/0/openssh-key", &s), None);
+        assert_eq!(
+            answer("/2009-04-04/meta-data/initial-password", &s).as_deref(),
+            Some("pw-zero")
+        );
+        assert_eq!(
+            answer("/latest/meta-data/instance-id", &s).as_deref(),
+            Some("i-0")
+        );
+        assert_eq!(
+            answer("/latest/meta-data/local-hostname", &s).as_deref(),
+            Some("h0")
+        );
+        assert_eq!(
+            answer("/latest/meta-data/public-keys/0/openssh-key", &s),
+            None
+        );
         assert_eq!(answer("/other", &s), None);
         s.ssh_key = Some("ssh-ed25519 AAAA x".into());
-        assert_eq!(answer("/2009-04-04/meta-data/public-keys/", &s).as_deref(), Some("0=imgtest"));
-        assert!(answer("/2009-04-04/meta-data/", &s).unwrap().contains("public-keys/"));
+        assert_eq!(
+            answer("/2009-04-04/meta-data/public-keys/", &s).as_deref(),
+            Some("0=imgtest")
+        );
+        assert!(
+            answer("/2009-04-04/meta-data/", &s)
+                .unwrap()
+                .contains("public-keys/")
+        );
     }
 
     #[test]
@@ -388,7 +442,10 @@ mod tests {
         server.register(1, s1);
         let r0 = get(&server, "tok0", "/2009-04-04/meta-data/initial-password");
         let r1 = get(&server, "tok1", "/2009-04-04/meta-data/initial-password");
-        assert!(r0.starts_with("HTTP/1.0 200 OK") && r0.ends_with("\r\n\r\npw-zero"), "{r0}");
+        assert!(
+            r0.starts_with("HTTP/1.0 200 OK") && r0.ends_with("\r\n\r\npw-zero"),
+            "{r0}"
+        );
         assert!(r1.ends_with("pw-one"), "{r1}");
         assert!(get(&server, "tok1", "/2009-04-04/meta-data/nope").starts_with("HTTP/1.0 404"));
         assert!(get(&server, "bogus", "/latest/meta-data/hostname").starts_with("HTTP/1.0 403"));
@@ -402,11 +459,18 @@ mod tests {
 
     #[test]
     fn injects_faults() {
-        for (fault, prefix) in [(Fault::NotFound, "HTTP/1.0 404"), (Fault::ServerError, "HTTP/1.0 500"), (Fault::Drop, "")] {
+        for (fault, prefix) in [
+            (Fault::NotFound, "HTTP/1.0 404"),
+            (Fault::ServerError, "HTTP/1.0 500"),
+            (Fault::Drop, ""),
+        ] {
             let server = MetadataServer::start(fault).unwrap();
             server.register(0, secrets());
             let r = get(&server, "tok0", "/latest/meta-data/initial-password");
-            assert!(r.starts_with(prefix) && (fault != Fault::Drop || r.is_empty()), "{fault}: {r}");
+            assert!(
+                r.starts_with(prefix) && (fault != Fault::Drop || r.is_empty()),
+                "{fault}: {r}"
+            );
             assert!(!r.contains("pw-zero"));
         }
         let server = MetadataServer::start(Fault::Delay(Duration::from_millis(300))).unwrap();
@@ -421,8 +485,10 @@ mod tests {
         let server = MetadataServer::start(Fault::NeverAnswer).unwrap();
         server.register(0, secrets());
         let mut conn = TcpStream::connect(server.addr()).unwrap();
-        conn.write_all(b"IMGTEST-RELAY tok0\nGET /latest/meta-data/hostname HTTP/1.0\r\n\r\n").unwrap();
-        conn.set_read_timeout(Some(Duration::from_millis(400))).unwrap();
+        conn.write_all(b"IMGTEST-RELAY tok0\nGET /latest/meta-data/hostname HTTP/1.0\r\n\r\n")
+            .unwrap();
+        conn.set_read_timeout(Some(Duration::from_millis(400)))
+            .unwrap();
         let mut buf = [0u8; 16];
         assert!(conn.read(&mut buf).is_err(), "answered despite the fault");
         assert_eq!(server.requests()[0].status, None);
@@ -433,12 +499,18 @@ mod tests {
 
     #[test]
     fn parses_faults_and_relay_command_quotes() {
-        assert_eq!("delay=2s".parse::<Fault>().unwrap(), Fault::Delay(Duration::from_secs(2)));
+        assert_eq!(
+            "delay=2s".parse::<Fault>().unwrap(),
+            Fault::Delay(Duration::from_secs(2))
+        );
         assert_eq!("never".parse::<Fault>().unwrap().to_string(), "never");
         assert!("sometimes".parse::<Fault>().is_err());
         let server = MetadataServer::start(Fault::None).unwrap();
         let cmd = server.relay_command(Path::new("/o'k/imgtest"), "T");
-        assert_eq!(cmd, format!("'/o'\\''k/imgtest' __relay {} T", server.addr()));
+        assert_eq!(
+            cmd,
+            format!("'/o'\\''k/imgtest' __relay {} T", server.addr())
+        );
         let a = BootSecrets::generate(0).unwrap();
         let b = BootSecrets::generate(1).unwrap();
         assert_ne!(a.password, b.password);

@@ -34,7 +34,9 @@ impl std::str::FromStr for AccelChoice {
             "auto" => Ok(AccelChoice::Auto),
             "kvm" => Ok(AccelChoice::Kvm),
             "tcg" => Ok(AccelChoice::Tcg),
-            o => Err(format!("unknown accelerator `{o}` (expected auto, kvm or tcg)")),
+            o => Err(format!(
+                "unknown accelerator `{o}` (expected auto, kvm or tcg)"
+            )),
         }
     }
 }
@@ -54,11 +56,23 @@ pub const PROBE_DEADLINE: Duration = Duration::from_secs(3);
 /// Resolves `choice`; for `auto` runs the KVM probe with `qemu` and temp files in `tmp`.
 pub fn decide(choice: AccelChoice, qemu: &str, tmp: &Path) -> AccelDecision {
     match choice {
-        AccelChoice::Kvm => AccelDecision { accel: Accel::Kvm, reason: "requested with --accel kvm".into() },
-        AccelChoice::Tcg => AccelDecision { accel: Accel::Tcg, reason: "requested with --accel tcg".into() },
+        AccelChoice::Kvm => AccelDecision {
+            accel: Accel::Kvm,
+            reason: "requested with --accel kvm".into(),
+        },
+        AccelChoice::Tcg => AccelDecision {
+            accel: Accel::Tcg,
+            reason: "requested with --accel tcg".into(),
+        },
         AccelChoice::Auto => match probe_kvm(qemu, tmp) {
-            Ok(()) => AccelDecision { accel: Accel::Kvm, reason: "KVM probe booted firmware".into() },
-            Err(why) => AccelDecision { accel: Accel::Tcg, reason: format!("KVM unusable: {why}") },
+            Ok(()) => AccelDecision {
+                accel: Accel::Kvm,
+                reason: "KVM probe booted firmware".into(),
+            },
+            Err(why) => AccelDecision {
+                accel: Accel::Tcg,
+                reason: format!("KVM unusable: {why}"),
+            },
         },
     }
 }
@@ -89,12 +103,17 @@ pub fn probe_kvm(qemu: &str, tmp: &Path) -> Result<(), String> {
         }
     });
     let deadline = Instant::now() + PROBE_DEADLINE;
-    let got = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).is_ok();
+    let got = rx
+        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        .is_ok();
     vm.kill();
     if got {
         Ok(())
     } else {
-        Err(format!("no firmware output within {}s", PROBE_DEADLINE.as_secs()))
+        Err(format!(
+            "no firmware output within {}s",
+            PROBE_DEADLINE.as_secs()
+        ))
     }
 }
 

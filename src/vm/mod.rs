@@ -55,7 +55,9 @@ impl std::str::FromStr for DiskBus {
             "virtio" => Ok(DiskBus::Virtio),
             "ide" => Ok(DiskBus::Ide),
             "scsi" => Ok(DiskBus::Scsi),
-            other => Err(format!("unknown disk bus `{other}` (expected virtio, ide or scsi)")),
+            other => Err(format!(
+                "unknown disk bus `{other}` (expected virtio, ide or scsi)"
+            )),
         }
     }
 }
@@ -142,7 +144,10 @@ impl VmSpec {
             push(
                 &mut a,
                 "-drive",
-                &format!("file={},format=raw,media=cdrom,readonly=on,if=none,id=cd0", opt_path(cd)),
+                &format!(
+                    "file={},format=raw,media=cdrom,readonly=on,if=none,id=cd0",
+                    opt_path(cd)
+                ),
             );
             push(&mut a, "-device", "ide-cd,drive=cd0,bus=ide.1,bootindex=0");
         }
@@ -150,14 +155,21 @@ impl VmSpec {
             push(
                 &mut a,
                 "-drive",
-                &format!("file={},format=qcow2,if=none,id=d0,cache=unsafe", opt_path(disk)),
+                &format!(
+                    "file={},format=qcow2,if=none,id=d0,cache=unsafe",
+                    opt_path(disk)
+                ),
             );
             match self.disk_bus {
                 DiskBus::Virtio => push(&mut a, "-device", "virtio-blk-pci,drive=d0,bootindex=1"),
                 DiskBus::Ide => push(&mut a, "-device", "ide-hd,drive=d0,bus=ide.0,bootindex=1"),
                 DiskBus::Scsi => {
                     push(&mut a, "-device", "virtio-scsi-pci,id=scsi0");
-                    push(&mut a, "-device", "scsi-hd,drive=d0,bus=scsi0.0,bootindex=1");
+                    push(
+                        &mut a,
+                        "-device",
+                        "scsi-hd,drive=d0,bus=scsi0.0,bootindex=1",
+                    );
                 }
             }
         }
@@ -173,12 +185,19 @@ impl VmSpec {
             netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{port}-:22"));
         }
         if let Some(cmd) = &self.metadata_cmd {
-            netdev.push_str(&format!(",guestfwd=tcp:169.254.169.254:80-cmd:{}", escape_opt(cmd)));
+            netdev.push_str(&format!(
+                ",guestfwd=tcp:169.254.169.254:80-cmd:{}",
+                escape_opt(cmd)
+            ));
         }
         push(&mut a, "-netdev", &netdev);
         push(&mut a, "-device", "virtio-net-pci,netdev=n0");
         if let Some(sock) = &self.qmp_socket {
-            push(&mut a, "-qmp", &format!("unix:{},server=on,wait=off", opt_path(sock)));
+            push(
+                &mut a,
+                "-qmp",
+                &format!("unix:{},server=on,wait=off", opt_path(sock)),
+            );
         }
         a
     }
@@ -210,7 +229,9 @@ pub fn overlay_command(base: &Path, base_format: &str, overlay: &Path) -> Comman
 /// The `qemu-img create` command for a blank thin qcow2 disk of `size` bytes.
 pub fn blank_disk_command(path: &Path, size: u64) -> Command {
     let mut c = Command::new("qemu-img");
-    c.args(["create", "-q", "-f", "qcow2"]).arg(path).arg(size.to_string());
+    c.args(["create", "-q", "-f", "qcow2"])
+        .arg(path)
+        .arg(size.to_string());
     c
 }
 
@@ -242,9 +263,10 @@ pub enum VmError {
 /// Runs a short helper command to completion, mapping failures to [`VmError`].
 pub fn run_helper(mut cmd: Command) -> Result<String, VmError> {
     let program = cmd.get_program().to_string_lossy().into_owned();
-    let out = cmd
-        .output()
-        .map_err(|source| VmError::Spawn { program: program.clone(), source })?;
+    let out = cmd.output().map_err(|source| VmError::Spawn {
+        program: program.clone(),
+        source,
+    })?;
     if !out.status.success() {
         return Err(VmError::Failed {
             program,
@@ -272,7 +294,10 @@ mod tests {
         let s = joined(&VmSpec::new(Accel::Tcg, 256, 2));
         assert!(s.contains("-accel tcg -m 256 -smp 2"), "{s}");
         assert!(s.contains("-nographic -serial stdio -monitor none"), "{s}");
-        assert!(s.contains("-netdev user,id=n0,restrict=on,net=169.254.0.0/16,host=169.254.0.2 "), "{s}");
+        assert!(
+            s.contains("-netdev user,id=n0,restrict=on,net=169.254.0.0/16,host=169.254.0.2 "),
+            "{s}"
+        );
         assert!(!s.contains("hostfwd"));
         assert!(!s.contains("-drive"));
     }
@@ -288,7 +313,9 @@ mod tests {
         assert!(joined(&spec).contains("-device ide-hd,drive=d0,bus=ide.0,bootindex=1"));
         spec.disk_bus = DiskBus::Scsi;
         let s = joined(&spec);
-        assert!(s.contains("-device virtio-scsi-pci,id=scsi0 -device scsi-hd,drive=d0,bus=scsi0.0,bootindex=1"));
+        assert!(s.contains(
+            "-device virtio-scsi-pci,id=scsi0 -device scsi-hd,drive=d0,bus=scsi0.0,bootindex=1"
+        ));
         assert!(s.contains("-accel kvm"));
     }
 
@@ -301,7 +328,10 @@ mod tests {
         let cd = a.iter().position(|x| x.contains("bootindex=0")).unwrap();
         let hd = a.iter().position(|x| x.contains("bootindex=1")).unwrap();
         assert!(a[cd].starts_with("ide-cd,drive=cd0"));
-        assert!(a.iter().any(|x| x == "file=/img/x.iso,format=raw,media=cdrom,readonly=on,if=none,id=cd0"));
+        assert!(
+            a.iter()
+                .any(|x| x == "file=/img/x.iso,format=raw,media=cdrom,readonly=on,if=none,id=cd0")
+        );
         assert!(cd < hd);
     }
 
@@ -314,7 +344,12 @@ mod tests {
         let a = spec.args();
         let net = &a[a.iter().position(|x| x == "-netdev").unwrap() + 1];
         assert!(net.contains(",hostfwd=tcp:127.0.0.1:40022-:22,"), "{net}");
-        assert!(net.ends_with(",guestfwd=tcp:169.254.169.254:80-cmd:'/a,,b/imgtest' __relay 127.0.0.1:5 tok"), "{net}");
+        assert!(
+            net.ends_with(
+                ",guestfwd=tcp:169.254.169.254:80-cmd:'/a,,b/imgtest' __relay 127.0.0.1:5 tok"
+            ),
+            "{net}"
+        );
         assert!(joined(&spec).contains("-qmp unix:/t/qmp.sock,server=on,wait=off"));
     }
 
@@ -337,8 +372,24 @@ mod tests {
     #[test]
     fn overlay_command_names_backing_format_and_absolute_base() {
         let c = overlay_command(Path::new("/imgs/a.img"), "raw", Path::new("/t/o.qcow2"));
-        let args: Vec<_> = c.get_args().map(|x| x.to_string_lossy().into_owned()).collect();
-        assert_eq!(args, ["create", "-q", "-f", "qcow2", "-F", "raw", "-b", "/imgs/a.img", "/t/o.qcow2"]);
+        let args: Vec<_> = c
+            .get_args()
+            .map(|x| x.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            args,
+            [
+                "create",
+                "-q",
+                "-f",
+                "qcow2",
+                "-F",
+                "raw",
+                "-b",
+                "/imgs/a.img",
+                "/t/o.qcow2"
+            ]
+        );
     }
 
     #[test]

@@ -83,17 +83,30 @@ impl VmProcess {
     /// Starts `program` (normally `qemu-system-x86_64`) with the spec's arguments in a new
     /// process group. Returns the process and the serial console (QEMU's stdout).
     /// QEMU's stderr goes to `stderr_log`.
-    pub fn spawn(program: &str, spec: &VmSpec, stderr_log: &Path) -> Result<(Self, ChildStdout), VmError> {
+    pub fn spawn(
+        program: &str,
+        spec: &VmSpec,
+        stderr_log: &Path,
+    ) -> Result<(Self, ChildStdout), VmError> {
         let mut cmd = Command::new(program);
         cmd.args(spec.args());
         Self::spawn_command(cmd, stderr_log)
     }
 
     /// Starts any command the same way as [`VmProcess::spawn`].
-    pub fn spawn_command(mut cmd: Command, stderr_log: &Path) -> Result<(Self, ChildStdout), VmError> {
+    pub fn spawn_command(
+        mut cmd: Command,
+        stderr_log: &Path,
+    ) -> Result<(Self, ChildStdout), VmError> {
         let program = cmd.get_program().to_string_lossy().into_owned();
-        let stderr = File::create(stderr_log).map_err(|source| VmError::Spawn { program: program.clone(), source })?;
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(stderr).process_group(0);
+        let stderr = File::create(stderr_log).map_err(|source| VmError::Spawn {
+            program: program.clone(),
+            source,
+        })?;
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .process_group(0);
         let set = guarded_set();
         // SAFETY: the pre-exec hook only calls the async-signal-safe pthread_sigmask,
         // so children get default signal handling back.
@@ -104,12 +117,18 @@ impl VmProcess {
             });
         }
         let mut groups = GROUPS.lock().unwrap_or_else(|e| e.into_inner());
-        let mut child = cmd.spawn().map_err(|source| VmError::Spawn { program, source })?;
+        let mut child = cmd
+            .spawn()
+            .map_err(|source| VmError::Spawn { program, source })?;
         let pgid = child.id() as i32;
         groups.push(pgid);
         drop(groups);
         let stdout = child.stdout.take().expect("stdout is piped");
-        let vm = VmProcess { child, pgid, status: None };
+        let vm = VmProcess {
+            child,
+            pgid,
+            status: None,
+        };
         if interrupted() {
             kill_group(pgid);
         }
@@ -175,7 +194,9 @@ mod tests {
         let (vm, mut out) = VmProcess::spawn_command(cmd, &dir.path().join("err")).unwrap();
         let mut line = String::new();
         use std::io::BufRead;
-        std::io::BufReader::new(&mut out).read_line(&mut line).unwrap();
+        std::io::BufReader::new(&mut out)
+            .read_line(&mut line)
+            .unwrap();
         let grandchild: i32 = line.trim().parse().unwrap();
         drop(vm);
         std::thread::sleep(Duration::from_millis(100));
@@ -194,7 +215,10 @@ mod tests {
         cmd.arg("5");
         let (mut vm, _out) = VmProcess::spawn_command(cmd, &dir.path().join("err")).unwrap();
         let t = Instant::now();
-        assert!(vm.wait_until(Instant::now() + Duration::from_millis(200)).is_none());
+        assert!(
+            vm.wait_until(Instant::now() + Duration::from_millis(200))
+                .is_none()
+        );
         assert!(t.elapsed() < Duration::from_secs(2));
         vm.kill();
         assert!(vm.try_exited().is_some());

@@ -25,16 +25,24 @@ impl Qmp {
             match UnixStream::connect(socket) {
                 Ok(s) => break s,
                 Err(e) if Instant::now() >= deadline => {
-                    return Err(VmError::Qmp(format!("cannot connect to {}: {e}", socket.display())));
+                    return Err(VmError::Qmp(format!(
+                        "cannot connect to {}: {e}",
+                        socket.display()
+                    )));
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(50)),
             }
         };
-        let timeout = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
+        let timeout = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(100));
         stream.set_read_timeout(Some(timeout)).map_err(io)?;
         stream.set_write_timeout(Some(timeout)).map_err(io)?;
         let writer = stream.try_clone().map_err(io)?;
-        let mut qmp = Qmp { reader: BufReader::new(stream), writer };
+        let mut qmp = Qmp {
+            reader: BufReader::new(stream),
+            writer,
+        };
         let greeting = qmp.read_message()?;
         if greeting.get("QMP").is_none() {
             return Err(VmError::Qmp(format!("unexpected greeting {greeting}")));
