@@ -15,4 +15,5 @@ pub mod guest;
 pub mod metadata;
 pub mod report;
 pub mod run;
+pub mod sparse;
 pub mod vm;

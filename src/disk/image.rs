@@ -7,11 +7,12 @@
 //! image, then each partition) for the offline view in [`crate::fs`].
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use super::table::Table;
 
 /// The image's format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,10 +130,10 @@ pub fn sniff(path: &Path) -> Result<ImageInfo, ImageError> {
     let mut head = [0u8; 512];
     let n = file.read_at(&mut head, 0).map_err(|e| io_err(path, e))?;
     let head = &head[..n];
-    if let Some(kind) = compression(head) {
+    if let Some(kind) = super::sniff::compression(head) {
         return Err(ImageError::Compressed {
             path: path.into(),
-            kind: kind.into(),
+            kind: kind.to_string(),
         });
     }
     if head.starts_with(b"QFI\xfb") {
@@ -187,18 +188,6 @@ fn io_err(path: &Path, e: std::io::Error) -> ImageError {
     }
 }
 
-/// The compression a file starts with (gzip, zstd, xz), if any.
-fn compression(head: &[u8]) -> Option<&'static str> {
-    [
-        (&b"\x1f\x8b"[..], "gzip"),
-        (b"\x28\xb5\x2f\xfd", "zstd"),
-        (b"\xfd7zXZ\0", "xz"),
-    ]
-    .iter()
-    .find(|(m, _)| head.starts_with(m))
-    .map(|&(_, k)| k)
-}
-
 fn qemu_img_info(path: &Path, kind: ImageKind) -> Result<ImageInfo, ImageError> {
     let out = std::process::Command::new("qemu-img")
         .args(["info", "--output=json", "-f", kind.qemu_format()])
@@ -226,46 +215,21 @@ fn qemu_img_info(path: &Path, kind: ImageKind) -> Result<ImageInfo, ImageError> 
     })
 }
 
-/// Partitions of a raw disk as (description, start, size) in bytes; empty without a table.
+/// Partitions of a raw disk as (description, start, size) in bytes; empty without a
+/// readable table.
 pub fn partitions(path: &Path) -> Vec<(String, u64, u64)> {
-    let Ok(mut f) = File::open(path) else {
+    let Ok(info) = super::table::inspect(path) else {
         return Vec::new();
     };
-    if let Ok(disk) = gpt::GptConfig::new().writable(false).open(path) {
-        let lb: u64 = disk.logical_block_size().as_u64();
-        return disk
-            .partitions()
-            .iter()
-            .filter(|(_, p)| p.is_used())
-            .map(|(n, p)| {
-                (
-                    format!("GPT partition {n}"),
-                    p.first_lba * lb,
-                    (p.last_lba + 1 - p.first_lba) * lb,
-                )
-            })
-            .collect();
-    }
-    let _ = f.seek(SeekFrom::Start(0));
-    let mut sector = [0u8; 512];
-    if f.read_exact(&mut sector).is_err() || sector[510..512] != [0x55, 0xaa] {
-        return Vec::new();
-    }
-    let _ = f.seek(SeekFrom::Start(0));
-    match mbrman::MBR::read_from(&mut f, 512) {
-        Ok(mbr) => mbr
-            .iter()
-            .filter(|(_, p)| p.is_used())
-            .map(|(i, p)| {
-                (
-                    format!("MBR partition {i}"),
-                    p.starting_lba as u64 * 512,
-                    p.sectors as u64 * 512,
-                )
-            })
-            .collect(),
-        Err(_) => Vec::new(),
-    }
+    let (kind, parts) = match info.table {
+        Table::None => return Vec::new(),
+        Table::Mbr { partitions, .. } => ("MBR", partitions),
+        Table::Gpt { partitions, .. } => ("GPT", partitions),
+    };
+    parts
+        .into_iter()
+        .map(|p| (format!("{kind} partition {}", p.number), p.start, p.size))
+        .collect()
 }
 
 /// Where an ext2/3/4 root filesystem may start: (description, byte offset).
