@@ -269,6 +269,7 @@ fn boot_one(
     }
     spec.disk = Some(disk);
     spec.disk_bus = plan.disk_bus;
+    spec.direct_kernel = plan.direct_kernel.clone();
     let port = free_port()?;
     spec.ssh_port = Some(port);
     spec.metadata_cmd = Some(server.relay_command(&plan.relay_program, &secrets.token));

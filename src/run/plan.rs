@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::checks::Selection;
 use crate::metadata::Fault;
 use crate::vm::accel::AccelChoice;
-use crate::vm::{Accel, DiskBus};
+use crate::vm::{Accel, DirectKernel, DiskBus};
 
 /// The commented default configuration.
 pub const DEFAULT_CONFIG: &str = include_str!("imgtest.toml");
@@ -58,6 +58,20 @@ pub struct RunArgs {
     /// Metadata fault: none, delay=DURATION, 404, 500, drop, never.
     #[arg(long)]
     pub metadata_fault: Option<Fault>,
+    /// Boot this kernel directly (no firmware boot of the image's bootloader).
+    #[arg(long, value_name = "FILE")]
+    pub kernel: Option<PathBuf>,
+    /// Initrd for --kernel.
+    #[arg(long, value_name = "FILE", requires = "kernel")]
+    pub initrd: Option<PathBuf>,
+    /// Kernel command line for --kernel.
+    #[arg(
+        long,
+        value_name = "CMDLINE",
+        requires = "kernel",
+        default_value = "console=ttyS0"
+    )]
+    pub append: String,
     /// Write the JSON report here.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -188,6 +202,8 @@ pub struct RunPlan {
     pub junit: Option<PathBuf>,
     /// Artifacts directory.
     pub artifacts: Option<PathBuf>,
+    /// Direct kernel boot instead of the image's bootloader.
+    pub direct_kernel: Option<DirectKernel>,
     /// The program QEMU runs as metadata relay (`PROGRAM __relay ADDR TOKEN`).
     pub relay_program: PathBuf,
     /// The QEMU binary.
@@ -331,6 +347,11 @@ impl RunPlan {
             json: args.json,
             junit: args.junit,
             artifacts: args.artifacts,
+            direct_kernel: args.kernel.map(|kernel| DirectKernel {
+                kernel,
+                initrd: args.initrd,
+                append: args.append,
+            }),
             relay_program,
             qemu: "qemu-system-x86_64".into(),
         })
