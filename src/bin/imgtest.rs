@@ -111,7 +111,16 @@ fn run(args: RunArgs) -> i32 {
             return exit::ERROR;
         }
     };
-    let decision = accel::decide(plan.accel, &plan.qemu, probe_dir.path());
+    let kernel = plan
+        .direct_kernel
+        .as_ref()
+        .map(|k| k.kernel.clone())
+        .or_else(accel::probe_kernel);
+    let decision = if plan.selection.needs_boot() {
+        accel::decide(plan.accel, &plan.qemu, probe_dir.path(), kernel.as_deref())
+    } else {
+        accel::decide(accel::AccelChoice::Tcg, &plan.qemu, probe_dir.path(), None)
+    };
     drop(probe_dir);
     emit(Event::Accel(decision.clone()));
     let mut reports: Vec<Report> = Vec::new();
@@ -207,18 +216,24 @@ fn doctor() -> i32 {
         true,
     );
     let dir = tempfile::tempdir().expect("temp dir");
-    let kvm = accel::probe_kvm("qemu-system-x86_64", dir.path());
+    let kernel = accel::probe_kernel();
+    line(
+        "KVM probe kernel",
+        kernel
+            .as_ref()
+            .map(|k| k.display().to_string())
+            .ok_or_else(|| "none".into()),
+        "run `fsmaker kernel fetch`; without it KVM is not proven and TCG is used",
+        false,
+    );
+    let kvm = accel::probe_kvm("qemu-system-x86_64", dir.path(), kernel.as_deref());
+    let auto = if kvm.is_ok() { "kvm" } else { "tcg" };
     line(
         "KVM",
         kvm.map(|_| "usable".into()),
         "imgtest uses TCG (slower; timeouts are scaled)",
         false,
     );
-    println!(
-        "accelerator for --accel auto: {}",
-        accel::decide(accel::AccelChoice::Auto, "qemu-system-x86_64", dir.path())
-            .accel
-            .name()
-    );
+    println!("accelerator for --accel auto: {auto}");
     if ok { exit::SUCCESS } else { exit::ERROR }
 }

@@ -1,18 +1,20 @@
 //! Accelerator choice: KVM only when a short probe proves it works, else TCG.
 //!
-//! `/dev/kvm` existing is not enough (on some hosts guests hang under it), so the probe
-//! starts a diskless VM with `-accel kvm` and waits a few seconds for SeaBIOS to print
-//! its banner on the serial console; the VM is killed afterwards either way.
+//! `/dev/kvm` existing is not enough: on some hosts firmware runs under KVM but a kernel
+//! hangs as soon as it leaves real mode. So the probe boots a Linux kernel directly
+//! (`-kernel`, no disk) under `-accel kvm` and waits a few seconds for "Linux version" on
+//! the serial console, which the kernel prints from 64-bit code; the VM is killed
+//! afterwards either way. Without a kernel to boot, KVM is not proven and TCG is used.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use super::process::VmProcess;
-use super::{Accel, VmSpec};
+use super::{Accel, DirectKernel, VmSpec};
 
 /// What the user asked for with `--accel`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -53,8 +55,9 @@ pub struct AccelDecision {
 /// How long the KVM probe waits for the firmware banner.
 pub const PROBE_DEADLINE: Duration = Duration::from_secs(3);
 
-/// Resolves `choice`; for `auto` runs the KVM probe with `qemu` and temp files in `tmp`.
-pub fn decide(choice: AccelChoice, qemu: &str, tmp: &Path) -> AccelDecision {
+/// Resolves `choice`; for `auto` runs the KVM probe with `qemu`, `kernel` (see
+/// [`probe_kernel`]) and temp files in `tmp`.
+pub fn decide(choice: AccelChoice, qemu: &str, tmp: &Path, kernel: Option<&Path>) -> AccelDecision {
     match choice {
         AccelChoice::Kvm => AccelDecision {
             accel: Accel::Kvm,
@@ -64,10 +67,10 @@ pub fn decide(choice: AccelChoice, qemu: &str, tmp: &Path) -> AccelDecision {
             accel: Accel::Tcg,
             reason: "requested with --accel tcg".into(),
         },
-        AccelChoice::Auto => match probe_kvm(qemu, tmp) {
+        AccelChoice::Auto => match probe_kvm(qemu, tmp, kernel) {
             Ok(()) => AccelDecision {
                 accel: Accel::Kvm,
-                reason: "KVM probe booted firmware".into(),
+                reason: "a kernel booted under KVM in the probe".into(),
             },
             Err(why) => AccelDecision {
                 accel: Accel::Tcg,
@@ -77,14 +80,57 @@ pub fn decide(choice: AccelChoice, qemu: &str, tmp: &Path) -> AccelDecision {
     }
 }
 
-/// Boots firmware under KVM and waits [`PROBE_DEADLINE`] for "SeaBIOS" on serial.
-pub fn probe_kvm(qemu: &str, tmp: &Path) -> Result<(), String> {
+/// A kernel the probe can boot: the fsmaker kernel cache (`$FSMAKER_CACHE`,
+/// `$XDG_CACHE_HOME/fsmaker`, `~/.cache/fsmaker`), then the host's `/boot/vmlinuz-*`.
+pub fn probe_kernel() -> Option<PathBuf> {
+    let var = |k: &str| std::env::var_os(k).map(PathBuf::from);
+    let caches = [
+        var("FSMAKER_CACHE"),
+        var("XDG_CACHE_HOME").map(|d| d.join("fsmaker")),
+        var("HOME").map(|h| h.join(".cache/fsmaker")),
+    ];
+    let mut found: Vec<PathBuf> = caches
+        .into_iter()
+        .flatten()
+        .flat_map(|c| {
+            std::fs::read_dir(c.join("kernels"))
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .map(|e| e.path().join("vmlinuz"))
+        .filter(|p| p.is_file())
+        .collect();
+    let mut host: Vec<PathBuf> = std::fs::read_dir("/boot")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz"))
+        })
+        .filter(|p| std::fs::File::open(p).is_ok())
+        .collect();
+    host.sort();
+    found.append(&mut host);
+    found.into_iter().next()
+}
+
+/// Boots `kernel` under KVM and waits [`PROBE_DEADLINE`] for "Linux version" on serial.
+pub fn probe_kvm(qemu: &str, tmp: &Path, kernel: Option<&Path>) -> Result<(), String> {
     std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/kvm")
         .map_err(|e| format!("/dev/kvm: {e}"))?;
-    let spec = VmSpec::new(Accel::Kvm, 64, 1);
+    let kernel = kernel.ok_or("no kernel to prove it with (see `imgtest doctor`)")?;
+    let mut spec = VmSpec::new(Accel::Kvm, 128, 1);
+    spec.direct_kernel = Some(DirectKernel {
+        kernel: kernel.to_path_buf(),
+        initrd: None,
+        append: "console=ttyS0 panic=-1".into(),
+    });
     let (mut vm, mut serial) =
         VmProcess::spawn(qemu, &spec, &tmp.join("kvm-probe.err")).map_err(|e| e.to_string())?;
     let (tx, rx) = mpsc::channel();
@@ -96,7 +142,7 @@ pub fn probe_kvm(qemu: &str, tmp: &Path) -> Result<(), String> {
                 break;
             }
             seen.extend_from_slice(&buf[..n]);
-            if String::from_utf8_lossy(&seen).contains("SeaBIOS") {
+            if String::from_utf8_lossy(&seen).contains("Linux version") {
                 let _ = tx.send(());
                 break;
             }
@@ -111,7 +157,7 @@ pub fn probe_kvm(qemu: &str, tmp: &Path) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "no firmware output within {}s",
+            "a kernel printed nothing within {}s under KVM",
             PROBE_DEADLINE.as_secs()
         ))
     }
@@ -123,17 +169,34 @@ mod tests {
 
     #[test]
     fn explicit_choices_skip_the_probe() {
-        let d = decide(AccelChoice::Tcg, "/nonexistent/qemu", Path::new("/tmp"));
+        let d = decide(
+            AccelChoice::Tcg,
+            "/nonexistent/qemu",
+            Path::new("/tmp"),
+            None,
+        );
         assert_eq!(d.accel, Accel::Tcg);
-        let d = decide(AccelChoice::Kvm, "/nonexistent/qemu", Path::new("/tmp"));
+        let d = decide(
+            AccelChoice::Kvm,
+            "/nonexistent/qemu",
+            Path::new("/tmp"),
+            None,
+        );
         assert_eq!(d.accel, Accel::Kvm);
     }
 
     #[test]
     fn auto_falls_back_to_tcg_when_the_probe_cannot_run() {
         let dir = tempfile::tempdir().unwrap();
-        let d = decide(AccelChoice::Auto, "/nonexistent/qemu", dir.path());
+        let d = decide(
+            AccelChoice::Auto,
+            "/nonexistent/qemu",
+            dir.path(),
+            Some(Path::new("/k")),
+        );
         assert_eq!(d.accel, Accel::Tcg);
         assert!(d.reason.starts_with("KVM unusable"), "{}", d.reason);
+        let d = decide(AccelChoice::Auto, "qemu-system-x86_64", dir.path(), None);
+        assert_eq!(d.accel, Accel::Tcg, "{}", d.reason);
     }
 }
