@@ -48,7 +48,7 @@ impl std::str::FromStr for AccelChoice {
 pub struct AccelDecision {
     /// The accelerator every VM of the run uses.
     pub accel: Accel,
-    /// Why (e.g. "requested", "KVM probe: no firmware output within 3s").
+    /// Why (e.g. "requested", "KVM unusable: a kernel printed nothing within 3s under KVM").
     pub reason: String,
 }
 
