@@ -36,13 +36,24 @@ pub fn copy_with(
         return Err(SparseError::BadBlockSize(bs));
     }
     let input = Input::open(plan, true)?;
-    let out = open_dst(plan, input.identity)?;
-    let mut stats = run(plan, input, out, observer)?;
-    stats.elapsed = started.elapsed();
-    Ok(stats)
+    let (out, created) = open_dst(plan, input.identity)?;
+    match run(plan, input, out, observer) {
+        Ok(mut stats) => {
+            stats.elapsed = started.elapsed();
+            Ok(stats)
+        }
+        Err(e) => {
+            // A DST this copy created holds nothing of value: leave nothing half-done.
+            if created {
+                let _ = std::fs::remove_file(&plan.dst);
+            }
+            Err(e)
+        }
+    }
 }
 
-fn open_dst(plan: &CopyPlan, src: Option<Identity>) -> Result<Output, SparseError> {
+/// Open (or create) DST; also says whether it was created.
+fn open_dst(plan: &CopyPlan, src: Option<Identity>) -> Result<(Output, bool), SparseError> {
     let path = &plan.dst;
     let open_err = |e| SparseError::DstOpen {
         path: path.clone(),
@@ -61,7 +72,7 @@ fn open_dst(plan: &CopyPlan, src: Option<Identity>) -> Result<Output, SparseErro
             return Err(SparseError::SameFile(path.clone()));
         }
         if meta.file_type().is_block_device() {
-            return open_device(plan, path, meta);
+            return Ok((open_device(plan, path, meta)?, false));
         }
     }
     let file = OpenOptions::new()
@@ -72,7 +83,10 @@ fn open_dst(plan: &CopyPlan, src: Option<Identity>) -> Result<Output, SparseErro
         .open(path)
         .map_err(open_err)?;
     let old_len = file.metadata().map_err(open_err)?.len();
-    Ok(Output::new(file, Target::File { old_len }))
+    Ok((
+        Output::new(file, Target::File { old_len }),
+        existing.is_none(),
+    ))
 }
 
 fn open_device(
@@ -341,4 +355,160 @@ fn verify(
         off += ours.len() as u64;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sparse::blockdev::BlockDevice;
+    use std::sync::{Arc, Mutex};
+
+    /// A block device made of a regular file; records every ioctl.
+    struct FakeDevice {
+        file: File,
+        size: u64,
+        calls: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl BlockDevice for FakeDevice {
+        fn size(&self) -> io::Result<u64> {
+            Ok(self.size)
+        }
+        fn zero_out(&self, offset: u64, len: u64) -> io::Result<()> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("zeroout {offset}+{len}"));
+            self.file.write_all_at(&vec![0u8; len as usize], offset)
+        }
+        fn discard(&self, offset: u64, len: u64) -> io::Result<()> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("discard {offset}+{len}"));
+            self.file.write_all_at(&vec![0u8; len as usize], offset)
+        }
+        fn reread_partitions(&self) -> io::Result<()> {
+            self.calls.lock().unwrap().push("rereadpt".into());
+            Ok(())
+        }
+    }
+
+    const DEV: u64 = 1 << 20;
+
+    /// SRC: 4 KiB data, 8 KiB explicit zeros, a 16 KiB hole, 1000 bytes data.
+    fn src(dir: &Path) -> (std::path::PathBuf, Vec<u8>) {
+        let mut bytes = vec![0u8; 4096 + 8192 + 16384 + 1000];
+        bytes[..4096].fill(0x11);
+        bytes[28672..].fill(0x22);
+        let path = dir.join("src");
+        let f = File::create(&path).unwrap();
+        f.write_all_at(&bytes[..4096 + 8192], 0).unwrap();
+        f.write_all_at(&bytes[28672..], 28672).unwrap();
+        (path, bytes)
+    }
+
+    fn copy_to_fake(
+        plan: &CopyPlan,
+        zero: DeviceZero,
+    ) -> (Result<CopyStats, SparseError>, Vec<u8>, Vec<String>) {
+        let backing = tempfile::tempfile().unwrap();
+        backing
+            .write_all_at(&vec![0xaau8; DEV as usize], 0)
+            .unwrap();
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let dev = FakeDevice {
+            file: backing.try_clone().unwrap(),
+            size: DEV,
+            calls: calls.clone(),
+        };
+        let out = Output::new(
+            backing.try_clone().unwrap(),
+            Target::Device {
+                dev: Box::new(dev),
+                zero,
+            },
+        );
+        let input = Input::open(plan, true).unwrap();
+        let res = run(plan, input, out, &mut |_| {});
+        let mut content = vec![0u8; DEV as usize];
+        backing.read_exact_at(&mut content, 0).unwrap();
+        let calls = calls.lock().unwrap().clone();
+        (res, content, calls)
+    }
+
+    #[test]
+    fn device_zero_ranges_use_the_ioctl_with_written_unaligned_edges() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, bytes) = src(dir.path());
+        let seek = 8192 + 100;
+        let plan = CopyPlan {
+            seek,
+            ..CopyPlan::new(Source::Path(path), "/dev/fake")
+        };
+        for (zero, op) in [
+            (DeviceZero::ZeroOut, "zeroout"),
+            (DeviceZero::Discard, "discard"),
+        ] {
+            let (res, content, calls) = copy_to_fake(&plan, zero);
+            let stats = res.unwrap();
+            assert_eq!(stats.dst_size, DEV);
+            // Blocks follow DST's 4 KiB grid: data lands in DST 8292..12388, so
+            // blocks 8292..12288 and 12288..16384 are written, then the tail.
+            assert_eq!(stats.bytes_written, 3996 + 4096 + 1000);
+            let s = seek as usize;
+            assert_eq!(
+                &content[s..s + bytes.len()],
+                &bytes[..],
+                "{op}: region equals SRC"
+            );
+            assert!(
+                content[..s].iter().all(|&b| b == 0xaa),
+                "{op}: before the region untouched"
+            );
+            assert!(
+                content[s + bytes.len()..].iter().all(|&b| b == 0xaa),
+                "{op}: after untouched"
+            );
+            // Zeros and the hole: DST 16384..36964; the ioctl takes the
+            // sector-aligned 16384..36864, the 100-byte edge is written.
+            assert_eq!(
+                calls,
+                vec![format!("{op} 16384+20480"), "rereadpt".to_string()]
+            );
+        }
+    }
+
+    #[test]
+    fn assume_zero_leaves_zero_ranges_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, bytes) = src(dir.path());
+        let plan = CopyPlan::new(Source::Path(path), "/dev/fake");
+        let (res, content, calls) = copy_to_fake(&plan, DeviceZero::AssumeZero);
+        res.unwrap();
+        assert_eq!(calls, vec!["rereadpt".to_string()]);
+        assert_eq!(&content[..4096], &bytes[..4096]);
+        assert!(
+            content[4096..28672].iter().all(|&b| b == 0xaa),
+            "zero ranges not written"
+        );
+        assert_eq!(&content[28672..bytes.len()], &bytes[28672..]);
+    }
+
+    #[test]
+    fn a_source_larger_than_the_device_is_refused_before_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = src(dir.path());
+        let plan = CopyPlan {
+            seek: DEV - 4096,
+            ..CopyPlan::new(Source::Path(path), "/dev/fake")
+        };
+        let (res, content, calls) = copy_to_fake(&plan, DeviceZero::ZeroOut);
+        assert_eq!(
+            res.unwrap_err().to_string(),
+            "SRC does not fit: 29672 bytes needed at --seek 1044480, but DST device /dev/fake has 1048576 bytes"
+        );
+        assert!(content.iter().all(|&b| b == 0xaa));
+        assert!(calls.is_empty());
+    }
 }

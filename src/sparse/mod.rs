@@ -148,9 +148,7 @@ pub enum SparseError {
         seek: u64,
         size: u64,
     },
-    #[error(
-        "--size {size} is smaller than the {needed} bytes SRC needs at --seek {seek}; add --truncate to cut it"
-    )]
+    #[error("--size {size} is too small: SRC needs {} bytes ({needed} at --seek {seek}); add --truncate to cut it", seek + needed)]
     SizeTooSmall { size: u64, needed: u64, seek: u64 },
     #[error("--size cannot resize block device {0}")]
     SizeOnDevice(PathBuf),
