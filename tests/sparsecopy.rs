@@ -368,6 +368,12 @@ fn bad_input_gets_one_line_and_exit_2() {
     case("DST same as SRC", sc(d, &["src.img", "src.img"]));
     case("DST a hard link to SRC", sc(d, &["src.img", "link.img"]));
     case("DST a directory", sc(d, &["src.img", "adir"]));
+    let from_file = Command::new(BIN)
+        .args(["-", "src.img"])
+        .current_dir(d)
+        .stdin(File::open(d.join("src.img")).unwrap())
+        .output();
+    case("DST is stdin's file", from_file.unwrap());
     case(
         "size too small",
         sc(d, &["--size", "5M", "src.img", "out.img"]),

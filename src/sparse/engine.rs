@@ -511,4 +511,52 @@ mod tests {
         assert!(content.iter().all(|&b| b == 0xaa));
         assert!(calls.is_empty());
     }
+
+    #[test]
+    fn verify_reports_the_first_differing_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, bytes) = src(dir.path());
+        let dst = tempfile::tempfile().unwrap();
+        dst.write_all_at(&bytes, 100).unwrap();
+        let plan = CopyPlan {
+            seek: 100,
+            ..CopyPlan::new(Source::Path(path), "dst")
+        };
+        let len = bytes.len() as u64;
+        verify(&plan, &dst, len, None).unwrap();
+        dst.write_all_at(&[0x33], 100 + 20000).unwrap();
+        dst.write_all_at(&[0x33], 100 + 29000).unwrap();
+        assert_eq!(
+            verify(&plan, &dst, len, None).unwrap_err().to_string(),
+            "verify failed: DST differs from SRC at DST offset 20100"
+        );
+        // Stdin cannot be re-read: per-chunk CRCs locate the difference.
+        let crcs = vec![
+            (100, 16384, crc32fast::hash(&bytes[..16384])),
+            (16484, len - 16384, crc32fast::hash(&bytes[16384..])),
+        ];
+        assert_eq!(
+            verify(&plan, &dst, len, Some(crcs))
+                .unwrap_err()
+                .to_string(),
+            format!(
+                "verify failed: DST differs from SRC within DST bytes 16484..{}",
+                100 + len
+            )
+        );
+    }
+
+    #[test]
+    fn observers_see_progress_up_to_the_total() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, bytes) = src(dir.path());
+        let plan = CopyPlan::new(Source::Path(path), dir.path().join("dst"));
+        let mut seen = Vec::new();
+        let stats = copy_with(&plan, &mut |p| seen.push(p)).unwrap();
+        let total = Some(bytes.len() as u64);
+        assert!(seen.windows(2).all(|w| w[0].done < w[1].done), "{seen:?}");
+        assert!(seen.iter().all(|p| p.total == total));
+        assert_eq!(seen.last().map(|p| p.done), Some(stats.copied));
+        assert_eq!(stats.copied, bytes.len() as u64);
+    }
 }
