@@ -368,6 +368,7 @@ fn bad_input_gets_one_line_and_exit_2() {
     case("DST same as SRC", sc(d, &["src.img", "src.img"]));
     case("DST a hard link to SRC", sc(d, &["src.img", "link.img"]));
     case("DST a directory", sc(d, &["src.img", "adir"]));
+    case("DST a character device", sc(d, &["src.img", "/dev/null"]));
     let from_file = Command::new(BIN)
         .args(["-", "src.img"])
         .current_dir(d)

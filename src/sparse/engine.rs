@@ -74,6 +74,9 @@ fn open_dst(plan: &CopyPlan, src: Option<Identity>) -> Result<(Output, bool), Sp
         if meta.file_type().is_block_device() {
             return Ok((open_device(plan, path, meta)?, false));
         }
+        if !meta.is_file() {
+            return Err(SparseError::DstKind(path.clone()));
+        }
     }
     let file = OpenOptions::new()
         .read(true)
