@@ -302,7 +302,10 @@ fn gpt_backup_moves_to_the_end_of_a_larger_dst() {
     let dir = tempfile::tempdir().unwrap();
     gpt_disk(dir.path(), "gpt.img", 16 * MIB);
     let src = fs::read(dir.path().join("gpt.img")).unwrap();
-    let out = ok(sc(dir.path(), &["-f", "64M", "gpt.img", "big.img"]));
+    let out = ok(sc(
+        dir.path(),
+        &["-f", "64M", "--verify", "gpt.img", "big.img"],
+    ));
     let summary = String::from_utf8_lossy(&out.stderr);
     assert!(summary.contains("backup GPT moved to the end"), "{summary}");
     check_relocated(dir.path(), "big.img", 64 * MIB);

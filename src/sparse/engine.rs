@@ -255,12 +255,13 @@ pub(super) fn run(
         }
         (None, Target::Device { .. }) => unreachable!("a device always has a size"),
     };
+    // Verify first: moving the backup GPT clears its old copy inside the region.
+    if plan.verify {
+        verify(plan, &out.file, done, record_crcs.then_some(crcs))?;
+    }
     if seek == 0 && plan.skip == 0 && stats.dst_size > done {
         stats.gpt_relocated = crate::disk::gpt::relocate_backup(&out.file, done, stats.dst_size)
             .map_err(SparseError::Gpt)?;
-    }
-    if plan.verify {
-        verify(plan, &out.file, done, record_crcs.then_some(crcs))?;
     }
     match &out.target {
         Target::Device { dev, .. } => {
