@@ -10,6 +10,8 @@ PKGS=(
   e2fsprogs fdisk gdisk cpio zstd xz-utils pigz dosfstools mtools xorriso fakeroot
   # boot: GRUB, firmware, guests
   grub-pc-bin grub-common busybox-static dropbear-bin grub-rescue-pc ipxe-qemu ovmf
+  # guest-side scripts: lint, HTTP clients and hashing the first-boot agent uses
+  shellcheck curl wget openssl
   # benchmark peers
   bmap-tools
 )
