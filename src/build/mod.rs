@@ -2,8 +2,8 @@
 //! without root, loop devices or mounting.
 //!
 //! Flow of [`build`]: read the superblock -> plan the layout and the files to install
-//! -> check the room -> copy the filesystem (sparse) into partition 1 of a temp file
-//! next to OUT -> optionally `resize2fs` it -> one `debugfs -w` batch writes the
+//! -> check the room -> optionally grow a copy with `resize2fs` -> copy the filesystem
+//! (sparse) into partition 1 of a temp file next to OUT -> one `debugfs -w` batch writes the
 //! kernel, initrd, `/lib/modules/<version>`, GRUB modules and `grub.cfg` -> MBR,
 //! boot.img and core.img go into the first MiB -> optional qcow2 -> rename to OUT.
 //! On any error the temp file is dropped, so OUT is either complete or untouched.
@@ -482,14 +482,16 @@ pub fn build(plan: &BuildPlan, on: &mut dyn FnMut(Event)) -> Result<Summary, Bui
                 e,
             )
         })?;
-    step("copying the filesystem into partition 1");
-    copy_rootfs(&plan.rootfs, tmp.path(), PART_START)?;
-    tmp.as_file()
-        .set_len(layout.disk)
-        .map_err(|e| BuildError::io("cannot size the disk image", e))?;
-    let device = format!("{}?offset={PART_START}", tmp.path().display());
     if plan.grow && layout.part > sb.size() {
+        // resize2fs sizes a regular file to the filesystem's new end, ignoring any
+        // ?offset=, so the filesystem grows in a file of its own first.
         step("growing the filesystem");
+        let fs = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".fs.tmp")
+            .tempfile_in(&out_dir)
+            .map_err(|e| BuildError::io("cannot create a temp file", e))?;
+        copy_rootfs(&plan.rootfs, fs.path(), 0)?;
         let blocks = (layout.part / sb.block_size).to_string();
         // libext2fs takes its clock from E2FSPROGS_FAKE_TIME: the grown filesystem's
         // timestamps are then the same on every run.
@@ -497,11 +499,20 @@ pub fn build(plan: &BuildPlan, on: &mut dyn FnMut(Event)) -> Result<Summary, Bui
             Command::new("resize2fs")
                 .env("E2FSPROGS_FAKE_TIME", epoch.to_string())
                 .arg("-f")
-                .arg(&device)
+                .arg(fs.path())
                 .arg(&blocks),
             "e2fsprogs",
         )?;
+        step("copying the filesystem into partition 1");
+        copy_rootfs(fs.path(), tmp.path(), PART_START)?;
+    } else {
+        step("copying the filesystem into partition 1");
+        copy_rootfs(&plan.rootfs, tmp.path(), PART_START)?;
     }
+    tmp.as_file()
+        .set_len(layout.disk)
+        .map_err(|e| BuildError::io("cannot size the disk image", e))?;
+    let device = format!("{}?offset={PART_START}", tmp.path().display());
 
     step("installing the kernel, modules and GRUB files");
     let existing = Existing {

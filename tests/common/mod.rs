@@ -94,13 +94,15 @@ pub fn fsmaker() -> Command {
 }
 
 /// The init of the test root filesystems: prints the marker, the kernel version, the
-/// root device and its blkid line on the serial console, then powers off.
+/// root device and its filesystem UUID (32 hex digits, read from the superblock) on the
+/// serial console, then powers off.
 pub const TEST_INIT: &str = r#"#!/bin/busybox sh
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sysfs /sys
 /bin/busybox mount -t devtmpfs devtmpfs /dev 2>/dev/null
 dev=$(/bin/busybox awk '$2 == "/" { d = $1 } END { print d }' /proc/mounts)
-echo "IMGTEST-TINY-MARKER kernel=$(/bin/busybox uname -r) root=$dev blkid=$(/bin/busybox blkid $dev)" > /dev/ttyS0
+uuid=$(/bin/busybox od -An -tx1 -j1128 -N16 "$dev" | /bin/busybox tr -d " \n")
+echo "IMGTEST-TINY-MARKER kernel=$(/bin/busybox uname -r) root=$dev uuid=$uuid" > /dev/ttyS0
 /bin/busybox poweroff -f
 "#;
 
