@@ -7,7 +7,7 @@ PKGS=(
   # build
   pkg-config libssl-dev
   # images and filesystems
-  e2fsprogs fdisk gdisk cpio zstd xz-utils pigz dosfstools mtools xorriso
+  e2fsprogs fdisk gdisk cpio zstd xz-utils pigz dosfstools mtools xorriso fakeroot
   # boot: GRUB, firmware, guests
   grub-pc-bin grub-common busybox-static dropbear-bin grub-rescue-pc ipxe-qemu ovmf
   # benchmark peers
