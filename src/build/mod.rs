@@ -24,10 +24,11 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::sparse::{self, human};
 use debugfs::Batch;
 use grub::GrubDir;
 use kernel::{CachedKernel, version_cmp};
-use layout::{Layout, PART_START, human};
+use layout::{Layout, PART_START};
 use superblock::Superblock;
 
 /// Everything that can stop a build. Every variant maps to exit code 2.
@@ -72,6 +73,8 @@ pub enum BuildError {
     MissingTool { tool: String, package: String },
     #[error("{tool} failed: {message}")]
     Tool { tool: String, message: String },
+    #[error("copying the filesystem: {0}")]
+    Copy(String),
     #[error("initrd: {0}")]
     Initrd(String),
     #[error("{what}: {source}")]
@@ -174,6 +177,8 @@ pub struct BuildPlan {
 pub enum Event {
     /// A new phase starts.
     Step(String),
+    /// The filesystem copy advanced (bytes of the filesystem done, of `total`).
+    Copy { done: u64, total: Option<u64> },
 }
 
 /// What was built.
@@ -340,23 +345,29 @@ fn kernel_in_rootfs(device: &str, rootfs: &Path) -> Result<(String, Option<Strin
     Ok((v, has_initrd.then_some(initrd)))
 }
 
-/// The sparse copy of the root filesystem into partition 1 of the disk file.
-fn copy_rootfs(rootfs: &Path, disk: &Path, offset: u64) -> Result<(), BuildError> {
-    let seek = format!("seek={}", offset >> 20);
-    run_tool(
-        Command::new("dd")
-            .arg(format!("if={}", rootfs.display()))
-            .arg(format!("of={}", disk.display()))
-            .args(["bs=1M", &seek, "conv=sparse,notrunc", "status=none"]),
-        "coreutils",
-    )?;
+/// Copies the filesystem image into `disk` at byte `offset` with the sparse engine:
+/// only data is read, zero blocks become holes, the rest of `disk` is kept.
+fn copy_rootfs(
+    rootfs: &Path,
+    disk: &Path,
+    offset: u64,
+    on: &mut dyn FnMut(Event),
+) -> Result<(), BuildError> {
+    let mut plan = sparse::CopyPlan::new(sparse::Source::Path(rootfs.to_owned()), disk);
+    plan.seek = offset;
+    sparse::copy_with(&plan, &mut |p| {
+        on(Event::Copy {
+            done: p.done,
+            total: p.total,
+        })
+    })
+    .map_err(|e| BuildError::Copy(e.to_string()))?;
     Ok(())
 }
 
 /// Builds the image described by `plan`.
 pub fn build(plan: &BuildPlan, on: &mut dyn FnMut(Event)) -> Result<Summary, BuildError> {
-    let mut step = |s: &str| on(Event::Step(s.to_string()));
-    step("checking the inputs");
+    on(Event::Step("checking the inputs".into()));
     let sb = Superblock::read(&plan.rootfs)?;
     if !plan.force && plan.out.symlink_metadata().is_ok() {
         return Err(BuildError::OutExists(plan.out.clone()));
@@ -485,13 +496,13 @@ pub fn build(plan: &BuildPlan, on: &mut dyn FnMut(Event)) -> Result<Summary, Bui
     if plan.grow && layout.part > sb.size() {
         // resize2fs sizes a regular file to the filesystem's new end, ignoring any
         // ?offset=, so the filesystem grows in a file of its own first.
-        step("growing the filesystem");
+        on(Event::Step("growing the filesystem".into()));
         let fs = tempfile::Builder::new()
             .prefix(&format!(".{name}."))
             .suffix(".fs.tmp")
             .tempfile_in(&out_dir)
             .map_err(|e| BuildError::io("cannot create a temp file", e))?;
-        copy_rootfs(&plan.rootfs, fs.path(), 0)?;
+        copy_rootfs(&plan.rootfs, fs.path(), 0, on)?;
         let blocks = (layout.part / sb.block_size).to_string();
         // libext2fs takes its clock from E2FSPROGS_FAKE_TIME: the grown filesystem's
         // timestamps are then the same on every run.
@@ -503,25 +514,31 @@ pub fn build(plan: &BuildPlan, on: &mut dyn FnMut(Event)) -> Result<Summary, Bui
                 .arg(&blocks),
             "e2fsprogs",
         )?;
-        step("copying the filesystem into partition 1");
-        copy_rootfs(fs.path(), tmp.path(), PART_START)?;
+        on(Event::Step(
+            "copying the filesystem into partition 1".into(),
+        ));
+        copy_rootfs(fs.path(), tmp.path(), PART_START, on)?;
     } else {
-        step("copying the filesystem into partition 1");
-        copy_rootfs(&plan.rootfs, tmp.path(), PART_START)?;
+        on(Event::Step(
+            "copying the filesystem into partition 1".into(),
+        ));
+        copy_rootfs(&plan.rootfs, tmp.path(), PART_START, on)?;
     }
     tmp.as_file()
         .set_len(layout.disk)
         .map_err(|e| BuildError::io("cannot size the disk image", e))?;
     let device = format!("{}?offset={PART_START}", tmp.path().display());
 
-    step("installing the kernel, modules and GRUB files");
+    on(Event::Step(
+        "installing the kernel, modules and GRUB files".into(),
+    ));
     let existing = Existing {
         device: device.clone(),
         ..existing
     };
     batch(&install, &existing, epoch).run(&existing.device, work.path())?;
 
-    step("installing GRUB into the MBR");
+    on(Event::Step("installing GRUB into the MBR".into()));
     let core = grub::patch_core_img(&grub.mkimage(work.path())?, 1)?;
     if core.len() as u64 > PART_START - layout::SECTOR {
         return Err(BuildError::Grub(format!(
@@ -540,7 +557,7 @@ pub fn build(plan: &BuildPlan, on: &mut dyn FnMut(Event)) -> Result<Summary, Bui
     let final_tmp = match plan.format {
         Format::Raw => tmp,
         Format::Qcow2 => {
-            step("converting to qcow2");
+            on(Event::Step("converting to qcow2".into()));
             let q = tempfile::Builder::new()
                 .prefix(&format!(".{name}."))
                 .suffix(".qcow2.tmp")
