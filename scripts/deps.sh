@@ -8,10 +8,12 @@ PKGS=(
   pkg-config libssl-dev
   # images and filesystems
   e2fsprogs fdisk gdisk cpio zstd xz-utils pigz dosfstools mtools xorriso fakeroot
+  # fsmaker: depmod for imported kernels
+  kmod
   # boot: GRUB, firmware, guests
   grub-pc-bin grub-common busybox-static dropbear-bin grub-rescue-pc ipxe-qemu ovmf
-  # benchmark peers
-  bmap-tools
+  # benchmark peers (grub-install: bench/fsmaker.sh's traditional way)
+  bmap-tools grub2-common
 )
 
 SUDO=""

@@ -409,3 +409,35 @@ fn deb_that_is_not_a_kernel() {
         .unwrap();
     assert_fails(&o, &["junk.deb"]);
 }
+
+#[test]
+fn kernel_fetch_resolves_the_default_meta_package() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let o = run_ok(fsmaker_in(&cache).args(["kernel", "fetch"]));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    // linux-image-cloud-amd64 holds no kernel: fsmaker follows its Depends to linux-image-<version>.
+    assert!(
+        text.contains("from linux-image-") && text.contains("-cloud-amd64"),
+        "{text}"
+    );
+    let list = run_ok(fsmaker_in(&cache).args(["kernel", "list"]));
+    let list = String::from_utf8_lossy(&list.stdout).into_owned();
+    let version = list.split('\t').next().unwrap();
+    assert!(version.ends_with("-cloud-amd64"), "{list}");
+    let k = cache.join("kernels").join(version);
+    for f in [
+        "vmlinuz",
+        "initrd.img",
+        "kernel.json",
+        "modules/modules.dep",
+        "modules/modules.alias",
+    ] {
+        assert!(k.join(f).is_file(), "cache entry lacks {f}");
+    }
+    assert_eq!(
+        leftovers(&cache, &["kernels"]),
+        Vec::<String>::new(),
+        "no temp dirs left in the cache"
+    );
+}
