@@ -302,7 +302,13 @@ impl Existing {
         let mut paths = BTreeSet::new();
         for d in dirs {
             if let Some(entries) = debugfs::list(device, d)? {
-                paths.insert(d.to_string());
+                // A directory that exists has parents that exist.
+                let mut acc = String::new();
+                for part in d.split('/').filter(|p| !p.is_empty()) {
+                    acc.push('/');
+                    acc.push_str(part);
+                    paths.insert(acc.clone());
+                }
                 for e in entries {
                     paths.insert(format!("{}/{}", d.trim_end_matches('/'), e.name));
                 }
