@@ -26,6 +26,7 @@ images/tiny/build.sh --mode server "$work/rootfs.ext4" >/dev/null
 "$fsmaker" "$work/rootfs.ext4" "$work/tiny.img" >/dev/null
 
 now() { date +%s.%N; }
+calc() { awk "BEGIN { print ($1) }"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # Floor: plain QEMU, same VM shape as imgtest's boots, a metadata answer for every path.
@@ -56,7 +57,7 @@ PY
   end=$(now)
   kill "$qpid"; wait "$qpid" 2>/dev/null || true; qpid=""
   rm -f "$work/floor.qcow2"
-  echo "$end - $start" | bc
+  calc "$end - $start"
 }
 
 imgtest_once() {
@@ -65,7 +66,7 @@ imgtest_once() {
     >"$work/out.txt" 2>"$work/err.txt" || { cat "$work/out.txt" "$work/err.txt" >&2; echo "imgtest failed" >&2; exit 1; }
   end=$(now)
   cpu=$(sed -n "s/.*imgtest's own CPU \([0-9.]*\)s.*/\1/p" "$work/err.txt")
-  echo "$(echo "$end - $start" | bc) $cpu"
+  echo "$(calc "$end - $start") $cpu"
 }
 
 floor_min="" imgtest_min="" cpu_at_min=""
@@ -74,8 +75,8 @@ while [ "$i" -lt "$runs" ]; do
   f=$(floor_once)
   set -- $(imgtest_once)
   echo "run $((i + 1)): floor ${f}s, imgtest ${1}s (own CPU ${2}s)" >&2
-  if [ -z "$floor_min" ] || [ "$(echo "$f < $floor_min" | bc)" = 1 ]; then floor_min=$f; fi
-  if [ -z "$imgtest_min" ] || [ "$(echo "$1 < $imgtest_min" | bc)" = 1 ]; then
+  if [ -z "$floor_min" ] || [ "$(calc "$f < $floor_min")" = 1 ]; then floor_min=$f; fi
+  if [ -z "$imgtest_min" ] || [ "$(calc "$1 < $imgtest_min")" = 1 ]; then
     imgtest_min=$1 cpu_at_min=$2; cp "$work/r.json" "$work/best.json"
   fi
   i=$((i + 1))
@@ -83,8 +84,8 @@ done
 
 printf 'floor (plain QEMU, 1 boot, to SSH banner): %.1fs\n' "$floor_min"
 printf 'imgtest run (2 boots, to verdict):         %.1fs\n' "$imgtest_min"
-printf 'ratio imgtest/floor: %.2f (target <= 1.30)\n' "$(echo "$imgtest_min / $floor_min" | bc -l)"
-printf 'imgtest own CPU: %.2fs = %.2f%% of the run (target < 2%%)\n' "$cpu_at_min" "$(echo "100 * $cpu_at_min / $imgtest_min" | bc -l)"
+printf 'ratio imgtest/floor: %.2f (target <= 1.30)\n' "$(calc "$imgtest_min / $floor_min")"
+printf 'imgtest own CPU: %.2fs = %.2f%% of the run (target < 2%%)\n' "$cpu_at_min" "$(calc "100 * $cpu_at_min / $imgtest_min")"
 echo "phase timeline of the fastest imgtest run (seconds since each QEMU started):"
 python3 - "$work/best.json" <<'PY'
 import json, sys
