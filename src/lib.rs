@@ -6,6 +6,7 @@
 //! Binaries parse flags into a plan, call the library and map the result to an
 //! exit code from [`exit`]; nothing below the CLI prints or exits.
 
+pub mod build;
 pub mod checks;
 pub mod console;
 pub mod disk;
