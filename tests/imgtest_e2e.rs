@@ -35,7 +35,10 @@ fn disk(dir: &Path, name: &str, plant: &[String], fsmaker_args: &[&str]) -> Path
     for cmd in plant {
         let out = run_ok(Command::new("debugfs").args(["-w", "-R", cmd]).arg(&rootfs));
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!err.lines().skip(1).any(|l| !l.trim().is_empty()), "debugfs {cmd}: {err}");
+        assert!(
+            !err.lines().skip(1).any(|l| !l.trim().is_empty()),
+            "debugfs {cmd}: {err}"
+        );
     }
     let img = dir.join(format!("{name}.img"));
     run_ok(common::fsmaker().arg(&rootfs).arg(&img).args(fsmaker_args));
@@ -136,7 +139,11 @@ fn clean_tiny_image_passes_with_two_parallel_boots() {
     let requests = std::fs::read_to_string(art.join("metadata-requests.jsonl")).unwrap();
     for boot in 0..2 {
         assert!(
-            requests.lines().any(|l| l.contains(&format!("\"boot\":{boot}")) && l.contains("initial-password") && l.contains("\"status\":200")),
+            requests
+                .lines()
+                .any(|l| l.contains(&format!("\"boot\":{boot}"))
+                    && l.contains("initial-password")
+                    && l.contains("\"status\":200")),
             "{requests}"
         );
     }
@@ -148,16 +155,26 @@ fn clean_tiny_image_passes_with_two_parallel_boots() {
         .iter()
         .map(|p| p[0].as_str().unwrap())
         .collect();
-    assert_eq!(phases, ["firmware", "bootloader", "kernel", "userspace", "login"]);
+    assert_eq!(
+        phases,
+        ["firmware", "bootloader", "kernel", "userspace", "login"]
+    );
     let xml = std::fs::read_to_string(junit).unwrap();
-    assert!(xml.contains("<testcase name=\"hostkeys.unique\"") && xml.contains("failures=\"0\""), "{xml}");
+    assert!(
+        xml.contains("<testcase name=\"hostkeys.unique\"") && xml.contains("failures=\"0\""),
+        "{xml}"
+    );
 }
 
 #[test]
 fn qcow2_image_works() {
     let d = tempfile::tempdir().unwrap();
     let img = disk(d.path(), "clean", &[], &["--format", "qcow2"]);
-    let o = imgtest(d.path(), &img, &["--boots", "1", "--skip", "shutdown.clean"]);
+    let o = imgtest(
+        d.path(),
+        &img,
+        &["--boots", "1", "--skip", "shutdown.clean"],
+    );
     assert_eq!(o.code, 0, "{}\n{}", o.out, o.err);
     assert_eq!(o.report[0]["format"], "qcow2");
     // Offline facts were read through a raw conversion, not skipped.
@@ -181,8 +198,15 @@ fn defect_fixed_password() {
     defect(
         "fixed-password",
         |d| {
-            let shadow = host_file(d, "shadow", "root:$6$imgtest$0123456789abcdefghijkl:19000:0:99999:7:::\n");
-            vec!["rm /etc/shadow".into(), format!("write {shadow} /etc/shadow")]
+            let shadow = host_file(
+                d,
+                "shadow",
+                "root:$6$imgtest$0123456789abcdefghijkl:19000:0:99999:7:::\n",
+            );
+            vec![
+                "rm /etc/shadow".into(),
+                format!("write {shadow} /etc/shadow"),
+            ]
         },
         &[],
         "passwords.none-fixed",
@@ -194,9 +218,16 @@ fn defect_dirty_logs() {
     defect(
         "dirty-logs",
         |d| {
-            let log = host_file(d, "auth.log", "Nov 26 01:00:00 build sshd[1]: Accepted password for root\n");
+            let log = host_file(
+                d,
+                "auth.log",
+                "Nov 26 01:00:00 build sshd[1]: Accepted password for root\n",
+            );
             let hist = host_file(d, "hist", "make test\n");
-            vec![format!("write {log} /var/log/auth.log"), format!("write {hist} /root/.ash_history")]
+            vec![
+                format!("write {log} /var/log/auth.log"),
+                format!("write {hist} /root/.ash_history"),
+            ]
         },
         &[],
         "logs.clean",
@@ -209,8 +240,15 @@ fn defect_baked_host_keys() {
         "baked-keys",
         |d| {
             let key = d.join("key");
-            run_ok(Command::new("dropbearkey").args(["-t", "ed25519", "-f"]).arg(&key));
-            vec![format!("write {} /etc/dropbear/dropbear_ed25519_host_key", key.display())]
+            run_ok(
+                Command::new("dropbearkey")
+                    .args(["-t", "ed25519", "-f"])
+                    .arg(&key),
+            );
+            vec![format!(
+                "write {} /etc/dropbear/dropbear_ed25519_host_key",
+                key.display()
+            )]
         },
         &[],
         "hostkeys.absent",
@@ -241,7 +279,10 @@ fn defect_machine_id_set() {
         "machine-id",
         |d| {
             let id = host_file(d, "machine-id", "4f0c6ba1f3a14ae6a0e3d8f7c2b9e501\n");
-            vec!["rm /etc/machine-id".into(), format!("write {id} /etc/machine-id")]
+            vec![
+                "rm /etc/machine-id".into(),
+                format!("write {id} /etc/machine-id"),
+            ]
         },
         &[],
         "machine-id.empty",
@@ -251,19 +292,35 @@ fn defect_machine_id_set() {
 #[test]
 fn defect_firstboot_missing() {
     // Without firstboot root stays locked: the login deadline is kept short.
-    defect("no-firstboot", |_| vec!["rm /usr/sbin/firstboot".into()], &["--timeout", "login=5s"], "firstboot.installed");
+    defect(
+        "no-firstboot",
+        |_| vec!["rm /usr/sbin/firstboot".into()],
+        &["--timeout", "login=5s"],
+        "firstboot.installed",
+    );
 }
 
 #[test]
 fn kernel_that_cannot_find_root_fails_fast_with_the_console_evidence() {
     let d = tempfile::tempdir().unwrap();
-    let img = disk(d.path(), "no-root", &[], &["--append", "root=UUID=00000000-dead-beef-0000-000000000000 rootwait=0"]);
+    let img = disk(
+        d.path(),
+        "no-root",
+        &[],
+        &[
+            "--append",
+            "root=UUID=00000000-dead-beef-0000-000000000000 rootwait=0",
+        ],
+    );
     let t = std::time::Instant::now();
     let o = imgtest(d.path(), &img, &["--boots", "1", "--timeout", "boot=150s"]);
     assert_eq!(o.code, 1, "{}\n{}", o.out, o.err);
     assert_eq!(o.failing(), ["boot.userspace"], "{}", o.out);
     let failure = &o.report[0]["facts"]["boots"][0]["console"]["failure"];
-    assert!(failure["kind"] == "root-not-found" || failure["kind"] == "kernel-panic", "{failure}");
+    assert!(
+        failure["kind"] == "root-not-found" || failure["kind"] == "kernel-panic",
+        "{failure}"
+    );
     assert!(o.out.contains("console tail of boot 0:"), "{}", o.out);
     // Fail fast: long before the 150s x 4 boot deadline.
     assert!(t.elapsed().as_secs() < 240, "took {:?}", t.elapsed());
@@ -276,11 +333,24 @@ fn metadata_that_never_answers_leaves_the_image_locked() {
     let o = imgtest(
         d.path(),
         &img,
-        &["--boots", "1", "--metadata-fault", "never", "--timeout", "login=10s", "--skip", "shutdown.clean"],
+        &[
+            "--boots",
+            "1",
+            "--metadata-fault",
+            "never",
+            "--timeout",
+            "login=10s",
+            "--skip",
+            "shutdown.clean",
+        ],
     );
     assert_eq!(o.code, 0, "{}\n{}", o.out, o.err);
     assert_eq!(o.status("firstboot.fail-safe"), ["pass"], "{}", o.out);
     assert_eq!(o.status("metadata.password"), ["skip"]);
-    let requests = std::fs::read_to_string(d.path().join("artifacts/metadata-requests.jsonl")).unwrap();
-    assert!(requests.contains("initial-password") && requests.contains("\"status\":null"), "{requests}");
+    let requests =
+        std::fs::read_to_string(d.path().join("artifacts/metadata-requests.jsonl")).unwrap();
+    assert!(
+        requests.contains("initial-password") && requests.contains("\"status\":null"),
+        "{requests}"
+    );
 }
