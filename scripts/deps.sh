@@ -8,12 +8,14 @@ PKGS=(
   pkg-config libssl-dev
   # images and filesystems
   e2fsprogs fdisk gdisk cpio zstd xz-utils pigz dosfstools mtools xorriso fakeroot
+  # fsmaker: depmod for imported kernels
+  kmod
   # boot: GRUB, firmware, guests
   grub-pc-bin grub-common busybox-static dropbear-bin grub-rescue-pc ipxe-qemu ovmf
   # guest-side scripts: lint, HTTP clients and hashing the first-boot agent uses
   shellcheck curl wget openssl
-  # benchmark peers
-  bmap-tools
+  # benchmark peers (grub-install: bench/fsmaker.sh's traditional way)
+  bmap-tools grub2-common
 )
 
 SUDO=""

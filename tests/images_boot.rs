@@ -5,6 +5,7 @@
 //!
 //! Disk boots through GRUB and an initrd are fsmaker's tests; here no disk driver is needed.
 
+mod common;
 #[path = "support/metadata.rs"]
 mod metadata;
 #[path = "support/tiny.rs"]
@@ -67,15 +68,18 @@ impl Kernel {
     }
 }
 
-/// One QEMU guest with its serial console in a file; killed on drop.
+/// One QEMU guest with its serial console in a file; killed on drop. Holds the suite's VM
+/// lock: one guest at a time on this small machine.
 struct Guest {
     child: Child,
+    _vm: common::Lock,
     console: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl Guest {
     fn start(args: &[&str]) -> Guest {
+        let vm = common::lock("vm");
         let dir = tempfile::tempdir().unwrap();
         let console = dir.path().join("console.log");
         let child = Command::new("qemu-system-x86_64")
@@ -91,6 +95,7 @@ impl Guest {
             .expect("qemu-system-x86_64 (run scripts/deps.sh)");
         Guest {
             child,
+            _vm: vm,
             console,
             _dir: dir,
         }

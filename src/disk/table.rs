@@ -1,0 +1,258 @@
+//! Read an image's partition table (MBR with `mbrman`, GPT with `gpt`) and
+//! describe the image for `sparsecopy --info`, as a serialisable model with a
+//! human rendering.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::sniff::{self, Compression};
+use crate::sparse::blockdev::{BlockDevice, RealDevice};
+use crate::sparse::human;
+
+/// Why an image could not be described.
+#[derive(Debug, thiserror::Error)]
+pub enum InfoError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("{path}: unreadable {kind} partition table: {message}")]
+    Table {
+        path: PathBuf,
+        kind: &'static str,
+        message: String,
+    },
+}
+
+/// What `--info` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageInfo {
+    pub path: PathBuf,
+    /// Apparent size in bytes.
+    pub size: u64,
+    /// Bytes allocated on disk (st_blocks * 512); for a device, its size.
+    pub allocated: u64,
+    /// Set if the image is a compressed stream (its table is then not read).
+    pub compression: Option<Compression>,
+    pub table: Table,
+}
+
+/// A partition table.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Table {
+    None,
+    Mbr {
+        disk_signature: String,
+        partitions: Vec<Partition>,
+    },
+    Gpt {
+        disk_guid: String,
+        sector_size: u64,
+        backup_at_end: bool,
+        partitions: Vec<Partition>,
+    },
+}
+
+/// One partition; offsets in bytes.
+#[derive(Debug, Clone, Serialize)]
+pub struct Partition {
+    pub number: u32,
+    pub start: u64,
+    pub size: u64,
+    /// MBR: the system id as hex (`83`); GPT: the type GUID.
+    pub type_id: String,
+    /// GPT partition name, MBR active flag as `boot`.
+    pub name: String,
+}
+
+/// Describe the image at `path`.
+pub fn inspect(path: &Path) -> Result<ImageInfo, InfoError> {
+    let read_err = |e| InfoError::Read {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let file = File::open(path).map_err(read_err)?;
+    let meta = file.metadata().map_err(read_err)?;
+    if meta.is_dir() {
+        return Err(read_err(io::Error::from_raw_os_error(libc::EISDIR)));
+    }
+    let (size, allocated) = if meta.file_type().is_block_device() {
+        let size = RealDevice::new(file.try_clone().map_err(read_err)?)
+            .size()
+            .map_err(read_err)?;
+        (size, size)
+    } else {
+        (meta.len(), meta.blocks() * 512)
+    };
+    let mut mbr = [0u8; 512];
+    let n = file.read_at(&mut mbr, 0).map_err(read_err)?;
+    let compression = sniff::compression(&mbr[..n]);
+    let table = if compression.is_some() || n < 512 || mbr[510..512] != [0x55, 0xaa] {
+        Table::None
+    } else if (0..4).any(|i| mbr[446 + 16 * i + 4] == 0xee) {
+        read_gpt(path, &file, size)?
+    } else {
+        read_mbr(path, &file)?
+    };
+    Ok(ImageInfo {
+        path: path.to_path_buf(),
+        size,
+        allocated,
+        compression,
+        table,
+    })
+}
+
+fn read_mbr(path: &Path, file: &File) -> Result<Table, InfoError> {
+    let err = |e: mbrman::Error| InfoError::Table {
+        path: path.to_path_buf(),
+        kind: "MBR",
+        message: e.to_string(),
+    };
+    let mut f = file.try_clone().map_err(|e| InfoError::Read {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    let mbr = mbrman::MBR::read_from(&mut f, 512).map_err(err)?;
+    let mut partitions = Vec::new();
+    let entries = mbr.iter().map(|(i, p)| (i as u32, p.clone()));
+    let logical = mbr
+        .logical_partitions
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (5 + i as u32, l.partition.clone()));
+    for (number, p) in entries.chain(logical) {
+        if p.is_used() {
+            partitions.push(Partition {
+                number,
+                start: p.starting_lba as u64 * 512,
+                size: p.sectors as u64 * 512,
+                type_id: format!("{:02x}", p.sys),
+                name: if p.is_active() {
+                    "boot".into()
+                } else {
+                    String::new()
+                },
+            });
+        }
+    }
+    let sig = mbr.header.disk_signature;
+    Ok(Table::Mbr {
+        disk_signature: format!("{:08x}", u32::from_le_bytes(sig)),
+        partitions,
+    })
+}
+
+fn read_gpt(path: &Path, file: &File, size: u64) -> Result<Table, InfoError> {
+    let err = |message: String| InfoError::Table {
+        path: path.to_path_buf(),
+        kind: "GPT",
+        message,
+    };
+    let lb = super::gpt::sector_size(file).ok_or_else(|| err("no GPT header at LBA 1".into()))?;
+    let lb_size = if lb == 4096 {
+        gpt::disk::LogicalBlockSize::Lb4096
+    } else {
+        gpt::disk::LogicalBlockSize::Lb512
+    };
+    let f = file.try_clone().map_err(|e| InfoError::Read {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    let disk = gpt::GptConfig::new()
+        .writable(false)
+        .logical_block_size(lb_size)
+        .open_from_device(f)
+        .map_err(|e| err(e.to_string()))?;
+    let backup_at_end = disk
+        .primary_header()
+        .map(|h| h.backup_lba == size / lb - 1)
+        .unwrap_or(false)
+        && disk.backup_header().is_ok();
+    let partitions = disk
+        .partitions()
+        .iter()
+        .filter(|(_, p)| p.is_used())
+        .map(|(&number, p)| Partition {
+            number,
+            start: p.first_lba * lb,
+            size: (p.last_lba + 1 - p.first_lba) * lb,
+            type_id: p.part_type_guid.guid.to_string().to_uppercase(),
+            name: p.name.clone(),
+        })
+        .collect();
+    Ok(Table::Gpt {
+        disk_guid: disk.guid().to_string().to_uppercase(),
+        sector_size: lb,
+        backup_at_end,
+        partitions,
+    })
+}
+
+/// The human view of [`ImageInfo`].
+pub fn render(info: &ImageInfo) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "{}", info.path.display());
+    let _ = writeln!(s, "  size:      {} ({} bytes)", human(info.size), info.size);
+    let _ = writeln!(
+        s,
+        "  allocated: {} ({} bytes)",
+        human(info.allocated),
+        info.allocated
+    );
+    if let Some(c) = info.compression {
+        let _ = writeln!(s, "  compressed: {c}");
+    }
+    let partitions = match &info.table {
+        Table::None => {
+            let _ = writeln!(s, "  partition table: none");
+            return s;
+        }
+        Table::Mbr {
+            disk_signature,
+            partitions,
+        } => {
+            let _ = writeln!(s, "  partition table: MBR, disk signature {disk_signature}");
+            partitions
+        }
+        Table::Gpt {
+            disk_guid,
+            sector_size,
+            backup_at_end,
+            partitions,
+        } => {
+            let backup = if *backup_at_end {
+                "backup at end"
+            } else {
+                "backup NOT at end of disk"
+            };
+            let _ = writeln!(
+                s,
+                "  partition table: GPT, disk GUID {disk_guid}, {sector_size}-byte sectors, {backup}"
+            );
+            partitions
+        }
+    };
+    let _ = writeln!(
+        s,
+        "  {:>3} {:>14} {:>14} {:>10}  {:<36} name",
+        "#", "start", "end", "size", "type"
+    );
+    for p in partitions {
+        let _ = writeln!(
+            s,
+            "  {:>3} {:>14} {:>14} {:>10}  {:<36} {}",
+            p.number,
+            p.start,
+            p.start + p.size,
+            human(p.size),
+            p.type_id,
+            p.name
+        );
+    }
+    s
+}

@@ -1,0 +1,566 @@
+//! The copy loop: pieces of SRC in, data runs and zero runs out.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, FileTypeExt};
+use std::path::Path;
+use std::time::Instant;
+
+use super::blockdev::{self, RealDevice};
+use super::input::{CHUNK, Identity, Input, Piece};
+use super::output::{DeviceZero, Output, Target, write_error};
+use super::zero::is_zero;
+use super::{CopyPlan, CopyStats, Progress, Source, SparseError, progress};
+
+/// Copy as the plan says; draw a progress bar on stderr if `plan.progress`
+/// and stderr is a terminal.
+pub fn copy(plan: &CopyPlan) -> Result<CopyStats, SparseError> {
+    if plan.progress
+        && let Some(mut bar) = progress::Bar::on_terminal()
+    {
+        let res = copy_with(plan, &mut |p| bar.update(p));
+        bar.finish();
+        return res;
+    }
+    copy_with(plan, &mut |_| {})
+}
+
+/// Copy as the plan says, reporting progress to `observer`.
+pub fn copy_with(
+    plan: &CopyPlan,
+    observer: &mut dyn FnMut(Progress),
+) -> Result<CopyStats, SparseError> {
+    let started = Instant::now();
+    let bs = plan.block_size;
+    if !bs.is_power_of_two() || !(512..=CHUNK).contains(&bs) {
+        return Err(SparseError::BadBlockSize(bs));
+    }
+    let input = Input::open(plan, true)?;
+    let (out, created) = open_dst(plan, input.identity)?;
+    match run(plan, input, out, observer) {
+        Ok(mut stats) => {
+            stats.elapsed = started.elapsed();
+            Ok(stats)
+        }
+        Err(e) => {
+            // A DST this copy created holds nothing of value: leave nothing half-done.
+            if created {
+                let _ = std::fs::remove_file(&plan.dst);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Open (or create) DST; also says whether it was created.
+fn open_dst(plan: &CopyPlan, src: Option<Identity>) -> Result<(Output, bool), SparseError> {
+    let path = &plan.dst;
+    let open_err = |e| SparseError::DstOpen {
+        path: path.clone(),
+        source: e,
+    };
+    let existing = match std::fs::metadata(path) {
+        Ok(m) => Some(m),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(open_err(e)),
+    };
+    if let Some(meta) = &existing {
+        if meta.is_dir() {
+            return Err(SparseError::DstIsDir(path.clone()));
+        }
+        if src.is_some() && src == Some(Identity::of(meta)) {
+            return Err(SparseError::SameFile(path.clone()));
+        }
+        if meta.file_type().is_block_device() {
+            return Ok((open_device(plan, path, meta)?, false));
+        }
+        if !meta.is_file() {
+            return Err(SparseError::DstKind(path.clone()));
+        }
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(open_err)?;
+    let old_len = file.metadata().map_err(open_err)?.len();
+    Ok((
+        Output::new(file, Target::File { old_len }),
+        existing.is_none(),
+    ))
+}
+
+fn open_device(
+    plan: &CopyPlan,
+    path: &Path,
+    meta: &std::fs::Metadata,
+) -> Result<Output, SparseError> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let open_err = |e| SparseError::DstOpen {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let mounts = std::fs::read_to_string("/proc/self/mounts").map_err(open_err)?;
+    if let Some(mountpoint) =
+        blockdev::mounted_on(meta.rdev(), &mounts, blockdev::resolve_block_source)
+    {
+        return Err(SparseError::Mounted {
+            path: path.to_path_buf(),
+            mountpoint,
+        });
+    }
+    if plan.size.is_some() {
+        return Err(SparseError::SizeOnDevice(path.to_path_buf()));
+    }
+    // O_EXCL on a block device fails with EBUSY while anything holds it.
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_EXCL)
+        .open(path)
+        .map_err(open_err)?;
+    let dev = RealDevice::new(file.try_clone().map_err(open_err)?);
+    let zero = if plan.assume_zero {
+        DeviceZero::AssumeZero
+    } else if plan.discard {
+        DeviceZero::Discard
+    } else {
+        DeviceZero::ZeroOut
+    };
+    Ok(Output::new(
+        file,
+        Target::Device {
+            dev: Box::new(dev),
+            zero,
+        },
+    ))
+}
+
+/// What happens when SRC's region would pass the end DST allows.
+enum Limit {
+    None,
+    Cut(u64),
+    SizeTooSmall(u64),
+    Device(u64),
+}
+
+/// The copy proper, once SRC and DST are open.
+pub(super) fn run(
+    plan: &CopyPlan,
+    mut input: Input,
+    mut out: Output,
+    observer: &mut dyn FnMut(Progress),
+) -> Result<CopyStats, SparseError> {
+    let seek = plan.seek;
+    let dev_size = match &out.target {
+        Target::Device { dev, .. } => Some(dev.size().map_err(|source| SparseError::Device {
+            op: "BLKGETSIZE64",
+            offset: 0,
+            source,
+        })?),
+        Target::File { .. } => None,
+    };
+    let limit = match (dev_size, plan.size) {
+        (Some(size), _) => Limit::Device(size),
+        (None, Some(size)) if plan.truncate => Limit::Cut(size),
+        (None, Some(size)) => Limit::SizeTooSmall(size),
+        (None, None) => Limit::None,
+    };
+    let too_far = |needed: u64| -> Option<SparseError> {
+        match limit {
+            Limit::SizeTooSmall(size) if seek.saturating_add(needed) > size => {
+                Some(SparseError::SizeTooSmall { size, needed, seek })
+            }
+            Limit::Device(size) if seek.saturating_add(needed) > size => {
+                Some(SparseError::TooLarge {
+                    path: plan.dst.clone(),
+                    needed,
+                    seek,
+                    size,
+                })
+            }
+            _ => None,
+        }
+    };
+    if let Some(e) = input.len.and_then(too_far) {
+        return Err(e);
+    }
+    let max = match limit {
+        Limit::Cut(size) => size.saturating_sub(seek),
+        _ => u64::MAX,
+    };
+    let total = input.len.map(|l| l.min(max));
+    let record_crcs = plan.verify && plan.src == Source::Stdin;
+    let mut crcs = Vec::new();
+    let mut done = 0u64;
+    while done < max {
+        let Some(piece) = input.next_piece()? else {
+            break;
+        };
+        let len = match &piece {
+            Piece::Hole(n) => *n,
+            Piece::Data(d) => d.len() as u64,
+        };
+        let take = len.min(max - done);
+        if let Some(e) = too_far(done + take) {
+            return Err(e);
+        }
+        match piece {
+            Piece::Hole(_) => out.zero(seek + done, take)?,
+            Piece::Data(d) => {
+                let d = &d[..take as usize];
+                if record_crcs {
+                    crcs.push((seek + done, take, crc32fast::hash(d)));
+                }
+                write_blocks(&mut out, seek + done, d, plan.block_size as u64)?;
+            }
+        }
+        done += take;
+        observer(Progress { done, total });
+    }
+    out.flush_zeros()?;
+    let mut stats = CopyStats {
+        bytes_read: input.bytes_read,
+        bytes_written: out.bytes_written,
+        bytes_skipped: done - out.bytes_written,
+        copied: done,
+        dst_size: 0,
+        elapsed: Default::default(),
+        gpt_relocated: false,
+        warnings: Vec::new(),
+    };
+    drop(input);
+    let end = seek + done;
+    stats.dst_size = match (dev_size, &out.target) {
+        (Some(size), _) => size,
+        (None, Target::File { old_len }) => {
+            let want = match plan.size {
+                Some(size) => size,
+                None if plan.truncate => end,
+                None => end.max(*old_len),
+            };
+            let now = out
+                .file
+                .metadata()
+                .map_err(|e| write_error(end, out.bytes_written, e))?
+                .len();
+            if now != want {
+                out.file
+                    .set_len(want)
+                    .map_err(|e| write_error(want, out.bytes_written, e))?;
+            }
+            want
+        }
+        (None, Target::Device { .. }) => unreachable!("a device always has a size"),
+    };
+    // Verify first: moving the backup GPT clears its old copy inside the region.
+    if plan.verify {
+        verify(plan, &out.file, done, record_crcs.then_some(crcs))?;
+    }
+    if seek == 0 && plan.skip == 0 && stats.dst_size > done {
+        stats.gpt_relocated = crate::disk::gpt::relocate_backup(&out.file, done, stats.dst_size)
+            .map_err(SparseError::Gpt)?;
+    }
+    match &out.target {
+        Target::Device { dev, .. } => {
+            out.file
+                .sync_all()
+                .map_err(|e| write_error(end, out.bytes_written, e))?;
+            if let Err(e) = dev.reread_partitions() {
+                stats.warnings.push(format!(
+                    "could not re-read the partition table (BLKRRPART): {e}"
+                ));
+            }
+        }
+        Target::File { .. } if plan.sync => {
+            out.file
+                .sync_all()
+                .map_err(|e| write_error(end, out.bytes_written, e))?;
+        }
+        Target::File { .. } => {}
+    }
+    Ok(stats)
+}
+
+/// Write the non-zero blocks of `data` (which goes at DST `offset`) and zero
+/// the rest. Blocks are aligned to DST offsets, so holes land on block
+/// boundaries; data runs are written straight from SRC's buffer.
+fn write_blocks(out: &mut Output, offset: u64, data: &[u8], bs: u64) -> Result<(), SparseError> {
+    let mut run: Option<usize> = None;
+    let mut i = 0usize;
+    while i < data.len() {
+        let abs = offset + i as u64;
+        let next = ((abs / bs + 1) * bs - offset).min(data.len() as u64) as usize;
+        let block = &data[i..next];
+        if is_zero(block) {
+            if let Some(s) = run.take() {
+                out.write(offset + s as u64, &data[s..i])?;
+            }
+            out.zero(abs, block.len() as u64)?;
+        } else if run.is_none() {
+            run = Some(i);
+        }
+        i = next;
+    }
+    if let Some(s) = run {
+        out.write(offset + s as u64, &data[s..])?;
+    }
+    Ok(())
+}
+
+/// Compare DST with SRC again. A path is re-read (and re-decompressed); stdin
+/// cannot be, so its per-chunk CRCs recorded during the copy are compared.
+fn verify(
+    plan: &CopyPlan,
+    dst: &File,
+    copied: u64,
+    crcs: Option<Vec<(u64, u64, u32)>>,
+) -> Result<(), SparseError> {
+    let read_dst = |buf: &mut [u8], off: u64| {
+        dst.read_exact_at(buf, off)
+            .map_err(|e| SparseError::DstWrite {
+                offset: off,
+                source: e,
+            })
+    };
+    let mut theirs = vec![0u8; CHUNK];
+    if let Some(crcs) = crcs {
+        for (off, len, crc) in crcs {
+            let buf = &mut theirs[..len as usize];
+            read_dst(buf, off)?;
+            if crc32fast::hash(buf) != crc {
+                return Err(SparseError::MismatchIn {
+                    start: off,
+                    end: off + len,
+                });
+            }
+        }
+        return Ok(());
+    }
+    let again = CopyPlan {
+        count: Some(copied),
+        ..plan.clone()
+    };
+    let mut input = Input::open(&again, false)?;
+    let mut off = plan.seek;
+    while let Some(piece) = input.next_piece()? {
+        let Piece::Data(ours) = piece else {
+            return Err(SparseError::Internal("verify read a hole".into()));
+        };
+        let buf = &mut theirs[..ours.len()];
+        read_dst(buf, off)?;
+        if let Some(i) = ours.iter().zip(buf.iter()).position(|(a, b)| a != b) {
+            return Err(SparseError::Mismatch {
+                offset: off + i as u64,
+            });
+        }
+        off += ours.len() as u64;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sparse::blockdev::BlockDevice;
+    use std::sync::{Arc, Mutex};
+
+    /// A block device made of a regular file; records every ioctl.
+    struct FakeDevice {
+        file: File,
+        size: u64,
+        calls: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl BlockDevice for FakeDevice {
+        fn size(&self) -> io::Result<u64> {
+            Ok(self.size)
+        }
+        fn zero_out(&self, offset: u64, len: u64) -> io::Result<()> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("zeroout {offset}+{len}"));
+            self.file.write_all_at(&vec![0u8; len as usize], offset)
+        }
+        fn discard(&self, offset: u64, len: u64) -> io::Result<()> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("discard {offset}+{len}"));
+            self.file.write_all_at(&vec![0u8; len as usize], offset)
+        }
+        fn reread_partitions(&self) -> io::Result<()> {
+            self.calls.lock().unwrap().push("rereadpt".into());
+            Ok(())
+        }
+    }
+
+    const DEV: u64 = 1 << 20;
+
+    /// SRC: 4 KiB data, 8 KiB explicit zeros, a 16 KiB hole, 1000 bytes data.
+    fn src(dir: &Path) -> (std::path::PathBuf, Vec<u8>) {
+        let mut bytes = vec![0u8; 4096 + 8192 + 16384 + 1000];
+        bytes[..4096].fill(0x11);
+        bytes[28672..].fill(0x22);
+        let path = dir.join("src");
+        let f = File::create(&path).unwrap();
+        f.write_all_at(&bytes[..4096 + 8192], 0).unwrap();
+        f.write_all_at(&bytes[28672..], 28672).unwrap();
+        (path, bytes)
+    }
+
+    fn copy_to_fake(
+        plan: &CopyPlan,
+        zero: DeviceZero,
+    ) -> (Result<CopyStats, SparseError>, Vec<u8>, Vec<String>) {
+        let backing = tempfile::tempfile().unwrap();
+        backing
+            .write_all_at(&vec![0xaau8; DEV as usize], 0)
+            .unwrap();
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let dev = FakeDevice {
+            file: backing.try_clone().unwrap(),
+            size: DEV,
+            calls: calls.clone(),
+        };
+        let out = Output::new(
+            backing.try_clone().unwrap(),
+            Target::Device {
+                dev: Box::new(dev),
+                zero,
+            },
+        );
+        let input = Input::open(plan, true).unwrap();
+        let res = run(plan, input, out, &mut |_| {});
+        let mut content = vec![0u8; DEV as usize];
+        backing.read_exact_at(&mut content, 0).unwrap();
+        let calls = calls.lock().unwrap().clone();
+        (res, content, calls)
+    }
+
+    #[test]
+    fn device_zero_ranges_use_the_ioctl_with_written_unaligned_edges() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, bytes) = src(dir.path());
+        let seek = 8192 + 100;
+        let plan = CopyPlan {
+            seek,
+            ..CopyPlan::new(Source::Path(path), "/dev/fake")
+        };
+        for (zero, op) in [
+            (DeviceZero::ZeroOut, "zeroout"),
+            (DeviceZero::Discard, "discard"),
+        ] {
+            let (res, content, calls) = copy_to_fake(&plan, zero);
+            let stats = res.unwrap();
+            assert_eq!(stats.dst_size, DEV);
+            // Blocks follow DST's 4 KiB grid: data lands in DST 8292..12388, so
+            // blocks 8292..12288 and 12288..16384 are written, then the tail.
+            assert_eq!(stats.bytes_written, 3996 + 4096 + 1000);
+            let s = seek as usize;
+            assert_eq!(
+                &content[s..s + bytes.len()],
+                &bytes[..],
+                "{op}: region equals SRC"
+            );
+            assert!(
+                content[..s].iter().all(|&b| b == 0xaa),
+                "{op}: before the region untouched"
+            );
+            assert!(
+                content[s + bytes.len()..].iter().all(|&b| b == 0xaa),
+                "{op}: after untouched"
+            );
+            // Zeros and the hole: DST 16384..36964; the ioctl takes the
+            // sector-aligned 16384..36864, the 100-byte edge is written.
+            assert_eq!(
+                calls,
+                vec![format!("{op} 16384+20480"), "rereadpt".to_string()]
+            );
+        }
+    }
+
+    #[test]
+    fn assume_zero_leaves_zero_ranges_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, bytes) = src(dir.path());
+        let plan = CopyPlan::new(Source::Path(path), "/dev/fake");
+        let (res, content, calls) = copy_to_fake(&plan, DeviceZero::AssumeZero);
+        res.unwrap();
+        assert_eq!(calls, vec!["rereadpt".to_string()]);
+        assert_eq!(&content[..4096], &bytes[..4096]);
+        assert!(
+            content[4096..28672].iter().all(|&b| b == 0xaa),
+            "zero ranges not written"
+        );
+        assert_eq!(&content[28672..bytes.len()], &bytes[28672..]);
+    }
+
+    #[test]
+    fn a_source_larger_than_the_device_is_refused_before_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = src(dir.path());
+        let plan = CopyPlan {
+            seek: DEV - 4096,
+            ..CopyPlan::new(Source::Path(path), "/dev/fake")
+        };
+        let (res, content, calls) = copy_to_fake(&plan, DeviceZero::ZeroOut);
+        assert_eq!(
+            res.unwrap_err().to_string(),
+            "SRC does not fit: 29672 bytes needed at --seek 1044480, but DST device /dev/fake has 1048576 bytes"
+        );
+        assert!(content.iter().all(|&b| b == 0xaa));
+        assert!(calls.is_empty());
+    }
+
+    #[test]
+    fn verify_reports_the_first_differing_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, bytes) = src(dir.path());
+        let dst = tempfile::tempfile().unwrap();
+        dst.write_all_at(&bytes, 100).unwrap();
+        let plan = CopyPlan {
+            seek: 100,
+            ..CopyPlan::new(Source::Path(path), "dst")
+        };
+        let len = bytes.len() as u64;
+        verify(&plan, &dst, len, None).unwrap();
+        dst.write_all_at(&[0x33], 100 + 20000).unwrap();
+        dst.write_all_at(&[0x33], 100 + 29000).unwrap();
+        assert_eq!(
+            verify(&plan, &dst, len, None).unwrap_err().to_string(),
+            "verify failed: DST differs from SRC at DST offset 20100"
+        );
+        // Stdin cannot be re-read: per-chunk CRCs locate the difference.
+        let crcs = vec![
+            (100, 16384, crc32fast::hash(&bytes[..16384])),
+            (16484, len - 16384, crc32fast::hash(&bytes[16384..])),
+        ];
+        assert_eq!(
+            verify(&plan, &dst, len, Some(crcs))
+                .unwrap_err()
+                .to_string(),
+            format!(
+                "verify failed: DST differs from SRC within DST bytes 16484..{}",
+                100 + len
+            )
+        );
+    }
+
+    #[test]
+    fn observers_see_progress_up_to_the_total() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, bytes) = src(dir.path());
+        let plan = CopyPlan::new(Source::Path(path), dir.path().join("dst"));
+        let mut seen = Vec::new();
+        let stats = copy_with(&plan, &mut |p| seen.push(p)).unwrap();
+        let total = Some(bytes.len() as u64);
+        assert!(seen.windows(2).all(|w| w[0].done < w[1].done), "{seen:?}");
+        assert!(seen.iter().all(|p| p.total == total));
+        assert_eq!(seen.last().map(|p| p.done), Some(stats.copied));
+        assert_eq!(stats.copied, bytes.len() as u64);
+    }
+}

@@ -1,0 +1,434 @@
+//! SRC as a sequence of pieces: holes (known without reading) and data.
+//!
+//! A regular file or block device is read only where its extent map says
+//! there is data, with large aligned `pread`s into one reused buffer. Anything
+//! else (stdin, a pipe, a character device, or a compressed file) is a stream:
+//! a reader thread decompresses and fills buffers while the caller writes the
+//! previous ones, so decompression and writing overlap on two cores.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::ops::Range;
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+
+use super::blockdev::{BlockDevice, RealDevice};
+use super::extents::data_extents;
+use super::{CopyPlan, Source, SparseError};
+use crate::disk::sniff::{self, Compression};
+
+/// Size of every read and of every buffer handed between threads.
+pub const CHUNK: usize = 1 << 20;
+/// Buffers in flight between the reader thread and the writer.
+const DEPTH: usize = 4;
+
+/// One step through SRC.
+pub enum Piece<'a> {
+    /// This many bytes that read as zeros, known without reading them.
+    Hole(u64),
+    /// The next bytes of SRC.
+    Data(&'a [u8]),
+}
+
+/// Identifies the file behind SRC, to refuse copying a file onto itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    Inode { dev: u64, ino: u64 },
+    Device { rdev: u64 },
+}
+
+impl Identity {
+    pub fn of(meta: &std::fs::Metadata) -> Self {
+        if meta.file_type().is_block_device() {
+            Identity::Device { rdev: meta.rdev() }
+        } else {
+            Identity::Inode {
+                dev: meta.dev(),
+                ino: meta.ino(),
+            }
+        }
+    }
+}
+
+/// An opened SRC.
+pub struct Input {
+    /// SRC's identity, if it is a file or device.
+    pub identity: Option<Identity>,
+    /// Bytes the region holds, if known before reading (not for streams).
+    pub len: Option<u64>,
+    /// Bytes actually read from SRC (data pieces; holes are not read).
+    pub bytes_read: u64,
+    kind: Kind,
+}
+
+enum Kind {
+    Mapped(Mapped),
+    Stream(Stream),
+}
+
+struct Mapped {
+    file: File,
+    pos: u64,
+    end: u64,
+    extents: std::vec::IntoIter<Range<u64>>,
+    current: Option<Range<u64>>,
+    /// Data comes straight from the page cache through this mapping when
+    /// possible (no copy); otherwise it is `pread` into `buf`.
+    map: Option<Map>,
+    buf: Vec<u8>,
+}
+
+/// A read-only shared mapping of the whole of SRC.
+///
+/// Only data extents are touched (the kernel's fault-around maps 16 pages per
+/// fault; prefaulting with `MADV_POPULATE_READ` or a helper thread measured
+/// slower). Should another process shrink SRC during the copy, touching the
+/// lost pages raises SIGBUS: the price of not copying every byte through a
+/// buffer.
+struct Map {
+    ptr: *mut libc::c_void,
+    len: usize,
+}
+
+impl Map {
+    fn new(file: &File, len: u64) -> Option<Map> {
+        use std::os::fd::AsRawFd;
+        let len = usize::try_from(len).ok().filter(|&l| l > 0)?;
+        // SAFETY: a fresh read-only mapping of an open file; checked below.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        (ptr != libc::MAP_FAILED).then_some(Map { ptr, len })
+    }
+
+    fn slice(&self, range: Range<u64>) -> &[u8] {
+        let (start, end) = (range.start as usize, range.end as usize);
+        assert!(
+            start <= end && end <= self.len,
+            "mapped range out of bounds"
+        );
+        // SAFETY: within the mapping, which lives as long as `self`.
+        unsafe { std::slice::from_raw_parts((self.ptr as *const u8).add(start), end - start) }
+    }
+}
+
+impl Drop for Map {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly what `new` mapped.
+        unsafe { libc::munmap(self.ptr, self.len) };
+    }
+}
+
+struct Stream {
+    rx: Receiver<Result<Vec<u8>, SparseError>>,
+    recycle: SyncSender<Vec<u8>>,
+    current: Option<Vec<u8>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Input {
+    /// Open the plan's SRC at its `skip`, limited to its `count`. With
+    /// `use_extents` false, a file is read in full (holes included), which is
+    /// what verification wants.
+    pub fn open(plan: &CopyPlan, use_extents: bool) -> Result<Input, SparseError> {
+        let path = match &plan.src {
+            Source::Stdin => {
+                // A bigger pipe means fewer wake-ups; not a pipe, or not allowed: fine.
+                // SAFETY: fcntl on fd 0 with an integer argument.
+                unsafe { libc::fcntl(0, libc::F_SETPIPE_SZ, CHUNK as libc::c_int) };
+                // stdin redirected from a file still must not be DST.
+                let identity = rustix::fs::fstat(io::stdin())
+                    .ok()
+                    .filter(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_file())
+                    .map(|st| Identity::Inode {
+                        dev: st.st_dev,
+                        ino: st.st_ino,
+                    });
+                return Ok(Self::stream(Box::new(io::stdin()), identity, plan));
+            }
+            Source::Path(p) => p,
+        };
+        let src_err = |e| SparseError::SrcOpen {
+            path: path.clone(),
+            source: e,
+        };
+        let file = File::open(path).map_err(src_err)?;
+        let meta = file.metadata().map_err(src_err)?;
+        if meta.is_dir() {
+            return Err(src_err(io::Error::from_raw_os_error(libc::EISDIR)));
+        }
+        let identity = Some(Identity::of(&meta));
+        let size = if meta.file_type().is_block_device() {
+            Some(
+                RealDevice::new(file.try_clone().map_err(src_err)?)
+                    .size()
+                    .map_err(src_err)?,
+            )
+        } else if meta.is_file() {
+            Some(meta.len())
+        } else {
+            None
+        };
+        let Some(size) = size else {
+            return Ok(Self::stream(Box::new(file), identity, plan));
+        };
+        let mut head = [0u8; sniff::MAGIC_LEN];
+        let n = read_at_most(&file, &mut head, 0).map_err(src_err)?;
+        if sniff::compression(&head[..n]).is_some() {
+            return Ok(Self::stream(Box::new(file), identity, plan));
+        }
+        let start = plan.skip.min(size);
+        let end = plan
+            .count
+            .map_or(size, |c| start.saturating_add(c).min(size));
+        let (extents, map) = if use_extents {
+            let extents = data_extents(&file, start..end).map_err(src_err)?;
+            (extents, Map::new(&file, size))
+        } else {
+            (std::iter::once(start..end).collect(), None)
+        };
+        Ok(Input {
+            identity,
+            len: Some(end - start),
+            bytes_read: 0,
+            kind: Kind::Mapped(Mapped {
+                file,
+                pos: start,
+                end,
+                extents: extents.into_iter(),
+                current: None,
+                buf: if map.is_some() {
+                    Vec::new()
+                } else {
+                    vec![0u8; CHUNK]
+                },
+                map,
+            }),
+        })
+    }
+
+    fn stream(raw: Box<dyn Read + Send>, identity: Option<Identity>, plan: &CopyPlan) -> Input {
+        let (tx, rx) = sync_channel(DEPTH);
+        let (recycle, spare) = sync_channel(DEPTH + 2);
+        let (skip, count) = (plan.skip, plan.count);
+        let thread = std::thread::spawn(move || pump(raw, skip, count, tx, spare));
+        Input {
+            identity,
+            len: None,
+            bytes_read: 0,
+            kind: Kind::Stream(Stream {
+                rx,
+                recycle,
+                current: None,
+                thread: Some(thread),
+            }),
+        }
+    }
+
+    /// The next piece of SRC, or `None` at its end.
+    pub fn next_piece(&mut self) -> Result<Option<Piece<'_>>, SparseError> {
+        match &mut self.kind {
+            Kind::Mapped(m) => {
+                let piece = m.next_piece()?;
+                if let Some(Piece::Data(d)) = &piece {
+                    self.bytes_read += d.len() as u64;
+                }
+                Ok(piece)
+            }
+            Kind::Stream(s) => {
+                if let Some(buf) = s.current.take() {
+                    // The reader may have finished; a closed channel is fine.
+                    let _ = s.recycle.try_send(buf);
+                }
+                match s.rx.recv() {
+                    Ok(Ok(buf)) => {
+                        self.bytes_read += buf.len() as u64;
+                        Ok(Some(Piece::Data(s.current.insert(buf))))
+                    }
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => {
+                        if let Some(t) = s.thread.take() {
+                            t.join().map_err(|_| {
+                                SparseError::Internal("SRC reader thread panicked".into())
+                            })?;
+                        }
+                        Ok(None)
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Mapped {
+    fn next_piece(&mut self) -> Result<Option<Piece<'_>>, SparseError> {
+        let ext = match self.current.take().filter(|r| r.start < r.end) {
+            Some(r) => r,
+            None => match self.extents.next() {
+                Some(r) => r,
+                None if self.pos < self.end => {
+                    let hole = self.end - self.pos;
+                    self.pos = self.end;
+                    return Ok(Some(Piece::Hole(hole)));
+                }
+                None => return Ok(None),
+            },
+        };
+        if ext.start > self.pos {
+            let hole = ext.start - self.pos;
+            self.pos = ext.start;
+            self.current = Some(ext);
+            return Ok(Some(Piece::Hole(hole)));
+        }
+        let len = (ext.end - ext.start).min(CHUNK as u64) as usize;
+        let next = ext.start + len as u64;
+        self.pos = next;
+        self.current = Some(next..ext.end);
+        if let Some(map) = &self.map {
+            return Ok(Some(Piece::Data(map.slice(ext.start..next))));
+        }
+        let buf = &mut self.buf[..len];
+        let n = read_at_most(&self.file, buf, ext.start).map_err(|e| SparseError::SrcRead {
+            offset: ext.start,
+            source: e,
+        })?;
+        if n < len {
+            // The file shrank while we copied it.
+            return Err(SparseError::SrcRead {
+                offset: ext.start + n as u64,
+                source: io::Error::new(io::ErrorKind::UnexpectedEof, "SRC ended early"),
+            });
+        }
+        Ok(Some(Piece::Data(&self.buf[..len])))
+    }
+}
+
+/// `pread` until `buf` is full or the end of the file.
+fn read_at_most(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// The reader thread: sniff, decompress, skip, and send full buffers.
+fn pump(
+    mut raw: Box<dyn Read + Send>,
+    skip: u64,
+    count: Option<u64>,
+    tx: SyncSender<Result<Vec<u8>, SparseError>>,
+    spare: Receiver<Vec<u8>>,
+) {
+    let mut head = [0u8; sniff::MAGIC_LEN];
+    let n = match fill(&mut raw, &mut head) {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = tx.send(Err(SparseError::SrcRead {
+                offset: 0,
+                source: e,
+            }));
+            return;
+        }
+    };
+    let format = sniff::compression(&head[..n]);
+    let chained = io::Cursor::new(head[..n].to_vec()).chain(raw);
+    let mut reader: Box<dyn Read> = match format {
+        None => Box::new(chained),
+        Some(Compression::Gzip) => Box::new(flate2::read::MultiGzDecoder::new(chained)),
+        Some(Compression::Zstd) => match zstd::stream::read::Decoder::new(chained) {
+            Ok(d) => Box::new(d),
+            Err(e) => {
+                let _ = tx.send(Err(stream_error(format, 0, e)));
+                return;
+            }
+        },
+        Some(Compression::Xz) => Box::new(liblzma::read::XzDecoder::new_multi_decoder(chained)),
+    };
+    let mut pos = 0u64;
+    let mut sink = vec![0u8; CHUNK];
+    while pos < skip {
+        let want = (skip - pos).min(CHUNK as u64) as usize;
+        match fill(&mut reader, &mut sink[..want]) {
+            Ok(0) => break,
+            Ok(n) => pos += n as u64,
+            Err(e) => {
+                let _ = tx.send(Err(stream_error(format, pos, e)));
+                return;
+            }
+        }
+    }
+    drop(sink);
+    let mut left = count.unwrap_or(u64::MAX);
+    let mut fresh = DEPTH + 2;
+    while left > 0 {
+        let mut buf = match spare.try_recv() {
+            Ok(b) => b,
+            Err(_) if fresh > 0 => {
+                fresh -= 1;
+                vec![0u8; CHUNK]
+            }
+            Err(_) => match spare.recv() {
+                Ok(b) => b,
+                Err(_) => return,
+            },
+        };
+        buf.resize(CHUNK.min(left.try_into().unwrap_or(usize::MAX)), 0);
+        match fill(&mut reader, &mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                buf.truncate(n);
+                pos += n as u64;
+                left -= n as u64;
+                if tx.send(Ok(buf)).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(stream_error(format, pos, e)));
+                return;
+            }
+        }
+    }
+}
+
+fn stream_error(format: Option<Compression>, at: u64, e: io::Error) -> SparseError {
+    match format {
+        Some(format) => SparseError::Corrupt {
+            format,
+            at,
+            message: e.to_string(),
+        },
+        None => SparseError::SrcRead {
+            offset: at,
+            source: e,
+        },
+    }
+}
+
+/// `read` until `buf` is full or the end of the stream.
+fn fill(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match r.read(&mut buf[done..]) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}

@@ -1,0 +1,176 @@
+//! DST: a regular file or a block device, written only where SRC has data.
+//!
+//! Zero ranges are coalesced and then made to read as zeros as cheaply as the
+//! target allows: in a file, nothing at all where the file was a hole or
+//! beyond its old end (it is extended with `set_len`), a punched hole where it
+//! had data; on a block device, `BLKZEROOUT`, `BLKDISCARD` (`--discard`) or
+//! nothing (`--assume-zero`), with explicit zeros for unaligned edges.
+
+use std::fs::File;
+use std::io;
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+
+use rustix::fs::{FallocateFlags, fallocate};
+use rustix::io::Errno;
+
+use super::SparseError;
+use super::blockdev::BlockDevice;
+
+/// How zero ranges are made to read as zeros on a block device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceZero {
+    ZeroOut,
+    Discard,
+    AssumeZero,
+}
+
+/// Where the bytes go.
+pub enum Target {
+    /// A regular file; bytes at or beyond `old_len` are holes already.
+    File { old_len: u64 },
+    /// A block device driven through `dev`.
+    Device {
+        dev: Box<dyn BlockDevice>,
+        zero: DeviceZero,
+    },
+}
+
+/// DST with a pending zero range.
+pub struct Output {
+    pub file: File,
+    pub target: Target,
+    pending: Option<Range<u64>>,
+    /// Bytes written with data.
+    pub bytes_written: u64,
+}
+
+const SECTOR: u64 = 512;
+
+impl Output {
+    pub fn new(file: File, target: Target) -> Self {
+        Output {
+            file,
+            target,
+            pending: None,
+            bytes_written: 0,
+        }
+    }
+
+    /// Write `data` at `offset`.
+    pub fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), SparseError> {
+        self.flush_zeros()?;
+        self.file
+            .write_all_at(data, offset)
+            .map_err(|e| write_error(offset, self.bytes_written, e))?;
+        self.bytes_written += data.len() as u64;
+        Ok(())
+    }
+
+    /// Make `len` bytes at `offset` read as zeros (deferred and coalesced).
+    pub fn zero(&mut self, offset: u64, len: u64) -> Result<(), SparseError> {
+        if len == 0 {
+            return Ok(());
+        }
+        match &mut self.pending {
+            Some(r) if r.end == offset => r.end += len,
+            _ => {
+                self.flush_zeros()?;
+                self.pending = Some(offset..offset + len);
+            }
+        }
+        Ok(())
+    }
+
+    /// Apply the pending zero range.
+    pub fn flush_zeros(&mut self) -> Result<(), SparseError> {
+        let Some(r) = self.pending.take() else {
+            return Ok(());
+        };
+        match &self.target {
+            Target::File { old_len } => {
+                let end = r.end.min(*old_len);
+                if r.start < end {
+                    punch(&self.file, r.start, end - r.start)
+                        .map_err(|e| write_error(r.start, self.bytes_written, e))?;
+                }
+            }
+            Target::Device {
+                zero: DeviceZero::AssumeZero,
+                ..
+            } => {}
+            Target::Device { dev, zero } => {
+                // The ioctls need sector-aligned ranges: write the edges.
+                let start = r.start.next_multiple_of(SECTOR).min(r.end);
+                let end = (r.end / SECTOR * SECTOR).max(start);
+                self.write_zeros(r.start..start)?;
+                if start < end {
+                    let res = match zero {
+                        DeviceZero::Discard => dev.discard(start, end - start),
+                        _ => dev.zero_out(start, end - start),
+                    };
+                    let op = if *zero == DeviceZero::Discard {
+                        "BLKDISCARD"
+                    } else {
+                        "BLKZEROOUT"
+                    };
+                    res.map_err(|source| SparseError::Device {
+                        op,
+                        offset: start,
+                        source,
+                    })?;
+                }
+                self.write_zeros(end..r.end)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_zeros(&self, r: Range<u64>) -> Result<(), SparseError> {
+        let zeros = [0u8; SECTOR as usize];
+        let mut off = r.start;
+        while off < r.end {
+            let n = (r.end - off).min(SECTOR) as usize;
+            self.file
+                .write_all_at(&zeros[..n], off)
+                .map_err(|e| write_error(off, self.bytes_written, e))?;
+            off += n as u64;
+        }
+        Ok(())
+    }
+}
+
+/// Punch a hole; where the file system cannot, write zeros.
+fn punch(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    match fallocate(
+        file,
+        FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+        offset,
+        len,
+    ) {
+        Ok(()) => Ok(()),
+        Err(Errno::OPNOTSUPP) => {
+            let zeros = vec![0u8; 1 << 16];
+            let mut off = offset;
+            while off < offset + len {
+                let n = (offset + len - off).min(zeros.len() as u64) as usize;
+                file.write_all_at(&zeros[..n], off)?;
+                off += n as u64;
+            }
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A failed write: running out of space is its own error, saying how far we got.
+pub fn write_error(offset: u64, written: u64, e: io::Error) -> SparseError {
+    match e.raw_os_error() {
+        Some(libc::ENOSPC | libc::EDQUOT | libc::EFBIG) => SparseError::NoSpace {
+            offset,
+            written,
+            source: e,
+        },
+        _ => SparseError::DstWrite { offset, source: e },
+    }
+}
