@@ -72,7 +72,8 @@ printf '%s\n' "$entries" | while read -r name version arch sha role_; do
     cat "$tmp/apt.err" >&2
     die "apt-get download $name:$arch=$version failed (run apt-get update; if the version left the archive, pin a newer one in $manifest)"
   }
-  got=$(ls "$tmp"/"${name}"_*.deb 2>/dev/null | head -n1)
+  got=""
+  for f in "$tmp"/"${name}"_*.deb; do [ -f "$f" ] && got=$f; done
   [ -n "$got" ] || die "apt-get download $name=$version produced no .deb"
   actual=$(sha256sum "$got" | cut -d' ' -f1)
   if [ "$actual" != "$sha" ]; then

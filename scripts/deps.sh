@@ -12,6 +12,8 @@ PKGS=(
   kmod
   # boot: GRUB, firmware, guests
   grub-pc-bin grub-common busybox-static dropbear-bin grub-rescue-pc ipxe-qemu ovmf
+  # guest-side scripts: lint, HTTP clients and hashing the first-boot agent uses
+  shellcheck curl wget openssl
   # benchmark peers (grub-install: bench/fsmaker.sh's traditional way)
   bmap-tools grub2-common
 )

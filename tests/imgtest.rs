@@ -2,6 +2,8 @@
 //! default config, an ISO booted from CD before the disk (grub-rescue-pc's real ISO),
 //! and SIGINT leaving no QEMU, relay or temp file behind. Real QEMU under TCG.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -133,6 +135,7 @@ fn checks_lists_the_catalogue_and_config_is_the_default() {
 
 #[test]
 fn iso_boots_from_cd_before_the_blank_disk() {
+    let _vm = common::lock("vm");
     let d = tempfile::tempdir().unwrap();
     let iso = Path::new(RESCUE_ISO);
     let before = sha256(iso);
@@ -196,6 +199,7 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
 
 #[test]
 fn sigint_leaves_no_qemu_relay_or_temp_file() {
+    let _vm = common::lock("vm");
     let d = tempfile::tempdir().unwrap();
     let tmp: PathBuf = d.path().join("tmp");
     std::fs::create_dir(&tmp).unwrap();

@@ -144,6 +144,15 @@ fn run(args: RunArgs) -> i32 {
             break;
         }
     }
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage fills the struct we own.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let cpu = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    eprintln!(
+        "[{:6.1}s] done: imgtest's own CPU {:.2}s (QEMU excluded)",
+        t0.elapsed().as_secs_f64(),
+        cpu(usage.ru_utime) + cpu(usage.ru_stime)
+    );
     if let Some(p) = &plan.json
         && let Err(e) = std::fs::write(p, report::to_json(&reports))
     {

@@ -30,15 +30,6 @@ pub enum Phase {
 }
 
 impl Phase {
-    /// All phases, in order.
-    pub const ALL: [Phase; 5] = [
-        Phase::Firmware,
-        Phase::Bootloader,
-        Phase::Kernel,
-        Phase::Userspace,
-        Phase::Login,
-    ];
-
     /// A lower-case name.
     pub fn name(self) -> &'static str {
         match self {
@@ -277,24 +268,6 @@ impl Console {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
-    }
-
-    /// Waits until QEMU closes the console or `deadline` passes; true if it closed.
-    pub fn wait_closed(&self, deadline: Instant) -> bool {
-        let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        while !st.closed {
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            st = self
-                .shared
-                .cond
-                .wait_timeout(st, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-        true
     }
 
     /// A copy of what the console has gathered so far.

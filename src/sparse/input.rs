@@ -81,10 +81,11 @@ struct Mapped {
 
 /// A read-only shared mapping of the whole of SRC.
 ///
-/// Only data extents are touched, and each chunk is prefaulted with
-/// `MADV_POPULATE_READ` before it is scanned. Should another process shrink
-/// SRC during the copy, touching the lost pages raises SIGBUS; that is the
-/// price of not copying every byte through a buffer.
+/// Only data extents are touched (the kernel's fault-around maps 16 pages per
+/// fault; prefaulting with `MADV_POPULATE_READ` or a helper thread measured
+/// slower). Should another process shrink SRC during the copy, touching the
+/// lost pages raises SIGBUS: the price of not copying every byte through a
+/// buffer.
 struct Map {
     ptr: *mut libc::c_void,
     len: usize,
@@ -114,13 +115,8 @@ impl Map {
             start <= end && end <= self.len,
             "mapped range out of bounds"
         );
-        const PAGE: usize = 4096;
-        let page = start / PAGE * PAGE;
-        // SAFETY: within the mapping; advice only, failure is harmless.
-        unsafe {
-            libc::madvise(self.ptr.add(page), end - page, libc::MADV_POPULATE_READ);
-            std::slice::from_raw_parts((self.ptr as *const u8).add(start), end - start)
-        }
+        // SAFETY: within the mapping, which lives as long as `self`.
+        unsafe { std::slice::from_raw_parts((self.ptr as *const u8).add(start), end - start) }
     }
 }
 
@@ -148,7 +144,15 @@ impl Input {
                 // A bigger pipe means fewer wake-ups; not a pipe, or not allowed: fine.
                 // SAFETY: fcntl on fd 0 with an integer argument.
                 unsafe { libc::fcntl(0, libc::F_SETPIPE_SZ, CHUNK as libc::c_int) };
-                return Ok(Self::stream(Box::new(io::stdin()), None, plan));
+                // stdin redirected from a file still must not be DST.
+                let identity = rustix::fs::fstat(io::stdin())
+                    .ok()
+                    .filter(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_file())
+                    .map(|st| Identity::Inode {
+                        dev: st.st_dev,
+                        ino: st.st_ino,
+                    });
+                return Ok(Self::stream(Box::new(io::stdin()), identity, plan));
             }
             Source::Path(p) => p,
         };
@@ -186,10 +190,8 @@ impl Input {
             .count
             .map_or(size, |c| start.saturating_add(c).min(size));
         let (extents, map) = if use_extents {
-            (
-                data_extents(&file, start..end).map_err(src_err)?,
-                Map::new(&file, size),
-            )
+            let extents = data_extents(&file, start..end).map_err(src_err)?;
+            (extents, Map::new(&file, size))
         } else {
             (std::iter::once(start..end).collect(), None)
         };
