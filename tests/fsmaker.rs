@@ -481,3 +481,22 @@ fn merged_usr_rootfs_gets_modules_under_usr_lib() {
             .arg(format!("{}?offset=1048576", out.display())),
     );
 }
+
+#[test]
+fn out_may_not_be_the_rootfs() {
+    let dir = tempfile::tempdir().unwrap();
+    let rootfs = dir.path().join("root.ext4");
+    std::fs::copy(tiny_rootfs(), &rootfs).unwrap();
+    let before = std::fs::read(&rootfs).unwrap();
+    let o = fsmaker()
+        .arg(&rootfs)
+        .arg(&rootfs)
+        .arg("--force")
+        .output()
+        .unwrap();
+    assert_fails(&o, &["is ROOTFS itself"]);
+    assert!(
+        std::fs::read(&rootfs).unwrap() == before,
+        "ROOTFS untouched"
+    );
+}

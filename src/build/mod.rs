@@ -293,7 +293,6 @@ impl Install {
 
 /// What already exists in the filesystem where fsmaker installs.
 struct Existing {
-    device: String,
     paths: BTreeSet<String>,
 }
 
@@ -314,10 +313,7 @@ impl Existing {
                 }
             }
         }
-        Ok(Existing {
-            device: device.to_string(),
-            paths,
-        })
+        Ok(Existing { paths })
     }
 
     fn has(&self, p: &str) -> bool {
@@ -377,6 +373,14 @@ pub fn build(plan: &BuildPlan, on: &mut dyn FnMut(Event)) -> Result<Summary, Bui
     let sb = Superblock::read(&plan.rootfs)?;
     if !plan.force && plan.out.symlink_metadata().is_ok() {
         return Err(BuildError::OutExists(plan.out.clone()));
+    }
+    if let (Ok(a), Ok(b)) = (plan.rootfs.canonicalize(), plan.out.canonicalize())
+        && a == b
+    {
+        return Err(BuildError::Usage(format!(
+            "OUT {} is ROOTFS itself: fsmaker never modifies its input",
+            plan.out.display()
+        )));
     }
     let grub = GrubDir::locate(&plan.grub_dir)?;
     let layout: Layout = layout::plan(sb.size(), sb.block_size, plan.size, plan.grow)?;
@@ -538,11 +542,7 @@ pub fn build(plan: &BuildPlan, on: &mut dyn FnMut(Event)) -> Result<Summary, Bui
     on(Event::Step(
         "installing the kernel, modules and GRUB files".into(),
     ));
-    let existing = Existing {
-        device: device.clone(),
-        ..existing
-    };
-    batch(&install, &existing, epoch).run(&existing.device, work.path())?;
+    batch(&install, &existing, epoch).run(&device, work.path())?;
 
     on(Event::Step("installing GRUB into the MBR".into()));
     let core = grub::patch_core_img(&grub.mkimage(work.path())?, 1)?;
@@ -675,7 +675,6 @@ mod tests {
             size: 1,
         });
         let existing = Existing {
-            device: "x".into(),
             paths: [
                 "/boot".to_string(),
                 "/boot/grub/grub.cfg".to_string(),

@@ -214,7 +214,7 @@ impl Vm {
             .arg(format!("file={},format=raw,if={iface}", disk.display()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(File::create(dir.path().join("qemu.stderr")).expect("create qemu.stderr"))
             .process_group(0)
             .spawn()
             .expect("qemu-system-x86_64 is installed");
@@ -224,6 +224,12 @@ impl Vm {
             _dir: dir,
             _lock: lock,
         }
+    }
+
+    /// What QEMU itself printed (errors about the command line, the disk, ...).
+    pub fn qemu_stderr(&self) -> String {
+        let p = self.log.with_file_name("qemu.stderr");
+        String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned()
     }
 
     /// The console so far.
@@ -254,13 +260,14 @@ impl Vm {
                     .join("\n");
                 let missing: Vec<&&str> = wanted.iter().filter(|w| !text.contains(**w)).collect();
                 panic!(
-                    "{} after {:?}: console lacks {missing:?}\n--- console tail ---\n{tail}",
+                    "{} after {:?}: console lacks {missing:?}\n--- console tail ---\n{tail}\n--- qemu stderr ---\n{}",
                     if exited {
                         "QEMU exited"
                     } else {
                         "deadline passed"
                     },
-                    start.elapsed()
+                    start.elapsed(),
+                    self.qemu_stderr()
                 );
             }
             std::thread::sleep(Duration::from_millis(250));
