@@ -376,7 +376,9 @@ fn boot_check(id: &str, b: &BootFacts, facts: &Facts) -> Verdict {
                 }
             )),
         },
-        "firstboot.fail-safe" if !faulty => skip("the metadata service delivers the password (no withholding fault)"),
+        "firstboot.fail-safe" if !faulty => {
+            skip("the metadata service delivers the password (no withholding fault)")
+        }
         "firstboot.fail-safe" => match &b.login {
             Login::Worked { .. } => fail(format!(
                 "login possible although the metadata service had fault `{}`",

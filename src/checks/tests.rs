@@ -2,8 +2,8 @@
 
 use super::facts::*;
 use super::*;
-use crate::metadata::Fault;
 use crate::console::{ConsoleFailure, ConsoleSummary, FailureKind};
+use crate::metadata::Fault;
 
 fn offline() -> OfflineFacts {
     OfflineFacts {
@@ -240,7 +240,11 @@ fn fail_safe_under_a_metadata_fault() {
     let mut delayed = clean();
     delayed.fault = Fault::Delay(std::time::Duration::from_secs(5));
     assert!(failing(&delayed).is_empty());
-    assert!(evaluate(&delayed, &Selection::default()).iter().any(|r| r.id == "metadata.password" && r.status == Status::Pass));
+    assert!(
+        evaluate(&delayed, &Selection::default())
+            .iter()
+            .any(|r| r.id == "metadata.password" && r.status == Status::Pass)
+    );
     // A login that works although the metadata never answered fails it.
     f.boots[0].login = Login::Worked { after_secs: 3.0 };
     assert_eq!(failing(&f), ["firstboot.fail-safe"]);
