@@ -5,11 +5,11 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use imgtest::checks::CATALOGUE;
 use imgtest::exit;
+use imgtest::report::live::Live;
 use imgtest::report::{self, Report, Verdict};
 use imgtest::run::plan::{DEFAULT_CONFIG, RunArgs, RunPlan};
 use imgtest::run::{self, Event};
@@ -93,17 +93,9 @@ fn run(args: RunArgs) -> i32 {
             return exit::ERROR;
         }
     };
-    let t0 = Instant::now();
-    let tty = std::io::stderr().is_terminal();
-    let emit: run::Emit = Arc::new(move |e: Event| {
-        if let Some(line) = report::render_event(&e) {
-            if tty {
-                eprintln!("\x1b[2m[{:6.1}s]\x1b[0m {line}", t0.elapsed().as_secs_f64());
-            } else {
-                eprintln!("[{:6.1}s] {line}", t0.elapsed().as_secs_f64());
-            }
-        }
-    });
+    let live = Arc::new(Live::new(std::io::stderr().is_terminal()));
+    let view = live.clone();
+    let emit: run::Emit = Arc::new(move |e: Event| view.event(&e));
     let probe_dir = match tempfile::Builder::new().prefix("imgtest-accel-").tempdir() {
         Ok(d) => d,
         Err(e) => {
@@ -128,6 +120,7 @@ fn run(args: RunArgs) -> i32 {
     for image in &plan.images {
         match run::run_image(&plan, image, &decision, emit.clone()) {
             Ok(r) => {
+                live.clear();
                 print!("{}", report::render_summary(&r));
                 if r.verdict == Verdict::Fail {
                     code = code.max(exit::CHECK_FAILED);
@@ -148,11 +141,10 @@ fn run(args: RunArgs) -> i32 {
     // SAFETY: getrusage fills the struct we own.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
     let cpu = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    eprintln!(
-        "[{:6.1}s] done: imgtest's own CPU {:.2}s (QEMU excluded)",
-        t0.elapsed().as_secs_f64(),
+    live.finish(&format!(
+        "done: imgtest's own CPU {:.2}s (QEMU excluded)",
         cpu(usage.ru_utime) + cpu(usage.ru_stime)
-    );
+    ));
     if let Some(p) = &plan.json
         && let Err(e) = std::fs::write(p, report::to_json(&reports))
     {

@@ -8,7 +8,6 @@ pub mod facts;
 use serde::{Deserialize, Serialize};
 
 use crate::console::Phase;
-use crate::metadata::Fault;
 use facts::{BootFacts, Facts, Login, Offline, OfflineFacts, Shutdown};
 
 /// How much a failure matters.
@@ -327,7 +326,7 @@ fn firstboot_missing(facts: &Facts) -> bool {
 }
 
 fn boot_check(id: &str, b: &BootFacts, facts: &Facts) -> Verdict {
-    let faulty = facts.fault != Fault::None;
+    let faulty = facts.fault.withholds_password();
     if id == "boot.userspace" {
         return match (b.console.reached(Phase::Userspace), &b.console.failure) {
             (Some(t), _) => pass(format!("userspace after {t:.1}s")),
@@ -377,7 +376,9 @@ fn boot_check(id: &str, b: &BootFacts, facts: &Facts) -> Verdict {
                 }
             )),
         },
-        "firstboot.fail-safe" if !faulty => skip("no metadata fault injected"),
+        "firstboot.fail-safe" if !faulty => {
+            skip("the metadata service delivers the password (no withholding fault)")
+        }
         "firstboot.fail-safe" => match &b.login {
             Login::Worked { .. } => fail(format!(
                 "login possible although the metadata service had fault `{}`",

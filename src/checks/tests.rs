@@ -3,6 +3,7 @@
 use super::facts::*;
 use super::*;
 use crate::console::{ConsoleFailure, ConsoleSummary, FailureKind};
+use crate::metadata::Fault;
 
 fn offline() -> OfflineFacts {
     OfflineFacts {
@@ -235,6 +236,15 @@ fn fail_safe_under_a_metadata_fault() {
     assert!(failing(&f).is_empty(), "{r:#?}");
     let fs: Vec<_> = r.iter().filter(|r| r.id == "firstboot.fail-safe").collect();
     assert!(fs.iter().all(|r| r.status == Status::Pass), "{fs:?}");
+    // A delayed answer still delivers the password: judged like no fault at all.
+    let mut delayed = clean();
+    delayed.fault = Fault::Delay(std::time::Duration::from_secs(5));
+    assert!(failing(&delayed).is_empty());
+    assert!(
+        evaluate(&delayed, &Selection::default())
+            .iter()
+            .any(|r| r.id == "metadata.password" && r.status == Status::Pass)
+    );
     // A login that works although the metadata never answered fails it.
     f.boots[0].login = Login::Worked { after_secs: 3.0 };
     assert_eq!(failing(&f), ["firstboot.fail-safe"]);

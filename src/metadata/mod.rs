@@ -104,6 +104,13 @@ mod humantime_serde_secs {
     }
 }
 
+impl Fault {
+    /// Whether the guest never gets its password under this fault (a delay still delivers).
+    pub fn withholds_password(self) -> bool {
+        !matches!(self, Fault::None | Fault::Delay(_))
+    }
+}
+
 impl std::str::FromStr for Fault {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

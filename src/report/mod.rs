@@ -2,6 +2,8 @@
 //! the model) and JUnit (one testcase per check per boot, derived from the model).
 //! Live progress lines come from [`render_event`]; nothing here decides a verdict.
 
+pub mod live;
+
 use std::fmt::Write as _;
 
 use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
@@ -80,7 +82,13 @@ pub fn render_summary(r: &Report) -> String {
     for b in &r.facts.boots {
         if r.verdict == Verdict::Fail && (b.console.failure.is_some() || !b.reached_userspace()) {
             let _ = writeln!(s, "console tail of boot {}:", b.index);
-            for l in b.console.tail.iter().rev().take(10).rev() {
+            let lines: Vec<&String> = b
+                .console
+                .tail
+                .iter()
+                .filter(|l| !l.trim().is_empty())
+                .collect();
+            for l in &lines[lines.len().saturating_sub(10)..] {
                 let _ = writeln!(s, "  | {l}");
             }
         }
