@@ -77,13 +77,15 @@ cache=$(cd "$cache" && pwd)
 
 case "$variant" in cloud-init*) flavour=cloud-init ;; *) flavour=firstboot ;; esac
 
-# Staging in RAM (/dev/shm) when TMPDIR is unset and it has 2 GiB free: unpacking and
-# packing the ~300-450 MB tree is I/O bound.
+# Staging in RAM (/dev/shm) when TMPDIR is unset, it has 2 GiB free and allows device nodes
+# and executables (the chroot needs its /dev/null): unpacking the ~300-450 MB tree is I/O bound.
 tmp=${TMPDIR:-/tmp}
-if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] \
-    && [ "$(df -Pk /dev/shm | awk 'NR == 2 { print $4 }')" -gt 2097152 ]; then
-  tmp=/dev/shm
-fi
+case ",$(findmnt -no OPTIONS /dev/shm 2>/dev/null)," in
+  ,,|*,nodev,*|*,noexec,*) ;;
+  *) if [ -z "${TMPDIR:-}" ] && [ "$(df -Pk /dev/shm | awk 'NR == 2 { print $4 }')" -gt 2097152 ]; then
+       tmp=/dev/shm
+     fi ;;
+esac
 work=$(mktemp -d "$tmp/debian-build.XXXXXX")
 trap 'umount "$work/tree/proc" 2>/dev/null || true; rm -rf "$work"' EXIT INT TERM
 root="$work/root"
