@@ -3,8 +3,11 @@
 //! [`sniff`] recognises formats from magic numbers; [`table`] reads MBR and
 //! GPT partition tables (with `mbrman` and `gpt`) and describes an image for
 //! `sparsecopy --info`; [`gpt`] moves a GPT's backup to the end of a disk that
-//! grew. Nothing here writes an image except [`gpt::relocate_backup`].
+//! grew; [`image`] decides what `imgtest run` was given (raw, qcow2, vmdk, ISO) and
+//! where its root filesystem may be. Nothing here writes an image except
+//! [`gpt::relocate_backup`].
 
 pub mod gpt;
+pub mod image;
 pub mod sniff;
 pub mod table;

@@ -1,0 +1,247 @@
+//! GRUB for BIOS (i386-pc), installed without `grub-install`: `grub-mkimage` builds the
+//! core image, and the boot sector and core image are patched exactly as GRUB's own
+//! `grub-bios-setup` (util/setup.c) does when it embeds core.img in the MBR gap:
+//!
+//! * boot.img: BPB (0x03..0x5a) and partition table area (0x1b8..0x1fe) come from the
+//!   disk's existing sector 0; the kernel sector (0x5c, u64 LE) is the first sector of
+//!   core.img; the boot drive byte (0x64) is 0xff; the drive check jump (0x66) becomes
+//!   two NOPs, as setup.c does for hard disks.
+//! * diskboot.img (core.img's first sector): blocklists grow downwards from 0x200-12;
+//!   old entries are cleared, then one entry {start = first sector + 1,
+//!   len = sectors - 1, segment = 0x800 + 0x20} is written, followed by a terminator.
+//!
+//! Reed-Solomon recovery codes are not added (as `grub-bios-setup --no-rs-codes`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::{BuildError, run_tool};
+
+/// Where grub-setup reads the first-sector fields (grub/i386/pc/boot.h).
+const BPB_START: usize = 0x3;
+const BPB_END: usize = 0x5a;
+const KERNEL_SECTOR: usize = 0x5c;
+const BOOT_DRIVE: usize = 0x64;
+const DRIVE_CHECK: usize = 0x66;
+const WINDOWS_NT_MAGIC: usize = 0x1b8;
+const PART_END: usize = 0x1fe;
+/// One blocklist entry: start (u64), len (u16), segment (u16).
+const BLOCKLIST_SIZE: usize = 12;
+/// GRUB_BOOT_I386_PC_KERNEL_SEG: diskboot itself is loaded at 0x800:0.
+const KERNEL_SEG: u16 = 0x800;
+const SECTOR: usize = 512;
+
+/// Modules built into core.img: enough to read the config from an ext2/3/4
+/// partition on a BIOS disk and drive the serial console. Everything else loads
+/// from `/boot/grub/i386-pc` at run time.
+pub const CORE_MODULES: &[&str] = &[
+    "biosdisk",
+    "part_msdos",
+    "ext2",
+    "serial",
+    "terminal",
+    "normal",
+    "linux",
+    "search",
+    "search_fs_uuid",
+    "echo",
+    "test",
+    "configfile",
+];
+
+/// The platform directory of the host's GRUB build.
+pub const DEFAULT_DIR: &str = "/usr/lib/grub/i386-pc";
+
+/// A GRUB i386-pc build directory, checked to hold what fsmaker needs.
+#[derive(Debug, Clone)]
+pub struct GrubDir {
+    pub dir: PathBuf,
+}
+
+impl GrubDir {
+    /// Checks `dir` for boot.img, diskboot.img, kernel.img, moddep.lst and the core modules.
+    pub fn locate(dir: &Path) -> Result<GrubDir, BuildError> {
+        let mut wanted: Vec<String> = ["boot.img", "diskboot.img", "kernel.img", "moddep.lst"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        wanted.extend(CORE_MODULES.iter().map(|m| format!("{m}.mod")));
+        for w in &wanted {
+            if !dir.join(w).is_file() {
+                return Err(BuildError::GrubMissing { path: dir.join(w) });
+            }
+        }
+        Ok(GrubDir {
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// The files to copy into `/boot/grub/i386-pc` (modules and their lists), sorted.
+    pub fn runtime_files(&self) -> Result<Vec<PathBuf>, BuildError> {
+        let rd = std::fs::read_dir(&self.dir)
+            .map_err(|e| BuildError::io(format!("cannot list {}", self.dir.display()), e))?;
+        let mut v: Vec<PathBuf> = rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("mod" | "lst")))
+            .collect();
+        v.sort();
+        Ok(v)
+    }
+
+    /// Builds core.img with `grub-mkimage`, prefix `(,msdos1)/boot/grub` (the boot disk's first partition).
+    pub fn mkimage(&self, workdir: &Path) -> Result<Vec<u8>, BuildError> {
+        let out = workdir.join("core.img");
+        let mut cmd = Command::new("grub-mkimage");
+        cmd.args(["-O", "i386-pc", "-p", "(,msdos1)/boot/grub", "-d"])
+            .arg(&self.dir)
+            .arg("-o")
+            .arg(&out)
+            .args(CORE_MODULES);
+        run_tool(&mut cmd, "grub-common")?;
+        std::fs::read(&out).map_err(|e| BuildError::io("cannot read core.img", e))
+    }
+
+    /// boot.img, the 512-byte MBR boot code.
+    pub fn boot_img(&self) -> Result<Vec<u8>, BuildError> {
+        let p = self.dir.join("boot.img");
+        let b = std::fs::read(&p)
+            .map_err(|e| BuildError::io(format!("cannot read {}", p.display()), e))?;
+        if b.len() != SECTOR {
+            return Err(BuildError::Grub(format!(
+                "{} is {} bytes, not 512",
+                p.display(),
+                b.len()
+            )));
+        }
+        Ok(b)
+    }
+}
+
+/// Returns the new sector 0: `boot_img` patched for a hard disk whose core image starts
+/// at `core_sector`, keeping the BPB and partition table of `old_mbr`.
+pub fn patch_boot_img(boot_img: &[u8], old_mbr: &[u8], core_sector: u64) -> Vec<u8> {
+    let mut b = boot_img.to_vec();
+    b[BPB_START..BPB_END].copy_from_slice(&old_mbr[BPB_START..BPB_END]);
+    b[DRIVE_CHECK] = 0x90;
+    b[DRIVE_CHECK + 1] = 0x90;
+    b[WINDOWS_NT_MAGIC..PART_END].copy_from_slice(&old_mbr[WINDOWS_NT_MAGIC..PART_END]);
+    b[BOOT_DRIVE] = 0xff;
+    b[KERNEL_SECTOR..KERNEL_SECTOR + 8].copy_from_slice(&core_sector.to_le_bytes());
+    b
+}
+
+/// Returns core.img padded to whole sectors with its blocklist pointing at the
+/// sectors that follow `core_sector` (where it is embedded contiguously).
+pub fn patch_core_img(core: &[u8], core_sector: u64) -> Result<Vec<u8>, BuildError> {
+    let sectors = core.len().div_ceil(SECTOR);
+    if core.len() < SECTOR || sectors > 0xffff {
+        return Err(BuildError::Grub(format!(
+            "core.img has an unusable size ({} bytes)",
+            core.len()
+        )));
+    }
+    let mut c = core.to_vec();
+    c.resize(sectors * SECTOR, 0);
+    let first = SECTOR - BLOCKLIST_SIZE;
+    let len_at = |c: &[u8], o: usize| u16::from_le_bytes([c[o + 8], c[o + 9]]);
+    // Clean out the blocklists, walking down until the terminator (len == 0).
+    let mut o = first;
+    while len_at(&c, o) != 0 {
+        c[o..o + BLOCKLIST_SIZE].fill(0);
+        if o < BLOCKLIST_SIZE {
+            return Err(BuildError::Grub("no terminator in the core image".into()));
+        }
+        o -= BLOCKLIST_SIZE;
+    }
+    if sectors > 1 {
+        c[first..first + 8].copy_from_slice(&(core_sector + 1).to_le_bytes());
+        c[first + 8..first + 10].copy_from_slice(&((sectors - 1) as u16).to_le_bytes());
+        let segment = KERNEL_SEG + (SECTOR as u16 >> 4);
+        c[first + 10..first + 12].copy_from_slice(&segment.to_le_bytes());
+        // The next entry down is the terminator.
+        c[first - BLOCKLIST_SIZE..first].fill(0);
+    }
+    Ok(c)
+}
+
+/// The generated `/boot/grub/grub.cfg`: serial and VGA console, 1 s menu, one Linux entry.
+pub fn config(
+    uuid: &str,
+    title: &str,
+    kernel: &str,
+    initrd: Option<&str>,
+    cmdline: &str,
+) -> String {
+    let mut s = format!(
+        "# Generated by fsmaker.\n\
+         serial --unit=0 --speed=115200\n\
+         terminal_input serial console\n\
+         terminal_output serial console\n\
+         set timeout=1\n\
+         set default=0\n\
+         search --no-floppy --fs-uuid --set=root {uuid}\n\
+         menuentry '{title}' {{\n\
+         \tlinux {kernel} {cmdline}\n"
+    );
+    if let Some(i) = initrd {
+        s.push_str(&format!("\tinitrd {i}\n"));
+    }
+    s.push_str("}\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boot_img_is_patched_like_grub_bios_setup() {
+        let boot: Vec<u8> = (0..512).map(|i| (i % 251) as u8).collect();
+        let mut old = vec![0u8; 512];
+        old[0x1be] = 0x80;
+        old[0x1b8] = 0xAB;
+        let b = patch_boot_img(&boot, &old, 1);
+        assert_eq!(&b[0..3], &boot[0..3]);
+        assert!(b[BPB_START..BPB_END].iter().all(|&x| x == 0));
+        assert_eq!(&b[0x5c..0x64], &1u64.to_le_bytes());
+        assert_eq!(b[0x64], 0xff);
+        assert_eq!(&b[0x66..0x68], &[0x90, 0x90]);
+        assert_eq!(b[0x1b8], 0xAB);
+        assert_eq!(b[0x1be], 0x80);
+        assert_eq!(&b[0x1fe..], &boot[0x1fe..]);
+        assert_eq!(&b[0x68..0x1b8], &boot[0x68..0x1b8]);
+    }
+
+    #[test]
+    fn core_blocklist_points_after_first_sector() {
+        let mut core = vec![0u8; 512 * 3 + 100];
+        // A stale entry as grub-mkimage may leave it.
+        core[500..508].copy_from_slice(&7u64.to_le_bytes());
+        core[508..510].copy_from_slice(&9u16.to_le_bytes());
+        let c = patch_core_img(&core, 1).unwrap();
+        assert_eq!(c.len(), 512 * 4);
+        assert_eq!(&c[500..508], &2u64.to_le_bytes());
+        assert_eq!(&c[508..510], &3u16.to_le_bytes());
+        assert_eq!(&c[510..512], &0x820u16.to_le_bytes());
+        assert!(c[488..500].iter().all(|&x| x == 0));
+        assert!(patch_core_img(&[0u8; 100], 1).is_err());
+    }
+
+    #[test]
+    fn config_names_root_and_serial() {
+        let c = config(
+            "u-u",
+            "Linux 6.1",
+            "/boot/vmlinuz-6.1",
+            Some("/boot/initrd.img-6.1"),
+            "root=UUID=u-u ro",
+        );
+        assert!(c.contains("serial --unit=0 --speed=115200\n"));
+        assert!(c.contains("terminal_input serial console\n"));
+        assert!(c.contains("set timeout=1\n"));
+        assert!(c.contains(
+            "\tlinux /boot/vmlinuz-6.1 root=UUID=u-u ro\n\tinitrd /boot/initrd.img-6.1\n}"
+        ));
+        assert!(!config("u", "t", "/k", None, "x").contains("initrd"));
+    }
+}

@@ -1,0 +1,191 @@
+//! Facts: what imgtest learned about an image, offline from the file and online from each
+//! boot. Checks are pure functions of these; everything here is serialisable so a report
+//! can carry the evidence.
+
+use serde::{Deserialize, Serialize};
+
+use crate::console::ConsoleSummary;
+use crate::metadata::Fault;
+
+/// A host key file and the SHA-256 of its contents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyFile {
+    /// Path inside the guest.
+    pub path: String,
+    /// Hex SHA-256 of the file.
+    pub sha256: String,
+}
+
+/// Facts read from the image file before booting.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfflineFacts {
+    /// Where the root filesystem was found.
+    pub source: String,
+    /// Whether /etc/shadow exists.
+    pub shadow_readable: bool,
+    /// Accounts with a usable (or empty) password.
+    pub password_accounts: Vec<String>,
+    /// SSH host keys baked into the image.
+    pub host_keys: Vec<KeyFile>,
+    /// Non-empty logs, login records and shell histories (`path (N bytes)`).
+    pub dirty_logs: Vec<String>,
+    /// Files matching the test-script patterns.
+    pub test_scripts: Vec<String>,
+    /// /etc/machine-id when non-empty.
+    pub machine_id: Option<String>,
+    /// /usr/sbin/firstboot exists.
+    pub firstboot_program: bool,
+    /// Boot hooks that run firstboot.
+    pub firstboot_hooks: Vec<String>,
+}
+
+/// Offline facts, or why the image could not be read offline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "status")]
+pub enum Offline {
+    /// The root filesystem was read.
+    Read(OfflineFacts),
+    /// It could not be (ISO, unknown filesystem, ...).
+    Unreadable {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What `harness/probe.sh` reports from inside a booted guest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeFacts {
+    /// `uname -r`.
+    pub kernel: String,
+    /// /etc/machine-id contents (may be empty).
+    pub machine_id: String,
+    /// The running hostname.
+    pub hostname: String,
+    /// Host key files present at runtime.
+    pub host_keys: Vec<KeyFile>,
+    /// `firstboot status`: state=done|pending|failed (empty if not installed).
+    pub firstboot_state: String,
+    /// `firstboot status`: hook=enabled|disabled.
+    pub firstboot_hook: String,
+    /// Accounts with a usable password at runtime.
+    pub password_accounts: Vec<String>,
+}
+
+/// How logging in with the metadata password went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "outcome")]
+pub enum Login {
+    /// The password worked this many seconds after QEMU started.
+    Worked {
+        /// Seconds since QEMU started.
+        after_secs: f64,
+    },
+    /// The SSH server answered but never accepted the password before the deadline.
+    Refused {
+        /// The last error.
+        reason: String,
+    },
+    /// No SSH server answered before the deadline.
+    NoSsh {
+        /// The last error.
+        reason: String,
+    },
+    /// Not attempted.
+    NotTried {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// How the ACPI shutdown went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "outcome")]
+pub enum Shutdown {
+    /// QEMU exited this many seconds after `system_powerdown`.
+    Clean {
+        /// Seconds.
+        secs: f64,
+    },
+    /// The guest did not power off within the deadline.
+    TimedOut {
+        /// The deadline in seconds.
+        deadline_secs: f64,
+    },
+    /// Not attempted or QMP failed.
+    NotDone {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Everything learned from one boot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BootFacts {
+    /// Boot number, from 0.
+    pub index: usize,
+    /// Phases, failures and tail of the serial console.
+    pub console: ConsoleSummary,
+    /// How QEMU ended, if it ended on its own before imgtest stopped it.
+    pub qemu_exit: Option<String>,
+    /// Whether the guest fetched its initial password (HTTP 200).
+    pub password_fetched: bool,
+    /// Number of metadata requests from this boot.
+    pub metadata_requests: usize,
+    /// Seconds until the SSH server completed a handshake.
+    pub ssh_secs: Option<f64>,
+    /// SHA-256 fingerprint of the host key from the SSH handshake (hex).
+    pub host_key_sha256: Option<String>,
+    /// Login with the metadata password.
+    pub login: Login,
+    /// Whether a wrong password was rejected (None: not tried).
+    pub wrong_password_rejected: Option<bool>,
+    /// The probe's report, if it ran.
+    pub probe: Option<ProbeFacts>,
+    /// Why the probe did not run or failed.
+    pub probe_error: Option<String>,
+    /// The ACPI shutdown.
+    pub shutdown: Shutdown,
+}
+
+impl BootFacts {
+    /// A boot about which nothing is known yet.
+    pub fn new(index: usize) -> Self {
+        BootFacts {
+            index,
+            console: ConsoleSummary::default(),
+            qemu_exit: None,
+            password_fetched: false,
+            metadata_requests: 0,
+            ssh_secs: None,
+            host_key_sha256: None,
+            login: Login::NotTried {
+                reason: "the guest did not boot".into(),
+            },
+            wrong_password_rejected: None,
+            probe: None,
+            probe_error: None,
+            shutdown: Shutdown::NotDone {
+                reason: "the guest did not boot".into(),
+            },
+        }
+    }
+
+    /// Whether the guest reached userspace (console, or an SSH server answered).
+    pub fn reached_userspace(&self) -> bool {
+        self.console
+            .reached(crate::console::Phase::Userspace)
+            .is_some()
+            || self.ssh_secs.is_some()
+    }
+}
+
+/// All facts of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Facts {
+    /// From the image file.
+    pub offline: Offline,
+    /// From each boot (empty when no selected check needs a boot).
+    pub boots: Vec<BootFacts>,
+    /// The metadata fault injected for every boot.
+    pub fault: Fault,
+}

@@ -1,0 +1,292 @@
+//! Checks over hand-made facts: a clean image passes, each defect fails exactly one id.
+
+use super::facts::*;
+use super::*;
+use crate::console::{ConsoleFailure, ConsoleSummary, FailureKind};
+use crate::metadata::Fault;
+
+fn offline() -> OfflineFacts {
+    OfflineFacts {
+        source: "ext4 at 1048576".into(),
+        shadow_readable: true,
+        firstboot_program: true,
+        firstboot_hooks: vec!["/etc/inittab".into()],
+        ..Default::default()
+    }
+}
+
+fn boot(i: usize) -> BootFacts {
+    BootFacts {
+        console: ConsoleSummary {
+            phases: vec![
+                (Phase::Kernel, 2.0),
+                (Phase::Userspace, 5.0),
+                (Phase::Login, 7.0),
+            ],
+            firstboot_lines: vec!["firstboot: done".into()],
+            ..Default::default()
+        },
+        password_fetched: true,
+        metadata_requests: 3,
+        ssh_secs: Some(6.0),
+        host_key_sha256: Some(format!("{i}{}", "ab".repeat(31))),
+        login: Login::Worked { after_secs: 8.0 },
+        wrong_password_rejected: Some(true),
+        probe: Some(ProbeFacts {
+            kernel: "6.1".into(),
+            machine_id: format!("id{i}"),
+            hostname: format!("imgtest-{i}"),
+            host_keys: vec![KeyFile {
+                path: "/etc/dropbear/dropbear_ed25519_host_key".into(),
+                sha256: format!("k{i}"),
+            }],
+            firstboot_state: "done".into(),
+            firstboot_hook: "disabled".into(),
+            password_accounts: vec!["root".into()],
+        }),
+        shutdown: Shutdown::Clean { secs: 2.0 },
+        ..BootFacts::new(i)
+    }
+}
+
+fn clean() -> Facts {
+    Facts {
+        offline: Offline::Read(offline()),
+        boots: vec![boot(0), boot(1)],
+        fault: Fault::None,
+    }
+}
+
+fn failing(facts: &Facts) -> Vec<String> {
+    let mut ids: Vec<String> = evaluate(facts, &Selection::default())
+        .into_iter()
+        .filter(|r| r.status == Status::Fail)
+        .map(|r| r.id)
+        .collect();
+    ids.dedup();
+    ids
+}
+
+#[test]
+fn clean_image_passes_everything_it_can_judge() {
+    let results = evaluate(&clean(), &Selection::default());
+    assert!(failing(&clean()).is_empty(), "{results:#?}");
+    let skipped: Vec<_> = results
+        .iter()
+        .filter(|r| r.status == Status::Skip)
+        .map(|r| r.id.as_str())
+        .collect();
+    assert_eq!(skipped, ["firstboot.fail-safe", "firstboot.fail-safe"]);
+    // Per-boot checks appear once per boot, the others once.
+    assert_eq!(
+        results.iter().filter(|r| r.id == "boot.userspace").count(),
+        2
+    );
+    assert_eq!(
+        results.iter().filter(|r| r.id == "hostkeys.unique").count(),
+        1
+    );
+}
+
+#[test]
+fn each_defect_fails_exactly_one_check() {
+    type Defect = Box<dyn Fn(&mut Facts)>;
+    let cases: Vec<(&str, Defect)> = vec![
+        (
+            "passwords.none-fixed",
+            Box::new(|f| off(f).password_accounts = vec!["root".into()]),
+        ),
+        (
+            "logs.clean",
+            Box::new(|f| off(f).dirty_logs = vec!["/var/log/wtmp (384 bytes)".into()]),
+        ),
+        (
+            "hostkeys.absent",
+            Box::new(|f| {
+                off(f).host_keys = vec![KeyFile {
+                    path: "/etc/ssh/ssh_host_rsa_key".into(),
+                    sha256: "baked".into(),
+                }]
+            }),
+        ),
+        (
+            "scripts.none",
+            Box::new(|f| off(f).test_scripts = vec!["/root/test.sh".into()]),
+        ),
+        (
+            "machine-id.empty",
+            Box::new(|f| {
+                off(f).machine_id = Some("same".into());
+                for b in &mut f.boots {
+                    b.probe.as_mut().unwrap().machine_id = "same".into();
+                }
+            }),
+        ),
+        (
+            "firstboot.installed",
+            Box::new(|f| {
+                off(f).firstboot_program = false;
+                for b in &mut f.boots {
+                    b.password_fetched = false;
+                    b.login = Login::Refused {
+                        reason: "auth failed".into(),
+                    };
+                    b.wrong_password_rejected = None;
+                    b.probe = None;
+                }
+            }),
+        ),
+        (
+            "boot.userspace",
+            Box::new(|f| {
+                for b in &mut f.boots {
+                    *b = BootFacts::new(b.index);
+                    b.console.failure = Some(ConsoleFailure {
+                        kind: FailureKind::RootNotFound,
+                        line: "VFS: Unable to mount root fs".into(),
+                    });
+                }
+            }),
+        ),
+        (
+            "hostkeys.unique",
+            Box::new(|f| f.boots[1].host_key_sha256 = f.boots[0].host_key_sha256.clone()),
+        ),
+        (
+            "machine-id.unique",
+            Box::new(|f| f.boots[1].probe.as_mut().unwrap().machine_id = "id0".into()),
+        ),
+        (
+            "hostkeys.regenerated",
+            Box::new(|f| {
+                off(f).host_keys.clear();
+                f.boots[0].probe.as_mut().unwrap().host_keys[0].sha256 = "baked".into();
+                off(f).host_keys.push(KeyFile {
+                    path: "/x".into(),
+                    sha256: "baked".into(),
+                });
+            }),
+        ),
+        (
+            "firstboot.disabled",
+            Box::new(|f| f.boots[0].probe.as_mut().unwrap().firstboot_hook = "enabled".into()),
+        ),
+        (
+            "ssh.wrong-password",
+            Box::new(|f| f.boots[1].wrong_password_rejected = Some(false)),
+        ),
+        (
+            "metadata.password",
+            Box::new(|f| f.boots[0].password_fetched = false),
+        ),
+        (
+            "shutdown.clean",
+            Box::new(|f| {
+                f.boots[0].shutdown = Shutdown::TimedOut {
+                    deadline_secs: 30.0,
+                }
+            }),
+        ),
+        (
+            "console.clean",
+            Box::new(|f| {
+                f.boots[0].console.failure = Some(ConsoleFailure {
+                    kind: FailureKind::Oops,
+                    line: "Oops: 0000".into(),
+                })
+            }),
+        ),
+    ];
+    for (expected, defect) in cases {
+        let mut f = clean();
+        defect(&mut f);
+        // hostkeys.regenerated needs the baked key to be judged offline too: allow its root cause.
+        let got = failing(&f);
+        if expected == "hostkeys.regenerated" {
+            assert_eq!(
+                got,
+                ["hostkeys.absent", "hostkeys.regenerated"],
+                "{expected}"
+            );
+        } else {
+            assert_eq!(got, [expected], "defect {expected}");
+        }
+    }
+}
+
+fn off(f: &mut Facts) -> &mut OfflineFacts {
+    match &mut f.offline {
+        Offline::Read(o) => o,
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn fail_safe_under_a_metadata_fault() {
+    let mut f = clean();
+    f.fault = Fault::NeverAnswer;
+    for b in &mut f.boots {
+        b.password_fetched = false;
+        b.login = Login::Refused {
+            reason: "auth failed".into(),
+        };
+        b.probe = None;
+    }
+    let r = evaluate(&f, &Selection::default());
+    assert!(failing(&f).is_empty(), "{r:#?}");
+    let fs: Vec<_> = r.iter().filter(|r| r.id == "firstboot.fail-safe").collect();
+    assert!(fs.iter().all(|r| r.status == Status::Pass), "{fs:?}");
+    // A delayed answer still delivers the password: judged like no fault at all.
+    let mut delayed = clean();
+    delayed.fault = Fault::Delay(std::time::Duration::from_secs(5));
+    assert!(failing(&delayed).is_empty());
+    assert!(
+        evaluate(&delayed, &Selection::default())
+            .iter()
+            .any(|r| r.id == "metadata.password" && r.status == Status::Pass)
+    );
+    // A login that works although the metadata never answered fails it.
+    f.boots[0].login = Login::Worked { after_secs: 3.0 };
+    assert_eq!(failing(&f), ["firstboot.fail-safe"]);
+}
+
+#[test]
+fn unreadable_image_skips_offline_checks_with_the_reason() {
+    let mut f = clean();
+    f.offline = Offline::Unreadable {
+        reason: "ISO 9660 image".into(),
+    };
+    let r = evaluate(&f, &Selection::default());
+    let logs = r.iter().find(|r| r.id == "logs.clean").unwrap();
+    assert_eq!(logs.status, Status::Skip);
+    assert!(logs.evidence.contains("ISO 9660"));
+    assert!(failing(&f).is_empty());
+}
+
+#[test]
+fn selection_filters_and_knows_what_needs_a_boot() {
+    let sel = Selection {
+        only: vec!["logs.clean".into(), "scripts.none".into()],
+        skip: vec!["scripts.none".into()],
+    };
+    let r = evaluate(&clean(), &sel);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].id, "logs.clean");
+    assert!(!sel.needs_boot());
+    assert!(Selection::default().needs_boot());
+    let bad = Selection {
+        only: vec!["nope".into()],
+        skip: vec![],
+    };
+    assert_eq!(bad.unknown(), ["nope"]);
+}
+
+#[test]
+fn catalogue_ids_are_unique_and_stable() {
+    let ids: Vec<_> = CATALOGUE.iter().map(|c| c.id).collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), ids.len());
+    assert_eq!(ids.len(), 16);
+}

@@ -1,0 +1,351 @@
+//! What `imgtest run` was given: raw disk, qcow2, vmdk, ISO 9660 (with or without an
+//! El Torito boot record), or something it must refuse (missing, empty, compressed,
+//! truncated, unrecognisable). qcow2/vmdk are confirmed with `qemu-img info`; ISO 9660
+//! is read from its volume descriptors at 32 KiB. Nothing here writes the image.
+//!
+//! [`root_candidates`] lists where an ext2/3/4 root filesystem may start (the whole
+//! image, then each partition) for the offline view in [`crate::fs`].
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::table::Table;
+
+/// The image's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "format")]
+pub enum ImageKind {
+    /// A raw disk (or bare filesystem).
+    Raw,
+    /// qcow2.
+    Qcow2,
+    /// VMware vmdk.
+    Vmdk,
+    /// ISO 9660.
+    Iso {
+        /// Whether an El Torito boot record is present.
+        el_torito: bool,
+    },
+}
+
+impl ImageKind {
+    /// The `format=` name QEMU uses.
+    pub fn qemu_format(self) -> &'static str {
+        match self {
+            ImageKind::Raw | ImageKind::Iso { .. } => "raw",
+            ImageKind::Qcow2 => "qcow2",
+            ImageKind::Vmdk => "vmdk",
+        }
+    }
+
+    /// A short description.
+    pub fn describe(self) -> String {
+        match self {
+            ImageKind::Iso { el_torito: true } => "ISO 9660 (El Torito bootable)".into(),
+            ImageKind::Iso { el_torito: false } => "ISO 9660 (no El Torito boot record)".into(),
+            k => k.qemu_format().into(),
+        }
+    }
+}
+
+/// A recognised image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageInfo {
+    /// Absolute path.
+    pub path: PathBuf,
+    /// Format.
+    pub kind: ImageKind,
+    /// Size of the disk the guest sees, in bytes.
+    pub virtual_size: u64,
+}
+
+/// Why an image cannot be judged.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// The file does not exist.
+    #[error("{0}: no such file")]
+    Missing(PathBuf),
+    /// It is not a regular file.
+    #[error("{0}: not a regular file")]
+    NotAFile(PathBuf),
+    /// It is empty.
+    #[error("{0}: empty file, not a disk image")]
+    Empty(PathBuf),
+    /// It is compressed.
+    #[error("{path}: {kind}-compressed; decompress it first (e.g. `sparsecopy {path} image.raw`)")]
+    Compressed {
+        /// The file.
+        path: PathBuf,
+        /// The compression.
+        kind: String,
+    },
+    /// It is not any known image format.
+    #[error("{path}: not a disk image ({reason})")]
+    Unrecognised {
+        /// The file.
+        path: PathBuf,
+        /// What was looked for.
+        reason: String,
+    },
+    /// It is shorter than its own structures say.
+    #[error("{path}: truncated image: {reason}")]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// What does not fit.
+        reason: String,
+    },
+    /// It could not be read.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        message: String,
+    },
+}
+
+const ISO_PVD: u64 = 32768;
+
+/// Recognises the image at `path`.
+pub fn sniff(path: &Path) -> Result<ImageInfo, ImageError> {
+    let meta = match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ImageError::Missing(path.into()));
+        }
+        Err(e) => return Err(io_err(path, e)),
+        Ok(m) => m,
+    };
+    if !meta.is_file() {
+        return Err(ImageError::NotAFile(path.into()));
+    }
+    if meta.len() == 0 {
+        return Err(ImageError::Empty(path.into()));
+    }
+    let abs = std::fs::canonicalize(path).map_err(|e| io_err(path, e))?;
+    let file = File::open(&abs).map_err(|e| io_err(path, e))?;
+    let mut head = [0u8; 512];
+    let n = file.read_at(&mut head, 0).map_err(|e| io_err(path, e))?;
+    let head = &head[..n];
+    if let Some(kind) = super::sniff::compression(head) {
+        return Err(ImageError::Compressed {
+            path: path.into(),
+            kind: kind.to_string(),
+        });
+    }
+    if head.starts_with(b"QFI\xfb") {
+        return qemu_img_info(&abs, ImageKind::Qcow2);
+    }
+    if head.starts_with(b"KDMV") || head.starts_with(b"# Disk DescriptorFile") {
+        return qemu_img_info(&abs, ImageKind::Vmdk);
+    }
+    let mut vd = [0u8; 2048 * 2];
+    let got = file.read_at(&mut vd, ISO_PVD).unwrap_or(0);
+    if got >= 6 && &vd[1..6] == b"CD001" {
+        let el_torito = got >= 2048 + 32
+            && vd[2048] == 0
+            && &vd[2048 + 1..2048 + 6] == b"CD001"
+            && vd[2048 + 7..2048 + 30].starts_with(b"EL TORITO SPECIFICATION");
+        return Ok(ImageInfo {
+            path: abs,
+            kind: ImageKind::Iso { el_torito },
+            virtual_size: meta.len(),
+        });
+    }
+    let boot_sig = n == 512 && head[510..512] == [0x55, 0xaa];
+    if !boot_sig && !crate::fs::has_ext_magic(&abs, 0) {
+        return Err(ImageError::Unrecognised {
+            path: path.into(),
+            reason: "no qcow2/vmdk header, no ISO 9660 descriptor, no boot sector signature, no filesystem".into(),
+        });
+    }
+    for (what, start, size) in partitions(&abs) {
+        if start + size > meta.len() {
+            return Err(ImageError::Truncated {
+                path: path.into(),
+                reason: format!(
+                    "{what} ends at byte {} but the file has {} bytes",
+                    start + size,
+                    meta.len()
+                ),
+            });
+        }
+    }
+    Ok(ImageInfo {
+        path: abs,
+        kind: ImageKind::Raw,
+        virtual_size: meta.len(),
+    })
+}
+
+fn io_err(path: &Path, e: std::io::Error) -> ImageError {
+    ImageError::Io {
+        path: path.into(),
+        message: e.to_string(),
+    }
+}
+
+fn qemu_img_info(path: &Path, kind: ImageKind) -> Result<ImageInfo, ImageError> {
+    let out = std::process::Command::new("qemu-img")
+        .args(["info", "--output=json", "-f", kind.qemu_format()])
+        .arg(path)
+        .output()
+        .map_err(|e| ImageError::Io {
+            path: path.into(),
+            message: format!("cannot run qemu-img: {e}"),
+        })?;
+    if !out.status.success() {
+        return Err(ImageError::Truncated {
+            path: path.into(),
+            reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| ImageError::Io {
+        path: path.into(),
+        message: format!("qemu-img info: {e}"),
+    })?;
+    let virtual_size = v["virtual-size"].as_u64().unwrap_or(0);
+    Ok(ImageInfo {
+        path: path.into(),
+        kind,
+        virtual_size,
+    })
+}
+
+/// Partitions of a raw disk as (description, start, size) in bytes; empty without a
+/// readable table.
+pub fn partitions(path: &Path) -> Vec<(String, u64, u64)> {
+    let Ok(info) = super::table::inspect(path) else {
+        return Vec::new();
+    };
+    let (kind, parts) = match info.table {
+        Table::None => return Vec::new(),
+        Table::Mbr { partitions, .. } => ("MBR", partitions),
+        Table::Gpt { partitions, .. } => ("GPT", partitions),
+    };
+    parts
+        .into_iter()
+        .map(|p| (format!("{kind} partition {}", p.number), p.start, p.size))
+        .collect()
+}
+
+/// Where an ext2/3/4 root filesystem may start: (description, byte offset).
+pub fn root_candidates(path: &Path) -> Vec<(String, u64)> {
+    let mut c: Vec<(String, u64)> = Vec::new();
+    if crate::fs::has_ext_magic(path, 0) {
+        c.push(("whole image".into(), 0));
+    }
+    for (what, start, _) in partitions(path) {
+        if crate::fs::has_ext_magic(path, start) {
+            c.push((what, start));
+        }
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    #[test]
+    fn refuses_missing_empty_garbage_and_compressed() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            sniff(&d.path().join("nope")),
+            Err(ImageError::Missing(_))
+        ));
+        assert!(matches!(sniff(d.path()), Err(ImageError::NotAFile(_))));
+        assert!(matches!(
+            sniff(&write(d.path(), "e", b"")),
+            Err(ImageError::Empty(_))
+        ));
+        let garbage: Vec<u8> = (0..100_000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        let e = sniff(&write(d.path(), "g", &garbage)).unwrap_err();
+        assert!(matches!(e, ImageError::Unrecognised { .. }), "{e}");
+        let e = sniff(&write(d.path(), "z", b"\x28\xb5\x2f\xfd\0\0\0\0")).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("zstd-compressed; decompress it first"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn recognises_raw_with_mbr_and_detects_truncation() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("disk.raw");
+        std::fs::write(&p, vec![0u8; 4 << 20]).unwrap();
+        let st = std::process::Command::new("sfdisk")
+            .arg("-q")
+            .arg(&p)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin
+                    .take()
+                    .unwrap()
+                    .write_all(b"label: dos\nstart=2048, type=83\n")?;
+                c.wait()
+            })
+            .unwrap();
+        assert!(st.success());
+        let info = sniff(&p).unwrap();
+        assert_eq!(info.kind, ImageKind::Raw);
+        assert_eq!(
+            partitions(&p),
+            [("MBR partition 1".to_string(), 1 << 20, 3 << 20)]
+        );
+        let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+        f.set_len(2 << 20).unwrap();
+        let e = sniff(&p).unwrap_err();
+        assert!(matches!(e, ImageError::Truncated { .. }), "{e}");
+    }
+
+    #[test]
+    fn recognises_qcow2_and_iso() {
+        let d = tempfile::tempdir().unwrap();
+        let q = d.path().join("a.qcow2");
+        assert!(
+            std::process::Command::new("qemu-img")
+                .args(["create", "-q", "-f", "qcow2"])
+                .arg(&q)
+                .arg("64M")
+                .status()
+                .unwrap()
+                .success()
+        );
+        let info = sniff(&q).unwrap();
+        assert_eq!((info.kind, info.virtual_size), (ImageKind::Qcow2, 64 << 20));
+        let iso = sniff(Path::new("/usr/lib/grub-rescue/grub-rescue-cdrom.iso")).unwrap();
+        assert_eq!(iso.kind, ImageKind::Iso { el_torito: true });
+        let plain = d.path().join("plain.iso");
+        let src = d.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        std::fs::write(src.join("hello"), "hi").unwrap();
+        assert!(
+            std::process::Command::new("xorriso")
+                .args(["-as", "mkisofs", "-quiet", "-o"])
+                .arg(&plain)
+                .arg(&src)
+                .status()
+                .unwrap()
+                .success()
+        );
+        assert_eq!(
+            sniff(&plain).unwrap().kind,
+            ImageKind::Iso { el_torito: false }
+        );
+    }
+}

@@ -1,0 +1,527 @@
+//! The platform's metadata service as the guest sees it at 169.254.169.254:80.
+//!
+//! An in-process HTTP/1.0 server on 127.0.0.1 (ephemeral port) serves EC2-style paths
+//! under `/2009-04-04/meta-data/` and `/latest/meta-data/`. QEMU reaches it through a
+//! `guestfwd ... cmd:` rule that runs `imgtest __relay ADDR TOKEN` per guest connection:
+//! the relay ([`relay`]) sends one preamble line naming the boot's token, then copies
+//! bytes both ways, so the server knows which boot asked and answers with that boot's
+//! secrets. Every request is logged (paths and status only, never bodies, so secrets stay
+//! out of the log) and a [`Fault`] can be injected for every request.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// The first line a relay sends, followed by the boot token.
+pub const PREAMBLE: &str = "IMGTEST-RELAY";
+
+/// How long a connection may take to send its request.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+
+/// One boot's secrets, unique per boot.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BootSecrets {
+    /// Identifies the boot's relay connections.
+    pub token: String,
+    /// The initial password the guest must set.
+    pub password: String,
+    /// `instance-id`.
+    pub instance_id: String,
+    /// `hostname` and `local-hostname`.
+    pub hostname: String,
+    /// `public-keys/0/openssh-key`, if any (404 otherwise).
+    pub ssh_key: Option<String>,
+}
+
+impl std::fmt::Debug for BootSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BootSecrets")
+            .field("instance_id", &self.instance_id)
+            .field("hostname", &self.hostname)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BootSecrets {
+    /// Fresh random secrets for boot number `index`.
+    pub fn generate(index: usize) -> std::io::Result<Self> {
+        let id = random_string(8)?;
+        Ok(BootSecrets {
+            token: random_string(24)?,
+            password: random_string(20)?,
+            instance_id: format!("i-imgtest-{index}-{id}"),
+            hostname: format!("imgtest-{index}-{}", &id[..4].to_ascii_lowercase()),
+            ssh_key: None,
+        })
+    }
+}
+
+/// `len` random alphanumeric characters from /dev/urandom.
+pub fn random_string(len: usize) -> std::io::Result<String> {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut bytes = vec![0u8; len];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect())
+}
+
+/// A fault applied to every request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    /// Answer normally.
+    #[default]
+    None,
+    /// Answer normally after a delay.
+    Delay(#[serde(with = "humantime_serde_secs")] Duration),
+    /// 404 for everything.
+    NotFound,
+    /// 500 for everything.
+    ServerError,
+    /// Close the connection without answering.
+    Drop,
+    /// Keep the connection open and never answer.
+    NeverAnswer,
+}
+
+mod humantime_serde_secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Fault {
+    /// Whether the guest never gets its password under this fault (a delay still delivers).
+    pub fn withholds_password(self) -> bool {
+        !matches!(self, Fault::None | Fault::Delay(_))
+    }
+}
+
+impl std::str::FromStr for Fault {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "none" => Fault::None,
+            "404" => Fault::NotFound,
+            "500" => Fault::ServerError,
+            "drop" => Fault::Drop,
+            "never" => Fault::NeverAnswer,
+            d if d.starts_with("delay=") => Fault::Delay(
+                humantime::parse_duration(&d[6..])
+                    .map_err(|e| format!("bad delay `{}`: {e}", &d[6..]))?,
+            ),
+            o => {
+                return Err(format!(
+                    "unknown metadata fault `{o}` (none, delay=DURATION, 404, 500, drop, never)"
+                ));
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::None => write!(f, "none"),
+            Fault::Delay(d) => write!(f, "delay={}", humantime::format_duration(*d)),
+            Fault::NotFound => write!(f, "404"),
+            Fault::ServerError => write!(f, "500"),
+            Fault::Drop => write!(f, "drop"),
+            Fault::NeverAnswer => write!(f, "never"),
+        }
+    }
+}
+
+/// One request as the server saw it. Never contains a response body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestRecord {
+    /// Milliseconds since the server started.
+    pub at_ms: u64,
+    /// The boot that asked (None: unknown token or no preamble).
+    pub boot: Option<usize>,
+    /// HTTP method.
+    pub method: String,
+    /// Request path.
+    pub path: String,
+    /// Status sent; None when the connection was dropped or never answered.
+    pub status: Option<u16>,
+}
+
+struct Inner {
+    boots: Mutex<HashMap<String, (usize, BootSecrets)>>,
+    log: Mutex<Vec<RequestRecord>>,
+    fault: Fault,
+    stop: AtomicBool,
+    start: Instant,
+}
+
+/// A running metadata server; stops (and unblocks never-answering connections) on drop.
+pub struct MetadataServer {
+    addr: SocketAddr,
+    inner: Arc<Inner>,
+    accept: Option<std::thread::JoinHandle<()>>,
+}
+
+impl MetadataServer {
+    /// Binds 127.0.0.1 on an ephemeral port and starts serving with `fault`.
+    pub fn start(fault: Fault) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let inner = Arc::new(Inner {
+            boots: Mutex::new(HashMap::new()),
+            log: Mutex::new(Vec::new()),
+            fault,
+            stop: AtomicBool::new(false),
+            start: Instant::now(),
+        });
+        let i2 = inner.clone();
+        let accept = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if i2.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(stream) = conn {
+                    let i3 = i2.clone();
+                    std::thread::spawn(move || serve(stream, &i3));
+                }
+            }
+        });
+        Ok(MetadataServer {
+            addr,
+            inner,
+            accept: Some(accept),
+        })
+    }
+
+    /// Where the server listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Makes the server answer `secrets` to connections carrying their token.
+    pub fn register(&self, boot: usize, secrets: BootSecrets) {
+        let mut boots = self.inner.boots.lock().unwrap_or_else(|e| e.into_inner());
+        boots.insert(secrets.token.clone(), (boot, secrets));
+    }
+
+    /// The requests so far.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.inner
+            .log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The shell command QEMU runs per guest connection: `'PROGRAM' __relay ADDR TOKEN`.
+    pub fn relay_command(&self, program: &Path, token: &str) -> String {
+        format!(
+            "{} __relay {} {token}",
+            shell_quote(&program.to_string_lossy()),
+            self.addr
+        )
+    }
+}
+
+impl Drop for MetadataServer {
+    fn drop(&mut self) {
+        self.inner.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+        if let Some(a) = self.accept.take() {
+            let _ = a.join();
+        }
+    }
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// The body for `path` under the meta-data root, or None for 404.
+pub fn answer(path: &str, s: &BootSecrets) -> Option<String> {
+    let rest = ["/2009-04-04/meta-data", "/latest/meta-data"]
+        .iter()
+        .find_map(|root| path.strip_prefix(root))?;
+    let rest = rest.trim_start_matches('/');
+    Some(match rest {
+        "" => {
+            let mut idx = "hostname\ninitial-password\ninstance-id\nlocal-hostname\n".to_string();
+            if s.ssh_key.is_some() {
+                idx.push_str("public-keys/\n");
+            }
+            idx
+        }
+        "instance-id" => s.instance_id.clone(),
+        "hostname" | "local-hostname" => s.hostname.clone(),
+        "initial-password" => s.password.clone(),
+        "public-keys" | "public-keys/" => s.ssh_key.as_ref().map(|_| "0=imgtest".to_string())?,
+        "public-keys/0/openssh-key" => s.ssh_key.clone()?,
+        _ => return None,
+    })
+}
+
+fn serve(stream: TcpStream, inner: &Inner) {
+    let _ = stream.set_read_timeout(Some(REQUEST_DEADLINE));
+    let mut out = match stream.try_clone() {
+        Ok(o) => o,
+        Err(_) => return,
+    };
+    let mut reader = BufReader::new(stream);
+    let mut first = String::new();
+    if reader.read_line(&mut first).unwrap_or(0) == 0 || inner.stop.load(Ordering::SeqCst) {
+        return;
+    }
+    let (boot, request_line) = match first.strip_prefix(PREAMBLE) {
+        Some(token) => {
+            let boots = inner.boots.lock().unwrap_or_else(|e| e.into_inner());
+            let boot = boots.get(token.trim()).map(|(i, s)| (*i, s.clone()));
+            drop(boots);
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            (boot, line)
+        }
+        None => (None, first),
+    };
+    // Skip headers up to the blank line.
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+            break;
+        }
+    }
+    let mut parts = request_line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_string();
+    let path = parts.next().unwrap_or("").to_string();
+    let at_ms = inner.start.elapsed().as_millis() as u64;
+    let (status, body) = match (inner.fault, &boot) {
+        (Fault::Drop | Fault::NeverAnswer, _) => (None, String::new()),
+        (Fault::NotFound, _) => (Some(404), "not found\n".to_string()),
+        (Fault::ServerError, _) => (Some(500), "internal error\n".to_string()),
+        (_, None) => (Some(403), "unknown boot\n".to_string()),
+        (_, Some((_, secrets))) => match (method.as_str(), answer(&path, secrets)) {
+            ("GET", Some(b)) => (Some(200), b),
+            _ => (Some(404), "not found\n".to_string()),
+        },
+    };
+    inner
+        .log
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(RequestRecord {
+            at_ms,
+            boot: boot.as_ref().map(|(i, _)| *i),
+            method,
+            path,
+            status,
+        });
+    match (inner.fault, status) {
+        (Fault::NeverAnswer, _) => {
+            while !inner.stop.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        (_, None) => {}
+        (fault, Some(code)) => {
+            if let Fault::Delay(d) = fault {
+                let until = Instant::now() + d;
+                while Instant::now() < until && !inner.stop.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
+                }
+            }
+            let reason = match code {
+                200 => "OK",
+                403 => "Forbidden",
+                404 => "Not Found",
+                _ => "Internal Server Error",
+            };
+            let _ = write!(
+                out,
+                "HTTP/1.0 {code} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    }
+    let _ = out.shutdown(Shutdown::Both);
+}
+
+/// The relay QEMU runs per guest connection: connect to the server at `addr`, name the
+/// boot with `token`, then copy `input` to the server and the server's answer to `output`
+/// until the server closes the connection.
+pub fn relay(
+    addr: &str,
+    token: &str,
+    mut input: impl Read + Send + 'static,
+    mut output: impl Write,
+) -> std::io::Result<()> {
+    let mut server = TcpStream::connect(addr)?;
+    server.write_all(format!("{PREAMBLE} {token}\n").as_bytes())?;
+    let mut up = server.try_clone()?;
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut input, &mut up);
+        let _ = up.shutdown(Shutdown::Write);
+    });
+    std::io::copy(&mut server, &mut output)?;
+    output.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secrets() -> BootSecrets {
+        BootSecrets {
+            token: "tok0".into(),
+            password: "pw-zero".into(),
+            instance_id: "i-0".into(),
+            hostname: "h0".into(),
+            ssh_key: None,
+        }
+    }
+
+    fn get(server: &MetadataServer, token: &str, path: &str) -> String {
+        let mut out = Vec::new();
+        let req = format!("GET {path} HTTP/1.0\r\nHost: 169.254.169.254\r\n\r\n");
+        relay(
+            &server.addr().to_string(),
+            token,
+            std::io::Cursor::new(req.into_bytes()),
+            &mut out,
+        )
+        .unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn answers_paths() {
+        let mut s = secrets();
+        assert_eq!(
+            answer("/2009-04-04/meta-data/initial-password", &s).as_deref(),
+            Some("pw-zero")
+        );
+        assert_eq!(
+            answer("/latest/meta-data/instance-id", &s).as_deref(),
+            Some("i-0")
+        );
+        assert_eq!(
+            answer("/latest/meta-data/local-hostname", &s).as_deref(),
+            Some("h0")
+        );
+        assert_eq!(
+            answer("/latest/meta-data/public-keys/0/openssh-key", &s),
+            None
+        );
+        assert_eq!(answer("/other", &s), None);
+        s.ssh_key = Some("ssh-ed25519 AAAA x".into());
+        assert_eq!(
+            answer("/2009-04-04/meta-data/public-keys/", &s).as_deref(),
+            Some("0=imgtest")
+        );
+        assert!(
+            answer("/2009-04-04/meta-data/", &s)
+                .unwrap()
+                .contains("public-keys/")
+        );
+    }
+
+    #[test]
+    fn serves_each_boot_its_own_secrets_over_tcp_and_logs_without_bodies() {
+        let server = MetadataServer::start(Fault::None).unwrap();
+        server.register(0, secrets());
+        let mut s1 = secrets();
+        s1.token = "tok1".into();
+        s1.password = "pw-one".into();
+        server.register(1, s1);
+        let r0 = get(&server, "tok0", "/2009-04-04/meta-data/initial-password");
+        let r1 = get(&server, "tok1", "/2009-04-04/meta-data/initial-password");
+        assert!(
+            r0.starts_with("HTTP/1.0 200 OK") && r0.ends_with("\r\n\r\npw-zero"),
+            "{r0}"
+        );
+        assert!(r1.ends_with("pw-one"), "{r1}");
+        assert!(get(&server, "tok1", "/2009-04-04/meta-data/nope").starts_with("HTTP/1.0 404"));
+        assert!(get(&server, "bogus", "/latest/meta-data/hostname").starts_with("HTTP/1.0 403"));
+        let log = server.requests();
+        assert_eq!(log.len(), 4);
+        assert_eq!((log[0].boot, log[0].status), (Some(0), Some(200)));
+        assert_eq!(log[3].boot, None);
+        let json = serde_json::to_string(&log).unwrap();
+        assert!(!json.contains("pw-zero") && !json.contains("pw-one"));
+    }
+
+    #[test]
+    fn injects_faults() {
+        for (fault, prefix) in [
+            (Fault::NotFound, "HTTP/1.0 404"),
+            (Fault::ServerError, "HTTP/1.0 500"),
+            (Fault::Drop, ""),
+        ] {
+            let server = MetadataServer::start(fault).unwrap();
+            server.register(0, secrets());
+            let r = get(&server, "tok0", "/latest/meta-data/initial-password");
+            assert!(
+                r.starts_with(prefix) && (fault != Fault::Drop || r.is_empty()),
+                "{fault}: {r}"
+            );
+            assert!(!r.contains("pw-zero"));
+        }
+        let server = MetadataServer::start(Fault::Delay(Duration::from_millis(300))).unwrap();
+        server.register(0, secrets());
+        let t = Instant::now();
+        assert!(get(&server, "tok0", "/latest/meta-data/hostname").ends_with("h0"));
+        assert!(t.elapsed() >= Duration::from_millis(300));
+    }
+
+    #[test]
+    fn never_answer_holds_until_the_server_stops() {
+        let server = MetadataServer::start(Fault::NeverAnswer).unwrap();
+        server.register(0, secrets());
+        let mut conn = TcpStream::connect(server.addr()).unwrap();
+        conn.write_all(b"IMGTEST-RELAY tok0\nGET /latest/meta-data/hostname HTTP/1.0\r\n\r\n")
+            .unwrap();
+        conn.set_read_timeout(Some(Duration::from_millis(400)))
+            .unwrap();
+        let mut buf = [0u8; 16];
+        assert!(conn.read(&mut buf).is_err(), "answered despite the fault");
+        assert_eq!(server.requests()[0].status, None);
+        drop(server);
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(conn.read(&mut buf).unwrap(), 0);
+    }
+
+    #[test]
+    fn parses_faults_and_relay_command_quotes() {
+        assert_eq!(
+            "delay=2s".parse::<Fault>().unwrap(),
+            Fault::Delay(Duration::from_secs(2))
+        );
+        assert_eq!("never".parse::<Fault>().unwrap().to_string(), "never");
+        assert!("sometimes".parse::<Fault>().is_err());
+        let server = MetadataServer::start(Fault::None).unwrap();
+        let cmd = server.relay_command(Path::new("/o'k/imgtest"), "T");
+        assert_eq!(
+            cmd,
+            format!("'/o'\\''k/imgtest' __relay {} T", server.addr())
+        );
+        let a = BootSecrets::generate(0).unwrap();
+        let b = BootSecrets::generate(1).unwrap();
+        assert_ne!(a.password, b.password);
+        assert_eq!(a.password.len(), 20);
+        assert!(!format!("{a:?}").contains(&a.password));
+    }
+}

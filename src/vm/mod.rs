@@ -1,0 +1,400 @@
+//! QEMU as imgtest drives it: a pure command builder ([`VmSpec::args`]), accelerator
+//! detection ([`accel`]), qcow2 overlays ([`create_overlay`]), QMP ([`qmp`]) and the
+//! process-group guard that makes sure no QEMU outlives imgtest ([`process`]).
+//!
+//! The builder never touches the system, so its output is unit-tested argument by argument.
+//! The guest network is always QEMU user networking with `restrict=on`: the guest only
+//! reaches the forwarded SSH port and the metadata relay.
+
+pub mod accel;
+pub mod process;
+pub mod qmp;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::{Deserialize, Serialize};
+
+/// The accelerator a VM runs under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Accel {
+    /// Hardware virtualisation through /dev/kvm.
+    Kvm,
+    /// QEMU's software emulation.
+    Tcg,
+}
+
+impl Accel {
+    /// The name QEMU's `-accel` option takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        }
+    }
+}
+
+/// The bus the main disk hangs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DiskBus {
+    /// virtio-blk-pci (what most clouds expose).
+    #[default]
+    Virtio,
+    /// Emulated IDE.
+    Ide,
+    /// virtio-scsi with a scsi-hd.
+    Scsi,
+}
+
+impl std::str::FromStr for DiskBus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "virtio" => Ok(DiskBus::Virtio),
+            "ide" => Ok(DiskBus::Ide),
+            "scsi" => Ok(DiskBus::Scsi),
+            other => Err(format!(
+                "unknown disk bus `{other}` (expected virtio, ide or scsi)"
+            )),
+        }
+    }
+}
+
+/// Direct kernel boot (`-kernel`/`-initrd`/`-append`), bypassing firmware and bootloader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectKernel {
+    /// The kernel image.
+    pub kernel: PathBuf,
+    /// An optional initrd.
+    pub initrd: Option<PathBuf>,
+    /// The kernel command line.
+    pub append: String,
+}
+
+/// Everything that determines one QEMU invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmSpec {
+    /// The accelerator.
+    pub accel: Accel,
+    /// Guest RAM in MiB.
+    pub memory_mib: u32,
+    /// Number of vCPUs.
+    pub smp: u32,
+    /// The writable main disk (a qcow2 overlay), if any.
+    pub disk: Option<PathBuf>,
+    /// The bus of the main disk.
+    pub disk_bus: DiskBus,
+    /// An ISO attached read-only as a CD-ROM, booted before the disk.
+    pub cdrom: Option<PathBuf>,
+    /// Direct kernel boot instead of firmware boot.
+    pub direct_kernel: Option<DirectKernel>,
+    /// Host port on 127.0.0.1 forwarded to the guest's port 22, if any.
+    pub ssh_port: Option<u16>,
+    /// Shell command QEMU runs per guest connection to 169.254.169.254:80, if any.
+    pub metadata_cmd: Option<String>,
+    /// Path of the QMP unix socket QEMU listens on, if any.
+    pub qmp_socket: Option<PathBuf>,
+}
+
+impl VmSpec {
+    /// A spec with no disk, network or QMP: the smallest VM QEMU will start.
+    pub fn new(accel: Accel, memory_mib: u32, smp: u32) -> Self {
+        VmSpec {
+            accel,
+            memory_mib,
+            smp,
+            disk: None,
+            disk_bus: DiskBus::Virtio,
+            cdrom: None,
+            direct_kernel: None,
+            ssh_port: None,
+            metadata_cmd: None,
+            qmp_socket: None,
+        }
+    }
+
+    /// The QEMU arguments (without the program name).
+    ///
+    /// The serial console is QEMU's stdout. `-nographic` makes SeaBIOS and iPXE mirror
+    /// their text to the serial port (QEMU passes them `etc/sercon-port`), so firmware
+    /// and bootloader phases are visible even for images without a serial console.
+    /// A guest reboot exits QEMU (`-no-reboot`): imgtest judges one boot at a time.
+    pub fn args(&self) -> Vec<String> {
+        let mut a: Vec<String> = [
+            "-nodefaults",
+            "-no-user-config",
+            "-nographic",
+            "-serial",
+            "stdio",
+            "-monitor",
+            "none",
+            "-no-reboot",
+            "-machine",
+            "pc",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        push(&mut a, "-accel", self.accel.name());
+        push(&mut a, "-m", &self.memory_mib.to_string());
+        push(&mut a, "-smp", &self.smp.to_string());
+        if let Some(cd) = &self.cdrom {
+            push(
+                &mut a,
+                "-drive",
+                &format!(
+                    "file={},format=raw,media=cdrom,readonly=on,if=none,id=cd0",
+                    opt_path(cd)
+                ),
+            );
+            push(&mut a, "-device", "ide-cd,drive=cd0,bus=ide.1,bootindex=0");
+        }
+        if let Some(disk) = &self.disk {
+            push(
+                &mut a,
+                "-drive",
+                &format!(
+                    "file={},format=qcow2,if=none,id=d0,cache=unsafe",
+                    opt_path(disk)
+                ),
+            );
+            match self.disk_bus {
+                DiskBus::Virtio => push(&mut a, "-device", "virtio-blk-pci,drive=d0,bootindex=1"),
+                DiskBus::Ide => push(&mut a, "-device", "ide-hd,drive=d0,bus=ide.0,bootindex=1"),
+                DiskBus::Scsi => {
+                    push(&mut a, "-device", "virtio-scsi-pci,id=scsi0");
+                    push(
+                        &mut a,
+                        "-device",
+                        "scsi-hd,drive=d0,bus=scsi0.0,bootindex=1",
+                    );
+                }
+            }
+        }
+        if let Some(k) = &self.direct_kernel {
+            push(&mut a, "-kernel", &k.kernel.to_string_lossy());
+            if let Some(initrd) = &k.initrd {
+                push(&mut a, "-initrd", &initrd.to_string_lossy());
+            }
+            push(&mut a, "-append", &k.append);
+        }
+        let mut netdev = String::from("user,id=n0,restrict=on,net=169.254.0.0/16,host=169.254.0.2");
+        if let Some(port) = self.ssh_port {
+            netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{port}-:22"));
+        }
+        if let Some(cmd) = &self.metadata_cmd {
+            netdev.push_str(&format!(
+                ",guestfwd=tcp:169.254.169.254:80-cmd:{}",
+                escape_opt(cmd)
+            ));
+        }
+        push(&mut a, "-netdev", &netdev);
+        push(&mut a, "-device", "virtio-net-pci,netdev=n0");
+        if let Some(sock) = &self.qmp_socket {
+            push(
+                &mut a,
+                "-qmp",
+                &format!("unix:{},server=on,wait=off", opt_path(sock)),
+            );
+        }
+        a
+    }
+}
+
+fn push(a: &mut Vec<String>, flag: &str, value: &str) {
+    a.push(flag.to_string());
+    a.push(value.to_string());
+}
+
+/// QEMU option values separate sub-options with commas; a literal comma is doubled.
+fn escape_opt(s: &str) -> String {
+    s.replace(',', ",,")
+}
+
+fn opt_path(p: &Path) -> String {
+    escape_opt(&p.to_string_lossy())
+}
+
+/// The `qemu-img create` command for a qcow2 overlay of `base` (format `base_format`).
+pub fn overlay_command(base: &Path, base_format: &str, overlay: &Path) -> Command {
+    let mut c = Command::new("qemu-img");
+    c.args(["create", "-q", "-f", "qcow2", "-F", base_format, "-b"])
+        .arg(base)
+        .arg(overlay);
+    c
+}
+
+/// The `qemu-img create` command for a blank thin qcow2 disk of `size` bytes.
+pub fn blank_disk_command(path: &Path, size: u64) -> Command {
+    let mut c = Command::new("qemu-img");
+    c.args(["create", "-q", "-f", "qcow2"])
+        .arg(path)
+        .arg(size.to_string());
+    c
+}
+
+/// Errors from preparing or running a VM.
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    /// A helper program could not be started.
+    #[error("cannot run {program}: {source} (is it installed? see `imgtest doctor`)")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A helper program failed.
+    #[error("{program} failed: {stderr}")]
+    Failed {
+        /// The program.
+        program: String,
+        /// Its standard error, trimmed.
+        stderr: String,
+    },
+    /// A QMP exchange failed.
+    #[error("QMP: {0}")]
+    Qmp(String),
+}
+
+/// Runs a short helper command to completion, mapping failures to [`VmError`].
+pub fn run_helper(mut cmd: Command) -> Result<String, VmError> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let out = cmd.output().map_err(|source| VmError::Spawn {
+        program: program.clone(),
+        source,
+    })?;
+    if !out.status.success() {
+        return Err(VmError::Failed {
+            program,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Creates a qcow2 overlay of `base` at `overlay`; the base is never written.
+pub fn create_overlay(base: &Path, base_format: &str, overlay: &Path) -> Result<(), VmError> {
+    run_helper(overlay_command(base, base_format, overlay)).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn joined(spec: &VmSpec) -> String {
+        spec.args().join(" ")
+    }
+
+    #[test]
+    fn minimal_spec_has_isolated_network_and_serial_on_stdio() {
+        let s = joined(&VmSpec::new(Accel::Tcg, 256, 2));
+        assert!(s.contains("-accel tcg -m 256 -smp 2"), "{s}");
+        assert!(s.contains("-nographic -serial stdio -monitor none"), "{s}");
+        assert!(
+            s.contains("-netdev user,id=n0,restrict=on,net=169.254.0.0/16,host=169.254.0.2 "),
+            "{s}"
+        );
+        assert!(!s.contains("hostfwd"));
+        assert!(!s.contains("-drive"));
+    }
+
+    #[test]
+    fn disk_bus_variants() {
+        let mut spec = VmSpec::new(Accel::Kvm, 384, 1);
+        spec.disk = Some("/t/o.qcow2".into());
+        let s = joined(&spec);
+        assert!(s.contains("-drive file=/t/o.qcow2,format=qcow2,if=none,id=d0,cache=unsafe"));
+        assert!(s.contains("-device virtio-blk-pci,drive=d0,bootindex=1"));
+        spec.disk_bus = DiskBus::Ide;
+        assert!(joined(&spec).contains("-device ide-hd,drive=d0,bus=ide.0,bootindex=1"));
+        spec.disk_bus = DiskBus::Scsi;
+        let s = joined(&spec);
+        assert!(s.contains(
+            "-device virtio-scsi-pci,id=scsi0 -device scsi-hd,drive=d0,bus=scsi0.0,bootindex=1"
+        ));
+        assert!(s.contains("-accel kvm"));
+    }
+
+    #[test]
+    fn cdrom_boots_before_disk() {
+        let mut spec = VmSpec::new(Accel::Tcg, 256, 1);
+        spec.cdrom = Some("/img/x.iso".into());
+        spec.disk = Some("/t/blank.qcow2".into());
+        let a = spec.args();
+        let cd = a.iter().position(|x| x.contains("bootindex=0")).unwrap();
+        let hd = a.iter().position(|x| x.contains("bootindex=1")).unwrap();
+        assert!(a[cd].starts_with("ide-cd,drive=cd0"));
+        assert!(
+            a.iter()
+                .any(|x| x == "file=/img/x.iso,format=raw,media=cdrom,readonly=on,if=none,id=cd0")
+        );
+        assert!(cd < hd);
+    }
+
+    #[test]
+    fn forwards_ssh_and_metadata_with_commas_escaped() {
+        let mut spec = VmSpec::new(Accel::Tcg, 256, 1);
+        spec.ssh_port = Some(40022);
+        spec.metadata_cmd = Some("'/a,b/imgtest' __relay 127.0.0.1:5 tok".into());
+        spec.qmp_socket = Some("/t/qmp.sock".into());
+        let a = spec.args();
+        let net = &a[a.iter().position(|x| x == "-netdev").unwrap() + 1];
+        assert!(net.contains(",hostfwd=tcp:127.0.0.1:40022-:22,"), "{net}");
+        assert!(
+            net.ends_with(
+                ",guestfwd=tcp:169.254.169.254:80-cmd:'/a,,b/imgtest' __relay 127.0.0.1:5 tok"
+            ),
+            "{net}"
+        );
+        assert!(joined(&spec).contains("-qmp unix:/t/qmp.sock,server=on,wait=off"));
+    }
+
+    #[test]
+    fn direct_kernel_boot() {
+        let mut spec = VmSpec::new(Accel::Tcg, 256, 1);
+        spec.direct_kernel = Some(DirectKernel {
+            kernel: "/k/vmlinuz".into(),
+            initrd: None,
+            append: "console=ttyS0 panic=-1".into(),
+        });
+        let a = spec.args();
+        let k = a.iter().position(|x| x == "-kernel").unwrap();
+        assert_eq!(a[k + 1], "/k/vmlinuz");
+        assert_eq!(a[k + 2], "-append");
+        assert_eq!(a[k + 3], "console=ttyS0 panic=-1");
+        assert!(!a.contains(&"-initrd".to_string()));
+    }
+
+    #[test]
+    fn overlay_command_names_backing_format_and_absolute_base() {
+        let c = overlay_command(Path::new("/imgs/a.img"), "raw", Path::new("/t/o.qcow2"));
+        let args: Vec<_> = c
+            .get_args()
+            .map(|x| x.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            args,
+            [
+                "create",
+                "-q",
+                "-f",
+                "qcow2",
+                "-F",
+                "raw",
+                "-b",
+                "/imgs/a.img",
+                "/t/o.qcow2"
+            ]
+        );
+    }
+
+    #[test]
+    fn disk_bus_parses() {
+        assert_eq!("scsi".parse::<DiskBus>().unwrap(), DiskBus::Scsi);
+        assert!("sata".parse::<DiskBus>().is_err());
+    }
+}

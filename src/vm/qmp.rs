@@ -1,0 +1,81 @@
+//! A minimal QMP client: JSON lines over QEMU's unix socket, just enough to negotiate
+//! capabilities and send `system_powerdown` (ACPI power button) or `quit`.
+//! Every read has a deadline (socket timeouts), asynchronous events are skipped.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::VmError;
+
+/// A negotiated QMP connection.
+pub struct Qmp {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl Qmp {
+    /// Connects to `socket` (retrying while QEMU creates it, until `deadline`), reads the
+    /// greeting and negotiates capabilities.
+    pub fn connect(socket: &Path, deadline: Instant) -> Result<Self, VmError> {
+        let stream = loop {
+            match UnixStream::connect(socket) {
+                Ok(s) => break s,
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(VmError::Qmp(format!(
+                        "cannot connect to {}: {e}",
+                        socket.display()
+                    )));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        };
+        let timeout = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(100));
+        stream.set_read_timeout(Some(timeout)).map_err(io)?;
+        stream.set_write_timeout(Some(timeout)).map_err(io)?;
+        let writer = stream.try_clone().map_err(io)?;
+        let mut qmp = Qmp {
+            reader: BufReader::new(stream),
+            writer,
+        };
+        let greeting = qmp.read_message()?;
+        if greeting.get("QMP").is_none() {
+            return Err(VmError::Qmp(format!("unexpected greeting {greeting}")));
+        }
+        qmp.execute("qmp_capabilities")?;
+        Ok(qmp)
+    }
+
+    fn read_message(&mut self) -> Result<Value, VmError> {
+        let mut line = String::new();
+        let n = self.reader.read_line(&mut line).map_err(io)?;
+        if n == 0 {
+            return Err(VmError::Qmp("QEMU closed the QMP socket".into()));
+        }
+        serde_json::from_str(&line).map_err(|e| VmError::Qmp(format!("bad JSON {line:?}: {e}")))
+    }
+
+    /// Executes `command` and returns its `return` value, skipping events.
+    pub fn execute(&mut self, command: &str) -> Result<Value, VmError> {
+        let msg = json!({ "execute": command });
+        writeln!(self.writer, "{msg}").map_err(io)?;
+        loop {
+            let v = self.read_message()?;
+            if let Some(r) = v.get("return") {
+                return Ok(r.clone());
+            }
+            if let Some(e) = v.get("error") {
+                return Err(VmError::Qmp(format!("{command}: {e}")));
+            }
+        }
+    }
+}
+
+fn io(e: std::io::Error) -> VmError {
+    VmError::Qmp(e.to_string())
+}

@@ -1,0 +1,298 @@
+//! Shared helpers for the integration tests: cached test assets (the kernel cache, the
+//! tiny root filesystem), building bootable disks with `fsmaker`, and booting them under
+//! QEMU (TCG) with a deadline, reading the serial console.
+//!
+//! Assets live under `target/test-assets/` and are built once, guarded by file locks so
+//! parallel test processes (nextest) share them. VMs are serialised by a lock too: the
+//! machine is small and TCG is CPU-bound.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::fs::File;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rustix::fs::{FlockOperation, flock};
+
+/// The first line the tiny rootfs's init (`images/tiny/marker/sbin/init`) prints on the
+/// serial console; `kernel=`, `root=`, `root_uuid=` and `cmdline=` lines follow.
+pub const MARKER: &str = "IMGTEST-TINY-BOOTED";
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `target/test-assets`, created on demand.
+pub fn assets_dir() -> PathBuf {
+    let d = repo().join("target/test-assets");
+    std::fs::create_dir_all(&d).expect("create target/test-assets");
+    d
+}
+
+/// An exclusive lock on `target/test-assets/NAME.lock`, held until dropped.
+pub struct Lock(File);
+
+pub fn lock(name: &str) -> Lock {
+    let f = File::create(assets_dir().join(format!("{name}.lock"))).expect("create lock file");
+    flock(&f, FlockOperation::LockExclusive).expect("flock");
+    Lock(f)
+}
+
+/// Runs `cmd`, panicking with its output if it fails.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The shared kernel cache (`target/test-assets/fsmaker-cache`), holding the pinned
+/// kernel of `images/assets.toml` (fetched and checksummed by `images/fetch-assets.sh`),
+/// imported once with `fsmaker kernel fetch DEB`.
+pub fn kernel_cache() -> PathBuf {
+    let cache = assets_dir().join("fsmaker-cache");
+    let _l = lock("fsmaker-cache");
+    let has_kernel = std::fs::read_dir(cache.join("kernels"))
+        .map(|rd| rd.flatten().any(|e| e.path().join("kernel.json").is_file()))
+        .unwrap_or(false);
+    if !has_kernel {
+        let o =
+            run_ok(Command::new(repo().join("images/fetch-assets.sh")).args(["--role", "kernel"]));
+        let deb = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .last()
+            .expect("a pinned kernel")
+            .to_string();
+        run_ok(fsmaker_in(&cache).args(["kernel", "fetch"]).arg(deb));
+    }
+    cache
+}
+
+/// The version of the newest kernel in the shared cache.
+pub fn cached_kernel_version() -> String {
+    let cache = kernel_cache();
+    let out = run_ok(fsmaker_in(&cache).args(["kernel", "list"]));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .last()
+        .and_then(|l| l.split('\t').next())
+        .expect("a cached kernel")
+        .to_string()
+}
+
+/// The directory of the newest cached kernel (vmlinuz, initrd.img, modules/).
+pub fn cached_kernel_dir() -> PathBuf {
+    kernel_cache().join("kernels").join(cached_kernel_version())
+}
+
+/// The `fsmaker` binary with its kernel cache set to `cache`.
+pub fn fsmaker_in(cache: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_fsmaker"));
+    c.env("FSMAKER_CACHE", cache)
+        .env_remove("SOURCE_DATE_EPOCH");
+    c
+}
+
+/// The `fsmaker` binary using the shared kernel cache.
+pub fn fsmaker() -> Command {
+    fsmaker_in(&kernel_cache())
+}
+
+/// Makes a small busybox root filesystem of `kind` (ext2/ext3/ext4) and `size_mib` with
+/// `mke2fs -d`, rootless, whose init is the tiny image's marker init. `extra` files are
+/// (path inside, host file) pairs. (`images/tiny/build.sh` makes ext4 only.)
+pub fn make_rootfs(out: &Path, kind: &str, size_mib: u64, extra: &[(&str, &Path)]) {
+    let tree = tempfile::tempdir().expect("tempdir");
+    let t = tree.path();
+    for d in [
+        "bin", "sbin", "proc", "sys", "dev", "etc", "root", "tmp", "boot",
+    ] {
+        std::fs::create_dir_all(t.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", t.join("bin/busybox")).expect("busybox-static is installed");
+    let list = run_ok(Command::new("/bin/busybox").arg("--list"));
+    for applet in String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .filter(|a| *a != "busybox")
+    {
+        std::os::unix::fs::symlink("busybox", t.join("bin").join(applet)).unwrap();
+    }
+    std::fs::copy(
+        repo().join("images/tiny/marker/sbin/init"),
+        t.join("sbin/init"),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        t.join("sbin/init"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    for (inside, host) in extra {
+        let dest = t.join(inside.trim_start_matches('/'));
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(host, &dest).unwrap();
+    }
+    let _ = std::fs::remove_file(out);
+    File::create(out).unwrap().set_len(size_mib << 20).unwrap();
+    run_ok(
+        Command::new("mke2fs")
+            .args(["-q", "-F", "-t", kind, "-d"])
+            .arg(t)
+            .arg(out),
+    );
+}
+
+/// The tiny marker root filesystem (ext4, `images/tiny/build.sh`), built once and cached
+/// under `target/test-assets`.
+pub fn tiny_rootfs() -> PathBuf {
+    let out = assets_dir().join("tiny-rootfs.ext4");
+    let _l = lock("tiny-rootfs");
+    if !out.is_file() {
+        let tmp = assets_dir().join("tiny-rootfs.ext4.tmp");
+        run_ok(Command::new(repo().join("images/tiny/build.sh")).arg(&tmp));
+        std::fs::rename(&tmp, &out).unwrap();
+    }
+    out
+}
+
+/// Runs fsmaker ROOTFS OUT ARGS... and returns its stdout (panics on failure).
+pub fn build_disk(rootfs: &Path, out: &Path, args: &[&str]) -> String {
+    let o = run_ok(fsmaker().arg(rootfs).arg(out).args(args));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// How the disk is attached to the VM.
+#[derive(Debug, Clone, Copy)]
+pub enum Bus {
+    Virtio,
+    Ide,
+}
+
+/// A QEMU guest booted from one disk, its serial console going to a log file; the
+/// whole process group is killed on drop.
+pub struct Vm {
+    child: Child,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+    _lock: Lock,
+}
+
+impl Vm {
+    /// Boots `disk` (raw) under TCG with `mem_mib` of RAM. The disk is opened read-only
+    /// through a snapshot, so the image under test is never modified.
+    pub fn boot(disk: &Path, bus: Bus, mem_mib: u32) -> Vm {
+        let lock = lock("vm");
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("console.log");
+        let iface = match bus {
+            Bus::Virtio => "virtio",
+            Bus::Ide => "ide",
+        };
+        let child = Command::new("qemu-system-x86_64")
+            .args([
+                "-accel",
+                "tcg",
+                "-m",
+                &mem_mib.to_string(),
+                "-display",
+                "none",
+                "-no-reboot",
+                "-snapshot",
+            ])
+            .args(["-nic", "none", "-monitor", "none", "-parallel", "none"])
+            .arg("-serial")
+            .arg(format!("file:{}", log.display()))
+            .arg("-drive")
+            .arg(format!("file={},format=raw,if={iface}", disk.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(dir.path().join("qemu.stderr")).expect("create qemu.stderr"))
+            .process_group(0)
+            .spawn()
+            .expect("qemu-system-x86_64 is installed");
+        Vm {
+            child,
+            log,
+            _dir: dir,
+            _lock: lock,
+        }
+    }
+
+    /// What QEMU itself printed (errors about the command line, the disk, ...).
+    pub fn qemu_stderr(&self) -> String {
+        let p = self.log.with_file_name("qemu.stderr");
+        String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned()
+    }
+
+    /// The console so far.
+    pub fn console(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
+    }
+
+    /// Waits until every one of `wanted` is on the console; panics (with the console
+    /// tail) at the deadline. QEMU exiting first is only an error if something is missing.
+    pub fn expect_all(&mut self, wanted: &[&str], deadline: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let text = self.console();
+            if wanted.iter().all(|w| text.contains(w)) {
+                return text;
+            }
+            let exited = self.child.try_wait().expect("wait on qemu").is_some();
+            if exited || start.elapsed() > deadline {
+                let text = self.console();
+                let tail: String = text
+                    .lines()
+                    .rev()
+                    .take(40)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                let missing: Vec<&&str> = wanted.iter().filter(|w| !text.contains(**w)).collect();
+                panic!(
+                    "{} after {:?}: console lacks {missing:?}\n--- console tail ---\n{tail}\n--- qemu stderr ---\n{}",
+                    if exited {
+                        "QEMU exited"
+                    } else {
+                        "deadline passed"
+                    },
+                    start.elapsed(),
+                    self.qemu_stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Waits for QEMU to exit by itself (e.g. the guest powered off); `None` at the deadline.
+    pub fn wait_exit(&mut self, deadline: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < deadline {
+            if let Some(s) = self.child.try_wait().expect("wait on qemu") {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        None
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let pgid = rustix::process::Pid::from_child(&self.child);
+            let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+            let _ = self.child.wait();
+        }
+    }
+}

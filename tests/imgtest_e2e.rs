@@ -1,0 +1,356 @@
+//! `imgtest run` end to end on the real tiny server image (busybox init, dropbear,
+//! firstboot) made bootable by fsmaker, under TCG: the clean image passes with two
+//! parallel boots; a qcow2 works; each planted defect fails exactly its check id with
+//! exit 1; a kernel that cannot find root fails fast; a metadata service that never
+//! answers leaves the image locked (fail safe). The image file never changes.
+//!
+//! Defects are planted into a copy of the clean root filesystem with `debugfs -w`
+//! (rootless), then fsmaker makes the disk.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{assets_dir, lock, run_ok};
+use sha2::Digest;
+
+/// The tiny server root filesystem, built once by images/tiny/build.sh.
+fn server_rootfs() -> PathBuf {
+    let out = assets_dir().join("tiny-server.ext4");
+    let _l = lock("tiny-server");
+    if !out.is_file() {
+        let tmp = assets_dir().join("tiny-server.ext4.tmp");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("images/tiny/build.sh");
+        run_ok(Command::new(script).args(["--mode", "server"]).arg(&tmp));
+        std::fs::rename(&tmp, &out).unwrap();
+    }
+    out
+}
+
+/// A bootable disk from a copy of the server rootfs after `plant` ran debugfs commands.
+fn disk(dir: &Path, name: &str, plant: &[String], fsmaker_args: &[&str]) -> PathBuf {
+    let rootfs = dir.join(format!("{name}.ext4"));
+    std::fs::copy(server_rootfs(), &rootfs).unwrap();
+    for cmd in plant {
+        let out = run_ok(Command::new("debugfs").args(["-w", "-R", cmd]).arg(&rootfs));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !err.lines().skip(1).any(|l| !l.trim().is_empty()),
+            "debugfs {cmd}: {err}"
+        );
+    }
+    let img = dir.join(format!("{name}.img"));
+    run_ok(common::fsmaker().arg(&rootfs).arg(&img).args(fsmaker_args));
+    img
+}
+
+fn host_file(dir: &Path, name: &str, content: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, content).unwrap();
+    p.display().to_string()
+}
+
+fn sha256(p: &Path) -> String {
+    hex::encode(sha2::Sha256::digest(std::fs::read(p).unwrap()))
+}
+
+struct Outcome {
+    code: i32,
+    out: String,
+    err: String,
+    report: serde_json::Value,
+}
+
+impl Outcome {
+    fn failing(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.report[0]["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["status"] == "fail")
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect();
+        ids.dedup();
+        ids
+    }
+
+    fn status(&self, id: &str) -> Vec<String> {
+        self.report[0]["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["id"] == id)
+            .map(|c| c["status"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+/// Runs imgtest on `image` (one VM test at a time) and checks the image is unchanged.
+fn imgtest(dir: &Path, image: &Path, args: &[&str]) -> Outcome {
+    let _vm = lock("vm");
+    let before = sha256(image);
+    let json = dir.join("report.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_imgtest"))
+        .args(["run", "--accel", "tcg", "-m", "256"])
+        .args(args)
+        .arg("--json")
+        .arg(&json)
+        .arg("--artifacts")
+        .arg(dir.join("artifacts"))
+        .arg(image)
+        .env("TMPDIR", dir)
+        .output()
+        .unwrap();
+    assert_eq!(sha256(image), before, "imgtest changed {}", image.display());
+    let o = Outcome {
+        code: out.status.code().unwrap_or(-1),
+        out: String::from_utf8_lossy(&out.stdout).into_owned(),
+        err: String::from_utf8_lossy(&out.stderr).into_owned(),
+        report: std::fs::read_to_string(&json)
+            .ok()
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default(),
+    };
+    let leftovers: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("imgtest-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+    o
+}
+
+#[test]
+fn clean_tiny_image_passes_with_two_parallel_boots() {
+    let d = tempfile::tempdir().unwrap();
+    let img = disk(d.path(), "clean", &[], &[]);
+    let junit = d.path().join("junit.xml");
+    let o = imgtest(d.path(), &img, &["--junit", junit.to_str().unwrap()]);
+    assert_eq!(o.code, 0, "{}\n{}", o.out, o.err);
+    assert!(o.failing().is_empty());
+    for id in ["hostkeys.unique", "machine-id.unique"] {
+        assert_eq!(o.status(id), ["pass"], "{id}\n{}", o.out);
+    }
+    assert_eq!(o.status("metadata.password"), ["pass", "pass"]);
+    assert_eq!(o.status("firstboot.disabled"), ["pass", "pass"]);
+    // Each boot fetched its own password; the logs never carry it.
+    let art = d.path().join("artifacts");
+    let requests = std::fs::read_to_string(art.join("metadata-requests.jsonl")).unwrap();
+    for boot in 0..2 {
+        assert!(
+            requests
+                .lines()
+                .any(|l| l.contains(&format!("\"boot\":{boot}"))
+                    && l.contains("initial-password")
+                    && l.contains("\"status\":200")),
+            "{requests}"
+        );
+    }
+    let console = std::fs::read_to_string(art.join("boot0-console.log")).unwrap();
+    assert!(console.contains("firstboot: done"), "{console}");
+    let phases: Vec<&str> = o.report[0]["facts"]["boots"][0]["console"]["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[0].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        phases,
+        ["firmware", "bootloader", "kernel", "userspace", "login"]
+    );
+    let xml = std::fs::read_to_string(junit).unwrap();
+    assert!(
+        xml.contains("<testcase name=\"hostkeys.unique\"") && xml.contains("failures=\"0\""),
+        "{xml}"
+    );
+}
+
+#[test]
+fn qcow2_image_works() {
+    let d = tempfile::tempdir().unwrap();
+    let img = disk(d.path(), "clean", &[], &["--format", "qcow2"]);
+    let o = imgtest(
+        d.path(),
+        &img,
+        &["--boots", "1", "--skip", "shutdown.clean"],
+    );
+    assert_eq!(o.code, 0, "{}\n{}", o.out, o.err);
+    assert_eq!(o.report[0]["format"], "qcow2");
+    // Offline facts were read through a raw conversion, not skipped.
+    assert_eq!(o.status("logs.clean"), ["pass"]);
+    assert_eq!(o.status("metadata.password"), ["pass"]);
+}
+
+fn defect(name: &str, plant: impl Fn(&Path) -> Vec<String>, extra: &[&str], expected: &str) {
+    let d = tempfile::tempdir().unwrap();
+    let cmds = plant(d.path());
+    let img = disk(d.path(), name, &cmds, &[]);
+    let mut args = vec!["--boots", "1", "--skip", "shutdown.clean"];
+    args.extend_from_slice(extra);
+    let o = imgtest(d.path(), &img, &args);
+    assert_eq!(o.code, 1, "{name}: {}\n{}", o.out, o.err);
+    assert_eq!(o.failing(), [expected], "{name}: {}", o.out);
+}
+
+#[test]
+fn defect_fixed_password() {
+    defect(
+        "fixed-password",
+        |d| {
+            let shadow = host_file(
+                d,
+                "shadow",
+                "root:$6$imgtest$0123456789abcdefghijkl:19000:0:99999:7:::\n",
+            );
+            vec![
+                "rm /etc/shadow".into(),
+                format!("write {shadow} /etc/shadow"),
+            ]
+        },
+        &[],
+        "passwords.none-fixed",
+    );
+}
+
+#[test]
+fn defect_dirty_logs() {
+    defect(
+        "dirty-logs",
+        |d| {
+            let log = host_file(
+                d,
+                "auth.log",
+                "Nov 26 01:00:00 build sshd[1]: Accepted password for root\n",
+            );
+            let hist = host_file(d, "hist", "make test\n");
+            vec![
+                format!("write {log} /var/log/auth.log"),
+                format!("write {hist} /root/.ash_history"),
+            ]
+        },
+        &[],
+        "logs.clean",
+    );
+}
+
+#[test]
+fn defect_baked_host_keys() {
+    defect(
+        "baked-keys",
+        |d| {
+            let key = d.join("key");
+            run_ok(
+                Command::new("dropbearkey")
+                    .args(["-t", "ed25519", "-f"])
+                    .arg(&key),
+            );
+            vec![format!(
+                "write {} /etc/dropbear/dropbear_ed25519_host_key",
+                key.display()
+            )]
+        },
+        &[],
+        "hostkeys.absent",
+    );
+}
+
+#[test]
+fn defect_leftover_test_scripts() {
+    defect(
+        "test-scripts",
+        |d| {
+            let s = host_file(d, "test.sh", "#!/bin/sh\necho testing\n");
+            vec![
+                format!("write {s} /root/test.sh"),
+                "mkdir /usr/local".into(),
+                "mkdir /usr/local/bin".into(),
+                format!("write {s} /usr/local/bin/run-tests.sh"),
+            ]
+        },
+        &[],
+        "scripts.none",
+    );
+}
+
+#[test]
+fn defect_machine_id_set() {
+    defect(
+        "machine-id",
+        |d| {
+            let id = host_file(d, "machine-id", "4f0c6ba1f3a14ae6a0e3d8f7c2b9e501\n");
+            vec![
+                "rm /etc/machine-id".into(),
+                format!("write {id} /etc/machine-id"),
+            ]
+        },
+        &[],
+        "machine-id.empty",
+    );
+}
+
+#[test]
+fn defect_firstboot_missing() {
+    // Without firstboot root stays locked: the login deadline is kept short.
+    defect(
+        "no-firstboot",
+        |_| vec!["rm /usr/sbin/firstboot".into()],
+        &["--timeout", "login=5s"],
+        "firstboot.installed",
+    );
+}
+
+#[test]
+fn kernel_that_cannot_find_root_fails_fast_with_the_console_evidence() {
+    let d = tempfile::tempdir().unwrap();
+    let img = disk(
+        d.path(),
+        "no-root",
+        &[],
+        &[
+            "--append",
+            "root=UUID=00000000-dead-beef-0000-000000000000 rootwait=0",
+        ],
+    );
+    let t = std::time::Instant::now();
+    let o = imgtest(d.path(), &img, &["--boots", "1", "--timeout", "boot=150s"]);
+    assert_eq!(o.code, 1, "{}\n{}", o.out, o.err);
+    assert_eq!(o.failing(), ["boot.userspace"], "{}", o.out);
+    let failure = &o.report[0]["facts"]["boots"][0]["console"]["failure"];
+    assert!(
+        failure["kind"] == "root-not-found" || failure["kind"] == "kernel-panic",
+        "{failure}"
+    );
+    assert!(o.out.contains("console tail of boot 0:"), "{}", o.out);
+    // Fail fast: long before the 150s x 4 boot deadline.
+    assert!(t.elapsed().as_secs() < 240, "took {:?}", t.elapsed());
+}
+
+#[test]
+fn metadata_that_never_answers_leaves_the_image_locked() {
+    let d = tempfile::tempdir().unwrap();
+    let img = disk(d.path(), "clean", &[], &[]);
+    let o = imgtest(
+        d.path(),
+        &img,
+        &[
+            "--boots",
+            "1",
+            "--metadata-fault",
+            "never",
+            "--timeout",
+            "login=10s",
+            "--skip",
+            "shutdown.clean",
+        ],
+    );
+    assert_eq!(o.code, 0, "{}\n{}", o.out, o.err);
+    assert_eq!(o.status("firstboot.fail-safe"), ["pass"], "{}", o.out);
+    assert_eq!(o.status("metadata.password"), ["skip"]);
+    let requests =
+        std::fs::read_to_string(d.path().join("artifacts/metadata-requests.jsonl")).unwrap();
+    assert!(
+        requests.contains("initial-password") && requests.contains("\"status\":null"),
+        "{requests}"
+    );
+}
