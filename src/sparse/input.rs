@@ -360,8 +360,15 @@ impl Input {
                     p.pos = discard(&mut p.reader, p.skip, None)?;
                     p.skip = 0;
                 }
+                // One read, whatever it brings: waiting to fill a buffer from
+                // a pipe costs a sleep and a wake-up per chunk.
                 let want = p.left.min(PLAIN_CHUNK as u64) as usize;
-                let n = read_chunk(&mut p.reader, &mut p.buf[..want], p.pos, None)?;
+                let n = loop {
+                    match p.reader.read(&mut p.buf[..want]) {
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        r => break r.map_err(|e| stream_error(None, p.pos, e))?,
+                    }
+                };
                 p.pos += n as u64;
                 p.left -= n as u64;
                 self.bytes_read += n as u64;
