@@ -15,7 +15,7 @@ append=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --append) append=${2:?--append needs kernel arguments}; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     -*) die "unknown option: $1" ;;
     *) break ;;
   esac
