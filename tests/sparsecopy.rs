@@ -387,6 +387,7 @@ fn bad_input_gets_one_line_and_exit_2() {
         sc(d, &["-f", "6M", "--seek", "1M", "src.img", "out.img"]),
     );
     case("unknown suffix", sc(d, &["-f2Q", "/dev/null", "out.img"]));
+    case("--info on a missing image", sc(d, &["--info", "nope.img"]));
     case(
         "bad block size",
         sc(d, &["-b", "1000", "src.img", "out.img"]),
