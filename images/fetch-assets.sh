@@ -20,7 +20,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --role) [ $# -ge 2 ] || die "--role needs a value (guest or kernel)"; role=$2; shift 2 ;;
     --role=*) role=${1#--role=}; shift ;;
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     --) shift; break ;;
     -*) die "unknown option: $1" ;;
     *) break ;;
@@ -72,7 +72,8 @@ printf '%s\n' "$entries" | while read -r name version arch sha role_; do
     cat "$tmp/apt.err" >&2
     die "apt-get download $name:$arch=$version failed (run apt-get update; if the version left the archive, pin a newer one in $manifest)"
   }
-  got=$(ls "$tmp"/"${name}"_*.deb 2>/dev/null | head -n1)
+  got=""
+  for f in "$tmp"/"${name}"_*.deb; do [ -f "$f" ] && got=$f; done
   [ -n "$got" ] || die "apt-get download $name=$version produced no .deb"
   actual=$(sha256sum "$got" | cut -d' ' -f1)
   if [ "$actual" != "$sha" ]; then

@@ -8,10 +8,14 @@ PKGS=(
   pkg-config libssl-dev
   # images and filesystems
   e2fsprogs fdisk gdisk cpio zstd xz-utils pigz dosfstools mtools xorriso fakeroot
+  # fsmaker: depmod for imported kernels
+  kmod
   # boot: GRUB, firmware, guests
   grub-pc-bin grub-common busybox-static dropbear-bin grub-rescue-pc ipxe-qemu ovmf
-  # benchmark peers
-  bmap-tools
+  # guest-side scripts: lint, HTTP clients and hashing the first-boot agent uses
+  shellcheck curl wget openssl openssh-client kmod
+  # benchmark peers (grub-install: bench/fsmaker.sh's traditional way)
+  bmap-tools grub2-common
 )
 
 SUDO=""

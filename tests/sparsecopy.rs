@@ -302,7 +302,10 @@ fn gpt_backup_moves_to_the_end_of_a_larger_dst() {
     let dir = tempfile::tempdir().unwrap();
     gpt_disk(dir.path(), "gpt.img", 16 * MIB);
     let src = fs::read(dir.path().join("gpt.img")).unwrap();
-    let out = ok(sc(dir.path(), &["-f", "64M", "gpt.img", "big.img"]));
+    let out = ok(sc(
+        dir.path(),
+        &["-f", "64M", "--verify", "gpt.img", "big.img"],
+    ));
     let summary = String::from_utf8_lossy(&out.stderr);
     assert!(summary.contains("backup GPT moved to the end"), "{summary}");
     check_relocated(dir.path(), "big.img", 64 * MIB);
@@ -368,6 +371,13 @@ fn bad_input_gets_one_line_and_exit_2() {
     case("DST same as SRC", sc(d, &["src.img", "src.img"]));
     case("DST a hard link to SRC", sc(d, &["src.img", "link.img"]));
     case("DST a directory", sc(d, &["src.img", "adir"]));
+    case("DST a character device", sc(d, &["src.img", "/dev/null"]));
+    let from_file = Command::new(BIN)
+        .args(["-", "src.img"])
+        .current_dir(d)
+        .stdin(File::open(d.join("src.img")).unwrap())
+        .output();
+    case("DST is stdin's file", from_file.unwrap());
     case(
         "size too small",
         sc(d, &["--size", "5M", "src.img", "out.img"]),
@@ -377,6 +387,7 @@ fn bad_input_gets_one_line_and_exit_2() {
         sc(d, &["-f", "6M", "--seek", "1M", "src.img", "out.img"]),
     );
     case("unknown suffix", sc(d, &["-f2Q", "/dev/null", "out.img"]));
+    case("--info on a missing image", sc(d, &["--info", "nope.img"]));
     case(
         "bad block size",
         sc(d, &["-b", "1000", "src.img", "out.img"]),

@@ -47,7 +47,7 @@ while [ $# -gt 0 ]; do
     --no-firstboot) with_firstboot=0; shift ;;
     --modules-from) modules_from=${2:?--modules-from needs a directory}; shift 2 ;;
     --customize) customize=${2:?--customize needs a command}; shift 2 ;;
-    -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     -*) die "unknown option: $1" ;;
     *) break ;;
   esac
@@ -92,11 +92,14 @@ printf '/lib/x86_64-linux-gnu\n/usr/lib/x86_64-linux-gnu\n' > "$root/etc/ld.so.c
 
 # 2. busybox applets as relative symlinks (never over a file a package shipped). Relative,
 # so that nothing written into the staging tree can ever follow a link out of it.
+mkdir -p "$root/sbin" "$root/usr/bin" "$root/usr/sbin"
 for path in $("$root/bin/busybox" --list-full); do
   [ -e "$root/$path" ] || [ -L "$root/$path" ] && continue
-  mkdir -p "$root/$(dirname "$path")"
-  up=$(dirname "$path" | sed 's|[^/][^/]*|..|g')
-  ln -s "$up/bin/busybox" "$root/$path"
+  case "$path" in
+    */*/*) ln -s ../../bin/busybox "$root/$path" ;;
+    */*) ln -s ../bin/busybox "$root/$path" ;;
+    *) ;; # linuxrc: an initrd convention this root does not use
+  esac
 done
 
 # 3. Skeleton.
@@ -162,6 +165,7 @@ if [ -n "$modules_from" ]; then
     todo="virtio_pci virtio_net button evdev af_packet"
     seen=" "
     while :; do
+      # shellcheck disable=SC2086 # a word list
       set -- $todo
       [ $# -gt 0 ] || break
       m=$1; shift; todo=$*
@@ -198,6 +202,11 @@ if [ "$format" = ext4 ]; then
     -L tiny-root -U "$uuid" -E "hash_seed=$hash_seed,root_owner=0:0,nodiscard" \
     -d "$root" "$tmpout" "$size" \
     || die "mke2fs failed (is --size $size big enough?)"
+  # mke2fs -d copies each inode's ctime from the staging tree (now): pin them too.
+  (cd "$root" && find . | sed -e 's|^\.||' -e 's|^$|/|' -e 's|.*|sif "&" ctime @'"$SOURCE_DATE_EPOCH"'|') \
+    > "$work/ctime.cmds"
+  E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH debugfs -w -f "$work/ctime.cmds" "$tmpout" >/dev/null 2>&1 \
+    || die "debugfs could not set inode times"
 else
   ln -s sbin/init "$root/init"
   touch -h -d "@$SOURCE_DATE_EPOCH" "$root/init" "$root"

@@ -9,9 +9,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use imgtest::build::kernel::{Cache, DEFAULT_PACKAGE};
-use imgtest::build::layout::human;
 use imgtest::build::{BuildPlan, Event, Format, KernelSource, Summary, build, grub};
 use imgtest::exit;
+use imgtest::sparse::{self, human};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
@@ -97,27 +97,8 @@ struct BuildArgs {
     append: String,
 }
 
-/// "2G", "512M", "64K", "1T" (binary units) or plain bytes.
 fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let (num, mult) = match s.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let m = match c.to_ascii_uppercase() {
-                'K' => 1u64 << 10,
-                'M' => 1 << 20,
-                'G' => 1 << 30,
-                'T' => 1 << 40,
-                _ => return Err(format!("unknown size unit in {s:?} (use K, M, G or T)")),
-            };
-            (&s[..i], m)
-        }
-        _ => (s, 1),
-    };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size (e.g. 2G, 512M)"))?;
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is too large"))
+    sparse::parse_size(s).map_err(|e| e.to_string())
 }
 
 fn source_date_epoch() -> Result<Option<i64>> {
@@ -194,10 +175,19 @@ fn run_build(a: BuildArgs) -> Result<()> {
         b.enable_steady_tick(Duration::from_millis(120));
         b
     });
-    let mut on = |e: Event| match e {
-        Event::Step(s) => {
-            if let Some(b) = &bar {
-                b.set_message(s);
+    let mut step = String::new();
+    let mut on = |e: Event| {
+        let Some(b) = &bar else { return };
+        match e {
+            Event::Step(s) => {
+                b.set_message(s.clone());
+                step = s;
+            }
+            Event::Copy { done, total } => {
+                let of = total
+                    .map(|t| format!(" of {}", human(t)))
+                    .unwrap_or_default();
+                b.set_message(format!("{step}: {}{of}", human(done)));
             }
         }
     };
@@ -255,18 +245,4 @@ fn main() {
         std::process::exit(exit::ERROR);
     }
     std::process::exit(exit::SUCCESS);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("2G"), Ok(2 << 30));
-        assert_eq!(parse_size("512m"), Ok(512 << 20));
-        assert_eq!(parse_size("4096"), Ok(4096));
-        assert!(parse_size("2X").is_err());
-        assert!(parse_size("G").is_err());
-    }
 }

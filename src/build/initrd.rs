@@ -327,6 +327,24 @@ kernel/drivers/nvme/host/nvme-core.ko:\n";
     }
 
     #[test]
+    fn compressed_modules_are_stored_decompressed() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = b"\x7fELF module body".repeat(100);
+        let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 6);
+        xz.write_all(&body).unwrap();
+        std::fs::write(dir.path().join("a.ko.xz"), xz.finish().unwrap()).unwrap();
+        std::fs::write(
+            dir.path().join("b.ko.zst"),
+            zstd::encode_all(&body[..], 3).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("c.ko"), &body).unwrap();
+        for f in ["a.ko.xz", "b.ko.zst", "c.ko"] {
+            assert_eq!(read_module(&dir.path().join(f)).unwrap(), body, "{f}");
+        }
+    }
+
+    #[test]
     fn cpio_newc_layout() {
         let mut c = Cpio::new(5);
         c.file("init", 0o755, b"abc");

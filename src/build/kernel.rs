@@ -319,7 +319,8 @@ pub fn parse_bzimage_version(b: &[u8]) -> Option<String> {
     (!v.is_empty()).then(|| v.to_string())
 }
 
-/// Orders version strings by their runs of digits and non-digits (6.1.0-10 < 6.1.0-9 is wrong; this gets it right).
+/// Orders version strings by runs of digits (compared as numbers) and non-digits, so
+/// `6.1.0-9` sorts before `6.1.0-10`.
 pub fn version_cmp(a: &str, b: &str) -> Ordering {
     fn runs(s: &str) -> Vec<(bool, &str)> {
         let mut v = Vec::new();

@@ -6,6 +6,7 @@ use std::io::Cursor;
 use mbrman::{BOOT_ACTIVE, CHS, MBRHeader, MBRPartitionEntry};
 
 use super::BuildError;
+use crate::sparse::human;
 
 pub const SECTOR: u64 = 512;
 /// Partition 1 starts here (and the GRUB embedding area ends here).
@@ -81,22 +82,6 @@ pub fn mbr(layout: &Layout, signature: [u8; 4]) -> Result<Vec<u8>, BuildError> {
     Ok(c.into_inner())
 }
 
-/// Bytes as a short human string (binary units).
-pub fn human(n: u64) -> String {
-    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < U.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", U[i])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,11 +127,5 @@ mod tests {
         assert_eq!(&m[0x1be + 12..0x1be + 16], &(131072u32).to_le_bytes());
         assert_eq!(&m[510..], &[0x55, 0xAA]);
         assert!(m[0x1ce..0x1fe].iter().all(|&b| b == 0));
-    }
-
-    #[test]
-    fn human_units() {
-        assert_eq!(human(512), "512 B");
-        assert_eq!(human(3 << 20), "3.0 MiB");
     }
 }

@@ -2,8 +2,8 @@
 //! without root, loop devices or mounting.
 //!
 //! Flow of [`build`]: read the superblock -> plan the layout and the files to install
-//! -> check the room -> copy the filesystem (sparse) into partition 1 of a temp file
-//! next to OUT -> optionally `resize2fs` it -> one `debugfs -w` batch writes the
+//! -> check the room -> optionally grow a copy with `resize2fs` -> copy the filesystem
+//! (sparse) into partition 1 of a temp file next to OUT -> one `debugfs -w` batch writes the
 //! kernel, initrd, `/lib/modules/<version>`, GRUB modules and `grub.cfg` -> MBR,
 //! boot.img and core.img go into the first MiB -> optional qcow2 -> rename to OUT.
 //! On any error the temp file is dropped, so OUT is either complete or untouched.
@@ -24,10 +24,11 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::sparse::{self, human};
 use debugfs::Batch;
 use grub::GrubDir;
 use kernel::{CachedKernel, version_cmp};
-use layout::{Layout, PART_START, human};
+use layout::{Layout, PART_START};
 use superblock::Superblock;
 
 /// Everything that can stop a build. Every variant maps to exit code 2.
@@ -72,6 +73,8 @@ pub enum BuildError {
     MissingTool { tool: String, package: String },
     #[error("{tool} failed: {message}")]
     Tool { tool: String, message: String },
+    #[error("copying the filesystem: {0}")]
+    Copy(String),
     #[error("initrd: {0}")]
     Initrd(String),
     #[error("{what}: {source}")]
@@ -174,6 +177,8 @@ pub struct BuildPlan {
 pub enum Event {
     /// A new phase starts.
     Step(String),
+    /// The filesystem copy advanced (bytes of the filesystem done, of `total`).
+    Copy { done: u64, total: Option<u64> },
 }
 
 /// What was built.
@@ -288,7 +293,6 @@ impl Install {
 
 /// What already exists in the filesystem where fsmaker installs.
 struct Existing {
-    device: String,
     paths: BTreeSet<String>,
 }
 
@@ -297,16 +301,19 @@ impl Existing {
         let mut paths = BTreeSet::new();
         for d in dirs {
             if let Some(entries) = debugfs::list(device, d)? {
-                paths.insert(d.to_string());
+                // A directory that exists has parents that exist.
+                let mut acc = String::new();
+                for part in d.split('/').filter(|p| !p.is_empty()) {
+                    acc.push('/');
+                    acc.push_str(part);
+                    paths.insert(acc.clone());
+                }
                 for e in entries {
                     paths.insert(format!("{}/{}", d.trim_end_matches('/'), e.name));
                 }
             }
         }
-        Ok(Existing {
-            device: device.to_string(),
-            paths,
-        })
+        Ok(Existing { paths })
     }
 
     fn has(&self, p: &str) -> bool {
@@ -340,26 +347,40 @@ fn kernel_in_rootfs(device: &str, rootfs: &Path) -> Result<(String, Option<Strin
     Ok((v, has_initrd.then_some(initrd)))
 }
 
-/// The sparse copy of the root filesystem into partition 1 of the disk file.
-fn copy_rootfs(rootfs: &Path, disk: &Path, offset: u64) -> Result<(), BuildError> {
-    let seek = format!("seek={}", offset >> 20);
-    run_tool(
-        Command::new("dd")
-            .arg(format!("if={}", rootfs.display()))
-            .arg(format!("of={}", disk.display()))
-            .args(["bs=1M", &seek, "conv=sparse,notrunc", "status=none"]),
-        "coreutils",
-    )?;
+/// Copies the filesystem image into `disk` at byte `offset` with the sparse engine:
+/// only data is read, zero blocks become holes, the rest of `disk` is kept.
+fn copy_rootfs(
+    rootfs: &Path,
+    disk: &Path,
+    offset: u64,
+    on: &mut dyn FnMut(Event),
+) -> Result<(), BuildError> {
+    let mut plan = sparse::CopyPlan::new(sparse::Source::Path(rootfs.to_owned()), disk);
+    plan.seek = offset;
+    sparse::copy_with(&plan, &mut |p| {
+        on(Event::Copy {
+            done: p.done,
+            total: p.total,
+        })
+    })
+    .map_err(|e| BuildError::Copy(e.to_string()))?;
     Ok(())
 }
 
 /// Builds the image described by `plan`.
 pub fn build(plan: &BuildPlan, on: &mut dyn FnMut(Event)) -> Result<Summary, BuildError> {
-    let mut step = |s: &str| on(Event::Step(s.to_string()));
-    step("checking the inputs");
+    on(Event::Step("checking the inputs".into()));
     let sb = Superblock::read(&plan.rootfs)?;
     if !plan.force && plan.out.symlink_metadata().is_ok() {
         return Err(BuildError::OutExists(plan.out.clone()));
+    }
+    if let (Ok(a), Ok(b)) = (plan.rootfs.canonicalize(), plan.out.canonicalize())
+        && a == b
+    {
+        return Err(BuildError::Usage(format!(
+            "OUT {} is ROOTFS itself: fsmaker never modifies its input",
+            plan.out.display()
+        )));
     }
     let grub = GrubDir::locate(&plan.grub_dir)?;
     let layout: Layout = layout::plan(sb.size(), sb.block_size, plan.size, plan.grow)?;
@@ -482,14 +503,16 @@ pub fn build(plan: &BuildPlan, on: &mut dyn FnMut(Event)) -> Result<Summary, Bui
                 e,
             )
         })?;
-    step("copying the filesystem into partition 1");
-    copy_rootfs(&plan.rootfs, tmp.path(), PART_START)?;
-    tmp.as_file()
-        .set_len(layout.disk)
-        .map_err(|e| BuildError::io("cannot size the disk image", e))?;
-    let device = format!("{}?offset={PART_START}", tmp.path().display());
     if plan.grow && layout.part > sb.size() {
-        step("growing the filesystem");
+        // resize2fs sizes a regular file to the filesystem's new end, ignoring any
+        // ?offset=, so the filesystem grows in a file of its own first.
+        on(Event::Step("growing the filesystem".into()));
+        let fs = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".fs.tmp")
+            .tempfile_in(&out_dir)
+            .map_err(|e| BuildError::io("cannot create a temp file", e))?;
+        copy_rootfs(&plan.rootfs, fs.path(), 0, on)?;
         let blocks = (layout.part / sb.block_size).to_string();
         // libext2fs takes its clock from E2FSPROGS_FAKE_TIME: the grown filesystem's
         // timestamps are then the same on every run.
@@ -497,20 +520,31 @@ pub fn build(plan: &BuildPlan, on: &mut dyn FnMut(Event)) -> Result<Summary, Bui
             Command::new("resize2fs")
                 .env("E2FSPROGS_FAKE_TIME", epoch.to_string())
                 .arg("-f")
-                .arg(&device)
+                .arg(fs.path())
                 .arg(&blocks),
             "e2fsprogs",
         )?;
+        on(Event::Step(
+            "copying the filesystem into partition 1".into(),
+        ));
+        copy_rootfs(fs.path(), tmp.path(), PART_START, on)?;
+    } else {
+        on(Event::Step(
+            "copying the filesystem into partition 1".into(),
+        ));
+        copy_rootfs(&plan.rootfs, tmp.path(), PART_START, on)?;
     }
+    tmp.as_file()
+        .set_len(layout.disk)
+        .map_err(|e| BuildError::io("cannot size the disk image", e))?;
+    let device = format!("{}?offset={PART_START}", tmp.path().display());
 
-    step("installing the kernel, modules and GRUB files");
-    let existing = Existing {
-        device: device.clone(),
-        ..existing
-    };
-    batch(&install, &existing, epoch).run(&existing.device, work.path())?;
+    on(Event::Step(
+        "installing the kernel, modules and GRUB files".into(),
+    ));
+    batch(&install, &existing, epoch).run(&device, work.path())?;
 
-    step("installing GRUB into the MBR");
+    on(Event::Step("installing GRUB into the MBR".into()));
     let core = grub::patch_core_img(&grub.mkimage(work.path())?, 1)?;
     if core.len() as u64 > PART_START - layout::SECTOR {
         return Err(BuildError::Grub(format!(
@@ -529,7 +563,7 @@ pub fn build(plan: &BuildPlan, on: &mut dyn FnMut(Event)) -> Result<Summary, Bui
     let final_tmp = match plan.format {
         Format::Raw => tmp,
         Format::Qcow2 => {
-            step("converting to qcow2");
+            on(Event::Step("converting to qcow2".into()));
             let q = tempfile::Builder::new()
                 .prefix(&format!(".{name}."))
                 .suffix(".qcow2.tmp")
@@ -641,7 +675,6 @@ mod tests {
             size: 1,
         });
         let existing = Existing {
-            device: "x".into(),
             paths: [
                 "/boot".to_string(),
                 "/boot/grub/grub.cfg".to_string(),

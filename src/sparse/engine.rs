@@ -74,6 +74,9 @@ fn open_dst(plan: &CopyPlan, src: Option<Identity>) -> Result<(Output, bool), Sp
         if meta.file_type().is_block_device() {
             return Ok((open_device(plan, path, meta)?, false));
         }
+        if !meta.is_file() {
+            return Err(SparseError::DstKind(path.clone()));
+        }
     }
     let file = OpenOptions::new()
         .read(true)
@@ -252,12 +255,13 @@ pub(super) fn run(
         }
         (None, Target::Device { .. }) => unreachable!("a device always has a size"),
     };
+    // Verify first: moving the backup GPT clears its old copy inside the region.
+    if plan.verify {
+        verify(plan, &out.file, done, record_crcs.then_some(crcs))?;
+    }
     if seek == 0 && plan.skip == 0 && stats.dst_size > done {
         stats.gpt_relocated = crate::disk::gpt::relocate_backup(&out.file, done, stats.dst_size)
             .map_err(SparseError::Gpt)?;
-    }
-    if plan.verify {
-        verify(plan, &out.file, done, record_crcs.then_some(crcs))?;
     }
     match &out.target {
         Target::Device { dev, .. } => {
@@ -510,5 +514,53 @@ mod tests {
         );
         assert!(content.iter().all(|&b| b == 0xaa));
         assert!(calls.is_empty());
+    }
+
+    #[test]
+    fn verify_reports_the_first_differing_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, bytes) = src(dir.path());
+        let dst = tempfile::tempfile().unwrap();
+        dst.write_all_at(&bytes, 100).unwrap();
+        let plan = CopyPlan {
+            seek: 100,
+            ..CopyPlan::new(Source::Path(path), "dst")
+        };
+        let len = bytes.len() as u64;
+        verify(&plan, &dst, len, None).unwrap();
+        dst.write_all_at(&[0x33], 100 + 20000).unwrap();
+        dst.write_all_at(&[0x33], 100 + 29000).unwrap();
+        assert_eq!(
+            verify(&plan, &dst, len, None).unwrap_err().to_string(),
+            "verify failed: DST differs from SRC at DST offset 20100"
+        );
+        // Stdin cannot be re-read: per-chunk CRCs locate the difference.
+        let crcs = vec![
+            (100, 16384, crc32fast::hash(&bytes[..16384])),
+            (16484, len - 16384, crc32fast::hash(&bytes[16384..])),
+        ];
+        assert_eq!(
+            verify(&plan, &dst, len, Some(crcs))
+                .unwrap_err()
+                .to_string(),
+            format!(
+                "verify failed: DST differs from SRC within DST bytes 16484..{}",
+                100 + len
+            )
+        );
+    }
+
+    #[test]
+    fn observers_see_progress_up_to_the_total() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, bytes) = src(dir.path());
+        let plan = CopyPlan::new(Source::Path(path), dir.path().join("dst"));
+        let mut seen = Vec::new();
+        let stats = copy_with(&plan, &mut |p| seen.push(p)).unwrap();
+        let total = Some(bytes.len() as u64);
+        assert!(seen.windows(2).all(|w| w[0].done < w[1].done), "{seen:?}");
+        assert!(seen.iter().all(|p| p.total == total));
+        assert_eq!(seen.last().map(|p| p.done), Some(stats.copied));
+        assert_eq!(stats.copied, bytes.len() as u64);
     }
 }

@@ -10,11 +10,13 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::ops::Range;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
 use super::blockdev::{BlockDevice, RealDevice};
 use super::extents::data_extents;
+use super::zero::is_zero;
 use super::{CopyPlan, Source, SparseError};
 use crate::disk::sniff::{self, Compression};
 
@@ -63,32 +65,59 @@ pub struct Input {
 }
 
 enum Kind {
+    Scanned(Scanned),
     Mapped(Mapped),
     Stream(Stream),
 }
 
+/// A file read with `pread` into one buffer, extent by extent.
 struct Mapped {
     file: File,
     pos: u64,
     end: u64,
     extents: std::vec::IntoIter<Range<u64>>,
     current: Option<Range<u64>>,
-    /// Data comes straight from the page cache through this mapping when
-    /// possible (no copy); otherwise it is `pread` into `buf`.
-    map: Option<Map>,
     buf: Vec<u8>,
 }
 
+/// A mapped file whose zero blocks a helper thread finds ahead of the copy
+/// loop, so scanning (and faulting pages in) overlaps with writing. Data comes
+/// straight from the page cache through the mapping: no copy.
+struct Scanned {
+    map: Arc<Map>,
+    rx: Receiver<Batch>,
+    runs: std::vec::IntoIter<Run>,
+}
+
+/// The runs of one chunk of SRC, in order, and the bytes read to find them.
+struct Batch {
+    runs: Vec<Run>,
+    read: u64,
+}
+
+/// A stretch of SRC that is all data (some non-zero block) or all zeros.
+struct Run {
+    range: Range<u64>,
+    data: bool,
+}
+
+/// Chunks the scanning helper may run ahead of the copy loop.
+const AHEAD: usize = 8;
+
 /// A read-only shared mapping of the whole of SRC.
 ///
-/// Only data extents are touched, and each chunk is prefaulted with
-/// `MADV_POPULATE_READ` before it is scanned. Should another process shrink
-/// SRC during the copy, touching the lost pages raises SIGBUS; that is the
-/// price of not copying every byte through a buffer.
+/// Only data extents are touched. Should another process shrink SRC during
+/// the copy, touching the lost pages raises SIGBUS: the price of not copying
+/// every byte through a buffer.
 struct Map {
     ptr: *mut libc::c_void,
     len: usize,
 }
+
+// SAFETY: a read-only mapping; any thread may read it while it exists.
+unsafe impl Send for Map {}
+// SAFETY: as above, nothing ever writes through it.
+unsafe impl Sync for Map {}
 
 impl Map {
     fn new(file: &File, len: u64) -> Option<Map> {
@@ -114,13 +143,8 @@ impl Map {
             start <= end && end <= self.len,
             "mapped range out of bounds"
         );
-        const PAGE: usize = 4096;
-        let page = start / PAGE * PAGE;
-        // SAFETY: within the mapping; advice only, failure is harmless.
-        unsafe {
-            libc::madvise(self.ptr.add(page), end - page, libc::MADV_POPULATE_READ);
-            std::slice::from_raw_parts((self.ptr as *const u8).add(start), end - start)
-        }
+        // SAFETY: within the mapping, which lives as long as `self`.
+        unsafe { std::slice::from_raw_parts((self.ptr as *const u8).add(start), end - start) }
     }
 }
 
@@ -148,7 +172,15 @@ impl Input {
                 // A bigger pipe means fewer wake-ups; not a pipe, or not allowed: fine.
                 // SAFETY: fcntl on fd 0 with an integer argument.
                 unsafe { libc::fcntl(0, libc::F_SETPIPE_SZ, CHUNK as libc::c_int) };
-                return Ok(Self::stream(Box::new(io::stdin()), None, plan));
+                // stdin redirected from a file still must not be DST.
+                let identity = rustix::fs::fstat(io::stdin())
+                    .ok()
+                    .filter(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_file())
+                    .map(|st| Identity::Inode {
+                        dev: st.st_dev,
+                        ino: st.st_ino,
+                    });
+                return Ok(Self::stream(Box::new(io::stdin()), identity, plan));
             }
             Source::Path(p) => p,
         };
@@ -185,31 +217,43 @@ impl Input {
         let end = plan
             .count
             .map_or(size, |c| start.saturating_add(c).min(size));
-        let (extents, map) = if use_extents {
-            (
-                data_extents(&file, start..end).map_err(src_err)?,
-                Map::new(&file, size),
-            )
+        let extents = if use_extents {
+            data_extents(&file, start..end).map_err(src_err)?
         } else {
-            (std::iter::once(start..end).collect(), None)
+            std::iter::once(start..end).collect()
         };
-        Ok(Input {
-            identity,
-            len: Some(end - start),
-            bytes_read: 0,
-            kind: Kind::Mapped(Mapped {
+        let map = if use_extents {
+            Map::new(&file, size)
+        } else {
+            None
+        };
+        let kind = match map {
+            Some(map) => {
+                // Blocks follow DST's grid: SRC offset o lands at o + seek - skip.
+                let bs = plan.block_size as u64;
+                let shift = (plan.seek % bs + bs - plan.skip % bs) % bs;
+                Kind::Scanned(Scanned::start(
+                    Arc::new(map),
+                    extents,
+                    start..end,
+                    shift,
+                    bs,
+                ))
+            }
+            None => Kind::Mapped(Mapped {
                 file,
                 pos: start,
                 end,
                 extents: extents.into_iter(),
                 current: None,
-                buf: if map.is_some() {
-                    Vec::new()
-                } else {
-                    vec![0u8; CHUNK]
-                },
-                map,
+                buf: vec![0u8; CHUNK],
             }),
+        };
+        Ok(Input {
+            identity,
+            len: Some(end - start),
+            bytes_read: 0,
+            kind,
         })
     }
 
@@ -234,6 +278,23 @@ impl Input {
     /// The next piece of SRC, or `None` at its end.
     pub fn next_piece(&mut self) -> Result<Option<Piece<'_>>, SparseError> {
         match &mut self.kind {
+            Kind::Scanned(s) => loop {
+                if let Some(run) = s.runs.next() {
+                    let len = run.range.end - run.range.start;
+                    return Ok(Some(if run.data {
+                        Piece::Data(s.map.slice(run.range))
+                    } else {
+                        Piece::Hole(len)
+                    }));
+                }
+                match s.rx.recv() {
+                    Ok(batch) => {
+                        self.bytes_read += batch.read;
+                        s.runs = batch.runs.into_iter();
+                    }
+                    Err(_) => return Ok(None),
+                }
+            },
             Kind::Mapped(m) => {
                 let piece = m.next_piece()?;
                 if let Some(Piece::Data(d)) = &piece {
@@ -266,6 +327,85 @@ impl Input {
     }
 }
 
+impl Scanned {
+    /// Start the helper that classifies `region` of the mapping into runs.
+    fn start(
+        map: Arc<Map>,
+        extents: Vec<Range<u64>>,
+        region: Range<u64>,
+        shift: u64,
+        bs: u64,
+    ) -> Self {
+        let (tx, rx) = sync_channel(AHEAD);
+        let scan_map = map.clone();
+        std::thread::spawn(move || {
+            let mut pos = region.start;
+            let mut pending = Vec::new();
+            for ext in extents {
+                if ext.start > pos {
+                    pending.push(Run {
+                        range: pos..ext.start,
+                        data: false,
+                    });
+                }
+                let mut chunk = ext.start;
+                while chunk < ext.end {
+                    let end = (chunk + CHUNK as u64).min(ext.end);
+                    classify(&scan_map, chunk..end, shift, bs, &mut pending);
+                    let runs = std::mem::take(&mut pending);
+                    if tx
+                        .send(Batch {
+                            runs,
+                            read: end - chunk,
+                        })
+                        .is_err()
+                    {
+                        return;
+                    }
+                    chunk = end;
+                }
+                pos = ext.end;
+            }
+            if pos < region.end {
+                pending.push(Run {
+                    range: pos..region.end,
+                    data: false,
+                });
+            }
+            let _ = tx.send(Batch {
+                runs: pending,
+                read: 0,
+            });
+        });
+        Scanned {
+            map,
+            rx,
+            runs: Vec::new().into_iter(),
+        }
+    }
+}
+
+/// Append `range`'s runs of data and zero blocks to `runs`, merging with the
+/// last run where they continue it. Block `k` starts where `o + shift` is a
+/// multiple of `bs`.
+fn classify(map: &Map, range: Range<u64>, shift: u64, bs: u64, runs: &mut Vec<Run>) {
+    let bytes = map.slice(range.clone());
+    let mut o = range.start;
+    while o < range.end {
+        let next = ((o + shift) / bs + 1) * bs - shift;
+        let next = next.min(range.end);
+        let data = !is_zero(&bytes[(o - range.start) as usize..(next - range.start) as usize]);
+        match runs.last_mut() {
+            Some(r) if r.data == data && r.range.end == o => r.range.end = next,
+            _ => runs.push(Run {
+                range: o..next,
+                data,
+            }),
+        }
+        o = next;
+    }
+}
+
 impl Mapped {
     fn next_piece(&mut self) -> Result<Option<Piece<'_>>, SparseError> {
         let ext = match self.current.take().filter(|r| r.start < r.end) {
@@ -290,9 +430,6 @@ impl Mapped {
         let next = ext.start + len as u64;
         self.pos = next;
         self.current = Some(next..ext.end);
-        if let Some(map) = &self.map {
-            return Ok(Some(Piece::Data(map.slice(ext.start..next))));
-        }
         let buf = &mut self.buf[..len];
         let n = read_at_most(&self.file, buf, ext.start).map_err(|e| SparseError::SrcRead {
             offset: ext.start,

@@ -135,6 +135,8 @@ pub enum SparseError {
     DstOpen { path: PathBuf, source: io::Error },
     #[error("DST {0} is a directory")]
     DstIsDir(PathBuf),
+    #[error("DST {0} is neither a regular file nor a block device")]
+    DstKind(PathBuf),
     #[error("DST {0} is the same file as SRC")]
     SameFile(PathBuf),
     #[error("DST {path} is mounted on {mountpoint}; unmount it first")]

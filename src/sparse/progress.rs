@@ -1,4 +1,5 @@
 //! The terminal progress bar: one observer of [`super::Progress`] events.
+//! A bar with ETA when SRC's length is known, a byte counter for streams.
 
 use std::io::IsTerminal;
 
@@ -6,39 +7,38 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::Progress;
 
-/// An `indicatif` bar on stderr.
+/// An `indicatif` bar on stderr, styled at the first event.
 pub struct Bar {
-    bar: ProgressBar,
-    sized: bool,
+    bar: Option<ProgressBar>,
 }
 
 impl Bar {
     /// A bar, if stderr is a terminal.
     pub fn on_terminal() -> Option<Bar> {
-        if !std::io::stderr().is_terminal() {
-            return None;
-        }
-        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{bytes}/{total_bytes} {wide_bar} {binary_bytes_per_sec} {eta}",
-            )
-            .expect("valid template"),
-        );
-        Some(Bar { bar, sized: false })
+        std::io::stderr().is_terminal().then_some(Bar { bar: None })
     }
 
     pub fn update(&mut self, p: Progress) {
-        if !self.sized
-            && let Some(total) = p.total
-        {
-            self.bar.set_length(total);
-            self.sized = true;
-        }
-        self.bar.set_position(p.done);
+        let bar = self.bar.get_or_insert_with(|| {
+            let (bar, template) = match p.total {
+                Some(total) => (
+                    ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr()),
+                    "{bytes}/{total_bytes} {wide_bar} {binary_bytes_per_sec} {eta}",
+                ),
+                None => (
+                    ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
+                    "{spinner} {bytes} {binary_bytes_per_sec}",
+                ),
+            };
+            bar.set_style(ProgressStyle::with_template(template).expect("valid template"));
+            bar
+        });
+        bar.set_position(p.done);
     }
 
     pub fn finish(self) {
-        self.bar.finish_and_clear();
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
     }
 }

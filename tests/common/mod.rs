@@ -15,12 +15,17 @@ use std::time::{Duration, Instant};
 
 use rustix::fs::{FlockOperation, flock};
 
-/// The fixed line the tiny rootfs's init prints on the serial console.
-pub const MARKER: &str = "IMGTEST-TINY-MARKER";
+/// The first line the tiny rootfs's init (`images/tiny/marker/sbin/init`) prints on the
+/// serial console; `kernel=`, `root=`, `root_uuid=` and `cmdline=` lines follow.
+pub const MARKER: &str = "IMGTEST-TINY-BOOTED";
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
 
 /// `target/test-assets`, created on demand.
 pub fn assets_dir() -> PathBuf {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-assets");
+    let d = repo().join("target/test-assets");
     std::fs::create_dir_all(&d).expect("create target/test-assets");
     d
 }
@@ -49,8 +54,9 @@ pub fn run_ok(cmd: &mut Command) -> Output {
     out
 }
 
-/// The shared kernel cache (`target/test-assets/fsmaker-cache`), holding the default
-/// Debian cloud kernel, fetched once with `fsmaker kernel fetch`.
+/// The shared kernel cache (`target/test-assets/fsmaker-cache`), holding the pinned
+/// kernel of `images/assets.toml` (fetched and checksummed by `images/fetch-assets.sh`),
+/// imported once with `fsmaker kernel fetch DEB`.
 pub fn kernel_cache() -> PathBuf {
     let cache = assets_dir().join("fsmaker-cache");
     let _l = lock("fsmaker-cache");
@@ -58,7 +64,14 @@ pub fn kernel_cache() -> PathBuf {
         .map(|rd| rd.flatten().any(|e| e.path().join("kernel.json").is_file()))
         .unwrap_or(false);
     if !has_kernel {
-        run_ok(fsmaker_in(&cache).args(["kernel", "fetch"]));
+        let o =
+            run_ok(Command::new(repo().join("images/fetch-assets.sh")).args(["--role", "kernel"]));
+        let deb = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .last()
+            .expect("a pinned kernel")
+            .to_string();
+        run_ok(fsmaker_in(&cache).args(["kernel", "fetch"]).arg(deb));
     }
     cache
 }
@@ -93,19 +106,9 @@ pub fn fsmaker() -> Command {
     fsmaker_in(&kernel_cache())
 }
 
-/// The init of the test root filesystems: prints the marker, the kernel version, the
-/// root device and its blkid line on the serial console, then powers off.
-pub const TEST_INIT: &str = r#"#!/bin/busybox sh
-/bin/busybox mount -t proc proc /proc
-/bin/busybox mount -t sysfs sysfs /sys
-/bin/busybox mount -t devtmpfs devtmpfs /dev 2>/dev/null
-dev=$(/bin/busybox awk '$2 == "/" { d = $1 } END { print d }' /proc/mounts)
-echo "IMGTEST-TINY-MARKER kernel=$(/bin/busybox uname -r) root=$dev blkid=$(/bin/busybox blkid $dev)" > /dev/ttyS0
-/bin/busybox poweroff -f
-"#;
-
-/// Makes a small busybox root filesystem of `kind` (ext2/ext3/ext4) and `size_mib`
-/// with `mke2fs -d`, rootless. `extra` files are (path inside, host file) pairs.
+/// Makes a small busybox root filesystem of `kind` (ext2/ext3/ext4) and `size_mib` with
+/// `mke2fs -d`, rootless, whose init is the tiny image's marker init. `extra` files are
+/// (path inside, host file) pairs. (`images/tiny/build.sh` makes ext4 only.)
 pub fn make_rootfs(out: &Path, kind: &str, size_mib: u64, extra: &[(&str, &Path)]) {
     let tree = tempfile::tempdir().expect("tempdir");
     let t = tree.path();
@@ -115,8 +118,18 @@ pub fn make_rootfs(out: &Path, kind: &str, size_mib: u64, extra: &[(&str, &Path)
         std::fs::create_dir_all(t.join(d)).unwrap();
     }
     std::fs::copy("/bin/busybox", t.join("bin/busybox")).expect("busybox-static is installed");
-    std::os::unix::fs::symlink("busybox", t.join("bin/sh")).unwrap();
-    std::fs::write(t.join("sbin/init"), TEST_INIT).unwrap();
+    let list = run_ok(Command::new("/bin/busybox").arg("--list"));
+    for applet in String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .filter(|a| *a != "busybox")
+    {
+        std::os::unix::fs::symlink("busybox", t.join("bin").join(applet)).unwrap();
+    }
+    std::fs::copy(
+        repo().join("images/tiny/marker/sbin/init"),
+        t.join("sbin/init"),
+    )
+    .unwrap();
     std::fs::set_permissions(
         t.join("sbin/init"),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
@@ -137,19 +150,14 @@ pub fn make_rootfs(out: &Path, kind: &str, size_mib: u64, extra: &[(&str, &Path)
     );
 }
 
-/// The tiny root filesystem (ext4), built once and cached under `target/test-assets`.
-/// Uses `images/tiny/build.sh` when the repository has it, else [`make_rootfs`].
+/// The tiny marker root filesystem (ext4, `images/tiny/build.sh`), built once and cached
+/// under `target/test-assets`.
 pub fn tiny_rootfs() -> PathBuf {
     let out = assets_dir().join("tiny-rootfs.ext4");
     let _l = lock("tiny-rootfs");
     if !out.is_file() {
         let tmp = assets_dir().join("tiny-rootfs.ext4.tmp");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("images/tiny/build.sh");
-        if script.is_file() {
-            run_ok(Command::new(&script).arg(&tmp));
-        } else {
-            make_rootfs(&tmp, "ext4", 160, &[]);
-        }
+        run_ok(Command::new(repo().join("images/tiny/build.sh")).arg(&tmp));
         std::fs::rename(&tmp, &out).unwrap();
     }
     out
@@ -206,7 +214,7 @@ impl Vm {
             .arg(format!("file={},format=raw,if={iface}", disk.display()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(File::create(dir.path().join("qemu.stderr")).expect("create qemu.stderr"))
             .process_group(0)
             .spawn()
             .expect("qemu-system-x86_64 is installed");
@@ -216,6 +224,12 @@ impl Vm {
             _dir: dir,
             _lock: lock,
         }
+    }
+
+    /// What QEMU itself printed (errors about the command line, the disk, ...).
+    pub fn qemu_stderr(&self) -> String {
+        let p = self.log.with_file_name("qemu.stderr");
+        String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned()
     }
 
     /// The console so far.
@@ -246,13 +260,14 @@ impl Vm {
                     .join("\n");
                 let missing: Vec<&&str> = wanted.iter().filter(|w| !text.contains(**w)).collect();
                 panic!(
-                    "{} after {:?}: console lacks {missing:?}\n--- console tail ---\n{tail}",
+                    "{} after {:?}: console lacks {missing:?}\n--- console tail ---\n{tail}\n--- qemu stderr ---\n{}",
                     if exited {
                         "QEMU exited"
                     } else {
                         "deadline passed"
                     },
-                    start.elapsed()
+                    start.elapsed(),
+                    self.qemu_stderr()
                 );
             }
             std::thread::sleep(Duration::from_millis(250));

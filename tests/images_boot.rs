@@ -1,0 +1,347 @@
+//! The test images booted for real with QEMU (TCG) and the pinned Debian cloud kernel:
+//! the marker system from RAM by direct kernel boot, the ISO from CD in front of a blank disk,
+//! and the server from RAM, which gets its password from a metadata service (this test's, on
+//! 127.0.0.1, relayed by `guestfwd ... cmd:busybox nc`) and lets root in over SSH with it.
+//!
+//! Disk boots through GRUB and an initrd are fsmaker's tests; here no disk driver is needed.
+
+mod common;
+#[path = "support/metadata.rs"]
+mod metadata;
+#[path = "support/tiny.rs"]
+mod tiny;
+
+use metadata::{Metadata, PASSWORD};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tiny::{build_tiny, repo, script};
+
+/// The pinned kernel package of images/assets.toml, fetched, verified and unpacked once.
+struct Kernel {
+    /// The unpacked package: boot/vmlinuz-VERSION and lib/modules/VERSION.
+    root: PathBuf,
+    version: String,
+}
+
+impl Kernel {
+    fn get() -> Kernel {
+        let out = script("images/fetch-assets.sh", &[&"--role", &"kernel"], true);
+        let deb = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+        let assets = std::env::var_os("IMGTEST_ASSETS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo().join("target/test-assets"));
+        let root = assets
+            .join("kernel")
+            .join(deb.file_stem().unwrap().to_str().unwrap());
+        if !root.join("boot").exists() {
+            // Unpack beside, then rename: concurrent tests never see half a kernel.
+            std::fs::create_dir_all(root.parent().unwrap()).unwrap();
+            let tmp = tempfile::tempdir_in(root.parent().unwrap()).unwrap();
+            let ok = Command::new("dpkg-deb")
+                .arg("-x")
+                .arg(&deb)
+                .arg(tmp.path())
+                .status()
+                .unwrap();
+            assert!(ok.success(), "dpkg-deb -x {deb:?}");
+            let kept = tmp.keep();
+            if std::fs::rename(&kept, &root).is_err() {
+                // Another test unpacked it first.
+                std::fs::remove_dir_all(&kept).unwrap();
+            }
+        }
+        let version = std::fs::read_dir(root.join("lib/modules"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .file_name()
+            .into_string()
+            .unwrap();
+        Kernel { root, version }
+    }
+
+    fn vmlinuz(&self) -> PathBuf {
+        self.root.join(format!("boot/vmlinuz-{}", self.version))
+    }
+}
+
+/// One QEMU guest with its serial console in a file; killed on drop. Holds the suite's VM
+/// lock: one guest at a time on this small machine.
+struct Guest {
+    child: Child,
+    _vm: common::Lock,
+    console: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Guest {
+    fn start(args: &[&str]) -> Guest {
+        let vm = common::lock("vm");
+        let dir = tempfile::tempdir().unwrap();
+        let console = dir.path().join("console.log");
+        let child = Command::new("qemu-system-x86_64")
+            .args(["-accel", "tcg", "-m", "256", "-smp", "1", "-no-reboot"])
+            .args(["-display", "none", "-monitor", "none"])
+            .arg("-serial")
+            .arg(format!("file:{}", console.display()))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("qemu.err")).unwrap())
+            .spawn()
+            .expect("qemu-system-x86_64 (run scripts/deps.sh)");
+        Guest {
+            child,
+            _vm: vm,
+            console,
+            _dir: dir,
+        }
+    }
+
+    fn console(&self) -> String {
+        // The serial line ends lines with CR LF.
+        String::from_utf8_lossy(&std::fs::read(&self.console).unwrap_or_default())
+            .replace("\r\n", "\n")
+    }
+
+    /// Wait until every line of `want` is on the console; fail with the console tail on the
+    /// deadline or when QEMU exits first.
+    fn expect(&mut self, want: &[&str], deadline: Duration) -> String {
+        let end = Instant::now() + deadline;
+        loop {
+            // Whether QEMU had exited is read before the console, so no late line is missed.
+            let exited = self.child.try_wait().unwrap();
+            let text = self.console();
+            if want.iter().all(|w| text.contains(w)) {
+                return text;
+            }
+            if exited.is_some() || Instant::now() > end {
+                let tail: Vec<&str> = text.lines().rev().take(30).collect();
+                panic!(
+                    "waiting for {want:?}: {}; console tail:\n{}",
+                    exited.map_or("deadline passed".to_string(), |s| format!(
+                        "QEMU exited ({s})"
+                    )),
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The guest powers itself off: QEMU exits cleanly within the deadline.
+    fn expect_poweroff(&mut self, deadline: Duration) {
+        let end = Instant::now() + deadline;
+        while Instant::now() < end {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "QEMU: {status}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("the guest did not power off:\n{}", self.console());
+    }
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const BOOT: Duration = Duration::from_secs(240);
+
+fn marker_lines(kernel: &Kernel) -> [String; 3] {
+    [
+        "IMGTEST-TINY-BOOTED\n".to_string(),
+        format!("kernel={}\n", kernel.version),
+        "root=rootfs\n".to_string(),
+    ]
+}
+
+#[test]
+fn marker_boots_from_ram_and_powers_off() {
+    let kernel = Kernel::get();
+    let dir = tempfile::tempdir().unwrap();
+    let initrd = dir.path().join("tiny.cpio.gz");
+    build_tiny(&["--format", "cpio"], &initrd);
+    let mut g = Guest::start(&[
+        "-nic",
+        "none",
+        "-kernel",
+        kernel.vmlinuz().to_str().unwrap(),
+        "-initrd",
+        initrd.to_str().unwrap(),
+        "-append",
+        "console=ttyS0 panic=-1",
+    ]);
+    let want = marker_lines(&kernel);
+    let text = g.expect(&want.iter().map(String::as_str).collect::<Vec<_>>(), BOOT);
+    assert!(text.contains("cmdline=console=ttyS0 panic=-1\n"), "{text}");
+    g.expect_poweroff(Duration::from_secs(60));
+}
+
+#[test]
+fn iso_boots_from_cd_before_the_disk() {
+    let kernel = Kernel::get();
+    let dir = tempfile::tempdir().unwrap();
+    let initrd = dir.path().join("tiny.cpio.gz");
+    let iso = dir.path().join("tiny.iso");
+    build_tiny(&["--format", "cpio"], &initrd);
+    script(
+        "images/iso/build.sh",
+        &[&"--append", &"panic=-1", &kernel.vmlinuz(), &initrd, &iso],
+        true,
+    );
+    let again = dir.path().join("again.iso");
+    script(
+        "images/iso/build.sh",
+        &[&"--append", &"panic=-1", &kernel.vmlinuz(), &initrd, &again],
+        true,
+    );
+    // Reproducible, and an ISO 9660 volume with an El Torito boot record.
+    let bytes = std::fs::read(&iso).unwrap();
+    assert!(bytes == std::fs::read(&again).unwrap(), "two builds differ");
+    assert_eq!(&bytes[0x8001..0x8006], b"CD001");
+    assert_eq!(&bytes[0x8801..0x8806], b"CD001");
+    assert_eq!(&bytes[0x8807..0x8807 + 23], b"EL TORITO SPECIFICATION");
+
+    let disk = dir.path().join("blank.img");
+    std::fs::File::create(&disk)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let mut g = Guest::start(&[
+        "-nic",
+        "none",
+        "-cdrom",
+        iso.to_str().unwrap(),
+        "-drive",
+        &format!("file={},if=virtio,format=raw", disk.display()),
+        "-boot",
+        "order=dc",
+    ]);
+    let want = marker_lines(&kernel);
+    let mut want: Vec<&str> = want.iter().map(String::as_str).collect();
+    want.push("cmdline=BOOT_IMAGE=/boot/vmlinuz console=tty0 console=ttyS0,115200 panic=-1\n");
+    g.expect(&want, BOOT);
+    g.expect_poweroff(Duration::from_secs(60));
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Log in over SSH as root; Ok(session) or the last error once the deadline passed.
+fn ssh_login(port: u16, password: &str, deadline: Duration) -> Result<ssh2::Session, String> {
+    let end = Instant::now() + deadline;
+    loop {
+        let attempt = (|| -> Result<ssh2::Session, String> {
+            let tcp = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+            let mut s = ssh2::Session::new().map_err(|e| e.to_string())?;
+            s.set_timeout(30_000);
+            s.set_tcp_stream(tcp);
+            s.handshake().map_err(|e| format!("handshake: {e}"))?;
+            s.userauth_password("root", password)
+                .map_err(|e| format!("auth: {e}"))?;
+            Ok(s)
+        })();
+        match attempt {
+            Ok(s) => return Ok(s),
+            Err(e) if e.starts_with("auth") || Instant::now() > end => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
+}
+
+fn run(s: &ssh2::Session, cmd: &str) -> String {
+    use std::io::Read;
+    let mut ch = s.channel_session().unwrap();
+    ch.exec(cmd).unwrap();
+    let mut out = String::new();
+    ch.read_to_string(&mut out).unwrap();
+    ch.wait_close().unwrap();
+    assert_eq!(ch.exit_status().unwrap(), 0, "{cmd}: {out}");
+    out
+}
+
+#[test]
+fn server_takes_its_password_from_metadata_and_lets_root_in() {
+    let kernel = Kernel::get();
+    let dir = tempfile::tempdir().unwrap();
+    let initrd = dir.path().join("server.cpio.gz");
+    let modules = kernel.root.to_str().unwrap().to_string();
+    build_tiny(
+        &[
+            "--mode",
+            "server",
+            "--format",
+            "cpio",
+            "--modules-from",
+            &modules,
+        ],
+        &initrd,
+    );
+    let md = Metadata::standard();
+    let ssh = free_port();
+    let netdev = format!(
+        "user,id=n0,restrict=on,net=169.254.0.0/16,host=169.254.0.2,\
+         hostfwd=tcp:127.0.0.1:{ssh}-:22,\
+         guestfwd=tcp:169.254.169.254:80-cmd:busybox nc 127.0.0.1 {}",
+        md.port
+    );
+    let mut g = Guest::start(&[
+        "-kernel",
+        kernel.vmlinuz().to_str().unwrap(),
+        "-initrd",
+        initrd.to_str().unwrap(),
+        "-append",
+        "console=ttyS0 panic=-1",
+        "-netdev",
+        &netdev,
+        "-device",
+        "virtio-net-pci,netdev=n0",
+    ]);
+    let text = g.expect(
+        &[
+            "IMGTEST-TINY-BOOTED",
+            "udhcpc: eth0 169.254.",
+            "firstboot: password set for root",
+            "firstboot: SSH host keys regenerated",
+            "firstboot: hostname set to web-01.example",
+            "firstboot: done",
+            "web-01.example login:",
+        ],
+        BOOT,
+    );
+    assert!(!text.contains(PASSWORD), "the password reached the console");
+    assert!(
+        md.requests()
+            .contains(&"/2009-04-04/meta-data/initial-password".to_string())
+    );
+
+    let wrong = ssh_login(ssh, "not-the-password", Duration::from_secs(60));
+    assert!(wrong.is_err(), "a wrong password was accepted");
+    let s = ssh_login(ssh, PASSWORD, Duration::from_secs(60))
+        .expect("login with the metadata password");
+    let keys = s.host_key().map(|(k, _)| k.to_vec()).unwrap();
+    let out = run(
+        &s,
+        "/usr/sbin/firstboot status; hostname; wc -c < /etc/machine-id; \
+         dropbearkey -y -f /etc/dropbear/dropbear_ed25519_host_key | grep -c ^ssh-ed25519; \
+         cat /root/.ssh/authorized_keys | wc -l",
+    );
+    assert_eq!(
+        out, "state=done\nhook=disabled\nweb-01.example\n33\n1\n1\n",
+        "{out}"
+    );
+    assert!(!keys.is_empty());
+}
