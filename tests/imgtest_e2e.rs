@@ -271,3 +271,50 @@ fn metadata_that_never_answers_leaves_the_image_locked() {
         "{requests}"
     );
 }
+
+#[test]
+fn tiny_server_iso_boots_from_cd_and_passes() {
+    let d = tempfile::tempdir().unwrap();
+    let kernel = common::cached_kernel_dir();
+    let version = common::cached_kernel_version();
+    // images/tiny/build.sh takes modules from DIR/lib/modules/VERSION.
+    let mods = d.path().join("kernel");
+    std::fs::create_dir_all(mods.join("lib/modules")).unwrap();
+    std::os::unix::fs::symlink(
+        kernel.join("modules"),
+        mods.join("lib/modules").join(&version),
+    )
+    .unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let initrd = d.path().join("tiny.cpio.gz");
+    run_ok(
+        Command::new(repo.join("images/tiny/build.sh"))
+            .args(["--mode", "server", "--format", "cpio", "--modules-from"])
+            .arg(&mods)
+            .arg(&initrd),
+    );
+    let iso = d.path().join("tiny.iso");
+    run_ok(
+        Command::new(repo.join("images/iso/build.sh"))
+            .arg(kernel.join("vmlinuz"))
+            .arg(&initrd)
+            .arg(&iso),
+    );
+    let o = imgtest(
+        d.path(),
+        &iso,
+        &["--boots", "1", "--skip", "shutdown.clean"],
+    );
+    assert_eq!(o.code, 0, "{}\n{}", o.out, o.err);
+    assert_eq!(o.report[0]["format"], "ISO 9660 (El Torito bootable)");
+    assert_eq!(o.status("metadata.password"), ["pass"]);
+    assert_eq!(o.status("logs.clean"), ["skip"]);
+    let console = std::fs::read_to_string(d.path().join("artifacts/boot0-console.log")).unwrap();
+    let cd = console
+        .find("Booting from DVD/CD")
+        .expect("the firmware booted the CD");
+    assert!(
+        !console[..cd].contains("Booting from Hard Disk"),
+        "{console}"
+    );
+}
