@@ -16,6 +16,8 @@ PKGS=(
   shellcheck curl wget openssl openssh-client kmod
   # benchmark peers (grub-install: bench/fsmaker.sh's traditional way)
   bmap-tools grub2-common
+  # real Debian test images (images/debian/build.sh, as root)
+  debootstrap
 )
 
 SUDO=""

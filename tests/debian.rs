@@ -164,7 +164,7 @@ fn clean_debian_image_is_a_published_server_and_passes_two_boots() {
     for p in ["systemd-sysv", "openssh-server", "firstboot", "udev"] {
         assert!(installed(&fs, p), "{p} is not installed");
     }
-    let os = cat(&fs, "/etc/os-release").unwrap();
+    let os = cat(&fs, "/usr/lib/os-release").unwrap();
     assert!(os.contains("VERSION_CODENAME=bookworm"), "{os}");
     let uuid = run_ok(
         Command::new("blkid")
