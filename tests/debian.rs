@@ -151,6 +151,11 @@ fn image_checks() -> Vec<String> {
         .collect()
 }
 
+fn sha256(p: &Path) -> String {
+    let o = run_ok(Command::new("sha256sum").arg(p));
+    String::from_utf8_lossy(&o.stdout)[..64].to_string()
+}
+
 fn work_dir() -> tempfile::TempDir {
     tempfile::tempdir_in(assets_dir()).unwrap()
 }
@@ -159,6 +164,14 @@ fn work_dir() -> tempfile::TempDir {
 fn clean_debian_image_is_a_published_server_and_passes_two_boots() {
     let d = work_dir();
     let fs = rootfs(d.path(), "clean");
+    // Rebuilt from the same cached tree: the same bytes.
+    let again = d.path().join("again");
+    std::fs::create_dir(&again).unwrap();
+    assert_eq!(
+        sha256(&rootfs(&again, "clean")),
+        sha256(&fs),
+        "not reproducible"
+    );
 
     // What the recipe promises, read offline from the root filesystem.
     for p in ["systemd-sysv", "openssh-server", "firstboot", "udev"] {
