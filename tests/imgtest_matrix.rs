@@ -176,8 +176,20 @@ fn suites(junit: &str) -> Vec<String> {
         .lines()
         .filter(|l| l.trim_start().starts_with("<testsuite "))
         .map(|l| {
-            let name = l.split("name=\"").nth(1).unwrap().split('"').next().unwrap();
-            let failures = l.split("failures=\"").nth(1).unwrap().split('"').next().unwrap();
+            let name = l
+                .split("name=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
+            let failures = l
+                .split("failures=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
             format!("{name} failures={failures}")
         })
         .collect()
@@ -267,11 +279,15 @@ fn matrix_flags_the_broken_kernel_and_shards_merge_to_the_same_result() {
     let table = r.out.lines().find(|l| l.starts_with("check")).unwrap();
     assert!(table.contains("6.1.0-56-cloud-amd64  6.1.0-54-cloud-amd64  6.1.0-55-cloud-amd64"));
     assert!(
-        r.out.contains("FAIL  6.1.0-56-cloud-amd64 metadata.password [boot 0]"),
+        r.out
+            .contains("FAIL  6.1.0-56-cloud-amd64 metadata.password [boot 0]"),
         "{}",
         r.out
     );
-    assert!(r.out.contains("matrix FAIL: 3 kernels (2 passed, 1 failed, 0 not judged)"));
+    assert!(
+        r.out
+            .contains("matrix FAIL: 3 kernels (2 passed, 1 failed, 0 not judged)")
+    );
 
     // Shard 2/3 for real (the 6.1.0-54 .deb, now cached), shards 1/3 and 3/3 cut from
     // the unsharded report; merging them gives the unsharded result.
@@ -316,7 +332,12 @@ fn matrix_flags_the_broken_kernel_and_shards_merge_to_the_same_result() {
     let partial = imgtest(
         d.path(),
         &cache,
-        &["report", "merge", s2.to_str().unwrap(), parts[0].to_str().unwrap()],
+        &[
+            "report",
+            "merge",
+            s2.to_str().unwrap(),
+            parts[0].to_str().unwrap(),
+        ],
     );
     assert_eq!(partial.code, 2);
     assert!(
@@ -337,7 +358,9 @@ fn bisect_finds_the_first_broken_kernel_in_log2_runs() {
     let bad = broken_deb(56).display().to_string();
     let report = d.path().join("bisect.json");
     let mut args: Vec<&str> = vec!["bisect", rootfs.to_str().unwrap()];
-    args.extend(["--good", &good, "--kernel", &c1, "--kernel", &c2, "--bad", &bad]);
+    args.extend([
+        "--good", &good, "--kernel", &c1, "--kernel", &c2, "--bad", &bad,
+    ]);
     args.extend(["--json", report.to_str().unwrap()]);
     args.extend(RUN);
     let r = {
@@ -346,8 +369,9 @@ fn bisect_finds_the_first_broken_kernel_in_log2_runs() {
     };
     assert_eq!(r.code, 0, "{}\n{}", r.out, r.err);
     assert!(
-        r.out
-            .contains(&format!("first bad kernel: {c2} (last good: {c1}) after 2 run(s)")),
+        r.out.contains(&format!(
+            "first bad kernel: {c2} (last good: {c1}) after 2 run(s)"
+        )),
         "{}",
         r.out
     );
@@ -378,15 +402,28 @@ fn bad_matrix_input_is_one_line_and_exit_2() {
     let r = imgtest(
         d.path(),
         &cache,
-        &["matrix", "/nonexistent.ext4", "--kernel", "6.1.0-56-cloud-amd64"],
+        &[
+            "matrix",
+            "/nonexistent.ext4",
+            "--kernel",
+            "6.1.0-56-cloud-amd64",
+        ],
     );
     assert_eq!(r.code, 2);
-    assert_eq!(r.err, "imgtest: root filesystem /nonexistent.ext4 does not exist\n");
+    assert_eq!(
+        r.err,
+        "imgtest: root filesystem /nonexistent.ext4 does not exist\n"
+    );
     let rootfs = server_rootfs();
     let r = imgtest(
         d.path(),
         &cache,
-        &["matrix", rootfs.to_str().unwrap(), "--kernel", "/no/such.deb"],
+        &[
+            "matrix",
+            rootfs.to_str().unwrap(),
+            "--kernel",
+            "/no/such.deb",
+        ],
     );
     assert_eq!(r.code, 2);
     assert_eq!(r.err, "imgtest: kernel /no/such.deb: no such .deb file\n");
@@ -396,7 +433,8 @@ fn bad_matrix_input_is_one_line_and_exit_2() {
     let r = imgtest(d.path(), &cache, &args);
     assert_eq!(r.code, 2, "{}\n{}", r.out, r.err);
     assert!(
-        r.out.contains("ERROR 9.9.9-none: could not judge: kernel 9.9.9-none:"),
+        r.out
+            .contains("ERROR 9.9.9-none: could not judge: kernel 9.9.9-none:"),
         "{}",
         r.out
     );
