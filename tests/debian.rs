@@ -135,15 +135,16 @@ fn imgtest(dir: &Path, image: &Path, args: &[&str]) -> Verdict {
     }
 }
 
-/// `--check ID` for every image-scope check of `imgtest checks`: judged without booting.
+/// `--check ID` for every image-scope check of `imgtest checks --json`: judged without booting.
 fn image_checks() -> Vec<String> {
-    let o = run_ok(Command::new(env!("CARGO_BIN_EXE_imgtest")).arg("checks"));
-    let ids: Vec<String> = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.get(2) == Some(&"image")).then(|| f[0].to_string())
-        })
+    let o = run_ok(Command::new(env!("CARGO_BIN_EXE_imgtest")).args(["checks", "--json"]));
+    let catalogue: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ids: Vec<String> = catalogue
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["scope"] == "image")
+        .map(|c| c["id"].as_str().unwrap().to_string())
         .collect();
     assert!(ids.len() >= 6, "image checks: {ids:?}");
     ids.iter()
