@@ -537,7 +537,8 @@ pub fn test_kernel(
     let version = kernel.meta.version.clone();
     outcome.kernel = Some(kernel.meta.clone());
     send(&version, KernelStep::Building);
-    let image = work.join(format!("{version}.img"));
+    // Indexed: two specs may name the same kernel (a version and its .deb).
+    let image = work.join(format!("{index}-{version}.img"));
     let bplan = BuildPlan {
         rootfs: plan.rootfs.clone(),
         out: image.clone(),
