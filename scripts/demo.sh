@@ -15,7 +15,7 @@ mkdir -p "$out"
 export FSMAKER_CACHE="${FSMAKER_CACHE:-$PWD/target/demo/fsmaker-cache}"
 
 echo "== 1. kernel: the pinned Debian cloud kernel (images/assets.toml)"
-if ! "$bin/fsmaker" kernel list 2>/dev/null | grep -q .; then
+if "$bin/fsmaker" kernel list | grep -q "^no kernel cached"; then
   deb=$(images/fetch-assets.sh --role kernel | head -n 1)
   "$bin/fsmaker" kernel fetch "$deb"
 fi

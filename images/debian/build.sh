@@ -1,0 +1,202 @@
+#!/bin/sh
+# Build a real Debian 12 (bookworm) server root filesystem with debootstrap. NEEDS ROOT
+# (debootstrap chroots and creates device nodes and owners); everything else in the
+# project is rootless.
+#
+#   images/debian/build.sh [--variant V] [--size SIZE] [--uuid UUID] OUT.ext4
+#   fsmaker OUT.ext4 disk.img          # then: imgtest run disk.img
+#
+# The rootfs: debootstrap --variant=minbase from http://deb.debian.org/debian with
+# systemd-sysv, udev, dbus, kmod, openssh-server and wget; systemd-networkd doing DHCP on
+# en*/eth*; a serial getty on ttyS0; /etc/fstab naming the root by UUID; no kernel (fsmaker
+# adds its cached Debian cloud kernel, initrd and /lib/modules). Cleaned for publishing: no
+# SSH host keys, every account locked, empty logs/journal/wtmp/lastlog, empty
+# /etc/machine-id, no apt lists or caches, no shell histories, no resolv.conf.
+#
+# --variant V          exactly one defect or flavour (default clean):
+#   clean                the firstboot .deb (harness/firstboot/package.sh) sets root's password
+#                        from the metadata service and regenerates host keys; sshd lets root in
+#                        with that password (sshd_config.d/10-firstboot.conf)
+#   fixed-password       clean, but root has a real SHA-512 hash (password "imgtest-fixed")
+#   baked-host-keys      clean, but the host keys debootstrap's openssh-server made are kept
+#   dirty-logs           clean, but auth.log/messages login lines, a wtmp record and root's
+#                        shell histories (images/defects/build.sh --plant dirty-logs)
+#   cloud-init           Debian's cloud-init package (with its Recommends: cloud-guest-utils,
+#                        eatmydata, sudo) INSTEAD of firstboot, in its default configuration:
+#                        the datasource comes from the platform (NoCloud SMBIOS serial)
+#   cloud-init-keep-keys cloud-init, plus /etc/cloud/cloud.cfg.d/99-keep-keys.cfg
+#                        (ssh_deletekeys: false) and the baked host keys kept
+# --size SIZE          ext4 size (default 1536M, sparse): room for fsmaker's ~100 MiB kernel.
+# --uuid UUID          filesystem UUID (default fixed; /etc/fstab uses it).
+#
+# Cache: debootstrap's result is kept as a tarball per package set under
+# ${IMGTEST_ASSETS:-target/test-assets}/debian/ (downloaded .debs in debs/), so rebuilding a
+# variant only unpacks it (seconds). Delete the directory to refresh from the mirror.
+# Reproducible: fixed UUID and hash seed, inode times clamped to SOURCE_DATE_EPOCH; the
+# same cache gives the same bytes (package versions: what bookworm served when it was filled).
+# shellcheck disable=SC2086 # package lists and tar options are word lists
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+die() { echo "debian/build.sh: $*" >&2; exit 2; }
+
+VARIANTS="clean fixed-password baked-host-keys dirty-logs cloud-init cloud-init-keep-keys"
+SUITE=bookworm
+MIRROR=http://deb.debian.org/debian
+BASE_PKGS="systemd-sysv udev dbus kmod openssh-server wget"
+CLOUD_PKGS="cloud-init cloud-guest-utils eatmydata sudo"
+
+variant=clean size=1536M uuid=6b1c1a0e-5d2f-4c3b-9a8e-0d1e2f3a4b5c
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --variant) variant=${2:?--variant needs a name}; shift 2 ;;
+    --size) size=${2:?--size needs a size}; shift 2 ;;
+    --uuid) uuid=${2:?--uuid needs a UUID}; shift 2 ;;
+    -h|--help) sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -*) die "unknown option: $1" ;;
+    *) break ;;
+  esac
+done
+[ $# = 1 ] || die "usage: build.sh [--variant V] [--size SIZE] [--uuid UUID] OUT.ext4"
+out=$1
+case " $VARIANTS " in *" $variant "*) ;; *) die "unknown variant '$variant' (one of: $VARIANTS)" ;; esac
+echo "$uuid" | grep -Eq '^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$' || die "bad --uuid '$uuid'"
+[ -d "$(dirname "$out")" ] || die "output directory $(dirname "$out") does not exist"
+[ "$(id -u)" = 0 ] || die "needs root (debootstrap chroots into the new system); run it as root or with sudo"
+for t in debootstrap mke2fs chroot flock tar openssl; do
+  command -v $t >/dev/null || die "$t not found (scripts/deps.sh installs it)"
+done
+
+SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1700000000}
+export SOURCE_DATE_EPOCH
+assets=${IMGTEST_ASSETS:-$repo/target/test-assets}
+cache="$assets/debian"
+mkdir -p "$cache/debs"
+cache=$(cd "$cache" && pwd)
+
+case "$variant" in cloud-init*) flavour=cloud-init ;; *) flavour=firstboot ;; esac
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/debian-build.XXXXXX")
+trap 'umount "$work/tree/proc" 2>/dev/null || true; rm -rf "$work"' EXIT INT TERM
+root="$work/root"
+mkdir -p "$root"
+
+# 1. Cached trees, as tarballs keeping owners, modes and xattrs: debootstrap of the base
+#    packages; for cloud-init, that plus `apt-get install` of the cloud packages (apt orders
+#    their configuration; debootstrap --include cannot configure python3 packages).
+tar_opts="--numeric-owner --xattrs --xattrs-include=*"
+base_key=$(printf '%s\n' "$SUITE" "$MIRROR" minbase $BASE_PKGS | sha256sum | cut -c1-12)
+base_tar="$cache/base-$SUITE-$base_key.tar"
+cloud_key=$(printf '%s\n' "$base_key" $CLOUD_PKGS | sha256sum | cut -c1-12)
+cloud_tar="$cache/cloud-init-$SUITE-$cloud_key.tar"
+tarball=$base_tar
+[ $flavour = firstboot ] || tarball=$cloud_tar
+pack() { # pack TARBALL: the tree into the cache, atomically
+  tar -C "$work/tree" -cf "$1.tmp" $tar_opts .
+  mv "$1.tmp" "$1"
+  rm -rf "$work/tree"
+}
+(
+  flock 9
+  if [ ! -f "$tarball" ] && [ ! -f "$base_tar" ]; then
+    echo "debian/build.sh: debootstrap $SUITE ($BASE_PKGS)" >&2
+    if ! debootstrap --variant=minbase --include="$(echo $BASE_PKGS | tr ' ' ,)" \
+        --cache-dir="$cache/debs" "$SUITE" "$work/tree" "$MIRROR" > "$work/log" 2>&1; then
+      tail -n 20 "$work/log" >&2
+      die "debootstrap failed (network to $MIRROR?)"
+    fi
+    pack "$base_tar"
+  fi
+  if [ ! -f "$tarball" ]; then
+    echo "debian/build.sh: apt-get install $CLOUD_PKGS" >&2
+    mkdir -p "$work/tree"
+    tar -C "$work/tree" -xpf "$base_tar" $tar_opts
+    mount -t proc proc "$work/tree/proc"
+    if ! chroot "$work/tree" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+        --no-install-recommends $CLOUD_PKGS > "$work/log" 2>&1; then
+      tail -n 20 "$work/log" >&2
+      die "apt-get install $CLOUD_PKGS failed (network to $MIRROR?)"
+    fi
+    umount "$work/tree/proc"
+    pack "$cloud_tar"
+  fi
+) 9>"$cache/debootstrap.lock"
+tar -C "$root" -xpf "$tarball" $tar_opts
+
+# 2. The server: identity, fstab, network, serial console, SSH.
+umask 022
+echo debian > "$root/etc/hostname"
+printf '127.0.0.1\tlocalhost\n127.0.1.1\tdebian\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' \
+  > "$root/etc/hosts"
+printf '# <file system>\t<mount point>\t<type>\t<options>\t<dump>\t<pass>\nUUID=%s\t/\text4\terrors=remount-ro\t0\t1\n' \
+  "$uuid" > "$root/etc/fstab"
+chmod 0644 "$root/etc/hostname" "$root/etc/hosts" "$root/etc/fstab"
+mkdir -p "$root/etc/systemd/network"
+cat > "$root/etc/systemd/network/20-dhcp.network" <<'NET'
+[Match]
+Name=en* eth*
+
+[Network]
+DHCP=yes
+NET
+chroot "$root" systemctl enable systemd-networkd.service serial-getty@ttyS0.service >/dev/null 2>&1 \
+  || die "systemctl enable failed in the new system"
+
+if [ "$flavour" = firstboot ]; then
+  "$repo/harness/firstboot/package.sh" "$work/pkg" >/dev/null
+  cp "$work/pkg"/firstboot_*_all.deb "$root/tmp/"
+  chroot "$root" sh -c 'dpkg -i /tmp/firstboot_*_all.deb' > "$work/dpkg.log" 2>&1 \
+    || { cat "$work/dpkg.log" >&2; die "installing the firstboot package failed"; }
+  rm -f "$root"/tmp/firstboot_*_all.deb
+  # firstboot sets root's password from the metadata service: let root log in with it.
+  printf '# root logs in with the password firstboot took from the metadata service.\nPermitRootLogin yes\n' \
+    > "$root/etc/ssh/sshd_config.d/10-firstboot.conf"
+fi
+
+# 3. The variant's one defect (or flavour detail).
+keep_keys=0
+case "$variant" in
+  fixed-password)
+    hash=$(openssl passwd -6 -salt imgtestsalt imgtest-fixed)
+    awk -F: -v OFS=: -v h="$hash" '$1 == "root" { $2 = h } { print }' "$root/etc/shadow" > "$work/shadow"
+    cat "$work/shadow" > "$root/etc/shadow"
+    ;;
+  baked-host-keys) keep_keys=1 ;;
+  cloud-init-keep-keys)
+    keep_keys=1
+    printf '# Keep the host keys baked into the image (do not regenerate per instance).\nssh_deletekeys: false\n' \
+      > "$root/etc/cloud/cloud.cfg.d/99-keep-keys.cfg"
+    ;;
+esac
+
+# 4. Clean for publishing (the dirty-logs defect is planted after cleaning).
+[ $keep_keys = 1 ] || rm -f "$root"/etc/ssh/ssh_host_*
+[ "$variant" = fixed-password ] \
+  || awk -F: -v OFS=: '$2 !~ /^[*!]/ { $2 = "*" } { print }' "$root/etc/shadow" > "$work/shadow"
+[ "$variant" = fixed-password ] || cat "$work/shadow" > "$root/etc/shadow"
+find "$root/var/log" -type f -exec truncate -s 0 {} +
+rm -rf "$root/var/log/journal"/* "$root/var/lib/systemd/random-seed"
+: > "$root/etc/machine-id"
+rm -f "$root/var/lib/dbus/machine-id" "$root/etc/resolv.conf"
+rm -rf "$root/var/lib/apt/lists"/* "$root/var/cache/apt"/*.bin "$root/var/cache/debconf"/*-old
+find "$root/var/cache/apt/archives" -name '*.deb' -delete
+mkdir -p "$root/var/lib/apt/lists/partial"
+rm -rf "$root/tmp"/* "$root/var/tmp"/* "$root/root/.bash_history" "$root/root/.ash_history" \
+  "$root/root/.lesshst" "$root/root/.viminfo" "$root/root/.wget-hsts"
+if [ "$variant" = dirty-logs ]; then "$repo/images/defects/build.sh" --plant dirty-logs "$root"; fi
+
+# 5. The filesystem: mke2fs -d, sparse, fixed UUID and hash seed, clamped times.
+find "$root" -newermt "@$SOURCE_DATE_EPOCH" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} + 2>/dev/null || true
+rm -f "$out.tmp"
+E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH mke2fs -q -F -t ext4 -L debian-root -U "$uuid" \
+  -E "hash_seed=$uuid,root_owner=0:0" -d "$root" "$out.tmp" "$size" >/dev/null \
+  || die "mke2fs failed (is --size $size big enough?)"
+# mke2fs -d copies each inode's ctime and atime from the staging tree (now): pin them too.
+(cd "$root" && find . | sed -e 's|^\.||' -e 's|^$|/|' \
+  -e 's|.*|sif "&" ctime @'"$SOURCE_DATE_EPOCH"'\nsif "&" atime @'"$SOURCE_DATE_EPOCH"'|') \
+  > "$work/ctime.cmds"
+E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH debugfs -w -f "$work/ctime.cmds" "$out.tmp" >/dev/null 2>&1 \
+  || die "debugfs could not set inode times"
+mv "$out.tmp" "$out"
+echo "$out"

@@ -1,0 +1,375 @@
+//! The real Debian 12 images of `images/debian/build.sh` (debootstrap: needs root and the
+//! Debian mirror), made bootable by fsmaker and judged by `imgtest run` under TCG.
+//!
+//! The clean image boots twice in parallel and passes every check. Each firstboot defect
+//! variant fails exactly its check id with exit 1: judged on the image alone (imgtest boots
+//! nothing when only image-scope checks are selected), and the baked host keys once more
+//! with a real boot, where firstboot regenerates the keys so that only the image check
+//! fails. The cloud-init variants are checked offline (their boots need the host side's
+//! cloud-init datasource). The debootstrap result is cached by the build script, so only
+//! the first build of a package set pays for it.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{assets_dir, lock, run_ok};
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("images/debian/build.sh")
+}
+
+/// Builds `variant` into DIR/VARIANT.ext4 (one build at a time: they share the cache).
+fn rootfs(dir: &Path, variant: &str) -> PathBuf {
+    let out = dir.join(format!("{variant}.ext4"));
+    let _l = lock("debian-build");
+    let o = run_ok(
+        Command::new(script())
+            .args(["--variant", variant])
+            .arg(&out)
+            .env("IMGTEST_ASSETS", assets_dir()),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        out.display().to_string()
+    );
+    out
+}
+
+/// A bootable disk of `variant`, made by fsmaker from its rootfs.
+fn disk(dir: &Path, variant: &str) -> PathBuf {
+    let img = dir.join(format!("{variant}.img"));
+    common::build_disk(&rootfs(dir, variant), &img, &[]);
+    img
+}
+
+/// `debugfs -R 'cat PATH'` on an ext4 image: the file's content, None if it is missing.
+fn cat(fs: &Path, path: &str) -> Option<String> {
+    let o = run_ok(
+        Command::new("debugfs")
+            .arg("-R")
+            .arg(format!("cat {path}"))
+            .arg(fs),
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    if err.contains("File not found") {
+        return None;
+    }
+    Some(String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+/// The names in directory `path` of an ext4 image.
+fn ls(fs: &Path, path: &str) -> Vec<String> {
+    let o = run_ok(
+        Command::new("debugfs")
+            .arg("-R")
+            .arg(format!("ls -p {path}"))
+            .arg(fs),
+    );
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| l.split('/').nth(5).map(str::to_string))
+        .filter(|n| !n.is_empty() && n != "." && n != "..")
+        .collect()
+}
+
+/// Whether the package is installed according to the image's dpkg status file.
+fn installed(fs: &Path, package: &str) -> bool {
+    let status = cat(fs, "/var/lib/dpkg/status").expect("dpkg status");
+    status.split("\n\n").any(|stanza| {
+        stanza.lines().any(|l| l == format!("Package: {package}"))
+            && stanza.contains("Status: install ok installed")
+    })
+}
+
+struct Verdict {
+    code: i32,
+    out: String,
+    report: serde_json::Value,
+}
+
+impl Verdict {
+    fn ids_with(&self, status: &str) -> Vec<String> {
+        let mut ids: Vec<String> = self.report[0]["checks"]
+            .as_array()
+            .expect("checks in the JSON report")
+            .iter()
+            .filter(|c| c["status"] == status)
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect();
+        ids.dedup();
+        ids
+    }
+}
+
+/// `imgtest run --accel tcg ARGS IMAGE` with a JSON report; a boot takes the shared VM lock.
+fn imgtest(dir: &Path, image: &Path, args: &[&str]) -> Verdict {
+    let _vm = lock("vm");
+    let json = dir.join(format!(
+        "{}.json",
+        image.file_stem().unwrap().to_string_lossy()
+    ));
+    let out: Output = Command::new(env!("CARGO_BIN_EXE_imgtest"))
+        .args(["run", "--accel", "tcg"])
+        .args(args)
+        .arg("--json")
+        .arg(&json)
+        .arg("--artifacts")
+        .arg(dir.join("artifacts"))
+        .arg(image)
+        .env("TMPDIR", dir)
+        .output()
+        .unwrap();
+    Verdict {
+        code: out.status.code().unwrap_or(-1),
+        out: format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        report: std::fs::read_to_string(&json)
+            .ok()
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default(),
+    }
+}
+
+/// `--check ID` for every image-scope check of `imgtest checks --json`: judged without booting.
+fn image_checks() -> Vec<String> {
+    let o = run_ok(Command::new(env!("CARGO_BIN_EXE_imgtest")).args(["checks", "--json"]));
+    let catalogue: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ids: Vec<String> = catalogue
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["scope"] == "image")
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(ids.len() >= 6, "image checks: {ids:?}");
+    ids.iter()
+        .flat_map(|id| ["--check".to_string(), id.clone()])
+        .collect()
+}
+
+fn sha256(p: &Path) -> String {
+    let o = run_ok(Command::new("sha256sum").arg(p));
+    String::from_utf8_lossy(&o.stdout)[..64].to_string()
+}
+
+fn work_dir() -> tempfile::TempDir {
+    tempfile::tempdir_in(assets_dir()).unwrap()
+}
+
+#[test]
+fn clean_debian_image_is_a_published_server_and_passes_two_boots() {
+    let d = work_dir();
+    let fs = rootfs(d.path(), "clean");
+    // Rebuilt from the same cached tree: the same bytes.
+    let again = d.path().join("again");
+    std::fs::create_dir(&again).unwrap();
+    assert_eq!(
+        sha256(&rootfs(&again, "clean")),
+        sha256(&fs),
+        "not reproducible"
+    );
+
+    // What the recipe promises, read offline from the root filesystem.
+    for p in ["systemd-sysv", "openssh-server", "firstboot", "udev"] {
+        assert!(installed(&fs, p), "{p} is not installed");
+    }
+    let os = cat(&fs, "/usr/lib/os-release").unwrap();
+    assert!(os.contains("VERSION_CODENAME=bookworm"), "{os}");
+    let uuid = run_ok(
+        Command::new("blkid")
+            .args(["-s", "UUID", "-o", "value"])
+            .arg(&fs),
+    );
+    let uuid = String::from_utf8_lossy(&uuid.stdout).trim().to_string();
+    let fstab = cat(&fs, "/etc/fstab").unwrap();
+    assert!(fstab.contains(&format!("UUID={uuid}\t/\text4")), "{fstab}");
+    let net = cat(&fs, "/etc/systemd/network/20-dhcp.network").unwrap();
+    assert!(
+        net.contains("Name=en* eth*") && net.contains("DHCP=yes"),
+        "{net}"
+    );
+    assert!(
+        ls(&fs, "/etc/systemd/system/getty.target.wants")
+            .contains(&"serial-getty@ttyS0.service".to_string())
+    );
+    assert!(
+        ls(&fs, "/etc/systemd/system/multi-user.target.wants")
+            .contains(&"systemd-networkd.service".to_string())
+    );
+    assert!(
+        !ls(&fs, "/boot").iter().any(|f| f.starts_with("vmlinuz")),
+        "the rootfs carries no kernel"
+    );
+    assert!(
+        !ls(&fs, "/etc/ssh")
+            .iter()
+            .any(|f| f.starts_with("ssh_host_"))
+    );
+    assert_eq!(cat(&fs, "/etc/machine-id").unwrap(), "");
+    assert!(ls(&fs, "/var/lib/apt/lists") == ["partial"]);
+    let shadow = cat(&fs, "/etc/shadow").unwrap();
+    assert!(
+        shadow.lines().all(|l| l
+            .split(':')
+            .nth(1)
+            .is_some_and(|p| p.starts_with(['*', '!']))),
+        "{shadow}"
+    );
+
+    // Bootable with fsmaker, and it passes imgtest's default run (two parallel boots).
+    let img = d.path().join("clean.img");
+    let summary = common::build_disk(&fs, &img, &[]);
+    assert!(summary.contains(&format!("root=UUID={uuid}")), "{summary}");
+    let v = imgtest(d.path(), &img, &[]);
+    assert_eq!(v.code, 0, "{}", v.out);
+    assert!(v.ids_with("fail").is_empty(), "{}", v.out);
+    for id in [
+        "metadata.password",
+        "hostkeys.regenerated",
+        "hostkeys.unique",
+        "machine-id.unique",
+        "firstboot.disabled",
+        "ssh.wrong-password",
+    ] {
+        assert!(
+            v.ids_with("pass").contains(&id.to_string()),
+            "{id}: {}",
+            v.out
+        );
+    }
+    let console = std::fs::read_to_string(d.path().join("artifacts/boot0-console.log")).unwrap();
+    assert!(console.contains("firstboot: done"), "{console}");
+    assert!(console.contains("Debian GNU/Linux 12"), "{console}");
+}
+
+/// A defect variant fails exactly `expected` with exit 1, judged offline.
+fn defect_offline(dir: &Path, variant: &str, expected: &str) -> PathBuf {
+    let img = disk(dir, variant);
+    let args = image_checks();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let v = imgtest(dir, &img, &args);
+    assert_eq!(v.code, 1, "{variant}: {}", v.out);
+    assert_eq!(v.ids_with("fail"), [expected], "{variant}: {}", v.out);
+    assert!(
+        v.report[0]["facts"]["boots"]
+            .as_array()
+            .is_none_or(|b| b.is_empty()),
+        "{variant}: image checks alone must not boot"
+    );
+    img
+}
+
+#[test]
+fn debian_fixed_password_fails_passwords_none_fixed() {
+    let d = work_dir();
+    defect_offline(d.path(), "fixed-password", "passwords.none-fixed");
+}
+
+#[test]
+fn debian_dirty_logs_fail_logs_clean() {
+    let d = work_dir();
+    defect_offline(d.path(), "dirty-logs", "logs.clean");
+}
+
+#[test]
+fn debian_baked_host_keys_fail_hostkeys_absent_also_when_booted() {
+    let d = work_dir();
+    let img = defect_offline(d.path(), "baked-host-keys", "hostkeys.absent");
+    // Booted once: firstboot replaces the baked keys, so the boot checks pass and the
+    // image check alone still fails.
+    let v = imgtest(
+        d.path(),
+        &img,
+        &["--boots", "1", "--skip", "shutdown.clean"],
+    );
+    assert_eq!(v.code, 1, "{}", v.out);
+    assert_eq!(v.ids_with("fail"), ["hostkeys.absent"], "{}", v.out);
+    for id in ["metadata.password", "hostkeys.regenerated"] {
+        assert!(
+            v.ids_with("pass").contains(&id.to_string()),
+            "{id}: {}",
+            v.out
+        );
+    }
+}
+
+#[test]
+fn debian_cloud_init_variants_have_cloud_init_instead_of_firstboot() {
+    let d = work_dir();
+    let hygiene: Vec<&str> = [
+        "hostkeys.absent",
+        "passwords.none-fixed",
+        "logs.clean",
+        "machine-id.empty",
+    ]
+    .iter()
+    .flat_map(|id| ["--check", id])
+    .collect();
+    for variant in ["cloud-init", "cloud-init-keep-keys"] {
+        let fs = rootfs(d.path(), variant);
+        assert!(installed(&fs, "cloud-init"), "{variant}: no cloud-init");
+        assert!(installed(&fs, "openssh-server"), "{variant}");
+        assert!(
+            !installed(&fs, "firstboot"),
+            "{variant}: firstboot installed"
+        );
+        assert_eq!(cat(&fs, "/usr/sbin/firstboot"), None, "{variant}");
+        // Debian's default configuration: user `debian`, root login disabled.
+        let cfg = cat(&fs, "/etc/cloud/cloud.cfg").unwrap();
+        assert!(cfg.contains("name: debian"), "{variant}: {cfg}");
+        assert!(cfg.contains("disable_root: true"), "{variant}: {cfg}");
+        assert!(
+            ls(&fs, "/etc/systemd/system/cloud-init.target.wants")
+                .contains(&"cloud-init.service".to_string()),
+            "{variant}: cloud-init is not enabled"
+        );
+        let keep = cat(&fs, "/etc/cloud/cloud.cfg.d/99-keep-keys.cfg");
+        let keys = ls(&fs, "/etc/ssh")
+            .into_iter()
+            .filter(|f| f.starts_with("ssh_host_"))
+            .count();
+        let img = d.path().join(format!("{variant}.img"));
+        common::build_disk(&fs, &img, &[]);
+        let v = imgtest(d.path(), &img, &hygiene);
+        if variant == "cloud-init" {
+            assert_eq!(keep, None);
+            assert_eq!(keys, 0);
+            assert_eq!(v.code, 0, "{}", v.out);
+        } else {
+            assert!(keep.unwrap().contains("ssh_deletekeys: false"));
+            assert_eq!(keys, 6, "rsa, ecdsa and ed25519 key pairs");
+            assert_eq!(v.code, 1, "{}", v.out);
+            assert_eq!(v.ids_with("fail"), ["hostkeys.absent"], "{}", v.out);
+        }
+    }
+}
+
+#[test]
+fn debian_build_refuses_bad_input() {
+    let d = work_dir();
+    let out = d.path().join("x.ext4");
+    let o = Command::new(script())
+        .args(["--variant", "nope"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown variant 'nope'"));
+    // Not root: a clear one-line refusal before any work.
+    let o = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(script())
+        .arg("/tmp/never-written.ext4")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("needs root"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!out.exists() && !Path::new("/tmp/never-written.ext4").exists());
+}
