@@ -22,6 +22,9 @@ imgtest="$repo/target/release/imgtest"
 fsmaker="$repo/target/release/fsmaker"
 
 echo "building the tiny server image..." >&2
+if "$fsmaker" kernel list | grep -q "^no kernel cached"; then
+  "$fsmaker" kernel fetch "$(images/fetch-assets.sh --role kernel | head -n 1)" >&2
+fi
 images/tiny/build.sh --mode server "$work/rootfs.ext4" >/dev/null
 "$fsmaker" "$work/rootfs.ext4" "$work/tiny.img" >/dev/null
 
@@ -29,13 +32,14 @@ now() { date +%s.%N; }
 calc() { awk "BEGIN { print ($1) }"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# Floor: plain QEMU, same VM shape as imgtest's boots, a metadata answer for every path.
+# Floor: plain QEMU with its defaults (1 vCPU) and imgtest's RAM, its network restricted
+# like imgtest's, and a metadata answer for every path so firstboot does not wait.
 floor_once() {
   port=$(free_port)
   qemu-img create -q -f qcow2 -F raw -b "$work/tiny.img" "$work/floor.qcow2"
   start=$(now)
   qemu-system-x86_64 -nodefaults -no-user-config -nographic -serial null -monitor none \
-    -machine pc -accel tcg -m 384 -smp 2 \
+    -machine pc -accel tcg -m 384 \
     -drive file="$work/floor.qcow2",format=qcow2,if=none,id=d0,cache=unsafe \
     -device virtio-blk-pci,drive=d0 \
     -netdev "user,id=n0,restrict=on,net=169.254.0.0/16,host=169.254.0.2,hostfwd=tcp:127.0.0.1:$port-:22,guestfwd=tcp:169.254.169.254:80-cmd:printf 'HTTP/1.0 200 OK\r\nContent-Length: 13\r\n\r\nbenchpassword'" \

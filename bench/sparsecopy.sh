@@ -12,7 +12,8 @@
 # SRC, and the ratio sparsecopy / fastest peer.
 #
 # Usage: bench/sparsecopy.sh            (files go to $BENCH_DIR, default under /tmp,
-#        BENCH_TREE=/usr/share           and are deleted at the end)
+#        BENCH_TREE=/usr/share           and are deleted at the end; BENCH_A_MIB=4096 and
+#        BENCH_RUNS=3 shrink a smoke run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for t in cp dd qemu-img bmaptool pigz zcat mkfs.ext4 python3 cmp awk; do
@@ -26,15 +27,15 @@ TREE=${BENCH_TREE:-/usr/share}
 RUNS=${BENCH_RUNS:-3}
 
 echo "preparing inputs in $W ..." >&2
-python3 - "$W/a.img" <<'PY'
+python3 - "$W/a.img" "${BENCH_A_MIB:-4096}" <<'PY'
 import os, random, sys
-GiB, MiB, K4 = 1 << 30, 1 << 20, 4096
+MiB, K4 = 1 << 20, 4096
 random.seed(42)
 fd = os.open(sys.argv[1], os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
-size = 4 * GiB
+size = int(sys.argv[2]) * MiB
 os.ftruncate(fd, size)
 for _ in range(16):            # runs of explicit (allocated) zeros, ~160 MiB
-    n = random.randrange(4, 17) * MiB
+    n = random.randrange(4, 17) * MiB * size // (4096 * MiB) // K4 * K4
     os.pwrite(fd, bytes(n), random.randrange(0, size - n) // K4 * K4)
 data = 0
 while data < size * 12 // 100:  # scattered random data, ~12%
@@ -48,68 +49,73 @@ mkfs.ext4 -q -d "$TREE" "$W/b.img"
 pigz -c "$W/a.img" >"$W/a.img.gz"
 bmaptool -q create -o "$W/a.bmap" "$W/a.img"
 
+sync  # inputs clean in the page cache: no writeback of them during the runs
+
 now() { date +%s%N; }
 alloc() { echo $(( $(stat -c %b "$1") * $(stat -c %B "$1") )); }
 
-# measure NAME SRC_FOR_CMP SYNC CMD...: min time over $RUNS runs of CMD
-# (which writes $W/out), with `sync $W/out` inside the timing if SYNC=1.
-declare -A T
-measure() {
-    local name=$1 src=$2 sync=$3; shift 3
-    local best='' t0 t1 dt
-    for _ in $(seq "$RUNS"); do
-        rm -f "$W/out" "$W/out.bmap"
-        t0=$(now)
-        "$@" >/dev/null 2>&1 || { echo "bench: $name failed" >&2; exit 2; }
-        [ "$sync" = 1 ] && sync "$W/out"
-        t1=$(now)
-        dt=$(( (t1 - t0) / 1000 ))
-        if [ -z "$best" ] || [ "$dt" -lt "$best" ]; then best=$dt; fi
+# bench TITLE SRC SYNC NAME CMD [NAME CMD]...: each CMD (a shell command writing
+# $O) runs $RUNS times, round-robin with the others so background activity
+# hits all alike; the output is checked against SRC and deleted after every
+# run. With SYNC=1 the timing includes `sync $O`. Names containing
+# "sparsecopy" are ours, the others are peers.
+bench() {
+    local title=$1 src=$2 sync=$3; shift 3
+    local -a names=() cmds=()
+    while [ $# -gt 0 ]; do names+=("$1"); cmds+=("$2"); shift 2; done
+    local -a best=() okay=() space=()
+    local r i t0 t1 dt
+    for r in $(seq "$RUNS"); do
+        for i in "${!names[@]}"; do
+            rm -f "$O" "$O.bmap"
+            t0=$(now)
+            sh -c "${cmds[$i]}" >/dev/null 2>&1 || { echo "bench: ${names[$i]} failed" >&2; exit 2; }
+            if [ "$sync" = 1 ]; then sync "$O"; fi
+            t1=$(now)
+            dt=$(( (t1 - t0) / 1000 ))
+            if [ -z "${best[$i]:-}" ] || [ "$dt" -lt "${best[$i]}" ]; then best[$i]=$dt; fi
+            if [ "$r" = "$RUNS" ]; then
+                space[$i]=$(alloc "$O")
+                if cmp -s "$src" "$O"; then okay[$i]=OK; else okay[$i]=DIFF; fi
+            fi
+            rm -f "$O" "$O.bmap"
+        done
     done
-    local ok=OK
-    cmp -s "$src" "$W/out" || ok=DIFF
-    T[$name]=$best
-    awk -v n="$name" -v us="$best" -v size="$(stat -c %s "$src")" -v a="$(alloc "$W/out")" -v ok="$ok" \
-        'BEGIN { printf "  %-34s %8.3f s %9.0f MiB/s %14.0f B  %s\n", n, us / 1e6, size / 1048576 / (us / 1e6), a, ok }'
-}
-
-ratio() { # ratio NAME PEER...
-    local me=${T[$1]} best='' who=''; shift
-    for p in "$@"; do
-        if [ -z "$best" ] || [ "${T[$p]}" -lt "$best" ]; then best=${T[$p]}; who=$p; fi
+    echo "$title, $( [ "$sync" = 1 ] && echo with || echo without) sync"
+    local size fastest='' who=''
+    size=$(stat -c %s "$src")
+    for i in "${!names[@]}"; do
+        awk -v n="${names[$i]}" -v us="${best[$i]}" -v size="$size" -v a="${space[$i]}" -v ok="${okay[$i]}" \
+            'BEGIN { printf "  %-30s %8.3f s %9.0f MiB/s %14.0f B  %s\n", n, us / 1e6, size / 1048576 / (us / 1e6), a, ok }'
+        case ${names[$i]} in *sparsecopy*) continue ;; esac
+        if [ -z "$fastest" ] || [ "${best[$i]}" -lt "$fastest" ]; then fastest=${best[$i]}; who=${names[$i]}; fi
     done
-    awk -v me="$me" -v best="$best" -v who="$who" \
-        'BEGIN { printf "  => ratio %.2f vs fastest peer (%s)\n", me / best, who }'
+    for i in "${!names[@]}"; do
+        case ${names[$i]} in *sparsecopy*) ;; *) continue ;; esac
+        awk -v n="${names[$i]}" -v me="${best[$i]}" -v best="$fastest" -v who="$who" \
+            'BEGIN { printf "  => %s: ratio %.2f vs fastest peer (%s)\n", n, me / best, who }'
+    done
 }
 
-file_case() { # file_case LABEL SRC SYNC
-    local src=$2 s=$3
-    echo "($1) $(basename "$src"), $( [ "$s" = 1 ] && echo with || echo without) sync"
-    measure sparsecopy "$src" "$s" "$SC" -q "$src" "$W/out"
-    measure "cp --sparse=always" "$src" "$s" cp --sparse=always "$src" "$W/out"
-    measure "dd conv=sparse bs=1M" "$src" "$s" dd if="$src" of="$W/out" conv=sparse bs=1M status=none
-    measure "qemu-img convert -S 4k" "$src" "$s" qemu-img convert -O raw -S 4k "$src" "$W/out"
-    measure "bmaptool create+copy" "$src" "$s" sh -c \
-        "bmaptool -q create -o '$W/out.bmap' '$src' && bmaptool -q copy --bmap '$W/out.bmap' '$src' '$W/out'"
-    ratio sparsecopy "cp --sparse=always" "dd conv=sparse bs=1M" "qemu-img convert -S 4k" "bmaptool create+copy"
-}
-
-echo "sparsecopy benchmark, $(nproc) cores (shared), $(date -u +%FT%TZ)"
+A=$W/a.img B=$W/b.img GZ=$W/a.img.gz O=$W/out
+echo "sparsecopy benchmark, $(nproc) cores shared with other work, min of $RUNS, $(date -u +%FT%TZ)"
 for s in 0 1; do
-    file_case a "$W/a.img" $s
-    file_case b "$W/b.img" $s
-    echo "(c) a.img.gz ($(alloc "$W/a.img.gz") B), $( [ "$s" = 1 ] && echo with || echo without) sync"
-    A=$W/a.img GZ=$W/a.img.gz O=$W/out
-    measure "sparsecopy - <a.img.gz" "$A" $s sh -c "'$SC' -q - '$O' <'$GZ'"
-    measure "sparsecopy a.img.gz" "$A" $s "$SC" -q "$GZ" "$O"
-    measure "zcat | cp --sparse=always" "$A" $s sh -c "zcat '$GZ' | cp --sparse=always /dev/stdin '$O'"
-    measure "zcat | dd conv=sparse" "$A" $s sh -c "zcat '$GZ' | dd of='$O' conv=sparse bs=1M iflag=fullblock status=none"
-    measure "bmaptool copy a.img.gz" "$A" $s bmaptool -q copy --bmap "$W/a.bmap" "$GZ" "$O"
-    ratio "sparsecopy - <a.img.gz" "zcat | cp --sparse=always" "zcat | dd conv=sparse" "bmaptool copy a.img.gz"
-    ratio "sparsecopy a.img.gz" "zcat | cp --sparse=always" "zcat | dd conv=sparse" "bmaptool copy a.img.gz"
-    echo "(d) cat a.img |, $( [ "$s" = 1 ] && echo with || echo without) sync"
-    measure "cat | sparsecopy -" "$A" $s sh -c "cat '$A' | '$SC' -q - '$O'"
-    measure "cat | cp --sparse=always" "$A" $s sh -c "cat '$A' | cp --sparse=always /dev/stdin '$O'"
-    measure "cat | dd conv=sparse" "$A" $s sh -c "cat '$A' | dd of='$O' conv=sparse bs=1M iflag=fullblock status=none"
-    ratio "cat | sparsecopy -" "cat | cp --sparse=always" "cat | dd conv=sparse"
+    for src in "$A" "$B"; do
+        bench "($(basename "$src" .img)) $(basename "$src")" "$src" $s \
+            "sparsecopy" "'$SC' -q '$src' '$O'" \
+            "cp --sparse=always" "cp --sparse=always '$src' '$O'" \
+            "dd conv=sparse bs=1M" "dd if='$src' of='$O' conv=sparse bs=1M status=none" \
+            "qemu-img convert -S 4k" "qemu-img convert -O raw -S 4k '$src' '$O'" \
+            "bmaptool create+copy" "bmaptool -q create -o '$O.bmap' '$src' && bmaptool -q copy --bmap '$O.bmap' '$src' '$O'"
+    done
+    bench "(c) a.img.gz, $(stat -c %s "$GZ") B" "$A" $s \
+        "sparsecopy - <a.img.gz" "'$SC' -q - '$O' <'$GZ'" \
+        "sparsecopy a.img.gz" "'$SC' -q '$GZ' '$O'" \
+        "zcat | cp --sparse=always" "zcat '$GZ' | cp --sparse=always /dev/stdin '$O'" \
+        "zcat | dd conv=sparse" "zcat '$GZ' | dd of='$O' conv=sparse bs=1M iflag=fullblock status=none" \
+        "bmaptool copy a.img.gz" "bmaptool -q copy --bmap '$W/a.bmap' '$GZ' '$O'"
+    bench "(d) cat a.img |" "$A" $s \
+        "cat | sparsecopy -" "cat '$A' | '$SC' -q - '$O'" \
+        "cat | cp --sparse=always" "cat '$A' | cp --sparse=always /dev/stdin '$O'" \
+        "cat | dd conv=sparse" "cat '$A' | dd of='$O' conv=sparse bs=1M iflag=fullblock status=none"
 done

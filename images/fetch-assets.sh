@@ -20,7 +20,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --role) [ $# -ge 2 ] || die "--role needs a value (guest or kernel)"; role=$2; shift 2 ;;
     --role=*) role=${1#--role=}; shift ;;
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     --) shift; break ;;
     -*) die "unknown option: $1" ;;
     *) break ;;

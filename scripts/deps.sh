@@ -13,7 +13,7 @@ PKGS=(
   # boot: GRUB, firmware, guests
   grub-pc-bin grub-common busybox-static dropbear-bin grub-rescue-pc ipxe-qemu ovmf
   # guest-side scripts: lint, HTTP clients and hashing the first-boot agent uses
-  shellcheck curl wget openssl
+  shellcheck curl wget openssl openssh-client kmod
   # benchmark peers (grub-install: bench/fsmaker.sh's traditional way)
   bmap-tools grub2-common
   # real Debian test images (images/debian/build.sh, as root)

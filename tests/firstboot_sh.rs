@@ -476,6 +476,8 @@ fn scripts_pass_shellcheck() {
         "images/fetch-assets.sh",
         "images/tiny/build.sh",
         "images/defects/build.sh",
+        "images/iso/build.sh",
+        "images/iso/real-iso.sh",
         "images/tiny/marker/sbin/init",
         "images/tiny/server/etc/init.d/rcS",
         "images/tiny/server/etc/init.d/rcK",

@@ -197,8 +197,15 @@ fn iso_boots_from_cd_before_the_disk() {
         &[&"--append", &"panic=-1", &kernel.vmlinuz(), &initrd, &iso],
         true,
     );
-    // An ISO 9660 volume with an El Torito boot record.
+    let again = dir.path().join("again.iso");
+    script(
+        "images/iso/build.sh",
+        &[&"--append", &"panic=-1", &kernel.vmlinuz(), &initrd, &again],
+        true,
+    );
+    // Reproducible, and an ISO 9660 volume with an El Torito boot record.
     let bytes = std::fs::read(&iso).unwrap();
+    assert!(bytes == std::fs::read(&again).unwrap(), "two builds differ");
     assert_eq!(&bytes[0x8001..0x8006], b"CD001");
     assert_eq!(&bytes[0x8801..0x8806], b"CD001");
     assert_eq!(&bytes[0x8807..0x8807 + 23], b"EL TORITO SPECIFICATION");

@@ -112,4 +112,27 @@ proptest! {
         copy(&CopyPlan::new(Source::Path(zst), &dst2)).unwrap();
         check(&dst2, &bytes)?;
     }
+
+    /// Into an existing DST at an unaligned offset: the region equals SRC (old
+    /// data under SRC's zeros is punched out), everything else is untouched.
+    #[test]
+    fn copy_into_existing_dst_keeps_the_rest(
+        layout in prop::collection::vec(segment(), 1..8),
+        seek in 0u64..20_000,
+        tail in 0usize..20_000,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        let bytes = build(&src, &layout);
+        let dst = dir.path().join("dst");
+        let old: Vec<u8> = (0..seek as usize + bytes.len() + tail).map(|i| (i % 13) as u8 | 0x40).collect();
+        fs::write(&dst, &old).unwrap();
+        copy(&CopyPlan { seek, ..CopyPlan::new(Source::Path(src), &dst) }).unwrap();
+        let new = fs::read(&dst).unwrap();
+        let s = seek as usize;
+        prop_assert_eq!(new.len(), old.len());
+        prop_assert!(new[..s] == old[..s], "before the region changed");
+        prop_assert!(new[s..s + bytes.len()] == bytes[..], "region differs");
+        prop_assert!(new[s + bytes.len()..] == old[s + bytes.len()..], "after the region changed");
+    }
 }

@@ -21,7 +21,7 @@ while [ $# -gt 0 ]; do
     --root=*) root=${1#--root=}; shift ;;
     --image) image=${2:?--image needs a filesystem image}; shift 2 ;;
     --image=*) image=${1#--image=}; shift ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     *) echo "install.sh: unknown argument: $1" >&2; exit 2 ;;
   esac
 done

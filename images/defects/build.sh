@@ -102,7 +102,9 @@ if [ "${1:-}" = --plant ]; then
   plant "$2" "$3"
   exit 0
 fi
-case "${1:-}" in -h|--help|'') sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; [ -n "${1:-}" ]; exit $? ;; esac
+case "${1:-}" in
+  -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
+esac
 [ $# -ge 2 ] || die "usage: build.sh VARIANT OUT [tiny build options]"
 variant=$1 out=$2
 shift 2

@@ -8,13 +8,14 @@
 # --modules-from DIR] tiny.cpio.gz` (the whole root in RAM, /init = its /sbin/init).
 # For a real ISO shipped by Debian (for the CD-then-disk boot order test) see
 # images/iso/real-iso.sh. Needs grub-common, grub-pc-bin, xorriso and mtools; never root.
+# Reproducible: the same inputs and SOURCE_DATE_EPOCH give the same bytes.
 set -eu
 die() { echo "iso/build.sh: $*" >&2; exit 2; }
 append=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --append) append=${2:?--append needs kernel arguments}; shift 2 ;;
-    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     -*) die "unknown option: $1" ;;
     *) break ;;
   esac
@@ -51,7 +52,10 @@ find "$work/cd" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 tmpout="$out.tmp.$$"
 trap 'rm -rf "$work" "$tmpout"' EXIT INT TERM
 # BIOS only: the El Torito image is GRUB's i386-pc cdboot + core image.
+# Dates pinned to SOURCE_DATE_EPOCH: the same inputs give the same bytes.
+stamp=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y%m%d%H%M%S00)
 grub-mkrescue --directory=/usr/lib/grub/i386-pc --compress=xz -o "$tmpout" "$work/cd" \
-  -- -volid TINY_ISO >"$work/log" 2>&1 || { cat "$work/log" >&2; die "grub-mkrescue failed"; }
+  -- -volid TINY_ISO -volume_date uuid "$stamp" -volume_date all_file_dates "=$SOURCE_DATE_EPOCH" \
+  -volume_date c "=$SOURCE_DATE_EPOCH" -volume_date m "=$SOURCE_DATE_EPOCH" >"$work/log" 2>&1 || { cat "$work/log" >&2; die "grub-mkrescue failed"; }
 mv "$tmpout" "$out"
 echo "iso/build.sh: $out" >&2

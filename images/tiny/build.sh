@@ -47,7 +47,7 @@ while [ $# -gt 0 ]; do
     --no-firstboot) with_firstboot=0; shift ;;
     --modules-from) modules_from=${2:?--modules-from needs a directory}; shift 2 ;;
     --customize) customize=${2:?--customize needs a command}; shift 2 ;;
-    -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     -*) die "unknown option: $1" ;;
     *) break ;;
   esac

@@ -56,6 +56,8 @@ pub enum FailureKind {
     EmergencyShell,
     /// The kernel or the initrd could not find or mount the root filesystem.
     RootNotFound,
+    /// The firmware found nothing to boot.
+    NoBootDevice,
 }
 
 /// A failure pattern and the console line that showed it.
@@ -95,6 +97,7 @@ pub fn classify_line(line: &str) -> (Option<Phase>, Option<FailureKind>) {
         ),
         ("VFS: Unable to mount root", FailureKind::RootNotFound),
         ("Gave up waiting for root", FailureKind::RootNotFound),
+        ("No bootable device", FailureKind::NoBootDevice),
     ];
     let phase = PHASES
         .iter()
@@ -426,6 +429,7 @@ mod tests {
             f("Gave up waiting for root file system device."),
             Some(FailureKind::RootNotFound)
         );
+        assert_eq!(f("No bootable device."), Some(FailureKind::NoBootDevice));
         assert_eq!(
             classify_prompt("grub rescue> ").1,
             Some(FailureKind::GrubRescue)

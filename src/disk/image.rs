@@ -328,6 +328,17 @@ mod tests {
         );
         let info = sniff(&q).unwrap();
         assert_eq!((info.kind, info.virtual_size), (ImageKind::Qcow2, 64 << 20));
+        let v = d.path().join("a.vmdk");
+        assert!(
+            std::process::Command::new("qemu-img")
+                .args(["create", "-q", "-f", "vmdk"])
+                .arg(&v)
+                .arg("32M")
+                .status()
+                .unwrap()
+                .success()
+        );
+        assert_eq!(sniff(&v).unwrap().kind, ImageKind::Vmdk);
         let iso = sniff(Path::new("/usr/lib/grub-rescue/grub-rescue-cdrom.iso")).unwrap();
         assert_eq!(iso.kind, ImageKind::Iso { el_torito: true });
         let plain = d.path().join("plain.iso");

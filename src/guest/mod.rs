@@ -17,7 +17,7 @@ pub const PROBE_SCRIPT: &str = include_str!("../../harness/probe.sh");
 /// Per-operation network timeout.
 const IO_TIMEOUT: Duration = Duration::from_secs(15);
 /// Pause between login attempts.
-const RETRY_PAUSE: Duration = Duration::from_secs(2);
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 /// Outcome of one connection attempt.
 pub enum Attempt {

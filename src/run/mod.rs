@@ -259,7 +259,12 @@ fn boot_one(
     let secrets = BootSecrets::generate(i).map_err(io("random"))?;
     server.register(i, secrets.clone());
     let disk = tmp.join(format!("boot{i}.qcow2"));
-    let mut spec = VmSpec::new(accel.accel, plan.memory_mib, plan.smp);
+    let host_cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    let mut spec = VmSpec::new(
+        accel.accel,
+        plan.memory_mib,
+        plan.vcpus(accel.accel, host_cpus),
+    );
     match info.kind {
         ImageKind::Iso { .. } => {
             vm::run_helper(vm::blank_disk_command(&disk, ISO_BLANK_DISK))?;

@@ -178,7 +178,7 @@ pub struct RunPlan {
     pub accel: AccelChoice,
     /// Guest RAM (MiB).
     pub memory_mib: u32,
-    /// vCPUs.
+    /// vCPUs per boot; 0 is automatic (see [`RunPlan::vcpus`]).
     pub smp: u32,
     /// Disk bus.
     pub disk_bus: DiskBus,
@@ -322,10 +322,8 @@ impl RunPlan {
         }
         let memory_mib: u32 = pick!(args.memory, memory);
         let smp: u32 = pick!(args.smp, smp);
-        if memory_mib < 64 || smp == 0 {
-            return Err(PlanError::Invalid(
-                "memory must be at least 64 MiB and smp at least 1".into(),
-            ));
+        if memory_mib < 64 {
+            return Err(PlanError::Invalid("memory must be at least 64 MiB".into()));
         }
         Ok(RunPlan {
             images: args.images,
@@ -355,6 +353,17 @@ impl RunPlan {
             relay_program,
             qemu: "qemu-system-x86_64".into(),
         })
+    }
+
+    /// vCPUs per boot under `accel` on a host with `host_cpus` CPUs: the configured
+    /// number, or automatically 2 under KVM and, under TCG, the host's CPUs divided among
+    /// the parallel boots (1 or 2).
+    pub fn vcpus(&self, accel: Accel, host_cpus: u32) -> u32 {
+        match (self.smp, accel) {
+            (0, Accel::Kvm) => 2,
+            (0, Accel::Tcg) => (host_cpus / self.boots.max(1) as u32).clamp(1, 2),
+            (n, _) => n,
+        }
     }
 
     /// Reads the config named by `--config`, else `./imgtest.toml` if it exists, and resolves.
@@ -406,8 +415,21 @@ mod tests {
         let p = RunPlan::resolve(args(&["a.img"]), None, "/bin/imgtest".into()).unwrap();
         assert_eq!(
             (p.boots, p.memory_mib, p.smp, p.disk_bus),
-            (2, 384, 2, DiskBus::Virtio)
+            (2, 384, 0, DiskBus::Virtio)
         );
+        assert_eq!(p.vcpus(Accel::Kvm, 2), 2);
+        assert_eq!(p.vcpus(Accel::Tcg, 2), 1);
+        assert_eq!(p.vcpus(Accel::Tcg, 16), 2);
+        let one = RunPlan {
+            boots: 1,
+            ..p.clone()
+        };
+        assert_eq!(one.vcpus(Accel::Tcg, 2), 2);
+        let fixed = RunPlan {
+            smp: 3,
+            ..p.clone()
+        };
+        assert_eq!(fixed.vcpus(Accel::Tcg, 2), 3);
         assert_eq!(p.accel, AccelChoice::Auto);
         assert_eq!(p.timeouts.boot, Duration::from_secs(60));
         assert_eq!(p.user, "root");

@@ -1,25 +1,33 @@
 //! SRC as a sequence of pieces: holes (known without reading) and data.
 //!
 //! A regular file or block device is read only where its extent map says
-//! there is data, with large aligned `pread`s into one reused buffer. Anything
-//! else (stdin, a pipe, a character device, or a compressed file) is a stream:
-//! a reader thread decompresses and fills buffers while the caller writes the
-//! previous ones, so decompression and writing overlap on two cores.
+//! there is data: through a read-only mapping, with a helper thread finding
+//! zero blocks ahead of the writes (or, for verification and where mapping
+//! fails, with `pread`s into one reused buffer). Anything else (stdin, a
+//! pipe, a character device, or a compressed file) is a stream, sniffed for
+//! gzip/zstd/xz: a compressed one is decoded by a reader thread that fills
+//! buffers while the caller writes the previous ones, so decompression and
+//! writing overlap on two cores; a plain one is read inline in small chunks.
 
 use std::fs::File;
 use std::io::{self, Read};
 use std::ops::Range;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
 use super::blockdev::{BlockDevice, RealDevice};
 use super::extents::data_extents;
+use super::zero::is_zero;
 use super::{CopyPlan, Source, SparseError};
 use crate::disk::sniff::{self, Compression};
 
 /// Size of every read and of every buffer handed between threads.
 pub const CHUNK: usize = 1 << 20;
+/// Reads of an uncompressed stream: small enough to stay in cache between
+/// the read, the zero check and the write.
+const PLAIN_CHUNK: usize = 128 << 10;
 /// Buffers in flight between the reader thread and the writer.
 const DEPTH: usize = 4;
 
@@ -63,33 +71,70 @@ pub struct Input {
 }
 
 enum Kind {
+    Scanned(Scanned),
     Mapped(Mapped),
+    Plain(Plain),
     Stream(Stream),
 }
 
+/// An uncompressed stream, read in the copy loop's own thread: handing
+/// buffers to another thread measured slower behind a pipe.
+struct Plain {
+    reader: Box<dyn Read + Send>,
+    skip: u64,
+    left: u64,
+    pos: u64,
+    buf: Vec<u8>,
+}
+
+/// A file read with `pread` into one buffer, extent by extent.
 struct Mapped {
     file: File,
     pos: u64,
     end: u64,
     extents: std::vec::IntoIter<Range<u64>>,
     current: Option<Range<u64>>,
-    /// Data comes straight from the page cache through this mapping when
-    /// possible (no copy); otherwise it is `pread` into `buf`.
-    map: Option<Map>,
     buf: Vec<u8>,
 }
 
+/// A mapped file whose zero blocks a helper thread finds ahead of the copy
+/// loop, so scanning (and faulting pages in) overlaps with writing. Data comes
+/// straight from the page cache through the mapping: no copy.
+struct Scanned {
+    map: Arc<Map>,
+    rx: Receiver<Batch>,
+    runs: std::vec::IntoIter<Run>,
+}
+
+/// The runs of one chunk of SRC, in order, and the bytes read to find them.
+struct Batch {
+    runs: Vec<Run>,
+    read: u64,
+}
+
+/// A stretch of SRC that is all data (some non-zero block) or all zeros.
+struct Run {
+    range: Range<u64>,
+    data: bool,
+}
+
+/// Chunks the scanning helper may run ahead of the copy loop.
+const AHEAD: usize = 8;
+
 /// A read-only shared mapping of the whole of SRC.
 ///
-/// Only data extents are touched (the kernel's fault-around maps 16 pages per
-/// fault; prefaulting with `MADV_POPULATE_READ` or a helper thread measured
-/// slower). Should another process shrink SRC during the copy, touching the
-/// lost pages raises SIGBUS: the price of not copying every byte through a
-/// buffer.
+/// Only data extents are touched. Should another process shrink SRC during
+/// the copy, touching the lost pages raises SIGBUS: the price of not copying
+/// every byte through a buffer.
 struct Map {
     ptr: *mut libc::c_void,
     len: usize,
 }
+
+// SAFETY: a read-only mapping; any thread may read it while it exists.
+unsafe impl Send for Map {}
+// SAFETY: as above, nothing ever writes through it.
+unsafe impl Sync for Map {}
 
 impl Map {
     fn new(file: &File, len: u64) -> Option<Map> {
@@ -141,9 +186,7 @@ impl Input {
     pub fn open(plan: &CopyPlan, use_extents: bool) -> Result<Input, SparseError> {
         let path = match &plan.src {
             Source::Stdin => {
-                // A bigger pipe means fewer wake-ups; not a pipe, or not allowed: fine.
-                // SAFETY: fcntl on fd 0 with an integer argument.
-                unsafe { libc::fcntl(0, libc::F_SETPIPE_SZ, CHUNK as libc::c_int) };
+                // (Growing the pipe with F_SETPIPE_SZ measured slower behind `cat`.)
                 // stdin redirected from a file still must not be DST.
                 let identity = rustix::fs::fstat(io::stdin())
                     .ok()
@@ -152,7 +195,7 @@ impl Input {
                         dev: st.st_dev,
                         ino: st.st_ino,
                     });
-                return Ok(Self::stream(Box::new(io::stdin()), identity, plan));
+                return Self::stream(Box::new(io::stdin()), identity, plan);
             }
             Source::Path(p) => p,
         };
@@ -178,70 +221,158 @@ impl Input {
             None
         };
         let Some(size) = size else {
-            return Ok(Self::stream(Box::new(file), identity, plan));
+            return Self::stream(Box::new(file), identity, plan);
         };
         let mut head = [0u8; sniff::MAGIC_LEN];
         let n = read_at_most(&file, &mut head, 0).map_err(src_err)?;
         if sniff::compression(&head[..n]).is_some() {
-            return Ok(Self::stream(Box::new(file), identity, plan));
+            return Self::stream(Box::new(file), identity, plan);
         }
         let start = plan.skip.min(size);
         let end = plan
             .count
             .map_or(size, |c| start.saturating_add(c).min(size));
-        let (extents, map) = if use_extents {
-            let extents = data_extents(&file, start..end).map_err(src_err)?;
-            (extents, Map::new(&file, size))
+        let extents = if use_extents {
+            data_extents(&file, start..end).map_err(src_err)?
         } else {
-            (std::iter::once(start..end).collect(), None)
+            std::iter::once(start..end).collect()
         };
-        Ok(Input {
-            identity,
-            len: Some(end - start),
-            bytes_read: 0,
-            kind: Kind::Mapped(Mapped {
+        let map = if use_extents {
+            Map::new(&file, size)
+        } else {
+            None
+        };
+        let kind = match map {
+            Some(map) => {
+                // Blocks follow DST's grid: SRC offset o lands at o + seek - skip.
+                let bs = plan.block_size as u64;
+                let shift = (plan.seek % bs + bs - plan.skip % bs) % bs;
+                Kind::Scanned(Scanned::start(
+                    Arc::new(map),
+                    extents,
+                    start..end,
+                    shift,
+                    bs,
+                ))
+            }
+            None => Kind::Mapped(Mapped {
                 file,
                 pos: start,
                 end,
                 extents: extents.into_iter(),
                 current: None,
-                buf: if map.is_some() {
-                    Vec::new()
-                } else {
-                    vec![0u8; CHUNK]
-                },
-                map,
+                buf: vec![0u8; CHUNK],
             }),
+        };
+        Ok(Input {
+            identity,
+            len: Some(end - start),
+            bytes_read: 0,
+            kind,
         })
     }
 
-    fn stream(raw: Box<dyn Read + Send>, identity: Option<Identity>, plan: &CopyPlan) -> Input {
+    /// A stream: sniffed here; decompressed in a reader thread, or read inline.
+    fn stream(
+        mut raw: Box<dyn Read + Send>,
+        identity: Option<Identity>,
+        plan: &CopyPlan,
+    ) -> Result<Input, SparseError> {
+        let mut head = [0u8; sniff::MAGIC_LEN];
+        let n = fill(&mut raw, &mut head).map_err(|e| SparseError::SrcRead {
+            offset: 0,
+            source: e,
+        })?;
+        let format = sniff::compression(&head[..n]);
+        let chained = io::Cursor::new(head[..n].to_vec()).chain(raw);
+        let (skip, count) = (plan.skip, plan.count);
+        let reader: Box<dyn Read + Send> = match format {
+            None => {
+                let left = count.unwrap_or(u64::MAX);
+                let buf = vec![0u8; PLAIN_CHUNK];
+                let plain = Plain {
+                    reader: Box::new(chained),
+                    skip,
+                    left,
+                    pos: 0,
+                    buf,
+                };
+                return Ok(Input {
+                    identity,
+                    len: None,
+                    bytes_read: 0,
+                    kind: Kind::Plain(plain),
+                });
+            }
+            Some(Compression::Gzip) => Box::new(flate2::read::MultiGzDecoder::new(chained)),
+            Some(Compression::Zstd) => Box::new(
+                zstd::stream::read::Decoder::new(chained)
+                    .map_err(|e| stream_error(format, 0, e))?,
+            ),
+            Some(Compression::Xz) => Box::new(liblzma::read::XzDecoder::new_multi_decoder(chained)),
+        };
         let (tx, rx) = sync_channel(DEPTH);
         let (recycle, spare) = sync_channel(DEPTH + 2);
-        let (skip, count) = (plan.skip, plan.count);
-        let thread = std::thread::spawn(move || pump(raw, skip, count, tx, spare));
-        Input {
+        let thread = std::thread::spawn(move || pump(reader, format, skip, count, tx, spare));
+        let stream = Stream {
+            rx,
+            recycle,
+            current: None,
+            thread: Some(thread),
+        };
+        Ok(Input {
             identity,
             len: None,
             bytes_read: 0,
-            kind: Kind::Stream(Stream {
-                rx,
-                recycle,
-                current: None,
-                thread: Some(thread),
-            }),
-        }
+            kind: Kind::Stream(stream),
+        })
     }
 
     /// The next piece of SRC, or `None` at its end.
     pub fn next_piece(&mut self) -> Result<Option<Piece<'_>>, SparseError> {
         match &mut self.kind {
+            Kind::Scanned(s) => loop {
+                if let Some(run) = s.runs.next() {
+                    let len = run.range.end - run.range.start;
+                    return Ok(Some(if run.data {
+                        Piece::Data(s.map.slice(run.range))
+                    } else {
+                        Piece::Hole(len)
+                    }));
+                }
+                match s.rx.recv() {
+                    Ok(batch) => {
+                        self.bytes_read += batch.read;
+                        s.runs = batch.runs.into_iter();
+                    }
+                    Err(_) => return Ok(None),
+                }
+            },
             Kind::Mapped(m) => {
                 let piece = m.next_piece()?;
                 if let Some(Piece::Data(d)) = &piece {
                     self.bytes_read += d.len() as u64;
                 }
                 Ok(piece)
+            }
+            Kind::Plain(p) => {
+                if p.skip > 0 {
+                    p.pos = discard(&mut p.reader, p.skip, None)?;
+                    p.skip = 0;
+                }
+                // One read, whatever it brings: waiting to fill a buffer from
+                // a pipe costs a sleep and a wake-up per chunk.
+                let want = p.left.min(PLAIN_CHUNK as u64) as usize;
+                let n = loop {
+                    match p.reader.read(&mut p.buf[..want]) {
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        r => break r.map_err(|e| stream_error(None, p.pos, e))?,
+                    }
+                };
+                p.pos += n as u64;
+                p.left -= n as u64;
+                self.bytes_read += n as u64;
+                Ok((n > 0).then(|| Piece::Data(&p.buf[..n])))
             }
             Kind::Stream(s) => {
                 if let Some(buf) = s.current.take() {
@@ -265,6 +396,85 @@ impl Input {
                 }
             }
         }
+    }
+}
+
+impl Scanned {
+    /// Start the helper that classifies `region` of the mapping into runs.
+    fn start(
+        map: Arc<Map>,
+        extents: Vec<Range<u64>>,
+        region: Range<u64>,
+        shift: u64,
+        bs: u64,
+    ) -> Self {
+        let (tx, rx) = sync_channel(AHEAD);
+        let scan_map = map.clone();
+        std::thread::spawn(move || {
+            let mut pos = region.start;
+            let mut pending = Vec::new();
+            for ext in extents {
+                if ext.start > pos {
+                    pending.push(Run {
+                        range: pos..ext.start,
+                        data: false,
+                    });
+                }
+                let mut chunk = ext.start;
+                while chunk < ext.end {
+                    let end = (chunk + CHUNK as u64).min(ext.end);
+                    classify(&scan_map, chunk..end, shift, bs, &mut pending);
+                    let runs = std::mem::take(&mut pending);
+                    if tx
+                        .send(Batch {
+                            runs,
+                            read: end - chunk,
+                        })
+                        .is_err()
+                    {
+                        return;
+                    }
+                    chunk = end;
+                }
+                pos = ext.end;
+            }
+            if pos < region.end {
+                pending.push(Run {
+                    range: pos..region.end,
+                    data: false,
+                });
+            }
+            let _ = tx.send(Batch {
+                runs: pending,
+                read: 0,
+            });
+        });
+        Scanned {
+            map,
+            rx,
+            runs: Vec::new().into_iter(),
+        }
+    }
+}
+
+/// Append `range`'s runs of data and zero blocks to `runs`, merging with the
+/// last run where they continue it. Block `k` starts where `o + shift` is a
+/// multiple of `bs`.
+fn classify(map: &Map, range: Range<u64>, shift: u64, bs: u64, runs: &mut Vec<Run>) {
+    let bytes = map.slice(range.clone());
+    let mut o = range.start;
+    while o < range.end {
+        let next = ((o + shift) / bs + 1) * bs - shift;
+        let next = next.min(range.end);
+        let data = !is_zero(&bytes[(o - range.start) as usize..(next - range.start) as usize]);
+        match runs.last_mut() {
+            Some(r) if r.data == data && r.range.end == o => r.range.end = next,
+            _ => runs.push(Run {
+                range: o..next,
+                data,
+            }),
+        }
+        o = next;
     }
 }
 
@@ -292,9 +502,6 @@ impl Mapped {
         let next = ext.start + len as u64;
         self.pos = next;
         self.current = Some(next..ext.end);
-        if let Some(map) = &self.map {
-            return Ok(Some(Piece::Data(map.slice(ext.start..next))));
-        }
         let buf = &mut self.buf[..len];
         let n = read_at_most(&self.file, buf, ext.start).map_err(|e| SparseError::SrcRead {
             offset: ext.start,
@@ -325,53 +532,22 @@ fn read_at_most(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     Ok(done)
 }
 
-/// The reader thread: sniff, decompress, skip, and send full buffers.
+/// The reader thread: decompress, skip, and send full buffers.
 fn pump(
-    mut raw: Box<dyn Read + Send>,
+    mut reader: Box<dyn Read + Send>,
+    format: Option<Compression>,
     skip: u64,
     count: Option<u64>,
     tx: SyncSender<Result<Vec<u8>, SparseError>>,
     spare: Receiver<Vec<u8>>,
 ) {
-    let mut head = [0u8; sniff::MAGIC_LEN];
-    let n = match fill(&mut raw, &mut head) {
-        Ok(n) => n,
+    let mut pos = match discard(&mut reader, skip, format) {
+        Ok(pos) => pos,
         Err(e) => {
-            let _ = tx.send(Err(SparseError::SrcRead {
-                offset: 0,
-                source: e,
-            }));
+            let _ = tx.send(Err(e));
             return;
         }
     };
-    let format = sniff::compression(&head[..n]);
-    let chained = io::Cursor::new(head[..n].to_vec()).chain(raw);
-    let mut reader: Box<dyn Read> = match format {
-        None => Box::new(chained),
-        Some(Compression::Gzip) => Box::new(flate2::read::MultiGzDecoder::new(chained)),
-        Some(Compression::Zstd) => match zstd::stream::read::Decoder::new(chained) {
-            Ok(d) => Box::new(d),
-            Err(e) => {
-                let _ = tx.send(Err(stream_error(format, 0, e)));
-                return;
-            }
-        },
-        Some(Compression::Xz) => Box::new(liblzma::read::XzDecoder::new_multi_decoder(chained)),
-    };
-    let mut pos = 0u64;
-    let mut sink = vec![0u8; CHUNK];
-    while pos < skip {
-        let want = (skip - pos).min(CHUNK as u64) as usize;
-        match fill(&mut reader, &mut sink[..want]) {
-            Ok(0) => break,
-            Ok(n) => pos += n as u64,
-            Err(e) => {
-                let _ = tx.send(Err(stream_error(format, pos, e)));
-                return;
-            }
-        }
-    }
-    drop(sink);
     let mut left = count.unwrap_or(u64::MAX);
     let mut fresh = DEPTH + 2;
     while left > 0 {
@@ -386,8 +562,8 @@ fn pump(
                 Err(_) => return,
             },
         };
-        buf.resize(CHUNK.min(left.try_into().unwrap_or(usize::MAX)), 0);
-        match fill(&mut reader, &mut buf) {
+        buf.resize(left.min(CHUNK as u64) as usize, 0);
+        match read_chunk(&mut reader, &mut buf, pos, format) {
             Ok(0) => return,
             Ok(n) => {
                 buf.truncate(n);
@@ -398,11 +574,39 @@ fn pump(
                 }
             }
             Err(e) => {
-                let _ = tx.send(Err(stream_error(format, pos, e)));
+                let _ = tx.send(Err(e));
                 return;
             }
         }
     }
+}
+
+/// Read and drop the first `skip` bytes; returns how many there were.
+fn discard(
+    reader: &mut dyn Read,
+    skip: u64,
+    format: Option<Compression>,
+) -> Result<u64, SparseError> {
+    let mut pos = 0u64;
+    let mut sink = vec![0u8; CHUNK.min(skip as usize)];
+    while pos < skip {
+        let want = (skip - pos).min(sink.len() as u64) as usize;
+        match read_chunk(reader, &mut sink[..want], pos, format)? {
+            0 => break,
+            n => pos += n as u64,
+        }
+    }
+    Ok(pos)
+}
+
+/// Fill `buf` from the stream at output offset `pos`, naming errors by format.
+fn read_chunk(
+    reader: &mut dyn Read,
+    buf: &mut [u8],
+    pos: u64,
+    format: Option<Compression>,
+) -> Result<usize, SparseError> {
+    fill(reader, buf).map_err(|e| stream_error(format, pos, e))
 }
 
 fn stream_error(format: Option<Compression>, at: u64, e: io::Error) -> SparseError {
