@@ -54,6 +54,7 @@ fn clean() -> Facts {
         offline: Offline::Read(offline()),
         boots: vec![boot(0), boot(1)],
         fault: Fault::None,
+        agent: None,
     }
 }
 
