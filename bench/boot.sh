@@ -22,7 +22,9 @@ imgtest="$repo/target/release/imgtest"
 fsmaker="$repo/target/release/fsmaker"
 
 echo "building the tiny server image..." >&2
-"$fsmaker" kernel list | grep -q "cloud-amd64" || "$fsmaker" kernel fetch >&2
+if "$fsmaker" kernel list | grep -q "^no kernel cached"; then
+  "$fsmaker" kernel fetch "$(images/fetch-assets.sh --role kernel | head -n 1)" >&2
+fi
 images/tiny/build.sh --mode server "$work/rootfs.ext4" >/dev/null
 "$fsmaker" "$work/rootfs.ext4" "$work/tiny.img" >/dev/null
 

@@ -14,6 +14,7 @@ pub mod disk;
 pub mod exit;
 pub mod fs;
 pub mod guest;
+pub mod matrix;
 pub mod metadata;
 pub mod report;
 pub mod run;

@@ -135,20 +135,26 @@ fn imgtest(dir: &Path, image: &Path, args: &[&str]) -> Verdict {
     }
 }
 
-/// `--check ID` for every image-scope check of `imgtest checks`: judged without booting.
+/// `--check ID` for every image-scope check of `imgtest checks --json`: judged without booting.
 fn image_checks() -> Vec<String> {
-    let o = run_ok(Command::new(env!("CARGO_BIN_EXE_imgtest")).arg("checks"));
-    let ids: Vec<String> = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.get(2) == Some(&"image")).then(|| f[0].to_string())
-        })
+    let o = run_ok(Command::new(env!("CARGO_BIN_EXE_imgtest")).args(["checks", "--json"]));
+    let catalogue: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ids: Vec<String> = catalogue
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["scope"] == "image")
+        .map(|c| c["id"].as_str().unwrap().to_string())
         .collect();
     assert!(ids.len() >= 6, "image checks: {ids:?}");
     ids.iter()
         .flat_map(|id| ["--check".to_string(), id.clone()])
         .collect()
+}
+
+fn sha256(p: &Path) -> String {
+    let o = run_ok(Command::new("sha256sum").arg(p));
+    String::from_utf8_lossy(&o.stdout)[..64].to_string()
 }
 
 fn work_dir() -> tempfile::TempDir {
@@ -159,6 +165,14 @@ fn work_dir() -> tempfile::TempDir {
 fn clean_debian_image_is_a_published_server_and_passes_two_boots() {
     let d = work_dir();
     let fs = rootfs(d.path(), "clean");
+    // Rebuilt from the same cached tree: the same bytes.
+    let again = d.path().join("again");
+    std::fs::create_dir(&again).unwrap();
+    assert_eq!(
+        sha256(&rootfs(&again, "clean")),
+        sha256(&fs),
+        "not reproducible"
+    );
 
     // What the recipe promises, read offline from the root filesystem.
     for p in ["systemd-sysv", "openssh-server", "firstboot", "udev"] {

@@ -4,8 +4,8 @@
 //! exit 1; a kernel that cannot find root fails fast; a metadata service that never
 //! answers leaves the image locked (fail safe). The image file never changes.
 //!
-//! Defects are planted into a copy of the clean root filesystem with `debugfs -w`
-//! (rootless), then fsmaker makes the disk.
+//! Defect variants come from images/defects/build.sh (one planted defect each), the
+//! disks from fsmaker.
 
 mod common;
 
@@ -28,27 +28,21 @@ fn server_rootfs() -> PathBuf {
     out
 }
 
-/// A bootable disk from a copy of the server rootfs after `plant` ran debugfs commands.
-fn disk(dir: &Path, name: &str, plant: &[String], fsmaker_args: &[&str]) -> PathBuf {
-    let rootfs = dir.join(format!("{name}.ext4"));
-    std::fs::copy(server_rootfs(), &rootfs).unwrap();
-    for cmd in plant {
-        let out = run_ok(Command::new("debugfs").args(["-w", "-R", cmd]).arg(&rootfs));
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            !err.lines().skip(1).any(|l| !l.trim().is_empty()),
-            "debugfs {cmd}: {err}"
-        );
-    }
+/// A bootable disk from the clean server rootfs, or from the defect `variant`.
+fn disk(dir: &Path, variant: Option<&str>, fsmaker_args: &[&str]) -> PathBuf {
+    let name = variant.unwrap_or("clean");
+    let rootfs = match variant {
+        None => server_rootfs(),
+        Some(v) => {
+            let out = dir.join(format!("{v}.ext4"));
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("images/defects/build.sh");
+            run_ok(Command::new(script).arg(v).arg(&out));
+            out
+        }
+    };
     let img = dir.join(format!("{name}.img"));
     run_ok(common::fsmaker().arg(&rootfs).arg(&img).args(fsmaker_args));
     img
-}
-
-fn host_file(dir: &Path, name: &str, content: &str) -> String {
-    let p = dir.join(name);
-    std::fs::write(&p, content).unwrap();
-    p.display().to_string()
 }
 
 fn sha256(p: &Path) -> String {
@@ -124,7 +118,7 @@ fn imgtest(dir: &Path, image: &Path, args: &[&str]) -> Outcome {
 #[test]
 fn clean_tiny_image_passes_with_two_parallel_boots() {
     let d = tempfile::tempdir().unwrap();
-    let img = disk(d.path(), "clean", &[], &[]);
+    let img = disk(d.path(), None, &[]);
     let junit = d.path().join("junit.xml");
     let o = imgtest(d.path(), &img, &["--junit", junit.to_str().unwrap()]);
     assert_eq!(o.code, 0, "{}\n{}", o.out, o.err);
@@ -169,7 +163,7 @@ fn clean_tiny_image_passes_with_two_parallel_boots() {
 #[test]
 fn qcow2_image_works() {
     let d = tempfile::tempdir().unwrap();
-    let img = disk(d.path(), "clean", &[], &["--format", "qcow2"]);
+    let img = disk(d.path(), None, &["--format", "qcow2"]);
     let o = imgtest(
         d.path(),
         &img,
@@ -182,111 +176,39 @@ fn qcow2_image_works() {
     assert_eq!(o.status("metadata.password"), ["pass"]);
 }
 
-fn defect(name: &str, plant: impl Fn(&Path) -> Vec<String>, extra: &[&str], expected: &str) {
+fn defect(variant: &str, extra: &[&str], expected: &str) {
     let d = tempfile::tempdir().unwrap();
-    let cmds = plant(d.path());
-    let img = disk(d.path(), name, &cmds, &[]);
+    let img = disk(d.path(), Some(variant), &[]);
     let mut args = vec!["--boots", "1", "--skip", "shutdown.clean"];
     args.extend_from_slice(extra);
     let o = imgtest(d.path(), &img, &args);
-    assert_eq!(o.code, 1, "{name}: {}\n{}", o.out, o.err);
-    assert_eq!(o.failing(), [expected], "{name}: {}", o.out);
+    assert_eq!(o.code, 1, "{variant}: {}\n{}", o.out, o.err);
+    assert_eq!(o.failing(), [expected], "{variant}: {}", o.out);
 }
 
 #[test]
 fn defect_fixed_password() {
-    defect(
-        "fixed-password",
-        |d| {
-            let shadow = host_file(
-                d,
-                "shadow",
-                "root:$6$imgtest$0123456789abcdefghijkl:19000:0:99999:7:::\n",
-            );
-            vec![
-                "rm /etc/shadow".into(),
-                format!("write {shadow} /etc/shadow"),
-            ]
-        },
-        &[],
-        "passwords.none-fixed",
-    );
+    defect("fixed-password", &[], "passwords.none-fixed");
 }
 
 #[test]
 fn defect_dirty_logs() {
-    defect(
-        "dirty-logs",
-        |d| {
-            let log = host_file(
-                d,
-                "auth.log",
-                "Nov 26 01:00:00 build sshd[1]: Accepted password for root\n",
-            );
-            let hist = host_file(d, "hist", "make test\n");
-            vec![
-                format!("write {log} /var/log/auth.log"),
-                format!("write {hist} /root/.ash_history"),
-            ]
-        },
-        &[],
-        "logs.clean",
-    );
+    defect("dirty-logs", &[], "logs.clean");
 }
 
 #[test]
 fn defect_baked_host_keys() {
-    defect(
-        "baked-keys",
-        |d| {
-            let key = d.join("key");
-            run_ok(
-                Command::new("dropbearkey")
-                    .args(["-t", "ed25519", "-f"])
-                    .arg(&key),
-            );
-            vec![format!(
-                "write {} /etc/dropbear/dropbear_ed25519_host_key",
-                key.display()
-            )]
-        },
-        &[],
-        "hostkeys.absent",
-    );
+    defect("baked-host-keys", &[], "hostkeys.absent");
 }
 
 #[test]
 fn defect_leftover_test_scripts() {
-    defect(
-        "test-scripts",
-        |d| {
-            let s = host_file(d, "test.sh", "#!/bin/sh\necho testing\n");
-            vec![
-                format!("write {s} /root/test.sh"),
-                "mkdir /usr/local".into(),
-                "mkdir /usr/local/bin".into(),
-                format!("write {s} /usr/local/bin/run-tests.sh"),
-            ]
-        },
-        &[],
-        "scripts.none",
-    );
+    defect("test-scripts", &[], "scripts.none");
 }
 
 #[test]
 fn defect_machine_id_set() {
-    defect(
-        "machine-id",
-        |d| {
-            let id = host_file(d, "machine-id", "4f0c6ba1f3a14ae6a0e3d8f7c2b9e501\n");
-            vec![
-                "rm /etc/machine-id".into(),
-                format!("write {id} /etc/machine-id"),
-            ]
-        },
-        &[],
-        "machine-id.empty",
-    );
+    defect("machine-id", &[], "machine-id.empty");
 }
 
 #[test]
@@ -294,7 +216,6 @@ fn defect_firstboot_missing() {
     // Without firstboot root stays locked: the login deadline is kept short.
     defect(
         "no-firstboot",
-        |_| vec!["rm /usr/sbin/firstboot".into()],
         &["--timeout", "login=5s"],
         "firstboot.installed",
     );
@@ -305,12 +226,8 @@ fn kernel_that_cannot_find_root_fails_fast_with_the_console_evidence() {
     let d = tempfile::tempdir().unwrap();
     let img = disk(
         d.path(),
-        "no-root",
-        &[],
-        &[
-            "--append",
-            "root=UUID=00000000-dead-beef-0000-000000000000 rootwait=0",
-        ],
+        Some("no-root"),
+        &["--append", "root=UUID=00000000-0000-0000-0000-000000000000"],
     );
     let t = std::time::Instant::now();
     let o = imgtest(d.path(), &img, &["--boots", "1", "--timeout", "boot=150s"]);
@@ -329,7 +246,7 @@ fn kernel_that_cannot_find_root_fails_fast_with_the_console_evidence() {
 #[test]
 fn metadata_that_never_answers_leaves_the_image_locked() {
     let d = tempfile::tempdir().unwrap();
-    let img = disk(d.path(), "clean", &[], &[]);
+    let img = disk(d.path(), None, &[]);
     let o = imgtest(
         d.path(),
         &img,
@@ -352,5 +269,52 @@ fn metadata_that_never_answers_leaves_the_image_locked() {
     assert!(
         requests.contains("initial-password") && requests.contains("\"status\":null"),
         "{requests}"
+    );
+}
+
+#[test]
+fn tiny_server_iso_boots_from_cd_and_passes() {
+    let d = tempfile::tempdir().unwrap();
+    let kernel = common::cached_kernel_dir();
+    let version = common::cached_kernel_version();
+    // images/tiny/build.sh takes modules from DIR/lib/modules/VERSION.
+    let mods = d.path().join("kernel");
+    std::fs::create_dir_all(mods.join("lib/modules")).unwrap();
+    std::os::unix::fs::symlink(
+        kernel.join("modules"),
+        mods.join("lib/modules").join(&version),
+    )
+    .unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let initrd = d.path().join("tiny.cpio.gz");
+    run_ok(
+        Command::new(repo.join("images/tiny/build.sh"))
+            .args(["--mode", "server", "--format", "cpio", "--modules-from"])
+            .arg(&mods)
+            .arg(&initrd),
+    );
+    let iso = d.path().join("tiny.iso");
+    run_ok(
+        Command::new(repo.join("images/iso/build.sh"))
+            .arg(kernel.join("vmlinuz"))
+            .arg(&initrd)
+            .arg(&iso),
+    );
+    let o = imgtest(
+        d.path(),
+        &iso,
+        &["--boots", "1", "--skip", "shutdown.clean"],
+    );
+    assert_eq!(o.code, 0, "{}\n{}", o.out, o.err);
+    assert_eq!(o.report[0]["format"], "ISO 9660 (El Torito bootable)");
+    assert_eq!(o.status("metadata.password"), ["pass"]);
+    assert_eq!(o.status("logs.clean"), ["skip"]);
+    let console = std::fs::read_to_string(d.path().join("artifacts/boot0-console.log")).unwrap();
+    let cd = console
+        .find("Booting from DVD/CD")
+        .expect("the firmware booted the CD");
+    assert!(
+        !console[..cd].contains("Booting from Hard Disk"),
+        "{console}"
     );
 }

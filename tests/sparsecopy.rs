@@ -171,7 +171,19 @@ fn reads_stdin_and_compressed_files_and_streams() {
             assert_eq!(allocated(&dir.path().join(&out)), 2 * MIB - 8192, "{out}");
         }
     }
-    // --skip and --count apply to the decompressed stream.
+    // --skip and --count on a plain stream, and on the decompressed stream.
+    let args = [
+        "-q",
+        "--skip",
+        "4M",
+        "--count",
+        "512K",
+        "-",
+        "part-stdin.img",
+    ];
+    ok(run_in(dir.path(), Command::new(BIN).args(args), Some(&raw)));
+    let part = fs::read(dir.path().join("part-stdin.img")).unwrap();
+    assert_eq!(part, &bytes[4 << 20..(4 << 20) + (512 << 10)]);
     ok(sc(
         dir.path(),
         &[

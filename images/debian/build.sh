@@ -32,8 +32,8 @@
 # Cache: debootstrap's result is kept as a tarball per package set under
 # ${IMGTEST_ASSETS:-target/test-assets}/debian/ (downloaded .debs in debs/), so rebuilding a
 # variant only unpacks it (seconds). Delete the directory to refresh from the mirror.
-# Reproducible-ish: fixed UUID and hash seed, file times clamped to SOURCE_DATE_EPOCH; the
-# package versions are whatever bookworm serves when the cache is filled.
+# Reproducible: fixed UUID and hash seed, inode times clamped to SOURCE_DATE_EPOCH; the
+# same cache gives the same bytes (package versions: what bookworm served when it was filled).
 # shellcheck disable=SC2086 # package lists and tar options are word lists
 set -eu
 
@@ -125,11 +125,13 @@ pack() { # pack TARBALL: the tree into the cache, atomically
 tar -C "$root" -xpf "$tarball" $tar_opts
 
 # 2. The server: identity, fstab, network, serial console, SSH.
+umask 022
 echo debian > "$root/etc/hostname"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\tdebian\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' \
   > "$root/etc/hosts"
 printf '# <file system>\t<mount point>\t<type>\t<options>\t<dump>\t<pass>\nUUID=%s\t/\text4\terrors=remount-ro\t0\t1\n' \
   "$uuid" > "$root/etc/fstab"
+chmod 0644 "$root/etc/hostname" "$root/etc/hosts" "$root/etc/fstab"
 mkdir -p "$root/etc/systemd/network"
 cat > "$root/etc/systemd/network/20-dhcp.network" <<'NET'
 [Match]
@@ -190,5 +192,11 @@ rm -f "$out.tmp"
 E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH mke2fs -q -F -t ext4 -L debian-root -U "$uuid" \
   -E "hash_seed=$uuid,root_owner=0:0" -d "$root" "$out.tmp" "$size" >/dev/null \
   || die "mke2fs failed (is --size $size big enough?)"
+# mke2fs -d copies each inode's ctime and atime from the staging tree (now): pin them too.
+(cd "$root" && find . | sed -e 's|^\.||' -e 's|^$|/|' \
+  -e 's|.*|sif "&" ctime @'"$SOURCE_DATE_EPOCH"'\nsif "&" atime @'"$SOURCE_DATE_EPOCH"'|') \
+  > "$work/ctime.cmds"
+E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH debugfs -w -f "$work/ctime.cmds" "$out.tmp" >/dev/null 2>&1 \
+  || die "debugfs could not set inode times"
 mv "$out.tmp" "$out"
 echo "$out"

@@ -9,6 +9,10 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use imgtest::checks::CATALOGUE;
 use imgtest::exit;
+use imgtest::matrix::{
+    self, BisectArgs, KernelStep, MatrixArgs, MatrixEmit, MatrixEvent, MatrixPlan, MatrixReport,
+    MatrixVerdict, RunOptions, Shard, render,
+};
 use imgtest::report::live::Live;
 use imgtest::report::{self, Report, Verdict};
 use imgtest::run::plan::{DEFAULT_CONFIG, RunArgs, RunPlan};
@@ -40,9 +44,34 @@ enum Cmd {
     Doctor,
     /// Print the commented default imgtest.toml.
     Config,
+    /// Test one root filesystem with many kernels: exit 0 all pass, 1 one failed, 2 could not judge.
+    Matrix(Box<MatrixArgs>),
+    /// Find the first failing kernel of an ordered list: --good, --kernel..., --bad.
+    Bisect(Box<BisectArgs>),
+    /// Work with reports.
+    Report {
+        #[command(subcommand)]
+        cmd: ReportCmd,
+    },
     /// Internal: the metadata relay QEMU runs per guest connection.
     #[command(name = "__relay", hide = true)]
     Relay { addr: String, token: String },
+}
+
+#[derive(Subcommand)]
+enum ReportCmd {
+    /// Merge the JSON reports of a matrix's shards into one report (exit as the matrix would).
+    Merge {
+        /// Shard reports (`imgtest matrix --shard K/N --json FILE`).
+        #[arg(required = true, value_name = "SHARD.json")]
+        reports: Vec<PathBuf>,
+        /// Write the merged JSON report here.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Write the merged JUnit XML report here.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -69,6 +98,16 @@ fn main() -> ExitCode {
             exit::SUCCESS
         }
         Cmd::Doctor => doctor(),
+        Cmd::Matrix(args) => matrix(*args),
+        Cmd::Bisect(args) => bisect(*args),
+        Cmd::Report {
+            cmd:
+                ReportCmd::Merge {
+                    reports,
+                    json,
+                    junit,
+                },
+        } => merge(&reports, json, junit),
         Cmd::Config => {
             print!("{DEFAULT_CONFIG}");
             exit::SUCCESS
@@ -96,24 +135,13 @@ fn run(args: RunArgs) -> i32 {
     let live = Arc::new(Live::new(std::io::stderr().is_terminal()));
     let view = live.clone();
     let emit: run::Emit = Arc::new(move |e: Event| view.event(&e));
-    let probe_dir = match tempfile::Builder::new().prefix("imgtest-accel-").tempdir() {
+    let decision = match decide_accel(&plan) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("imgtest: temp dir: {e}");
+            eprintln!("imgtest: {e}");
             return exit::ERROR;
         }
     };
-    let kernel = plan
-        .direct_kernel
-        .as_ref()
-        .map(|k| k.kernel.clone())
-        .or_else(accel::probe_kernel);
-    let decision = if plan.selection.needs_boot() {
-        accel::decide(plan.accel, &plan.qemu, probe_dir.path(), kernel.as_deref())
-    } else {
-        accel::decide(accel::AccelChoice::Tcg, &plan.qemu, probe_dir.path(), None)
-    };
-    drop(probe_dir);
     emit(Event::Accel(decision.clone()));
     let mut reports: Vec<Report> = Vec::new();
     let mut code = exit::SUCCESS;
@@ -155,6 +183,211 @@ fn run(args: RunArgs) -> i32 {
         && let Err(e) = std::fs::write(p, report::to_junit(&reports))
     {
         eprintln!("imgtest: cannot write {}: {e}", p.display());
+        code = exit::ERROR;
+    }
+    code
+}
+
+/// The accelerator for `plan`: KVM only if a probe kernel boots under it.
+fn decide_accel(plan: &RunPlan) -> Result<accel::AccelDecision, String> {
+    let probe_dir = tempfile::Builder::new()
+        .prefix("imgtest-accel-")
+        .tempdir()
+        .map_err(|e| format!("temp dir: {e}"))?;
+    let kernel = plan
+        .direct_kernel
+        .as_ref()
+        .map(|k| k.kernel.clone())
+        .or_else(accel::probe_kernel);
+    Ok(if plan.selection.needs_boot() {
+        accel::decide(plan.accel, &plan.qemu, probe_dir.path(), kernel.as_deref())
+    } else {
+        accel::decide(accel::AccelChoice::Tcg, &plan.qemu, probe_dir.path(), None)
+    })
+}
+
+/// Plain progress lines on stderr for matrix and bisect, tagged with the kernel.
+fn matrix_progress() -> MatrixEmit {
+    let start = std::time::Instant::now();
+    Arc::new(move |e: MatrixEvent| {
+        let text = match &e.step {
+            KernelStep::Resolving => "resolving in the kernel cache".to_string(),
+            KernelStep::Building => "building the image (fsmaker)".to_string(),
+            KernelStep::Run(ev) => match report::render_event(ev) {
+                Some(t) => t,
+                None => return,
+            },
+            KernelStep::Done(v) => format!("done: {v:?}").to_lowercase(),
+        };
+        eprintln!(
+            "[{:7.1}s] {}: {text}",
+            start.elapsed().as_secs_f64(),
+            e.label
+        );
+    })
+}
+
+fn write_or_complain(path: &Option<PathBuf>, text: impl FnOnce() -> String) -> bool {
+    match path {
+        Some(p) => match std::fs::write(p, text()) {
+            Ok(()) => true,
+            Err(e) => {
+                eprintln!("imgtest: cannot write {}: {e}", p.display());
+                false
+            }
+        },
+        None => true,
+    }
+}
+
+fn matrix_code(m: &MatrixReport) -> i32 {
+    match m.verdict() {
+        MatrixVerdict::Pass => exit::SUCCESS,
+        MatrixVerdict::Fail => exit::CHECK_FAILED,
+        MatrixVerdict::Error => exit::ERROR,
+    }
+}
+
+fn matrix_plan(
+    rootfs: PathBuf,
+    specs: Vec<String>,
+    shard: Option<Shard>,
+    jobs: Option<usize>,
+    opts: &RunOptions,
+) -> Result<(MatrixPlan, accel::AccelDecision), String> {
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("imgtest"));
+    let plan = MatrixPlan::new(rootfs, specs, shard, jobs, opts, exe).map_err(|e| e.to_string())?;
+    let decision = decide_accel(&plan.run)?;
+    Ok((plan, decision))
+}
+
+fn matrix(args: MatrixArgs) -> i32 {
+    imgtest::vm::process::install_signal_guard();
+    let specs = matrix::sorted_specs(&args.kernels);
+    let (plan, decision) = match matrix_plan(args.rootfs, specs, args.shard, args.jobs, &args.run) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("imgtest: {e}");
+            return exit::ERROR;
+        }
+    };
+    eprintln!(
+        "matrix: {} of {} kernels, {} at a time, accelerator {} ({})",
+        plan.selected().len(),
+        plan.specs.len(),
+        plan.jobs,
+        decision.accel.name(),
+        decision.reason
+    );
+    let m = match matrix::run_matrix(&plan, &decision, matrix_progress()) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("imgtest: {e}");
+            return exit::ERROR;
+        }
+    };
+    print!("{}", render::table(&m));
+    let mut code = matrix_code(&m);
+    if !write_or_complain(&args.json, || render::to_json(&m))
+        | !write_or_complain(&args.junit, || render::to_junit(&m))
+    {
+        code = exit::ERROR;
+    }
+    code
+}
+
+fn bisect(args: BisectArgs) -> i32 {
+    imgtest::vm::process::install_signal_guard();
+    let mut specs = vec![args.good];
+    specs.extend(args.kernels);
+    specs.push(args.bad);
+    let n = specs.len();
+    let (plan, decision) = match matrix_plan(args.rootfs, specs, None, Some(1), &args.run) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("imgtest: {e}");
+            return exit::ERROR;
+        }
+    };
+    let most = matrix::bisect::max_steps(n);
+    println!(
+        "bisecting {} candidate(s) between {} (good) and {} (bad): at most {most} run(s)",
+        n - 2,
+        plan.specs[0],
+        plan.specs[n - 1]
+    );
+    let mut count = 0;
+    let result = matrix::bisect::run_bisect(&plan, &decision, matrix_progress(), |s, o| {
+        count += 1;
+        let failed: Vec<&str> = o
+            .report
+            .iter()
+            .flat_map(|r| r.checks.iter())
+            .filter(|c| c.status == imgtest::checks::Status::Fail)
+            .map(|c| c.id.as_str())
+            .collect();
+        println!(
+            "step {count}/{most}: {} ({}) {}{}",
+            plan.specs[s.index],
+            o.label(),
+            if s.passed { "PASS" } else { "FAIL" },
+            if failed.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", failed.join(", "))
+            }
+        );
+    });
+    match result {
+        Ok(r) => {
+            println!(
+                "first bad kernel: {} (last good: {}) after {} run(s)",
+                r.first_bad,
+                r.last_good,
+                r.bisection.steps.len()
+            );
+            if write_or_complain(&args.json, || {
+                serde_json::to_string_pretty(&r).expect("serialises")
+            }) {
+                exit::SUCCESS
+            } else {
+                exit::ERROR
+            }
+        }
+        Err(e) => {
+            eprintln!("imgtest: {e}");
+            exit::ERROR
+        }
+    }
+}
+
+fn merge(files: &[PathBuf], json: Option<PathBuf>, junit: Option<PathBuf>) -> i32 {
+    let mut parts = Vec::new();
+    for f in files {
+        let parsed = std::fs::read_to_string(f)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str::<MatrixReport>(&t).map_err(|e| e.to_string()));
+        match parsed {
+            Ok(p) => parts.push(p),
+            Err(e) => {
+                eprintln!("imgtest: {}: not a matrix JSON report: {e}", f.display());
+                return exit::ERROR;
+            }
+        }
+    }
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    let m = match matrix::merge::merge(parts, &names) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("imgtest: {e}");
+            return exit::ERROR;
+        }
+    };
+    print!("{}", render::table(&m));
+    let mut code = matrix_code(&m);
+    if !write_or_complain(&json, || render::to_json(&m))
+        | !write_or_complain(&junit, || render::to_junit(&m))
+    {
         code = exit::ERROR;
     }
     code

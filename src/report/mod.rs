@@ -134,32 +134,37 @@ pub fn to_json(reports: &[Report]) -> String {
 pub fn to_junit(reports: &[Report]) -> String {
     let mut junit = quick_junit::Report::new("imgtest");
     for r in reports {
-        let mut suite = TestSuite::new(r.image.clone());
-        for c in &r.checks {
-            let status = match c.status {
-                Status::Pass => TestCaseStatus::success(),
-                Status::Skip => {
-                    let mut st = TestCaseStatus::skipped();
-                    st.set_message(c.evidence.clone());
-                    st
-                }
-                Status::Fail => {
-                    let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                    st.set_message(c.evidence.clone())
-                        .set_type(match c.severity {
-                            Severity::Error => "error",
-                            Severity::Warning => "warning",
-                        });
-                    st
-                }
-            };
-            let mut tc = TestCase::new(label(c), status);
-            tc.set_classname(c.id.clone());
-            suite.add_test_case(tc);
-        }
-        junit.add_test_suite(suite);
+        junit.add_test_suite(junit_suite(r.image.clone(), r));
     }
     junit.to_string().expect("JUnit serialises")
+}
+
+/// One image's JUnit testsuite named `name`: a testcase per check (per boot).
+pub fn junit_suite(name: String, r: &Report) -> TestSuite {
+    let mut suite = TestSuite::new(name);
+    for c in &r.checks {
+        let status = match c.status {
+            Status::Pass => TestCaseStatus::success(),
+            Status::Skip => {
+                let mut st = TestCaseStatus::skipped();
+                st.set_message(c.evidence.clone());
+                st
+            }
+            Status::Fail => {
+                let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                st.set_message(c.evidence.clone())
+                    .set_type(match c.severity {
+                        Severity::Error => "error",
+                        Severity::Warning => "warning",
+                    });
+                st
+            }
+        };
+        let mut tc = TestCase::new(label(c), status);
+        tc.set_classname(c.id.clone());
+        suite.add_test_case(tc);
+    }
+    suite
 }
 
 #[cfg(test)]

@@ -80,41 +80,28 @@ pub fn decide(choice: AccelChoice, qemu: &str, tmp: &Path, kernel: Option<&Path>
     }
 }
 
-/// A kernel the probe can boot: the fsmaker kernel cache (`$FSMAKER_CACHE`,
-/// `$XDG_CACHE_HOME/fsmaker`, `~/.cache/fsmaker`), then the host's `/boot/vmlinuz-*`.
+/// A kernel the probe can boot: the newest in fsmaker's kernel cache
+/// ([`crate::build::kernel::Cache`]), else the host's newest readable `/boot/vmlinuz-*`.
 pub fn probe_kernel() -> Option<PathBuf> {
-    let var = |k: &str| std::env::var_os(k).map(PathBuf::from);
-    let caches = [
-        var("FSMAKER_CACHE"),
-        var("XDG_CACHE_HOME").map(|d| d.join("fsmaker")),
-        var("HOME").map(|h| h.join(".cache/fsmaker")),
-    ];
-    let mut found: Vec<PathBuf> = caches
-        .into_iter()
-        .flatten()
-        .flat_map(|c| {
-            std::fs::read_dir(c.join("kernels"))
-                .into_iter()
-                .flatten()
-                .flatten()
-        })
-        .map(|e| e.path().join("vmlinuz"))
-        .filter(|p| p.is_file())
-        .collect();
-    let mut host: Vec<PathBuf> = std::fs::read_dir("/boot")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz"))
-        })
-        .filter(|p| std::fs::File::open(p).is_ok())
-        .collect();
-    host.sort();
-    found.append(&mut host);
-    found.into_iter().next()
+    let cached = crate::build::kernel::Cache::from_env()
+        .and_then(|c| c.pick(None))
+        .ok()
+        .map(|k| k.vmlinuz());
+    cached.or_else(|| {
+        let mut host: Vec<PathBuf> = std::fs::read_dir("/boot")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz"))
+            })
+            .filter(|p| std::fs::File::open(p).is_ok())
+            .collect();
+        host.sort();
+        host.pop()
+    })
 }
 
 /// Boots `kernel` under KVM and waits [`PROBE_DEADLINE`] for "Linux version" on serial.

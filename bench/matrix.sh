@@ -1,0 +1,58 @@
+#!/bin/sh
+# Wall time of `imgtest matrix` over 4 real Debian cloud kernels (6.1.0-53 .. -56) with
+# --jobs 2 against the same 4 images built by `fsmaker` and tested by `imgtest run` one
+# after the other in a shell loop. Same machine, same run, TCG, one boot per kernel, the
+# tiny server rootfs; the kernels are imported into a private cache first (not timed).
+#
+#   bench/matrix.sh
+#
+# Prints both wall times and the ratio (target <= 0.6). The machine may be shared: run it
+# when it is otherwise idle, and read the ratio rather than the absolute times.
+set -eu
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d "${TMPDIR:-/tmp}/imgtest-bench.XXXXXX")
+trap 'rm -rf "$work"' EXIT INT TERM
+
+cd "$repo"
+cargo build --release --quiet --bin imgtest --bin fsmaker
+imgtest="$repo/target/release/imgtest"
+fsmaker="$repo/target/release/fsmaker"
+export FSMAKER_CACHE="$work/cache"
+
+echo "importing 4 kernels and building the tiny server rootfs..." >&2
+versions=""
+for abi in 53 54 55 56; do
+  "$fsmaker" kernel fetch --package "linux-image-6.1.0-$abi-cloud-amd64" >/dev/null
+  versions="$versions 6.1.0-$abi-cloud-amd64"
+done
+images/tiny/build.sh --mode server "$work/rootfs.ext4" >/dev/null
+
+run_opts="--accel tcg -m 256 --boots 1 --skip shutdown.clean"
+now() { date +%s.%N; }
+calc() { awk "BEGIN { print ($1) }"; }
+
+echo "sequential: fsmaker + imgtest run per kernel..." >&2
+start=$(now)
+for v in $versions; do
+  "$fsmaker" --kernel-version "$v" "$work/rootfs.ext4" "$work/$v.img" >/dev/null
+  # shellcheck disable=SC2086
+  "$imgtest" run $run_opts "$work/$v.img" >"$work/seq-$v.txt" 2>/dev/null || {
+    echo "imgtest run failed on $v:" >&2; cat "$work/seq-$v.txt" >&2; exit 2; }
+  rm -f "$work/$v.img"
+done
+seq=$(calc "$(now) - $start")
+
+echo "imgtest matrix --jobs 2..." >&2
+set --
+for v in $versions; do set -- "$@" --kernel "$v"; done
+start=$(now)
+# shellcheck disable=SC2086
+"$imgtest" matrix "$work/rootfs.ext4" "$@" --jobs 2 $run_opts >"$work/matrix.txt" 2>/dev/null || {
+  echo "imgtest matrix failed:" >&2; cat "$work/matrix.txt" >&2; exit 2; }
+mat=$(calc "$(now) - $start")
+
+cat "$work/matrix.txt"
+printf 'sequential fsmaker + imgtest run x4: %.1fs\n' "$seq"
+printf 'imgtest matrix --jobs 2:            %.1fs\n' "$mat"
+printf 'ratio matrix/sequential:            %.2f (target <= 0.6)\n' "$(calc "$mat / $seq")"

@@ -1,0 +1,328 @@
+//! Unit tests of the matrix's pure parts: spec order and shard slicing, job sizing,
+//! merging shard reports, the table/JUnit views (insta) and bisection over fake oracles.
+
+use std::time::Duration;
+
+use super::bisect::{bisect, max_steps};
+use super::merge::{MergeError, merge};
+use super::*;
+use crate::checks::facts::{Facts, Offline};
+use crate::checks::{CheckResult, Severity, Status};
+use crate::report::Verdict;
+use crate::run::plan::Timeouts;
+
+fn check(id: &str, boot: Option<usize>, status: Status, evidence: &str) -> CheckResult {
+    CheckResult {
+        id: id.into(),
+        boot,
+        status,
+        severity: Severity::Error,
+        evidence: evidence.into(),
+    }
+}
+
+fn report(version: &str, checks: Vec<CheckResult>) -> Report {
+    Report {
+        image: version.into(),
+        format: "raw".into(),
+        accel: AccelDecision {
+            accel: Accel::Tcg,
+            reason: "requested with --accel tcg".into(),
+        },
+        timeouts: Timeouts {
+            boot: Duration::from_secs(240),
+            login: Duration::from_secs(240),
+            shutdown: Duration::from_secs(120),
+            overall: Duration::from_secs(1200),
+        },
+        verdict: crate::report::verdict(&checks),
+        checks,
+        facts: Facts {
+            offline: Offline::Unreadable {
+                reason: "not read in this test".into(),
+            },
+            boots: Vec::new(),
+            fault: Fault::None,
+            agent: None,
+        },
+        duration_secs: 42.0,
+        artifacts: None,
+    }
+}
+
+fn meta(version: &str) -> KernelMeta {
+    KernelMeta {
+        version: version.into(),
+        package: format!("linux-image-{version}"),
+        package_version: "6.1.0".into(),
+        deb_sha256: "00".into(),
+    }
+}
+
+fn outcome(index: usize, spec: &str, version: &str, pass: bool) -> KernelOutcome {
+    let login = if pass {
+        check(
+            "metadata.password",
+            Some(0),
+            Status::Pass,
+            "login worked after 12.0s",
+        )
+    } else {
+        check(
+            "metadata.password",
+            Some(0),
+            Status::Fail,
+            "no SSH server: connection refused until the login deadline",
+        )
+    };
+    let r = report(
+        version,
+        vec![
+            check("boot.userspace", Some(0), Status::Pass, "userspace at 8.1s"),
+            check("console.clean", Some(0), Status::Pass, "clean"),
+            check("hostkeys.absent", None, Status::Pass, "none"),
+            login,
+            check(
+                "hostkeys.unique",
+                None,
+                Status::Skip,
+                "one boot: nothing to compare",
+            ),
+        ],
+    );
+    KernelOutcome {
+        index,
+        spec: spec.into(),
+        kernel: Some(meta(version)),
+        verdict: if r.verdict == Verdict::Pass {
+            KernelVerdict::Pass
+        } else {
+            KernelVerdict::Fail
+        },
+        error: None,
+        build_secs: 1.5,
+        report: Some(r),
+    }
+}
+
+fn sample() -> MatrixReport {
+    let specs = vec![
+        "6.1.0-54-cloud-amd64".to_string(),
+        "linux-image-6.1.0-55-cloud-amd64".to_string(),
+        "broken.deb".to_string(),
+        "9.9.9-missing".to_string(),
+    ];
+    MatrixReport {
+        rootfs: "tiny.ext4".into(),
+        kernels: vec![
+            outcome(0, &specs[0], "6.1.0-54-cloud-amd64", true),
+            outcome(1, &specs[1], "6.1.0-55-cloud-amd64", true),
+            outcome(2, &specs[2], "6.1.0-56-cloud-amd64", false),
+            KernelOutcome {
+                index: 3,
+                spec: specs[3].clone(),
+                kernel: None,
+                verdict: KernelVerdict::Error,
+                error: Some("kernel 9.9.9-missing: kernel 9.9.9-missing is not cached".into()),
+                build_secs: 0.0,
+                report: None,
+            },
+        ],
+        specs,
+        shard: None,
+        duration_secs: 99.5,
+    }
+}
+
+#[test]
+fn shards_are_round_robin_over_the_sorted_index() {
+    assert_eq!(Shard::from_str("1/3").unwrap().select(7), [0, 3, 6]);
+    assert_eq!(Shard::from_str("2/3").unwrap().select(7), [1, 4]);
+    assert_eq!(Shard::from_str("3/3").unwrap().select(7), [2, 5]);
+    assert_eq!(
+        Shard::from_str("4/4").unwrap().select(2),
+        Vec::<usize>::new()
+    );
+    for bad in ["0/2", "3/2", "1", "a/b", "1/0", ""] {
+        assert!(Shard::from_str(bad).is_err(), "{bad}");
+    }
+    assert_eq!(Shard::from_str(" 2 / 5").unwrap().to_string(), "2/5");
+}
+
+proptest::proptest! {
+    #[test]
+    fn shards_partition_the_matrix(n in 0usize..40, total in 1usize..9) {
+        let mut all: Vec<usize> = (1..=total)
+            .flat_map(|k| Shard { index: k, total }.select(n))
+            .collect();
+        all.sort();
+        proptest::prop_assert_eq!(all, (0..n).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn bisect_finds_any_boundary_within_log2(n in 2usize..200, seed in 0usize..10_000) {
+        let first_bad = 1 + seed % (n - 1);
+        let mut tests = 0;
+        let b = bisect(n, |i| { tests += 1; Ok::<_, ()>(i < first_bad) }, |_| {}).unwrap();
+        proptest::prop_assert_eq!(b.first_bad, first_bad);
+        proptest::prop_assert_eq!(b.last_good, first_bad - 1);
+        proptest::prop_assert!(tests <= max_steps(n));
+        proptest::prop_assert_eq!(b.steps.len(), tests);
+    }
+}
+
+#[test]
+fn specs_sort_by_version_and_dedup() {
+    let given: Vec<String> = [
+        "6.1.0-56-cloud-amd64",
+        "6.1.0-9-cloud-amd64",
+        "6.1.0-56-cloud-amd64",
+        "a.deb",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    assert_eq!(
+        sorted_specs(&given),
+        ["6.1.0-9-cloud-amd64", "6.1.0-56-cloud-amd64", "a.deb"]
+    );
+}
+
+#[test]
+fn specs_are_classified() {
+    assert_eq!(
+        KernelSpec::parse("k/linux.deb"),
+        KernelSpec::Deb("k/linux.deb".into())
+    );
+    assert_eq!(
+        KernelSpec::parse("linux-image-6.1.0-55-cloud-amd64"),
+        KernelSpec::Package("linux-image-6.1.0-55-cloud-amd64".into())
+    );
+    assert_eq!(
+        KernelSpec::parse("6.1.0-55-cloud-amd64"),
+        KernelSpec::Cached("6.1.0-55-cloud-amd64".into())
+    );
+}
+
+#[test]
+fn jobs_fit_cpus_and_memory() {
+    assert_eq!(default_jobs(2, 8000, 1, 544), 2);
+    assert_eq!(default_jobs(8, 8000, 2, 544), 4);
+    assert_eq!(default_jobs(8, 1200, 1, 544), 2);
+    assert_eq!(default_jobs(1, 100, 2, 544), 1);
+}
+
+#[test]
+fn bisect_steps_and_bounds() {
+    assert_eq!(
+        [2, 3, 4, 5, 6, 9, 10, 17].map(max_steps),
+        [0, 1, 2, 2, 3, 3, 4, 4]
+    );
+    // good, c1, c2(bad), bad: c1 then c2 are tested.
+    let b = bisect(4, |i| Ok::<_, ()>(i < 2), |_| {}).unwrap();
+    assert_eq!((b.first_bad, b.last_good), (2, 1));
+    assert_eq!(
+        b.steps
+            .iter()
+            .map(|s| (s.index, s.passed))
+            .collect::<Vec<_>>(),
+        [(1, true), (2, false)]
+    );
+    // An oracle that cannot judge stops the search.
+    assert_eq!(bisect(8, |_| Err::<bool, _>("boom"), |_| {}), Err("boom"));
+}
+
+fn split(m: &MatrixReport, total: usize) -> Vec<MatrixReport> {
+    (1..=total)
+        .map(|index| {
+            let shard = Shard { index, total };
+            let keep = shard.select(m.specs.len());
+            MatrixReport {
+                shard: Some(shard),
+                kernels: m
+                    .kernels
+                    .iter()
+                    .filter(|k| keep.contains(&k.index))
+                    .cloned()
+                    .collect(),
+                duration_secs: 10.0 * index as f64,
+                ..m.clone()
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn merging_shards_gives_the_unsharded_report() {
+    let whole = sample();
+    for total in 1..=5 {
+        let mut parts = split(&whole, total);
+        parts.reverse();
+        let merged = merge(parts, &[]).unwrap();
+        assert_eq!(
+            MatrixReport {
+                duration_secs: whole.duration_secs,
+                ..merged.clone()
+            },
+            whole
+        );
+        assert_eq!(render::to_junit(&merged), render::to_junit(&whole));
+        assert_eq!(merged.verdict(), MatrixVerdict::Error);
+    }
+}
+
+#[test]
+fn merge_refuses_missing_duplicate_and_foreign_parts() {
+    let whole = sample();
+    let parts = split(&whole, 3);
+    assert_eq!(
+        merge(parts[..2].to_vec(), &[]),
+        Err(MergeError::Missing("broken.deb".into()))
+    );
+    assert_eq!(
+        merge(vec![parts[0].clone(), parts[0].clone()], &[]).unwrap_err(),
+        MergeError::Duplicate("6.1.0-54-cloud-amd64".into())
+    );
+    let mut foreign = parts[1].clone();
+    foreign.specs.pop();
+    let e = merge(
+        vec![parts[0].clone(), foreign],
+        &["a.json".into(), "b.json".into()],
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().starts_with("b.json is of another matrix"),
+        "{e}"
+    );
+    assert_eq!(merge(Vec::new(), &[]), Err(MergeError::Empty));
+}
+
+#[test]
+fn verdicts() {
+    let mut m = sample();
+    assert_eq!(m.verdict(), MatrixVerdict::Error);
+    m.kernels.pop();
+    assert_eq!(m.verdict(), MatrixVerdict::Fail);
+    m.kernels.pop();
+    assert_eq!(m.verdict(), MatrixVerdict::Pass);
+}
+
+#[test]
+fn table_view() {
+    insta::assert_snapshot!(render::table(&sample()));
+    let mut shard = split(&sample(), 2).remove(0);
+    shard.duration_secs = 12.0;
+    insta::assert_snapshot!("table_shard", render::table(&shard));
+}
+
+#[test]
+fn junit_view() {
+    insta::assert_snapshot!(render::to_junit(&sample()));
+}
+
+#[test]
+fn json_round_trips() {
+    let m = sample();
+    let back: MatrixReport = serde_json::from_str(&render::to_json(&m)).unwrap();
+    assert_eq!(back, m);
+}
