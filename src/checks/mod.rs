@@ -443,6 +443,9 @@ fn boot_check(id: &str, b: &BootFacts, facts: &Facts) -> Verdict {
         },
         "hostkeys.regenerated" => match (&b.host_key_sha256, &b.probe, &facts.offline) {
             (None, _, _) => skip("no SSH handshake"),
+            (Some(_), Some(p), _) if p.host_keys.iter().any(|k| k.sha256.is_empty()) => skip(
+                "the probe could not read the host key files (login user without root or sudo)",
+            ),
             (Some(_), Some(p), Offline::Read(off)) => {
                 let kept: Vec<String> = p
                     .host_keys
