@@ -8,6 +8,7 @@
 
 pub mod build;
 pub mod checks;
+pub mod cloudinit;
 pub mod console;
 pub mod disk;
 pub mod exit;

@@ -37,6 +37,54 @@ pub struct OfflineFacts {
     pub firstboot_program: bool,
     /// Boot hooks that run firstboot.
     pub firstboot_hooks: Vec<String>,
+    /// cloud-init as installed and configured in the image (None: not installed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_init: Option<CloudInitFacts>,
+}
+
+/// cloud-init in the image, read from its files and `/etc/cloud/cloud.cfg` (+ `cloud.cfg.d`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloudInitFacts {
+    /// `/usr/bin/cloud-init` and `/etc/cloud/cloud.cfg` both exist.
+    pub installed: bool,
+    /// `/etc/cloud/cloud-init.disabled` exists (cloud-init switches itself off).
+    pub disabled: bool,
+    /// `system_info: default_user: name:`, the account `password:` in user-data sets.
+    pub default_user: Option<String>,
+    /// `ssh_deletekeys` (cloud-init's default: true, delete and regenerate host keys).
+    pub ssh_deletekeys: bool,
+}
+
+/// What sets the metadata password and regenerates host keys at first boot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Agent {
+    /// imgtest's firstboot (`/usr/sbin/firstboot`, EC2-style `initial-password`).
+    #[default]
+    Firstboot,
+    /// Stock cloud-init (NoCloud seed URL from the SMBIOS serial, `#cloud-config` user-data).
+    CloudInit,
+}
+
+impl Agent {
+    /// The name `--firstboot` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Agent::Firstboot => "firstboot",
+            Agent::CloudInit => "cloud-init",
+        }
+    }
+}
+
+/// The first-boot agent and login user a run used, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentFacts {
+    /// The agent.
+    pub agent: Agent,
+    /// The account imgtest logs in as.
+    pub user: String,
+    /// How both were chosen (flag, or what auto-detection found).
+    pub reason: String,
 }
 
 /// Offline facts, or why the image could not be read offline.
@@ -145,6 +193,10 @@ pub struct BootFacts {
     pub probe_error: Option<String>,
     /// The ACPI shutdown.
     pub shutdown: Shutdown,
+    /// cloud-init images: seconds (since QEMU started) until
+    /// `/var/lib/cloud/instance/boot-finished` existed, None if it never did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_init_finished_secs: Option<f64>,
 }
 
 impl BootFacts {
@@ -167,6 +219,7 @@ impl BootFacts {
             shutdown: Shutdown::NotDone {
                 reason: "the guest did not boot".into(),
             },
+            cloud_init_finished_secs: None,
         }
     }
 
@@ -188,4 +241,14 @@ pub struct Facts {
     pub boots: Vec<BootFacts>,
     /// The metadata fault injected for every boot.
     pub fault: Fault,
+    /// The first-boot agent and login user (None: firstboot as root, the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentFacts>,
+}
+
+impl Facts {
+    /// The first-boot agent the checks judge.
+    pub fn agent(&self) -> Agent {
+        self.agent.as_ref().map_or(Agent::Firstboot, |a| a.agent)
+    }
 }

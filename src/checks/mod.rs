@@ -2,13 +2,19 @@
 //! [`Facts`] per check. A check that cannot judge (its facts are missing, or another
 //! check already names the root cause) is skipped with a reason, so each defect shows
 //! up as exactly one failing check id.
+//!
+//! For cloud-init images ([`Agent::CloudInit`]) the firstboot checks judge cloud-init's
+//! equivalents: `firstboot.installed` that cloud-init is installed and not disabled,
+//! `metadata.password` that user-data (instead of `initial-password`) was fetched and its
+//! password works, `firstboot.disabled` that cloud-init finished the instance
+//! (`/var/lib/cloud/instance/boot-finished`), so its per-instance modules will not run again.
 
 pub mod facts;
 
 use serde::{Deserialize, Serialize};
 
 use crate::console::Phase;
-use facts::{BootFacts, Facts, Login, Offline, OfflineFacts, Shutdown};
+use facts::{Agent, BootFacts, Facts, Login, Offline, OfflineFacts, Shutdown};
 
 /// How much a failure matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -246,7 +252,7 @@ pub fn evaluate(facts: &Facts, selection: &Selection) -> Vec<CheckResult> {
             })
         };
         match c.scope {
-            Scope::Image => push(None, image_check(c.id, &facts.offline)),
+            Scope::Image => push(None, image_check(c.id, &facts.offline, facts.agent())),
             Scope::Boot => {
                 if facts.boots.is_empty() {
                     push(None, skip("no boot was run"));
@@ -275,7 +281,7 @@ fn list(items: &[String]) -> String {
     s
 }
 
-fn image_check(id: &str, offline: &Offline) -> Verdict {
+fn image_check(id: &str, offline: &Offline, agent: Agent) -> Verdict {
     let f: &OfflineFacts = match offline {
         Offline::Read(f) => f,
         Offline::Unreadable { reason } => {
@@ -283,6 +289,19 @@ fn image_check(id: &str, offline: &Offline) -> Verdict {
         }
     };
     match id {
+        "firstboot.installed" if agent == Agent::CloudInit => match &f.cloud_init {
+            Some(c) if c.installed && !c.disabled => pass(format!(
+                "cloud-init installed (/usr/bin/cloud-init, /etc/cloud/cloud.cfg){}",
+                c.default_user
+                    .as_ref()
+                    .map(|u| format!(", default user {u}"))
+                    .unwrap_or_default()
+            )),
+            Some(c) if c.installed => {
+                fail("/etc/cloud/cloud-init.disabled switches cloud-init off")
+            }
+            _ => fail("cloud-init is not installed (/usr/bin/cloud-init, /etc/cloud/cloud.cfg)"),
+        },
         "firstboot.installed" => match (f.firstboot_program, f.firstboot_hooks.is_empty()) {
             (true, false) => pass(format!(
                 "/usr/sbin/firstboot, hooks: {}",
@@ -321,8 +340,18 @@ fn image_check(id: &str, offline: &Offline) -> Verdict {
     }
 }
 
+/// Whether the offline facts show the run's agent is not installed (firstboot.installed).
 fn firstboot_missing(facts: &Facts) -> bool {
-    matches!(&facts.offline, Offline::Read(f) if !f.firstboot_program || f.firstboot_hooks.is_empty())
+    match (&facts.offline, facts.agent()) {
+        (Offline::Read(f), Agent::Firstboot) => {
+            !f.firstboot_program || f.firstboot_hooks.is_empty()
+        }
+        (Offline::Read(f), Agent::CloudInit) => !f
+            .cloud_init
+            .as_ref()
+            .is_some_and(|c| c.installed && !c.disabled),
+        (Offline::Unreadable { .. }, _) => false,
+    }
 }
 
 fn boot_check(id: &str, b: &BootFacts, facts: &Facts) -> Verdict {
@@ -361,14 +390,21 @@ fn boot_check(id: &str, b: &BootFacts, facts: &Facts) -> Verdict {
         }
         "metadata.password" => match (&b.login, b.password_fetched) {
             (Login::Worked { after_secs }, true) => pass(format!(
-                "login with the metadata password after {after_secs:.1}s"
+                "login with the metadata password after {after_secs:.1}s{}",
+                // cloud-init sets the password well after sshd answers: show both.
+                b.ssh_secs
+                    .filter(|_| facts.agent() == Agent::CloudInit)
+                    .map(|s| format!(" (SSH answered at {s:.1}s)"))
+                    .unwrap_or_default()
             )),
-            (Login::Worked { .. }, false) => {
-                fail("login worked but the guest never fetched initial-password")
-            }
+            (Login::Worked { .. }, false) => fail(format!(
+                "login worked but the guest never fetched {}",
+                password_source(facts)
+            )),
             (l, fetched) => fail(format!(
-                "{}; initial-password {}",
+                "{}; {} {}",
                 login_text(l),
+                password_source(facts),
                 if fetched {
                     "was fetched"
                 } else {
@@ -407,6 +443,9 @@ fn boot_check(id: &str, b: &BootFacts, facts: &Facts) -> Verdict {
         },
         "hostkeys.regenerated" => match (&b.host_key_sha256, &b.probe, &facts.offline) {
             (None, _, _) => skip("no SSH handshake"),
+            (Some(_), Some(p), _) if p.host_keys.iter().any(|k| k.sha256.is_empty()) => skip(
+                "the probe could not read the host key files (login user without root or sudo)",
+            ),
             (Some(_), Some(p), Offline::Read(off)) => {
                 let kept: Vec<String> = p
                     .host_keys
@@ -431,6 +470,19 @@ fn boot_check(id: &str, b: &BootFacts, facts: &Facts) -> Verdict {
         )),
         "firstboot.disabled" if firstboot_missing(facts) => {
             skip("firstboot is not installed (see firstboot.installed)")
+        }
+        "firstboot.disabled" if facts.agent() == Agent::CloudInit => {
+            match (b.cloud_init_finished_secs, &b.login) {
+                (Some(t), _) => pass(format!(
+                    "cloud-init finished at {t:.1}s ({})",
+                    crate::cloudinit::BOOT_FINISHED
+                )),
+                (None, Login::Worked { .. }) => fail(format!(
+                    "cloud-init did not finish before the deadline: no {}",
+                    crate::cloudinit::BOOT_FINISHED
+                )),
+                (None, l) => skip(format!("no login: {}", login_text(l))),
+            }
         }
         "firstboot.disabled" => match &b.probe {
             None => skip(format!(
@@ -539,6 +591,14 @@ fn login_text(l: &Login) -> String {
         }
         Login::NoSsh { reason } => format!("no SSH server answered before the deadline ({reason})"),
         Login::NotTried { reason } => format!("login not tried: {reason}"),
+    }
+}
+
+/// What carries the password to the guest for the run's agent.
+fn password_source(facts: &Facts) -> &'static str {
+    match facts.agent() {
+        Agent::Firstboot => "initial-password",
+        Agent::CloudInit => "user-data",
     }
 }
 

@@ -54,6 +54,7 @@ fn clean() -> Facts {
         offline: Offline::Read(offline()),
         boots: vec![boot(0), boot(1)],
         fault: Fault::None,
+        agent: None,
     }
 }
 
@@ -289,4 +290,87 @@ fn catalogue_ids_are_unique_and_stable() {
     sorted.dedup();
     assert_eq!(sorted.len(), ids.len());
     assert_eq!(ids.len(), 16);
+}
+
+/// The clean facts as a cloud-init image shows them: cloud-init instead of firstboot.
+fn cloud_init() -> Facts {
+    let mut f = clean();
+    let o = off(&mut f);
+    o.firstboot_program = false;
+    o.firstboot_hooks.clear();
+    o.cloud_init = Some(CloudInitFacts {
+        installed: true,
+        disabled: false,
+        default_user: Some("debian".into()),
+        ssh_deletekeys: true,
+    });
+    f.agent = Some(AgentFacts {
+        agent: Agent::CloudInit,
+        user: "debian".into(),
+        reason: "test".into(),
+    });
+    for b in &mut f.boots {
+        b.probe.as_mut().unwrap().firstboot_state.clear();
+        b.probe.as_mut().unwrap().firstboot_hook.clear();
+        b.console.firstboot_lines.clear();
+        b.cloud_init_finished_secs = Some(12.0);
+    }
+    f
+}
+
+fn evidence(f: &Facts, id: &str) -> String {
+    evaluate(f, &Selection::default())
+        .into_iter()
+        .find(|r| r.id == id)
+        .map(|r| r.evidence)
+        .unwrap()
+}
+
+#[test]
+fn cloud_init_images_are_judged_by_cloud_init_equivalents() {
+    let f = cloud_init();
+    assert!(
+        failing(&f).is_empty(),
+        "{:#?}",
+        evaluate(&f, &Selection::default())
+    );
+    assert!(evidence(&f, "firstboot.installed").contains("default user debian"));
+    assert!(evidence(&f, "firstboot.disabled").contains("boot-finished"));
+    // The password's timeline: sshd answered at 6s, the password worked at 8s.
+    assert!(
+        evidence(&f, "metadata.password").contains("after 8.0s (SSH answered at 6.0s)"),
+        "{}",
+        evidence(&f, "metadata.password")
+    );
+    // The same facts judged as a firstboot image fail: no firstboot, no firstboot status.
+    let mut as_firstboot = f.clone();
+    as_firstboot.agent = None;
+    assert_eq!(failing(&as_firstboot), ["firstboot.installed"]);
+
+    let mut g = cloud_init();
+    g.boots[1].cloud_init_finished_secs = None;
+    assert_eq!(failing(&g), ["firstboot.disabled"]);
+    let mut g = cloud_init();
+    off(&mut g).cloud_init.as_mut().unwrap().disabled = true;
+    assert_eq!(failing(&g), ["firstboot.installed"]);
+    let mut g = cloud_init();
+    off(&mut g).cloud_init = None;
+    assert_eq!(failing(&g), ["firstboot.installed"]);
+    let mut g = cloud_init();
+    g.boots[0].password_fetched = false;
+    assert_eq!(failing(&g), ["metadata.password"]);
+    assert!(evidence(&g, "metadata.password").contains("never fetched user-data"));
+}
+
+#[test]
+fn host_keys_unreadable_to_the_login_user_are_not_judged() {
+    let mut f = cloud_init();
+    for b in &mut f.boots {
+        b.probe.as_mut().unwrap().host_keys[0].sha256.clear();
+    }
+    let r: Vec<_> = evaluate(&f, &Selection::default())
+        .into_iter()
+        .filter(|r| r.id == "hostkeys.regenerated")
+        .collect();
+    assert!(r.iter().all(|r| r.status == Status::Skip), "{r:#?}");
 }

@@ -255,6 +255,7 @@ pub fn offline_facts(view: &FsView, source: &str, test_script_patterns: &[String
         machine_id,
         firstboot_program: view.exists("/usr/sbin/firstboot"),
         firstboot_hooks: hooks,
+        cloud_init: crate::cloudinit::offline_facts(view),
     }
 }
 

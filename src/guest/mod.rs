@@ -137,12 +137,16 @@ pub fn rejects(port: u16, user: &str, password: &str) -> Option<bool> {
     }
 }
 
-/// Runs [`PROBE_SCRIPT`] with `sh -s` in one round trip and parses its JSON.
+/// How the probe is started: as root, or through passwordless `sudo` when logged in as
+/// another user (cloud-init's default user; host keys and /etc/shadow are root's).
+pub const PROBE_COMMAND: &str = r#"if [ "$(id -u)" != 0 ] && sudo -n true 2>/dev/null; then exec sudo -n sh -s; fi; exec sh -s"#;
+
+/// Runs [`PROBE_SCRIPT`] with [`PROBE_COMMAND`] in one round trip and parses its JSON.
 pub fn probe(session: &Session) -> Result<ProbeFacts, String> {
     let mut ch = session
         .channel_session()
         .map_err(|e| format!("channel: {e}"))?;
-    ch.exec("sh -s").map_err(|e| format!("exec: {e}"))?;
+    ch.exec(PROBE_COMMAND).map_err(|e| format!("exec: {e}"))?;
     ch.write_all(PROBE_SCRIPT.as_bytes())
         .map_err(|e| format!("sending the probe: {e}"))?;
     ch.send_eof().map_err(|e| format!("eof: {e}"))?;
@@ -158,6 +162,30 @@ pub fn probe(session: &Session) -> Result<ProbeFacts, String> {
         .unwrap_or("");
     serde_json::from_str(json)
         .map_err(|e| format!("probe exited {status}, bad output {out:?}: {e}"))
+}
+
+/// Polls (every [`RETRY_PAUSE`]) until `path` exists in the guest: seconds since `start`
+/// when it did, None at `deadline`, when `alive` says the VM is gone, or on SSH errors.
+pub fn wait_for_path(
+    session: &Session,
+    path: &str,
+    start: Instant,
+    deadline: Instant,
+    alive: &mut dyn FnMut() -> bool,
+) -> Option<f64> {
+    let cmd = format!("test -e '{}'", path.replace('\'', "'\\''"));
+    while Instant::now() < deadline && alive() {
+        let mut ch = session.channel_session().ok()?;
+        ch.exec(&cmd).ok()?;
+        let mut sink = String::new();
+        let _ = ch.read_to_string(&mut sink);
+        let _ = ch.wait_close();
+        if ch.exit_status().ok()? == 0 {
+            return Some(start.elapsed().as_secs_f64());
+        }
+        std::thread::sleep(RETRY_PAUSE.min(deadline.saturating_duration_since(Instant::now())));
+    }
+    None
 }
 
 #[cfg(test)]
@@ -177,6 +205,28 @@ mod tests {
                 serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{shell}: {e}"));
             assert!(!p.kernel.is_empty());
         }
+    }
+
+    #[test]
+    fn probe_command_runs_the_script_from_stdin_as_root_or_through_sudo() {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(PROBE_COMMAND)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                c.stdin.take().unwrap().write_all(b"echo uid=$(id -u)\n")?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        let uid = rustix::process::getuid().as_raw();
+        let said = String::from_utf8_lossy(&out.stdout);
+        // Root runs it directly; anyone else through sudo if allowed, else as themselves.
+        assert!(
+            said == format!("uid={uid}\n") || said == "uid=0\n",
+            "{said}"
+        );
     }
 
     #[test]

@@ -43,6 +43,7 @@ fn report(version: &str, checks: Vec<CheckResult>) -> Report {
             },
             boots: Vec::new(),
             fault: Fault::None,
+            agent: None,
         },
         duration_secs: 42.0,
         artifacts: None,

@@ -1,12 +1,13 @@
 //! The platform's metadata service as the guest sees it at 169.254.169.254:80.
 //!
 //! An in-process HTTP/1.0 server on 127.0.0.1 (ephemeral port) serves EC2-style paths
-//! under `/2009-04-04/meta-data/` and `/latest/meta-data/`. QEMU reaches it through a
+//! under `/2009-04-04/` and `/latest/` and a cloud-init NoCloud seed at the root
+//! ([`answer`]). QEMU reaches it through a
 //! `guestfwd ... cmd:` rule that runs `imgtest __relay ADDR TOKEN` per guest connection:
 //! the relay ([`relay`]) sends one preamble line naming the boot's token, then copies
 //! bytes both ways, so the server knows which boot asked and answers with that boot's
-//! secrets. Every request is logged (paths and status only, never bodies, so secrets stay
-//! out of the log) and a [`Fault`] can be injected for every request.
+//! secrets. Every request is logged (paths and status only, never bodies, so secrets, also
+//! the password inside user-data, stay out of the log) and a [`Fault`] can be injected for every request.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -251,8 +252,19 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-/// The body for `path` under the meta-data root, or None for 404.
+/// The body for `path`, or None for 404: the EC2-style tree under `/2009-04-04/` and
+/// `/latest/` (meta-data and user-data, what firstboot and cloud-init's Ec2 datasource
+/// read) and the NoCloud seed at the root (`meta-data`, `user-data`, `vendor-data`, what
+/// cloud-init's NoCloud reads from the SMBIOS seed URL `s=http://169.254.169.254/`).
 pub fn answer(path: &str, s: &BootSecrets) -> Option<String> {
+    match path {
+        "/meta-data" => return Some(nocloud_meta_data(s)),
+        "/user-data" | "/2009-04-04/user-data" | "/latest/user-data" => {
+            return Some(cloud_config_user_data(s));
+        }
+        "/vendor-data" => return Some("#cloud-config\n{}\n".into()),
+        _ => {}
+    }
     let rest = ["/2009-04-04/meta-data", "/latest/meta-data"]
         .iter()
         .find_map(|root| path.strip_prefix(root))?;
@@ -272,6 +284,36 @@ pub fn answer(path: &str, s: &BootSecrets) -> Option<String> {
         "public-keys/0/openssh-key" => s.ssh_key.clone()?,
         _ => return None,
     })
+}
+
+/// Whether the answer to `path` carries the boot's password (firstboot's
+/// `initial-password`, cloud-init's user-data).
+pub fn delivers_password(path: &str) -> bool {
+    path.ends_with("/initial-password") || path.ends_with("/user-data")
+}
+
+/// NoCloud `meta-data` (YAML): a per-boot `instance-id` (cloud-init runs its per-instance
+/// modules, host keys and passwords among them, once per new id) and the hostname.
+fn nocloud_meta_data(s: &BootSecrets) -> String {
+    let mut md = format!(
+        "instance-id: {}\nlocal-hostname: {}\n",
+        s.instance_id, s.hostname
+    );
+    if let Some(key) = &s.ssh_key {
+        md.push_str(&format!("public-keys:\n  - \"{key}\"\n"));
+    }
+    md
+}
+
+/// `#cloud-config` user-data giving the image's default user (whatever its name) this
+/// boot's password: the top-level `password:` key, which every cloud-init version applies
+/// to the default user (`chpasswd: users:` needs 22.3+ and the user's name), not expired,
+/// with sshd's password authentication switched on.
+fn cloud_config_user_data(s: &BootSecrets) -> String {
+    format!(
+        "#cloud-config\n# imgtest: this boot's password for the default user\npassword: \"{}\"\nchpasswd:\n  expire: false\nssh_pwauth: true\n",
+        s.password
+    )
 }
 
 fn serve(stream: TcpStream, inner: &Inner) {
@@ -440,6 +482,41 @@ mod tests {
     }
 
     #[test]
+    fn answers_a_nocloud_seed_and_ec2_user_data() {
+        let mut s = secrets();
+        assert_eq!(
+            answer("/meta-data", &s).as_deref(),
+            Some("instance-id: i-0\nlocal-hostname: h0\n")
+        );
+        let ud = answer("/user-data", &s).unwrap();
+        assert!(ud.starts_with("#cloud-config\n"), "{ud}");
+        for line in [
+            "password: \"pw-zero\"",
+            "chpasswd:",
+            "  expire: false",
+            "ssh_pwauth: true",
+        ] {
+            assert!(ud.lines().any(|l| l == line), "{line}: {ud}");
+        }
+        assert_eq!(answer("/latest/user-data", &s), Some(ud.clone()));
+        assert_eq!(answer("/2009-04-04/user-data", &s), Some(ud));
+        assert_eq!(
+            answer("/vendor-data", &s).as_deref(),
+            Some("#cloud-config\n{}\n")
+        );
+        assert_eq!(answer("/network-config", &s), None);
+        s.ssh_key = Some("ssh-ed25519 AAAA x".into());
+        assert!(
+            answer("/meta-data", &s)
+                .unwrap()
+                .ends_with("public-keys:\n  - \"ssh-ed25519 AAAA x\"\n")
+        );
+        assert!(delivers_password("/user-data") && delivers_password("/latest/user-data"));
+        assert!(delivers_password("/2009-04-04/meta-data/initial-password"));
+        assert!(!delivers_password("/meta-data") && !delivers_password("/vendor-data"));
+    }
+
+    #[test]
     fn serves_each_boot_its_own_secrets_over_tcp_and_logs_without_bodies() {
         let server = MetadataServer::start(Fault::None).unwrap();
         server.register(0, secrets());
@@ -449,6 +526,7 @@ mod tests {
         server.register(1, s1);
         let r0 = get(&server, "tok0", "/2009-04-04/meta-data/initial-password");
         let r1 = get(&server, "tok1", "/2009-04-04/meta-data/initial-password");
+        assert!(get(&server, "tok0", "/user-data").contains("\"pw-zero\""));
         assert!(
             r0.starts_with("HTTP/1.0 200 OK") && r0.ends_with("\r\n\r\npw-zero"),
             "{r0}"
@@ -457,9 +535,9 @@ mod tests {
         assert!(get(&server, "tok1", "/2009-04-04/meta-data/nope").starts_with("HTTP/1.0 404"));
         assert!(get(&server, "bogus", "/latest/meta-data/hostname").starts_with("HTTP/1.0 403"));
         let log = server.requests();
-        assert_eq!(log.len(), 4);
+        assert_eq!(log.len(), 5);
         assert_eq!((log[0].boot, log[0].status), (Some(0), Some(200)));
-        assert_eq!(log[3].boot, None);
+        assert_eq!(log[4].boot, None);
         let json = serde_json::to_string(&log).unwrap();
         assert!(!json.contains("pw-zero") && !json.contains("pw-one"));
     }

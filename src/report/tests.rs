@@ -50,6 +50,7 @@ fn sample() -> Report {
         }),
         boots: vec![boot],
         fault: Fault::None,
+        agent: None,
     };
     let checks = evaluate(&facts, &Selection::default());
     Report {

@@ -11,7 +11,7 @@ pub mod plan;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::checks::facts::{BootFacts, Facts, Login, Offline, Shutdown};
+use crate::checks::facts::{Agent, AgentFacts, BootFacts, Facts, Login, Offline, Shutdown};
 use crate::checks::{self, CheckResult};
 use crate::console::{Console, ConsoleEvent, Phase, WaitOutcome};
 use crate::disk::image::{self, ImageError, ImageInfo, ImageKind};
@@ -63,6 +63,9 @@ pub enum RunError {
     /// A signal stopped the run.
     #[error("interrupted")]
     Interrupted,
+    /// The first-boot agent or login user cannot be determined.
+    #[error("{0}")]
+    Agent(String),
 }
 
 fn io(what: &str) -> impl Fn(std::io::Error) -> RunError + '_ {
@@ -97,6 +100,13 @@ pub fn run_image(
         Offline::Read(f) => f.source.clone(),
         Offline::Unreadable { reason } => format!("not readable ({reason})"),
     }));
+    let agent = crate::cloudinit::choose(plan.firstboot, plan.user.as_deref(), &offline)
+        .map_err(RunError::Agent)?;
+    emit(Event::Offline(format!(
+        "first boot by {} ({})",
+        agent.agent.name(),
+        agent.reason
+    )));
     let timeouts = plan.timeouts.for_accel(accel.accel, plan.tcg_scale);
     let overall = started + timeouts.overall;
     let server = MetadataServer::start(plan.fault).map_err(io("metadata server"))?;
@@ -105,8 +115,11 @@ pub fn run_image(
             let handles: Vec<_> = (0..plan.boots)
                 .map(|i| {
                     let (info, server, tmp, emit) = (&info, &server, tmp.path(), emit.clone());
+                    let agent = &agent;
                     s.spawn(move || {
-                        boot_one(plan, accel, &timeouts, overall, info, server, tmp, i, emit)
+                        boot_one(
+                            plan, accel, agent, &timeouts, overall, info, server, tmp, i, emit,
+                        )
                     })
                 })
                 .collect();
@@ -125,6 +138,7 @@ pub fn run_image(
         offline,
         boots,
         fault: plan.fault,
+        agent: Some(agent),
     };
     let results = checks::evaluate(&facts, &plan.selection);
     for r in &results {
@@ -246,6 +260,7 @@ fn free_port() -> Result<u16, RunError> {
 fn boot_one(
     plan: &RunPlan,
     accel: &AccelDecision,
+    agent: &AgentFacts,
     t: &Timeouts,
     overall: Instant,
     info: &ImageInfo,
@@ -278,6 +293,9 @@ fn boot_one(
     let port = free_port()?;
     spec.ssh_port = Some(port);
     spec.metadata_cmd = Some(server.relay_command(&plan.relay_program, &secrets.token));
+    if agent.agent == Agent::CloudInit {
+        spec.smbios_serial = Some(crate::cloudinit::NOCLOUD_SERIAL.into());
+    }
     let qmp_path = tmp.join(format!("boot{i}.qmp"));
     spec.qmp_socket = Some(qmp_path.clone());
 
@@ -319,7 +337,7 @@ fn boot_one(
         WaitOutcome::TimedOut => !matches!(
             crate::guest::attempt_within(
                 port,
-                &plan.user,
+                &agent.user,
                 "\u{1}",
                 std::time::Duration::from_secs(3)
             ),
@@ -335,7 +353,7 @@ fn boot_one(
             || vm.try_exited().is_none() && console.summary().failure.is_none() && !interrupted();
         let r = crate::guest::login(
             port,
-            &plan.user,
+            &agent.user,
             &secrets.password,
             start,
             login_deadline,
@@ -356,7 +374,26 @@ fn boot_one(
         }
         if facts.ssh_secs.is_some() {
             let wrong = crate::metadata::random_string(20).map_err(io("random"))?;
-            facts.wrong_password_rejected = crate::guest::rejects(port, &plan.user, &wrong);
+            facts.wrong_password_rejected = crate::guest::rejects(port, &agent.user, &wrong);
+        }
+        if let (Some(session), Agent::CloudInit, true) = (
+            &r.session,
+            agent.agent,
+            plan.selection.includes("firstboot.disabled"),
+        ) {
+            // Not readiness (the login already works): whether cloud-init went on to
+            // finish this instance's modules, for firstboot.disabled.
+            facts.cloud_init_finished_secs = crate::guest::wait_for_path(
+                session,
+                crate::cloudinit::BOOT_FINISHED,
+                start,
+                login_deadline,
+                &mut alive,
+            );
+            match facts.cloud_init_finished_secs {
+                Some(t) => step(format!("cloud-init finished at {t:.1}s")),
+                None => step("cloud-init did not finish before the deadline".into()),
+            }
         }
         match &r.session {
             Some(session) => match crate::guest::probe(session) {
@@ -382,7 +419,7 @@ fn boot_one(
     facts.metadata_requests = mine.len();
     facts.password_fetched = mine
         .iter()
-        .any(|r| r.path.ends_with("/initial-password") && r.status == Some(200));
+        .any(|r| crate::metadata::delivers_password(&r.path) && r.status == Some(200));
     facts.console = console.finish();
     Ok(facts)
 }

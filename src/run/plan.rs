@@ -9,6 +9,7 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 
 use crate::checks::Selection;
+use crate::cloudinit::FirstbootChoice;
 use crate::metadata::Fault;
 use crate::vm::accel::AccelChoice;
 use crate::vm::{Accel, DirectKernel, DiskBus};
@@ -43,9 +44,12 @@ pub struct RunArgs {
     /// Timeout, PHASE=DURATION (boot, login, shutdown, overall) or DURATION for overall.
     #[arg(long = "timeout", value_name = "[PHASE=]DURATION")]
     pub timeouts: Vec<String>,
-    /// Login user.
+    /// Login user (default: root for firstboot, the image's cloud-init default user).
     #[arg(long)]
     pub user: Option<String>,
+    /// First-boot agent: auto, firstboot or cloud-init.
+    #[arg(long, value_enum, value_name = "AGENT")]
+    pub firstboot: Option<FirstbootChoice>,
     /// Run only this check id (repeatable).
     #[arg(long = "check", value_name = "ID")]
     pub checks: Vec<String>,
@@ -92,6 +96,7 @@ struct Config {
     disk_bus: Option<DiskBus>,
     accel: Option<AccelChoice>,
     user: Option<String>,
+    firstboot: Option<FirstbootChoice>,
     tcg_scale: Option<u32>,
     #[serde(default)]
     timeouts: ConfigTimeouts,
@@ -188,8 +193,10 @@ pub struct RunPlan {
     pub timeouts: Timeouts,
     /// TCG multiplier.
     pub tcg_scale: u32,
-    /// Login user.
-    pub user: String,
+    /// Login user; None: chosen per image with the agent ([`crate::cloudinit::choose`]).
+    pub user: Option<String>,
+    /// First-boot agent.
+    pub firstboot: FirstbootChoice,
     /// Selected checks.
     pub selection: Selection,
     /// Test-script globs.
@@ -334,7 +341,8 @@ impl RunPlan {
             boots,
             timeouts,
             tcg_scale: pick!(None, tcg_scale),
-            user: pick!(args.user, user),
+            user: args.user.or(c.user.clone()).or(d.user.clone()),
+            firstboot: pick!(args.firstboot, firstboot),
             selection,
             test_scripts: flag_or(
                 args.test_scripts,
@@ -432,7 +440,8 @@ mod tests {
         assert_eq!(fixed.vcpus(Accel::Tcg, 2), 3);
         assert_eq!(p.accel, AccelChoice::Auto);
         assert_eq!(p.timeouts.boot, Duration::from_secs(60));
-        assert_eq!(p.user, "root");
+        assert_eq!(p.user, None);
+        assert_eq!(p.firstboot, FirstbootChoice::Auto);
         assert_eq!(p.fault, Fault::None);
         assert!(p.test_scripts.contains(&"/root/test*.sh".to_string()));
         assert_eq!(
@@ -474,6 +483,18 @@ mod tests {
         assert_eq!(p.selection.skip, ["shutdown.clean"]);
         assert_eq!(p.fault, Fault::NotFound);
         assert_eq!((p.accel, p.disk_bus), (AccelChoice::Tcg, DiskBus::Ide));
+        let p = RunPlan::resolve(
+            args(&["--firstboot", "cloud-init", "a.img"]),
+            Some((
+                "user = \"admin\"\nfirstboot = \"firstboot\"\n",
+                "imgtest.toml",
+            )),
+            "/bin/imgtest".into(),
+        )
+        .unwrap();
+        assert_eq!(p.firstboot, FirstbootChoice::CloudInit);
+        assert_eq!(p.user.as_deref(), Some("admin"));
+        assert!(Cli::try_parse_from(["imgtest", "--firstboot", "ignition", "a.img"]).is_err());
     }
 
     #[test]

@@ -96,6 +96,8 @@ pub struct VmSpec {
     pub metadata_cmd: Option<String>,
     /// Path of the QMP unix socket QEMU listens on, if any.
     pub qmp_socket: Option<PathBuf>,
+    /// SMBIOS type 1 (system) serial number, if any: cloud-init's NoCloud seed.
+    pub smbios_serial: Option<String>,
 }
 
 impl VmSpec {
@@ -112,6 +114,7 @@ impl VmSpec {
             ssh_port: None,
             metadata_cmd: None,
             qmp_socket: None,
+            smbios_serial: None,
         }
     }
 
@@ -179,6 +182,13 @@ impl VmSpec {
                 push(&mut a, "-initrd", &initrd.to_string_lossy());
             }
             push(&mut a, "-append", &k.append);
+        }
+        if let Some(serial) = &self.smbios_serial {
+            push(
+                &mut a,
+                "-smbios",
+                &format!("type=1,serial={}", escape_opt(serial)),
+            );
         }
         let mut netdev = String::from("user,id=n0,restrict=on,net=169.254.0.0/16,host=169.254.0.2");
         if let Some(port) = self.ssh_port {
@@ -351,6 +361,21 @@ mod tests {
             "{net}"
         );
         assert!(joined(&spec).contains("-qmp unix:/t/qmp.sock,server=on,wait=off"));
+    }
+
+    #[test]
+    fn smbios_serial_is_one_argument_with_semicolons_kept_and_commas_doubled() {
+        let mut spec = VmSpec::new(Accel::Tcg, 256, 1);
+        assert!(!spec.args().contains(&"-smbios".to_string()));
+        spec.smbios_serial = Some(crate::cloudinit::NOCLOUD_SERIAL.into());
+        let a = spec.args();
+        let i = a.iter().position(|x| x == "-smbios").unwrap();
+        assert_eq!(
+            a[i + 1],
+            "type=1,serial=ds=nocloud-net;s=http://169.254.169.254/"
+        );
+        spec.smbios_serial = Some("a,b".into());
+        assert!(spec.args().contains(&"type=1,serial=a,,b".to_string()));
     }
 
     #[test]
