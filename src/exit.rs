@@ -12,3 +12,14 @@ pub const SUCCESS: i32 = 0;
 pub const CHECK_FAILED: i32 = 1;
 /// The tool could not judge: usage error, bad input, missing dependency, internal error.
 pub const ERROR: i32 = 2;
+
+/// Let a closed standard output (`imgtest checks | head`) end the process quietly, as Unix
+/// filters do, instead of panicking inside `println!`. Only for commands that write to no
+/// socket: SIGPIPE's default action would also end a process writing to a closed TCP
+/// connection (an SSH session, the metadata relay).
+pub fn quiet_on_closed_stdout() {
+    // SAFETY: restoring a signal's default disposition has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}

@@ -263,3 +263,20 @@ fn sigint_leaves_no_qemu_relay_or_temp_file() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// A reader that stops early (`imgtest checks --json | head -1`) ends the listing quietly:
+/// no panic about a broken pipe, as with any Unix filter.
+#[test]
+fn a_closed_stdout_ends_the_listing_quietly() {
+    let mut child = imgtest()
+        .args(["checks", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
+    assert!(!stderr.contains("Broken pipe"), "stderr: {stderr}");
+}

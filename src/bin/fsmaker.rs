@@ -235,6 +235,7 @@ fn run_kernel(cmd: KernelCmd) -> Result<()> {
 }
 
 fn main() {
+    exit::quiet_on_closed_stdout();
     let cli = Cli::parse();
     let r = match cli.cmd {
         Some(Cmd::Kernel { cmd }) => run_kernel(cmd),

@@ -79,6 +79,7 @@ fn main() -> ExitCode {
     let code = match cli.cmd {
         Cmd::Run(args) => run(*args),
         Cmd::Checks { json } => {
+            exit::quiet_on_closed_stdout();
             if json {
                 println!(
                     "{}",
@@ -109,6 +110,7 @@ fn main() -> ExitCode {
                 },
         } => merge(&reports, json, junit),
         Cmd::Config => {
+            exit::quiet_on_closed_stdout();
             print!("{DEFAULT_CONFIG}");
             exit::SUCCESS
         }

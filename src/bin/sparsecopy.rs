@@ -68,6 +68,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    exit::quiet_on_closed_stdout();
     let args = Args::parse();
     let result = if args.info { info(&args) } else { run(&args) };
     match result {
