@@ -28,52 +28,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::build::kernel::{Cache, CachedKernel, KernelMeta, sha256_file, version_cmp};
 use crate::build::{self, BuildError, BuildPlan, Format, KernelSource};
-use crate::metadata::Fault;
 use crate::report::{Report, Verdict};
-use crate::run::plan::{RunArgs, RunPlan};
+use crate::run::plan::{BootOptions, RunArgs, RunPlan};
 use crate::run::{self, Event};
-use crate::vm::accel::{AccelChoice, AccelDecision};
-use crate::vm::{Accel, DiskBus};
+use crate::vm::Accel;
+use crate::vm::accel::AccelDecision;
 
 /// The `imgtest run` options a matrix or bisection passes to every kernel's run.
 #[derive(Debug, Clone, Default, Args)]
 pub struct RunOptions {
-    /// Configuration file (default: ./imgtest.toml if present).
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Accelerator: auto, kvm or tcg.
-    #[arg(long)]
-    pub accel: Option<AccelChoice>,
-    /// Guest RAM in MiB.
-    #[arg(short = 'm', long = "memory", value_name = "MiB")]
-    pub memory: Option<u32>,
-    /// vCPUs per guest (default: the host's CPUs shared among all parallel boots).
-    #[arg(long)]
-    pub smp: Option<u32>,
-    /// Disk bus: virtio, ide or scsi.
-    #[arg(long)]
-    pub disk_bus: Option<DiskBus>,
-    /// Boots per kernel.
-    #[arg(long)]
-    pub boots: Option<usize>,
-    /// Timeout, PHASE=DURATION (boot, login, shutdown, overall) or DURATION for overall.
-    #[arg(long = "timeout", value_name = "[PHASE=]DURATION")]
-    pub timeouts: Vec<String>,
-    /// Login user.
-    #[arg(long)]
-    pub user: Option<String>,
-    /// Run only this check id (repeatable).
-    #[arg(long = "check", value_name = "ID")]
-    pub checks: Vec<String>,
-    /// Skip this check id (repeatable).
-    #[arg(long = "skip", value_name = "ID")]
-    pub skips: Vec<String>,
-    /// Metadata fault: none, delay=DURATION, 404, 500, drop, never.
-    #[arg(long)]
-    pub metadata_fault: Option<Fault>,
-    /// Keep each kernel's console logs and report in DIR/VERSION (kept on failure anyway).
-    #[arg(long, value_name = "DIR")]
-    pub artifacts: Option<PathBuf>,
+    #[command(flatten)]
+    pub boot: BootOptions,
     /// Extra kernel command-line arguments for every image (fsmaker --append).
     #[arg(long, value_name = "ARGS", default_value = "")]
     pub append: String,
@@ -83,18 +48,7 @@ impl RunOptions {
     /// The equivalent `imgtest run` flags (no images: the matrix makes them).
     pub fn run_args(&self) -> RunArgs {
         RunArgs {
-            config: self.config.clone(),
-            accel: self.accel,
-            memory: self.memory,
-            smp: self.smp,
-            disk_bus: self.disk_bus,
-            boots: self.boots,
-            timeouts: self.timeouts.clone(),
-            user: self.user.clone(),
-            checks: self.checks.clone(),
-            skips: self.skips.clone(),
-            metadata_fault: self.metadata_fault,
-            artifacts: self.artifacts.clone(),
+            boot: self.boot.clone(),
             append: "console=ttyS0".into(),
             ..RunArgs::default()
         }

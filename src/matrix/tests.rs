@@ -8,6 +8,7 @@ use super::merge::{MergeError, merge};
 use super::*;
 use crate::checks::facts::{Facts, Offline};
 use crate::checks::{CheckResult, Severity, Status};
+use crate::metadata::Fault;
 use crate::report::Verdict;
 use crate::run::plan::Timeouts;
 

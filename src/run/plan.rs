@@ -17,12 +17,9 @@ use crate::vm::{Accel, DirectKernel, DiskBus};
 /// The commented default configuration.
 pub const DEFAULT_CONFIG: &str = include_str!("imgtest.toml");
 
-/// `imgtest run` flags.
+/// The boot and check options `imgtest run`, `matrix` and `bisect` share.
 #[derive(Debug, Clone, Default, Args)]
-pub struct RunArgs {
-    /// Images to test (raw, qcow2, vmdk or ISO).
-    #[arg(required = true, value_name = "IMAGE")]
-    pub images: Vec<PathBuf>,
+pub struct BootOptions {
     /// Configuration file (default: ./imgtest.toml if present).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -32,13 +29,13 @@ pub struct RunArgs {
     /// Guest RAM in MiB.
     #[arg(short = 'm', long = "memory", value_name = "MiB")]
     pub memory: Option<u32>,
-    /// vCPUs per guest.
+    /// vCPUs per guest (default: the host's CPUs shared among all parallel boots under TCG).
     #[arg(long)]
     pub smp: Option<u32>,
     /// Disk bus: virtio, ide or scsi.
     #[arg(long)]
     pub disk_bus: Option<DiskBus>,
-    /// Number of parallel boots.
+    /// Number of parallel boots (per image).
     #[arg(long)]
     pub boots: Option<usize>,
     /// Timeout, PHASE=DURATION (boot, login, shutdown, overall) or DURATION for overall.
@@ -62,6 +59,20 @@ pub struct RunArgs {
     /// Metadata fault: none, delay=DURATION, 404, 500, drop, never.
     #[arg(long)]
     pub metadata_fault: Option<Fault>,
+    /// Keep console logs, metadata request log and report here (kept on failure anyway;
+    /// a matrix keeps each kernel's in DIR/VERSION).
+    #[arg(long, value_name = "DIR")]
+    pub artifacts: Option<PathBuf>,
+}
+
+/// `imgtest run` flags.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunArgs {
+    /// Images to test (raw, qcow2, vmdk or ISO).
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<PathBuf>,
+    #[command(flatten)]
+    pub boot: BootOptions,
     /// Boot this kernel directly (no firmware boot of the image's bootloader).
     #[arg(long, value_name = "FILE")]
     pub kernel: Option<PathBuf>,
@@ -82,9 +93,6 @@ pub struct RunArgs {
     /// Write a JUnit XML report here.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
-    /// Keep console logs, metadata request log and report here (kept on failure anyway).
-    #[arg(long, value_name = "DIR")]
-    pub artifacts: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -284,7 +292,7 @@ impl RunPlan {
             )?,
             overall: duration(&pick_t(&c.timeouts.overall, &d.timeouts.overall), "overall")?,
         };
-        for t in &args.timeouts {
+        for t in &args.boot.timeouts {
             let (phase, value) = t.split_once('=').unwrap_or(("overall", t));
             let v = duration(value, phase)?;
             match phase {
@@ -307,8 +315,8 @@ impl RunPlan {
             }
         };
         let selection = Selection {
-            only: flag_or(args.checks, &c.checks.only, &d.checks.only),
-            skip: flag_or(args.skips, &c.checks.skip, &d.checks.skip),
+            only: flag_or(args.boot.checks, &c.checks.only, &d.checks.only),
+            skip: flag_or(args.boot.skips, &c.checks.skip, &d.checks.skip),
         };
         let unknown = selection.unknown();
         if !unknown.is_empty() {
@@ -317,42 +325,42 @@ impl RunPlan {
                 unknown.join(", ")
             )));
         }
-        let fault = match args.metadata_fault {
+        let fault = match args.boot.metadata_fault {
             Some(f) => f,
             None => pick_t(&c.metadata.fault, &d.metadata.fault)
                 .parse()
                 .map_err(PlanError::Invalid)?,
         };
-        let boots: usize = pick!(args.boots, boots);
+        let boots: usize = pick!(args.boot.boots, boots);
         if boots == 0 {
             return Err(PlanError::Invalid("--boots must be at least 1".into()));
         }
-        let memory_mib: u32 = pick!(args.memory, memory);
-        let smp: u32 = pick!(args.smp, smp);
+        let memory_mib: u32 = pick!(args.boot.memory, memory);
+        let smp: u32 = pick!(args.boot.smp, smp);
         if memory_mib < 64 {
             return Err(PlanError::Invalid("memory must be at least 64 MiB".into()));
         }
         Ok(RunPlan {
             images: args.images,
-            accel: pick!(args.accel, accel),
+            accel: pick!(args.boot.accel, accel),
             memory_mib,
             smp,
-            disk_bus: pick!(args.disk_bus, disk_bus),
+            disk_bus: pick!(args.boot.disk_bus, disk_bus),
             boots,
             timeouts,
             tcg_scale: pick!(None, tcg_scale),
-            user: args.user.or(c.user.clone()).or(d.user.clone()),
-            firstboot: pick!(args.firstboot, firstboot),
+            user: args.boot.user.or(c.user.clone()).or(d.user.clone()),
+            firstboot: pick!(args.boot.firstboot, firstboot),
             selection,
             test_scripts: flag_or(
-                args.test_scripts,
+                args.boot.test_scripts,
                 &c.checks.test_scripts,
                 &d.checks.test_scripts,
             ),
             fault,
             json: args.json,
             junit: args.junit,
-            artifacts: args.artifacts,
+            artifacts: args.boot.artifacts,
             direct_kernel: args.kernel.map(|kernel| DirectKernel {
                 kernel,
                 initrd: args.initrd,
@@ -377,6 +385,7 @@ impl RunPlan {
     /// Reads the config named by `--config`, else `./imgtest.toml` if it exists, and resolves.
     pub fn from_args(args: RunArgs, relay_program: PathBuf) -> Result<RunPlan, PlanError> {
         let path = args
+            .boot
             .config
             .clone()
             .or_else(|| Some(PathBuf::from("imgtest.toml")).filter(|p| p.exists()));
