@@ -12,7 +12,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{assets_dir, lock, run_ok};
+use common::{Outcome, assets_dir, lock, run_ok};
 
 /// The bootable disk of Debian `variant`, built by images/debian/build.sh and fsmaker.
 fn disk(dir: &Path, variant: &str) -> PathBuf {
@@ -32,76 +32,9 @@ fn disk(dir: &Path, variant: &str) -> PathBuf {
     img
 }
 
-fn sha256(path: &Path) -> String {
-    let o = run_ok(Command::new("sha256sum").arg(path));
-    String::from_utf8_lossy(&o.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
-}
-
-struct Run {
-    code: i32,
-    out: String,
-    report: serde_json::Value,
-}
-
-impl Run {
-    fn ids(&self, status: &str) -> Vec<String> {
-        let mut ids: Vec<String> = self.report[0]["checks"]
-            .as_array()
-            .expect("checks in the JSON report")
-            .iter()
-            .filter(|c| c["status"] == status)
-            .map(|c| c["id"].as_str().unwrap().to_string())
-            .collect();
-        ids.dedup();
-        ids
-    }
-
-    fn evidence(&self, id: &str) -> Vec<String> {
-        self.report[0]["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|c| c["id"] == id)
-            .map(|c| c["evidence"].as_str().unwrap().to_string())
-            .collect()
-    }
-}
-
-/// `imgtest run --accel tcg --firstboot auto ARGS IMAGE`; the image must not change.
-fn imgtest(dir: &Path, image: &Path, args: &[&str]) -> Run {
-    let before = sha256(image);
-    let json = dir.join("report.json");
-    let out = {
-        let _vm = lock("vm");
-        Command::new(env!("CARGO_BIN_EXE_imgtest"))
-            .args(["run", "--accel", "tcg", "--firstboot", "auto"])
-            .args(args)
-            .arg("--json")
-            .arg(&json)
-            .arg("--artifacts")
-            .arg(dir.join("artifacts"))
-            .arg(image)
-            .env("TMPDIR", dir)
-            .output()
-            .unwrap()
-    };
-    assert_eq!(sha256(image), before, "imgtest changed the image");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        out: format!(
-            "{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        report: std::fs::read_to_string(&json)
-            .ok()
-            .and_then(|s| serde_json::from_str(&s).ok())
-            .unwrap_or_default(),
-    }
+/// `imgtest run --firstboot auto ARGS IMAGE`.
+fn imgtest(dir: &Path, image: &Path, args: &[&str]) -> Outcome {
+    common::imgtest_run(dir, image, &[&["--firstboot", "auto"], args].concat())
 }
 
 #[test]
@@ -126,8 +59,8 @@ fn stock_cloud_init_image_passes_two_boots_with_unique_host_keys() {
             r.report[0]["duration_secs"]
         );
     }
-    assert_eq!(r.code, 0, "{}", r.out);
-    assert!(r.ids("fail").is_empty(), "{}", r.out);
+    assert_eq!(r.code, 0, "{}", r.log());
+    assert!(r.ids("fail").is_empty(), "{}", r.log());
     for id in [
         "firstboot.installed",
         "metadata.password",
@@ -138,7 +71,7 @@ fn stock_cloud_init_image_passes_two_boots_with_unique_host_keys() {
         "machine-id.unique",
         "firstboot.disabled",
     ] {
-        assert!(r.ids("pass").contains(&id.to_string()), "{id}: {}", r.out);
+        assert!(r.ids("pass").contains(&id.to_string()), "{id}: {}", r.log());
     }
     // Detected offline: cloud-init, Debian's default user, logged in as that user.
     let agent = &r.report[0]["facts"]["agent"];
@@ -194,12 +127,12 @@ fn cloud_init_told_to_keep_baked_keys_fails_offline_and_online() {
             "shutdown.clean",
         ],
     );
-    assert_eq!(r.code, 1, "{}", r.out);
+    assert_eq!(r.code, 1, "{}", r.log());
     assert_eq!(
         r.ids("fail"),
         ["hostkeys.absent", "hostkeys.regenerated", "hostkeys.unique"],
         "{}",
-        r.out
+        r.log()
     );
     for e in r.evidence("hostkeys.regenerated") {
         assert!(e.contains("still the image's baked key"), "{e}");
@@ -208,6 +141,6 @@ fn cloud_init_told_to_keep_baked_keys_fails_offline_and_online() {
     assert!(
         r.ids("pass").contains(&"metadata.password".to_string()),
         "{}",
-        r.out
+        r.log()
     );
 }

@@ -13,9 +13,9 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-use common::{assets_dir, lock, run_ok};
+use common::{assets_dir, imgtest_run, lock, run_ok, sha256};
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("images/debian/build.sh")
@@ -84,58 +84,6 @@ fn installed(fs: &Path, package: &str) -> bool {
     })
 }
 
-struct Verdict {
-    code: i32,
-    out: String,
-    report: serde_json::Value,
-}
-
-impl Verdict {
-    fn ids_with(&self, status: &str) -> Vec<String> {
-        let mut ids: Vec<String> = self.report[0]["checks"]
-            .as_array()
-            .expect("checks in the JSON report")
-            .iter()
-            .filter(|c| c["status"] == status)
-            .map(|c| c["id"].as_str().unwrap().to_string())
-            .collect();
-        ids.dedup();
-        ids
-    }
-}
-
-/// `imgtest run --accel tcg ARGS IMAGE` with a JSON report; a boot takes the shared VM lock.
-fn imgtest(dir: &Path, image: &Path, args: &[&str]) -> Verdict {
-    let _vm = lock("vm");
-    let json = dir.join(format!(
-        "{}.json",
-        image.file_stem().unwrap().to_string_lossy()
-    ));
-    let out: Output = Command::new(env!("CARGO_BIN_EXE_imgtest"))
-        .args(["run", "--accel", "tcg"])
-        .args(args)
-        .arg("--json")
-        .arg(&json)
-        .arg("--artifacts")
-        .arg(dir.join("artifacts"))
-        .arg(image)
-        .env("TMPDIR", dir)
-        .output()
-        .unwrap();
-    Verdict {
-        code: out.status.code().unwrap_or(-1),
-        out: format!(
-            "{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        report: std::fs::read_to_string(&json)
-            .ok()
-            .and_then(|s| serde_json::from_str(&s).ok())
-            .unwrap_or_default(),
-    }
-}
-
 /// `--check ID` for every image-scope check of `imgtest checks --json`: judged without booting.
 fn image_checks() -> Vec<String> {
     let o = run_ok(Command::new(env!("CARGO_BIN_EXE_imgtest")).args(["checks", "--json"]));
@@ -151,11 +99,6 @@ fn image_checks() -> Vec<String> {
     ids.iter()
         .flat_map(|id| ["--check".to_string(), id.clone()])
         .collect()
-}
-
-fn sha256(p: &Path) -> String {
-    let o = run_ok(Command::new("sha256sum").arg(p));
-    String::from_utf8_lossy(&o.stdout)[..64].to_string()
 }
 
 fn work_dir() -> tempfile::TempDir {
@@ -226,9 +169,9 @@ fn clean_debian_image_is_a_published_server_and_passes_two_boots() {
     let img = d.path().join("clean.img");
     let summary = common::build_disk(&fs, &img, &[]);
     assert!(summary.contains(&format!("root=UUID={uuid}")), "{summary}");
-    let v = imgtest(d.path(), &img, &[]);
-    assert_eq!(v.code, 0, "{}", v.out);
-    assert!(v.ids_with("fail").is_empty(), "{}", v.out);
+    let v = imgtest_run(d.path(), &img, &[]);
+    assert_eq!(v.code, 0, "{}", v.log());
+    assert!(v.ids("fail").is_empty(), "{}", v.log());
     for id in [
         "metadata.password",
         "hostkeys.regenerated",
@@ -237,11 +180,7 @@ fn clean_debian_image_is_a_published_server_and_passes_two_boots() {
         "firstboot.disabled",
         "ssh.wrong-password",
     ] {
-        assert!(
-            v.ids_with("pass").contains(&id.to_string()),
-            "{id}: {}",
-            v.out
-        );
+        assert!(v.ids("pass").contains(&id.to_string()), "{id}: {}", v.log());
     }
     let console = std::fs::read_to_string(d.path().join("artifacts/boot0-console.log")).unwrap();
     assert!(console.contains("firstboot: done"), "{console}");
@@ -253,9 +192,9 @@ fn defect_offline(dir: &Path, variant: &str, expected: &str) -> PathBuf {
     let img = disk(dir, variant);
     let args = image_checks();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let v = imgtest(dir, &img, &args);
-    assert_eq!(v.code, 1, "{variant}: {}", v.out);
-    assert_eq!(v.ids_with("fail"), [expected], "{variant}: {}", v.out);
+    let v = imgtest_run(dir, &img, &args);
+    assert_eq!(v.code, 1, "{variant}: {}", v.log());
+    assert_eq!(v.ids("fail"), [expected], "{variant}: {}", v.log());
     assert!(
         v.report[0]["facts"]["boots"]
             .as_array()
@@ -283,19 +222,15 @@ fn debian_baked_host_keys_fail_hostkeys_absent_also_when_booted() {
     let img = defect_offline(d.path(), "baked-host-keys", "hostkeys.absent");
     // Booted once: firstboot replaces the baked keys, so the boot checks pass and the
     // image check alone still fails.
-    let v = imgtest(
+    let v = imgtest_run(
         d.path(),
         &img,
         &["--boots", "1", "--skip", "shutdown.clean"],
     );
-    assert_eq!(v.code, 1, "{}", v.out);
-    assert_eq!(v.ids_with("fail"), ["hostkeys.absent"], "{}", v.out);
+    assert_eq!(v.code, 1, "{}", v.log());
+    assert_eq!(v.ids("fail"), ["hostkeys.absent"], "{}", v.log());
     for id in ["metadata.password", "hostkeys.regenerated"] {
-        assert!(
-            v.ids_with("pass").contains(&id.to_string()),
-            "{id}: {}",
-            v.out
-        );
+        assert!(v.ids("pass").contains(&id.to_string()), "{id}: {}", v.log());
     }
 }
 
@@ -336,16 +271,16 @@ fn debian_cloud_init_variants_have_cloud_init_instead_of_firstboot() {
             .count();
         let img = d.path().join(format!("{variant}.img"));
         common::build_disk(&fs, &img, &[]);
-        let v = imgtest(d.path(), &img, &hygiene);
+        let v = imgtest_run(d.path(), &img, &hygiene);
         if variant == "cloud-init" {
             assert_eq!(keep, None);
             assert_eq!(keys, 0);
-            assert_eq!(v.code, 0, "{}", v.out);
+            assert_eq!(v.code, 0, "{}", v.log());
         } else {
             assert!(keep.unwrap().contains("ssh_deletekeys: false"));
             assert_eq!(keys, 6, "rsa, ecdsa and ed25519 key pairs");
-            assert_eq!(v.code, 1, "{}", v.out);
-            assert_eq!(v.ids_with("fail"), ["hostkeys.absent"], "{}", v.out);
+            assert_eq!(v.code, 1, "{}", v.log());
+            assert_eq!(v.ids("fail"), ["hostkeys.absent"], "{}", v.log());
         }
     }
 }

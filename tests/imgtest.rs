@@ -4,21 +4,17 @@
 
 mod common;
 
+use common::sha256;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sha2::Digest;
-
 const RESCUE_ISO: &str = "/usr/lib/grub-rescue/grub-rescue-cdrom.iso";
 
 fn imgtest() -> Command {
     Command::new(env!("CARGO_BIN_EXE_imgtest"))
-}
-
-fn sha256(p: &Path) -> String {
-    hex::encode(sha2::Sha256::digest(std::fs::read(p).unwrap()))
 }
 
 fn run(args: &[&str], cwd: &Path) -> (i32, String, String) {
@@ -99,12 +95,7 @@ fn bad_inputs_exit_2_with_a_clear_message_and_are_left_alone() {
     assert_eq!(code, 2);
     assert!(err.contains("unknown check id(s): no.such-check"), "{err}");
     // Nothing left behind in the temp dir.
-    let leftovers: Vec<_> = std::fs::read_dir(d.path())
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("imgtest-"))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+    common::assert_no_temp_left(d.path());
 }
 
 #[test]

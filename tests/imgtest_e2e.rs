@@ -12,27 +12,13 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{assets_dir, lock, run_ok};
-use sha2::Digest;
-
-/// The tiny server root filesystem, built once by images/tiny/build.sh.
-fn server_rootfs() -> PathBuf {
-    let out = assets_dir().join("tiny-server.ext4");
-    let _l = lock("tiny-server");
-    if !out.is_file() {
-        let tmp = assets_dir().join("tiny-server.ext4.tmp");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("images/tiny/build.sh");
-        run_ok(Command::new(script).args(["--mode", "server"]).arg(&tmp));
-        std::fs::rename(&tmp, &out).unwrap();
-    }
-    out
-}
+use common::{Outcome, run_ok};
 
 /// A bootable disk from the clean server rootfs, or from the defect `variant`.
 fn disk(dir: &Path, variant: Option<&str>, fsmaker_args: &[&str]) -> PathBuf {
     let name = variant.unwrap_or("clean");
     let rootfs = match variant {
-        None => server_rootfs(),
+        None => common::tiny_server_rootfs(),
         Some(v) => {
             let out = dir.join(format!("{v}.ext4"));
             let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("images/defects/build.sh");
@@ -45,74 +31,9 @@ fn disk(dir: &Path, variant: Option<&str>, fsmaker_args: &[&str]) -> PathBuf {
     img
 }
 
-fn sha256(p: &Path) -> String {
-    hex::encode(sha2::Sha256::digest(std::fs::read(p).unwrap()))
-}
-
-struct Outcome {
-    code: i32,
-    out: String,
-    err: String,
-    report: serde_json::Value,
-}
-
-impl Outcome {
-    fn failing(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self.report[0]["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|c| c["status"] == "fail")
-            .map(|c| c["id"].as_str().unwrap().to_string())
-            .collect();
-        ids.dedup();
-        ids
-    }
-
-    fn status(&self, id: &str) -> Vec<String> {
-        self.report[0]["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|c| c["id"] == id)
-            .map(|c| c["status"].as_str().unwrap().to_string())
-            .collect()
-    }
-}
-
-/// Runs imgtest on `image` (one VM test at a time) and checks the image is unchanged.
+/// `imgtest run` with the tiny image's small RAM.
 fn imgtest(dir: &Path, image: &Path, args: &[&str]) -> Outcome {
-    let _vm = lock("vm");
-    let before = sha256(image);
-    let json = dir.join("report.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_imgtest"))
-        .args(["run", "--accel", "tcg", "-m", "256"])
-        .args(args)
-        .arg("--json")
-        .arg(&json)
-        .arg("--artifacts")
-        .arg(dir.join("artifacts"))
-        .arg(image)
-        .env("TMPDIR", dir)
-        .output()
-        .unwrap();
-    assert_eq!(sha256(image), before, "imgtest changed {}", image.display());
-    let o = Outcome {
-        code: out.status.code().unwrap_or(-1),
-        out: String::from_utf8_lossy(&out.stdout).into_owned(),
-        err: String::from_utf8_lossy(&out.stderr).into_owned(),
-        report: std::fs::read_to_string(&json)
-            .ok()
-            .and_then(|s| serde_json::from_str(&s).ok())
-            .unwrap_or_default(),
-    };
-    let leftovers: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("imgtest-"))
-        .collect();
-    assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
-    o
+    common::imgtest_run(dir, image, &[&["-m", "256"], args].concat())
 }
 
 #[test]
@@ -122,7 +43,7 @@ fn clean_tiny_image_passes_with_two_parallel_boots() {
     let junit = d.path().join("junit.xml");
     let o = imgtest(d.path(), &img, &["--junit", junit.to_str().unwrap()]);
     assert_eq!(o.code, 0, "{}\n{}", o.out, o.err);
-    assert!(o.failing().is_empty());
+    assert!(o.ids("fail").is_empty());
     for id in ["hostkeys.unique", "machine-id.unique"] {
         assert_eq!(o.status(id), ["pass"], "{id}\n{}", o.out);
     }
@@ -183,7 +104,7 @@ fn defect(variant: &str, extra: &[&str], expected: &str) {
     args.extend_from_slice(extra);
     let o = imgtest(d.path(), &img, &args);
     assert_eq!(o.code, 1, "{variant}: {}\n{}", o.out, o.err);
-    assert_eq!(o.failing(), [expected], "{variant}: {}", o.out);
+    assert_eq!(o.ids("fail"), [expected], "{variant}: {}", o.out);
 }
 
 #[test]
@@ -232,7 +153,7 @@ fn kernel_that_cannot_find_root_fails_fast_with_the_console_evidence() {
     let t = std::time::Instant::now();
     let o = imgtest(d.path(), &img, &["--boots", "1", "--timeout", "boot=150s"]);
     assert_eq!(o.code, 1, "{}\n{}", o.out, o.err);
-    assert_eq!(o.failing(), ["boot.userspace"], "{}", o.out);
+    assert_eq!(o.ids("fail"), ["boot.userspace"], "{}", o.out);
     let failure = &o.report[0]["facts"]["boots"][0]["console"]["failure"];
     assert!(
         failure["kind"] == "root-not-found" || failure["kind"] == "kernel-panic",

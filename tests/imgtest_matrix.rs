@@ -15,20 +15,6 @@ use std::process::{Command, Output};
 use common::{assets_dir, lock, run_ok};
 use serde_json::Value;
 
-/// The tiny server root filesystem, built once by images/tiny/build.sh (shared with
-/// tests/imgtest_e2e.rs through the same asset name and lock).
-fn server_rootfs() -> PathBuf {
-    let out = assets_dir().join("tiny-server.ext4");
-    let _l = lock("tiny-server");
-    if !out.is_file() {
-        let tmp = assets_dir().join("tiny-server.ext4.tmp");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("images/tiny/build.sh");
-        run_ok(Command::new(script).args(["--mode", "server"]).arg(&tmp));
-        std::fs::rename(&tmp, &out).unwrap();
-    }
-    out
-}
-
 fn debs_dir() -> PathBuf {
     let d = assets_dir().join("kernel-debs");
     std::fs::create_dir_all(&d).unwrap();
@@ -111,12 +97,7 @@ fn imgtest(dir: &Path, cache: &Path, args: &[&str]) -> Run {
         .env("TMPDIR", dir)
         .output()
         .unwrap();
-    let leftovers: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("imgtest-"))
-        .collect();
-    assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+    common::assert_no_temp_left(dir);
     Run {
         code: o.status.code().unwrap_or(-1),
         out: String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -199,7 +180,7 @@ fn suites(junit: &str) -> Vec<String> {
 fn matrix_flags_the_broken_kernel_and_shards_merge_to_the_same_result() {
     let d = tempfile::tempdir().unwrap();
     let cache = d.path().join("cache");
-    let rootfs = server_rootfs();
+    let rootfs = common::tiny_server_rootfs();
     let k54 = kernel_deb(54).display().to_string();
     let broken = broken_deb(56).display().to_string();
     let k55 = "linux-image-6.1.0-55-cloud-amd64";
@@ -351,7 +332,7 @@ fn matrix_flags_the_broken_kernel_and_shards_merge_to_the_same_result() {
 fn bisect_finds_the_first_broken_kernel_in_log2_runs() {
     let d = tempfile::tempdir().unwrap();
     let cache = d.path().join("cache");
-    let rootfs = server_rootfs();
+    let rootfs = common::tiny_server_rootfs();
     let good = kernel_deb(53).display().to_string();
     let c1 = kernel_deb(54).display().to_string();
     let c2 = broken_deb(55).display().to_string();
@@ -414,7 +395,7 @@ fn bad_matrix_input_is_one_line_and_exit_2() {
         r.err,
         "imgtest: root filesystem /nonexistent.ext4 does not exist\n"
     );
-    let rootfs = server_rootfs();
+    let rootfs = common::tiny_server_rootfs();
     let r = imgtest(
         d.path(),
         &cache,

@@ -153,11 +153,29 @@ pub fn make_rootfs(out: &Path, kind: &str, size_mib: u64, extra: &[(&str, &Path)
 /// The tiny marker root filesystem (ext4, `images/tiny/build.sh`), built once and cached
 /// under `target/test-assets`.
 pub fn tiny_rootfs() -> PathBuf {
-    let out = assets_dir().join("tiny-rootfs.ext4");
-    let _l = lock("tiny-rootfs");
+    tiny("marker")
+}
+
+/// The tiny server root filesystem (busybox init, dropbear, firstboot), built once.
+pub fn tiny_server_rootfs() -> PathBuf {
+    tiny("server")
+}
+
+fn tiny(mode: &str) -> PathBuf {
+    let name = if mode == "marker" {
+        "tiny-rootfs"
+    } else {
+        "tiny-server"
+    };
+    let out = assets_dir().join(format!("{name}.ext4"));
+    let _l = lock(name);
     if !out.is_file() {
-        let tmp = assets_dir().join("tiny-rootfs.ext4.tmp");
-        run_ok(Command::new(repo().join("images/tiny/build.sh")).arg(&tmp));
+        let tmp = assets_dir().join(format!("{name}.ext4.tmp"));
+        run_ok(
+            Command::new(repo().join("images/tiny/build.sh"))
+                .args(["--mode", mode])
+                .arg(&tmp),
+        );
         std::fs::rename(&tmp, &out).unwrap();
     }
     out
@@ -294,5 +312,108 @@ impl Drop for Vm {
             let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
             let _ = self.child.wait();
         }
+    }
+}
+
+/// The sha256 of a file, streamed (images are large and sparse).
+pub fn sha256(path: &Path) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    let mut f = File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match std::io::Read::read(&mut f, &mut buf).unwrap() {
+            0 => break hex::encode(h.finalize()),
+            n => h.update(&buf[..n]),
+        }
+    }
+}
+
+/// Fails if an `imgtest-*` temp file or directory was left in `dir`.
+pub fn assert_no_temp_left(dir: &Path) {
+    let leftovers: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("imgtest-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+}
+
+/// What one `imgtest run` with a JSON report said.
+pub struct Outcome {
+    pub code: i32,
+    pub out: String,
+    pub err: String,
+    pub report: serde_json::Value,
+}
+
+impl Outcome {
+    fn checks(&self) -> impl Iterator<Item = &serde_json::Value> {
+        self.report[0]["checks"].as_array().into_iter().flatten()
+    }
+
+    /// The ids of the checks with `status` (pass, fail, skip), once each, in report order.
+    pub fn ids(&self, status: &str) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .checks()
+            .filter(|c| c["status"] == status)
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect();
+        ids.dedup();
+        ids
+    }
+
+    /// Check `id`'s status, once per boot (once for an image-scope check).
+    pub fn status(&self, id: &str) -> Vec<String> {
+        self.field(id, "status")
+    }
+
+    /// Check `id`'s evidence, once per boot (once for an image-scope check).
+    pub fn evidence(&self, id: &str) -> Vec<String> {
+        self.field(id, "evidence")
+    }
+
+    fn field(&self, id: &str, field: &str) -> Vec<String> {
+        self.checks()
+            .filter(|c| c["id"] == id)
+            .map(|c| c[field].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// Standard output and standard error, for assertion messages.
+    pub fn log(&self) -> String {
+        format!("{}\n{}", self.out, self.err)
+    }
+}
+
+/// `imgtest run --accel tcg ARGS IMAGE` with its JSON report, artifacts and temp files in
+/// `dir`, one VM test at a time (the `vm` lock). Asserts that the image file is unchanged
+/// and that no temp file is left behind.
+pub fn imgtest_run(dir: &Path, image: &Path, args: &[&str]) -> Outcome {
+    let _vm = lock("vm");
+    let before = sha256(image);
+    let json = dir.join("report.json");
+    let _ = std::fs::remove_file(&json);
+    let out = Command::new(env!("CARGO_BIN_EXE_imgtest"))
+        .args(["run", "--accel", "tcg"])
+        .args(args)
+        .arg("--json")
+        .arg(&json)
+        .arg("--artifacts")
+        .arg(dir.join("artifacts"))
+        .arg(image)
+        .env("TMPDIR", dir)
+        .output()
+        .unwrap();
+    assert_eq!(sha256(image), before, "imgtest changed {}", image.display());
+    assert_no_temp_left(dir);
+    Outcome {
+        code: out.status.code().unwrap_or(-1),
+        out: String::from_utf8_lossy(&out.stdout).into_owned(),
+        err: String::from_utf8_lossy(&out.stderr).into_owned(),
+        report: std::fs::read_to_string(&json)
+            .ok()
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default(),
     }
 }
