@@ -242,8 +242,25 @@ fn write_or_complain(path: &Option<PathBuf>, text: impl FnOnce() -> String) -> b
     }
 }
 
-fn matrix_code(m: &MatrixReport) -> i32 {
+/// Prints a matrix's table, writes its JSON and JUnit reports and maps its verdict to an
+/// exit code (an unwritable report is an error too).
+fn finish_matrix(
+    m: Result<MatrixReport, impl std::fmt::Display>,
+    json: &Option<PathBuf>,
+    junit: &Option<PathBuf>,
+) -> i32 {
+    let m = match m {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("imgtest: {e}");
+            return exit::ERROR;
+        }
+    };
+    print!("{}", render::table(&m));
+    let written = write_or_complain(json, || render::to_json(&m))
+        & write_or_complain(junit, || render::to_junit(&m));
     match m.verdict() {
+        _ if !written => exit::ERROR,
         MatrixVerdict::Pass => exit::SUCCESS,
         MatrixVerdict::Fail => exit::CHECK_FAILED,
         MatrixVerdict::Error => exit::ERROR,
@@ -281,21 +298,11 @@ fn matrix(args: MatrixArgs) -> i32 {
         decision.accel.name(),
         decision.reason
     );
-    let m = match matrix::run_matrix(&plan, &decision, matrix_progress()) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("imgtest: {e}");
-            return exit::ERROR;
-        }
-    };
-    print!("{}", render::table(&m));
-    let mut code = matrix_code(&m);
-    if !write_or_complain(&args.json, || render::to_json(&m))
-        | !write_or_complain(&args.junit, || render::to_junit(&m))
-    {
-        code = exit::ERROR;
-    }
-    code
+    finish_matrix(
+        matrix::run_matrix(&plan, &decision, matrix_progress()),
+        &args.json,
+        &args.junit,
+    )
 }
 
 fn bisect(args: BisectArgs) -> i32 {
@@ -378,21 +385,7 @@ fn merge(files: &[PathBuf], json: Option<PathBuf>, junit: Option<PathBuf>) -> i3
         }
     }
     let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-    let m = match matrix::merge::merge(parts, &names) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("imgtest: {e}");
-            return exit::ERROR;
-        }
-    };
-    print!("{}", render::table(&m));
-    let mut code = matrix_code(&m);
-    if !write_or_complain(&json, || render::to_json(&m))
-        | !write_or_complain(&junit, || render::to_junit(&m))
-    {
-        code = exit::ERROR;
-    }
-    code
+    finish_matrix(matrix::merge::merge(parts, &names), &json, &junit)
 }
 
 fn doctor() -> i32 {
