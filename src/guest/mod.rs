@@ -16,8 +16,12 @@ pub const PROBE_SCRIPT: &str = include_str!("../../harness/probe.sh");
 
 /// Per-operation network timeout.
 const IO_TIMEOUT: Duration = Duration::from_secs(15);
-/// Pause between login attempts.
+/// Pause between login attempts once the SSH server answers.
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
+/// While no SSH server has answered, a new connection is opened this often.
+const RECONNECT: Duration = Duration::from_millis(250);
+/// How long a newer connection may wait for the banner; the oldest waits [`IO_TIMEOUT`].
+const PROBE_WAIT: Duration = Duration::from_secs(1);
 
 /// Outcome of one connection attempt.
 pub enum Attempt {
@@ -29,26 +33,97 @@ pub enum Attempt {
     NoSsh(String),
 }
 
-/// One connection: handshake, record the host key, try `password` for `user`.
-pub fn attempt(port: u16, user: &str, password: &str) -> Attempt {
-    attempt_within(port, user, password, IO_TIMEOUT)
+/// A connection to the forwarded port whose SSH server has sent its banner (left unread).
+///
+/// Through QEMU's user network a connect to the forwarded port succeeds at once whatever
+/// the guest does. A guest with its network up but no listener resets the connection;
+/// one whose network is not up yet leaves it hanging while QEMU retransmits the SYN
+/// seconds apart, so a single connection would notice a new SSH server seconds late.
+/// Instead a new connection is opened every [`RECONNECT`] and all are polled: a server
+/// that starts listening is reached within [`RECONNECT`]. Newer connections are dropped
+/// after [`PROBE_WAIT`], but the oldest waits up to [`IO_TIMEOUT`], so a server slow to
+/// send its banner still answers on it.
+pub fn connect(
+    port: u16,
+    deadline: Instant,
+    alive: &mut dyn FnMut() -> bool,
+) -> Result<TcpStream, String> {
+    use rustix::event::{PollFd, PollFlags, Timespec};
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut pending: Vec<(Instant, TcpStream)> = Vec::new();
+    let mut last_error = String::from("no SSH banner before the deadline");
+    let mut next_open = Instant::now();
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(last_error);
+        }
+        if !alive() {
+            return Err("QEMU exited".into());
+        }
+        let oldest = pending.first().map(|(t, _)| *t);
+        pending.retain(|(t, _)| {
+            let limit = if Some(*t) == oldest {
+                IO_TIMEOUT
+            } else {
+                PROBE_WAIT
+            };
+            now.duration_since(*t) < limit
+        });
+        if now >= next_open {
+            next_open = now + RECONNECT;
+            // QEMU listens on the port from its start: a refusal means it is gone.
+            match TcpStream::connect_timeout(&addr, IO_TIMEOUT) {
+                Ok(s) => pending.push((now, s)),
+                Err(e) => return Err(format!("connect: {e}")),
+            }
+        }
+        let wait = next_open.min(deadline).saturating_duration_since(now);
+        let timeout = Timespec {
+            tv_sec: wait.as_secs() as _,
+            tv_nsec: wait.subsec_nanos() as _,
+        };
+        let mut fds: Vec<PollFd> = pending
+            .iter()
+            .map(|(_, s)| PollFd::new(s, PollFlags::IN))
+            .collect();
+        if let Err(e) = rustix::event::poll(&mut fds, Some(&timeout)) {
+            return Err(format!("poll: {e}"));
+        }
+        let ready: Vec<bool> = fds.iter().map(|f| !f.revents().is_empty()).collect();
+        drop(fds);
+        for i in (0..pending.len()).rev().filter(|&i| ready[i]) {
+            match pending[i].1.peek(&mut [0u8; 1]) {
+                Ok(0) => last_error = "connection closed before the SSH banner".into(),
+                Ok(_) => return Ok(pending.swap_remove(i).1),
+                Err(e) => last_error = format!("waiting for the SSH banner: {e}"),
+            }
+            pending.remove(i);
+        }
+    }
 }
 
-/// [`attempt`] with a per-operation `timeout`.
-pub fn attempt_within(port: u16, user: &str, password: &str, timeout: Duration) -> Attempt {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let tcp = match TcpStream::connect_timeout(&addr, timeout) {
+/// One login: wait (until `deadline`) for the SSH server, handshake, record the host key,
+/// try `password` for `user`.
+pub fn attempt(
+    port: u16,
+    user: &str,
+    password: &str,
+    deadline: Instant,
+    alive: &mut dyn FnMut() -> bool,
+) -> Attempt {
+    let tcp = match connect(port, deadline, alive) {
         Ok(t) => t,
-        Err(e) => return Attempt::NoSsh(format!("connect: {e}")),
+        Err(e) => return Attempt::NoSsh(e),
     };
-    let _ = tcp.set_read_timeout(Some(timeout));
-    let _ = tcp.set_write_timeout(Some(timeout));
+    let _ = tcp.set_read_timeout(Some(IO_TIMEOUT));
+    let _ = tcp.set_write_timeout(Some(IO_TIMEOUT));
     let mut s = match Session::new() {
         Ok(s) => s,
         Err(e) => return Attempt::NoSsh(e.to_string()),
     };
     s.set_tcp_stream(tcp);
-    s.set_timeout(timeout.as_millis() as u32);
+    s.set_timeout(IO_TIMEOUT.as_millis() as u32);
     if let Err(e) = s.handshake() {
         return Attempt::NoSsh(format!("handshake: {e}"));
     }
@@ -102,7 +177,7 @@ pub fn login(
             };
             return r;
         }
-        match attempt(port, user, password) {
+        match attempt(port, user, password, deadline, alive) {
             Attempt::Accepted(s, fp) => {
                 let t = start.elapsed().as_secs_f64();
                 r.ssh_secs.get_or_insert(t);
@@ -130,7 +205,13 @@ pub fn login(
 
 /// Whether `password` is rejected (Some(true)), accepted (Some(false)); None without SSH.
 pub fn rejects(port: u16, user: &str, password: &str) -> Option<bool> {
-    match attempt(port, user, password) {
+    match attempt(
+        port,
+        user,
+        password,
+        Instant::now() + IO_TIMEOUT,
+        &mut || true,
+    ) {
         Attempt::Accepted(..) => Some(false),
         Attempt::Rejected(..) => Some(true),
         Attempt::NoSsh(_) => None,
@@ -227,6 +308,67 @@ mod tests {
             said == format!("uid={uid}\n") || said == "uid=0\n",
             "{said}"
         );
+    }
+
+    /// A fake forwarded port: every connection is accepted at once (as QEMU does);
+    /// those accepted before `up` hang silently (the guest's network is not up yet),
+    /// later ones get a banner after `delay`.
+    fn fake_port(up: Duration, delay: Duration) -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let start = Instant::now();
+        std::thread::spawn(move || {
+            let mut hung = Vec::new();
+            for conn in listener.incoming() {
+                let mut conn = conn.unwrap();
+                if start.elapsed() < up {
+                    hung.push(conn);
+                    continue;
+                }
+                std::thread::spawn(move || {
+                    std::thread::sleep(delay);
+                    let _ = conn.write_all(b"SSH-2.0-fake\r\n");
+                    std::thread::sleep(Duration::from_secs(30));
+                });
+            }
+        });
+        port
+    }
+
+    #[test]
+    fn a_server_that_comes_up_is_reached_although_earlier_connections_hang() {
+        let port = fake_port(Duration::from_millis(600), Duration::ZERO);
+        let start = Instant::now();
+        let mut stream = connect(port, start + IO_TIMEOUT, &mut || true).unwrap();
+        // The first connection hangs for good: waiting on it alone would take IO_TIMEOUT.
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            start.elapsed()
+        );
+        let mut banner = [0u8; 8];
+        stream.read_exact(&mut banner).unwrap();
+        assert_eq!(&banner, b"SSH-2.0-", "the banner is left unread");
+    }
+
+    #[test]
+    fn a_server_slow_to_send_its_banner_still_answers() {
+        // Slower than PROBE_WAIT on every connection: only the oldest can answer.
+        let port = fake_port(Duration::ZERO, PROBE_WAIT * 2);
+        let start = Instant::now();
+        assert!(connect(port, start + IO_TIMEOUT, &mut || true).is_ok());
+        assert!(start.elapsed() >= PROBE_WAIT * 2);
+    }
+
+    #[test]
+    fn waiting_for_the_banner_stops_at_the_deadline_or_when_the_vm_is_gone() {
+        let port = fake_port(Duration::from_secs(60), Duration::ZERO);
+        let start = Instant::now();
+        let e = connect(port, start + Duration::from_millis(700), &mut || true).unwrap_err();
+        assert!(e.contains("no SSH banner"), "{e}");
+        assert!(start.elapsed() < Duration::from_secs(3));
+        let e = connect(port, start + IO_TIMEOUT, &mut || false).unwrap_err();
+        assert_eq!(e, "QEMU exited");
     }
 
     #[test]

@@ -335,11 +335,12 @@ fn boot_one(
         WaitOutcome::Closed => false,
         // No userspace marker on the console: an SSH server answering also proves userspace.
         WaitOutcome::TimedOut => !matches!(
-            crate::guest::attempt_within(
+            crate::guest::attempt(
                 port,
                 &agent.user,
                 "\u{1}",
-                std::time::Duration::from_secs(3)
+                Instant::now() + std::time::Duration::from_secs(3),
+                &mut || true,
             ),
             crate::guest::Attempt::NoSsh(_)
         ),
@@ -372,36 +373,41 @@ fn boot_one(
             Login::NoSsh { reason } => step(format!("no SSH server: {reason}")),
             Login::NotTried { .. } => {}
         }
-        if facts.ssh_secs.is_some() {
-            let wrong = crate::metadata::random_string(20).map_err(io("random"))?;
-            facts.wrong_password_rejected = crate::guest::rejects(port, &agent.user, &wrong);
-        }
-        if let (Some(session), Agent::CloudInit, true) = (
-            &r.session,
-            agent.agent,
-            plan.selection.includes("firstboot.disabled"),
-        ) {
-            // Not readiness (the login already works): whether cloud-init went on to
-            // finish this instance's modules, for firstboot.disabled.
-            facts.cloud_init_finished_secs = crate::guest::wait_for_path(
-                session,
-                crate::cloudinit::BOOT_FINISHED,
-                start,
-                login_deadline,
-                &mut alive,
-            );
-            match facts.cloud_init_finished_secs {
-                Some(t) => step(format!("cloud-init finished at {t:.1}s")),
-                None => step("cloud-init did not finish before the deadline".into()),
+        let wrong = crate::metadata::random_string(20).map_err(io("random"))?;
+        std::thread::scope(|scope| {
+            // The wrong-password login runs on its own connection while the probe runs.
+            let rejected = facts
+                .ssh_secs
+                .is_some()
+                .then(|| scope.spawn(|| crate::guest::rejects(port, &agent.user, &wrong)));
+            if let (Some(session), Agent::CloudInit, true) = (
+                &r.session,
+                agent.agent,
+                plan.selection.includes("firstboot.disabled"),
+            ) {
+                // Not readiness (the login already works): whether cloud-init went on to
+                // finish this instance's modules, for firstboot.disabled.
+                facts.cloud_init_finished_secs = crate::guest::wait_for_path(
+                    session,
+                    crate::cloudinit::BOOT_FINISHED,
+                    start,
+                    login_deadline,
+                    &mut alive,
+                );
+                match facts.cloud_init_finished_secs {
+                    Some(t) => step(format!("cloud-init finished at {t:.1}s")),
+                    None => step("cloud-init did not finish before the deadline".into()),
+                }
             }
-        }
-        match &r.session {
-            Some(session) => match crate::guest::probe(session) {
-                Ok(p) => facts.probe = Some(p),
-                Err(e) => facts.probe_error = Some(e),
-            },
-            None => facts.probe_error = Some("no login".into()),
-        }
+            match &r.session {
+                Some(session) => match crate::guest::probe(session) {
+                    Ok(p) => facts.probe = Some(p),
+                    Err(e) => facts.probe_error = Some(e),
+                },
+                None => facts.probe_error = Some("no login".into()),
+            }
+            facts.wrong_password_rejected = rejected.and_then(|h| h.join().ok()).flatten();
+        });
         drop(r.session);
         facts.shutdown = power_off(&mut vm, &qmp_path, t, overall);
         if let Shutdown::Clean { secs } = facts.shutdown {
