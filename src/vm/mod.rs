@@ -202,6 +202,9 @@ impl VmSpec {
         }
         push(&mut a, "-netdev", &netdev);
         push(&mut a, "-device", "virtio-net-pci,netdev=n0");
+        // Entropy from the host, as clouds give their servers: first-boot key
+        // generation need not wait for the guest kernel to gather its own.
+        push(&mut a, "-device", "virtio-rng-pci");
         if let Some(sock) = &self.qmp_socket {
             push(
                 &mut a,
@@ -310,6 +313,7 @@ mod tests {
         );
         assert!(!s.contains("hostfwd"));
         assert!(!s.contains("-drive"));
+        assert!(s.contains("-device virtio-rng-pci"), "{s}");
     }
 
     #[test]
