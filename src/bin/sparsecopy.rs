@@ -53,7 +53,7 @@ struct Args {
     /// Block device: it already reads as zeros; leave zero ranges alone.
     #[arg(long, conflicts_with = "discard")]
     assume_zero: bool,
-    /// fsync a file DST at the end (block devices are always flushed).
+    /// fsync a file DST at the end, writing back during the copy (block devices always are).
     #[arg(long)]
     sync: bool,
     /// No progress bar, no summary.

@@ -87,7 +87,7 @@ fn open_dst(plan: &CopyPlan, src: Option<Identity>) -> Result<(Output, bool), Sp
         .map_err(open_err)?;
     let old_len = file.metadata().map_err(open_err)?.len();
     Ok((
-        Output::new(file, Target::File { old_len }),
+        Output::new(file, Target::File { old_len }, plan.sync),
         existing.is_none(),
     ))
 }
@@ -135,6 +135,7 @@ fn open_device(
             dev: Box::new(dev),
             zero,
         },
+        true,
     ))
 }
 
@@ -432,6 +433,7 @@ mod tests {
                 dev: Box::new(dev),
                 zero,
             },
+            true,
         );
         let input = Input::open(plan, true).unwrap();
         let res = run(plan, input, out, &mut |_| {});
