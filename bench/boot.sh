@@ -17,54 +17,16 @@ cleanup() { [ -n "$qpid" ] && kill "$qpid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT INT TERM
 
 cd "$repo"
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh"
 cargo build --release --quiet --bin imgtest --bin fsmaker
 imgtest="$repo/target/release/imgtest"
 fsmaker="$repo/target/release/fsmaker"
 
 echo "building the tiny server image..." >&2
-if "$fsmaker" kernel list | grep -q "^no kernel cached"; then
-  "$fsmaker" kernel fetch "$(images/fetch-assets.sh --role kernel | head -n 1)" >&2
-fi
+default_kernel "$fsmaker"
 images/tiny/build.sh --mode server "$work/rootfs.ext4" >/dev/null
 "$fsmaker" "$work/rootfs.ext4" "$work/tiny.img" >/dev/null
-
-now() { date +%s.%N; }
-calc() { awk "BEGIN { print ($1) }"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# Floor: plain QEMU with its defaults (1 vCPU) and imgtest's RAM, its network restricted
-# like imgtest's, and a metadata answer for every path so firstboot does not wait.
-# FLOOR_EXTRA adds QEMU options: the second floor adds imgtest's entropy device, so the
-# two floors separate what imgtest's VM set-up gains from imgtest's own overhead.
-floor_once() {
-  port=$(free_port)
-  qemu-img create -q -f qcow2 -F raw -b "$work/tiny.img" "$work/floor.qcow2"
-  start=$(now)
-  qemu-system-x86_64 -nodefaults -no-user-config -nographic -serial null -monitor none \
-    -machine pc -accel tcg -m 384 \
-    -drive file="$work/floor.qcow2",format=qcow2,if=none,id=d0,cache=unsafe \
-    -device virtio-blk-pci,drive=d0 \
-    -netdev "user,id=n0,restrict=on,net=169.254.0.0/16,host=169.254.0.2,hostfwd=tcp:127.0.0.1:$port-:22,guestfwd=tcp:169.254.169.254:80-cmd:printf 'HTTP/1.0 200 OK\r\nContent-Length: 13\r\n\r\nbenchpassword'" \
-    -device virtio-net-pci,netdev=n0 ${FLOOR_EXTRA:-} &
-  qpid=$!
-  python3 - "$port" <<'PY'
-import socket, sys, time
-port = int(sys.argv[1]); deadline = time.time() + 600
-while time.time() < deadline:
-    try:
-        s = socket.create_connection(("127.0.0.1", port), timeout=2); s.settimeout(2)
-        if s.recv(64).startswith(b"SSH-"):
-            sys.exit(0)
-    except OSError:
-        pass
-    time.sleep(0.1)
-sys.exit(1)
-PY
-  end=$(now)
-  kill "$qpid"; wait "$qpid" 2>/dev/null || true; qpid=""
-  rm -f "$work/floor.qcow2"
-  calc "$end - $start"
-}
 
 imgtest_once() {
   start=$(now)
@@ -78,8 +40,9 @@ imgtest_once() {
 floor_min="" rng_min="" imgtest_min="" cpu_at_min=""
 i=0
 while [ "$i" -lt "$runs" ]; do
-  f=$(floor_once)
-  g=$(FLOOR_EXTRA="-device virtio-rng-pci" floor_once)
+  f=$(floor_once "$work/tiny.img" 384)
+  # The same with imgtest's entropy device: what imgtest's VM set-up gains, apart.
+  g=$(floor_once "$work/tiny.img" 384 -device virtio-rng-pci)
   set -- $(imgtest_once)
   echo "run $((i + 1)): floor ${f}s, floor+rng ${g}s, imgtest ${1}s (own CPU ${2}s)" >&2
   if [ -z "$floor_min" ] || [ "$(calc "$f < $floor_min")" = 1 ]; then floor_min=$f; fi
