@@ -9,8 +9,8 @@
 //! [`merge`] joins shard reports back into the report of the whole matrix. [`bisect`]
 //! finds the first failing kernel of an ordered list with the same per-kernel test.
 //!
-//! Kernels run `jobs` at a time; cache look-ups and downloads are serialised (one writer
-//! per cache). Each image lives in a temp dir that is gone when the matrix returns. This
+//! Kernels run `jobs` at a time, their images built one ahead by a builder thread; cache
+//! look-ups and downloads are serialised (one writer per cache). Each image lives in a temp dir that is gone when the matrix returns. This
 //! module never prints: progress goes out as [`MatrixEvent`]s.
 
 pub mod bisect;
@@ -19,7 +19,6 @@ pub mod render;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -457,6 +456,27 @@ pub fn test_kernel(
     cache_lock: &Mutex<()>,
     emit: &MatrixEmit,
 ) -> KernelOutcome {
+    match build_kernel(plan, index, work, cache_lock, emit) {
+        Ok(built) => run_kernel(plan, built, accel, emit),
+        Err(outcome) => *outcome,
+    }
+}
+
+/// A kernel's image, built and waiting for its test.
+struct Built {
+    outcome: KernelOutcome,
+    image: PathBuf,
+    version: String,
+}
+
+/// Resolves one kernel and builds its image; a failure is the kernel's final outcome.
+fn build_kernel(
+    plan: &MatrixPlan,
+    index: usize,
+    work: &Path,
+    cache_lock: &Mutex<()>,
+    emit: &MatrixEmit,
+) -> Result<Built, Box<KernelOutcome>> {
     let spec = plan.specs[index].clone();
     let started = Instant::now();
     let send = |label: &str, step| {
@@ -485,7 +505,7 @@ pub fn test_kernel(
         Err(e) => {
             outcome.error = Some(format!("kernel {spec}: {e}"));
             send(&spec, KernelStep::Done(KernelVerdict::Error));
-            return outcome;
+            return Err(Box::new(outcome));
         }
     };
     let version = kernel.meta.version.clone();
@@ -510,8 +530,28 @@ pub fn test_kernel(
     if let Err(e) = built {
         outcome.error = Some(format!("building the image: {e}"));
         send(&version, KernelStep::Done(KernelVerdict::Error));
-        return outcome;
+        return Err(Box::new(outcome));
     }
+    Ok(Built {
+        outcome,
+        image,
+        version,
+    })
+}
+
+/// Tests a built kernel image with the runner, then deletes the image.
+fn run_kernel(
+    plan: &MatrixPlan,
+    built: Built,
+    accel: &AccelDecision,
+    emit: &MatrixEmit,
+) -> KernelOutcome {
+    let Built {
+        mut outcome,
+        image,
+        version,
+    } = built;
+    let index = outcome.index;
     let mut run_plan = plan.run.clone();
     run_plan.images = vec![image.clone()];
     run_plan.smp = plan.vcpus_for(accel.accel);
@@ -538,7 +578,11 @@ pub fn test_kernel(
         Err(e) => outcome.error = Some(format!("running the image: {e}")),
     }
     let _ = std::fs::remove_file(&image);
-    send(&version, KernelStep::Done(outcome.verdict));
+    emit(MatrixEvent {
+        index,
+        label: version,
+        step: KernelStep::Done(outcome.verdict),
+    });
     outcome
 }
 
@@ -559,19 +603,40 @@ pub fn run_matrix(
     let started = Instant::now();
     let work = work_dir()?;
     let selected = plan.selected();
-    let next = AtomicUsize::new(0);
     let cache_lock = Mutex::new(());
     let results = Mutex::new(Vec::new());
+    // One builder runs ahead of the `jobs` testers, so a tester that finishes a kernel
+    // finds the next image built instead of building it while its CPU share sits idle.
+    let (to_test, built) = std::sync::mpsc::sync_channel::<Built>(1);
+    let built = Mutex::new(built);
     std::thread::scope(|s| {
+        let (results, cache_lock, emit, work, selected) =
+            (&results, &cache_lock, &emit, &work, &selected);
+        s.spawn(move || {
+            for &index in selected {
+                if crate::vm::process::interrupted() {
+                    break;
+                }
+                match build_kernel(plan, index, work.path(), cache_lock, emit) {
+                    Ok(b) => {
+                        if to_test.send(b).is_err() {
+                            break;
+                        }
+                    }
+                    Err(o) => results.lock().unwrap_or_else(|p| p.into_inner()).push(*o),
+                }
+            }
+        });
         for _ in 0..plan.jobs.min(selected.len()) {
             s.spawn(|| {
                 loop {
+                    let next = built.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    let Ok(b) = next else { break };
                     if crate::vm::process::interrupted() {
-                        break;
+                        let _ = std::fs::remove_file(&b.image);
+                        continue;
                     }
-                    let n = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(&index) = selected.get(n) else { break };
-                    let o = test_kernel(plan, index, accel, work.path(), &cache_lock, &emit);
+                    let o = run_kernel(plan, b, accel, emit);
                     results.lock().unwrap_or_else(|p| p.into_inner()).push(o);
                 }
             });
