@@ -193,6 +193,7 @@ pub(super) fn run(
         _ => u64::MAX,
     };
     let total = input.len.map(|l| l.min(max));
+    out.preallocate = matches!(out.target, Target::File { .. }) && input.whole_runs();
     let record_crcs = plan.verify && plan.src == Source::Stdin;
     let mut crcs = Vec::new();
     let mut done = 0u64;

@@ -329,6 +329,12 @@ impl Input {
         })
     }
 
+    /// Whether data comes in whole runs of a mapped file (cut only at 1 MiB chunks),
+    /// rather than as a stream's reads.
+    pub fn whole_runs(&self) -> bool {
+        matches!(self.kind, Kind::Scanned(_))
+    }
+
     /// The next piece of SRC, or `None` at its end.
     pub fn next_piece(&mut self) -> Result<Option<Piece<'_>>, SparseError> {
         match &mut self.kind {
