@@ -6,7 +6,8 @@
 #   --mode marker|server  marker (default): busybox and an /sbin/init that prints
 #                         IMGTEST-TINY-BOOTED, kernel=, root=, root_uuid=, cmdline= on the
 #                         serial console and powers off.
-#                         server: busybox init, DHCP, syslogd, acpid, dropbear on port 22,
+#                         server: busybox init, DHCP, syslogd, acpid (the power button runs the
+#                         clean stop, then powers off), dropbear on port 22,
 #                         a getty on ttyS0 and firstboot; root locked, no host keys, empty logs,
 #                         empty /etc/machine-id.
 #   --format ext4|cpio    ext4 (default): a filesystem image with no kernel and no boot sector.
@@ -162,7 +163,7 @@ fi
 if [ -n "$modules_from" ]; then
   for kdir in "$modules_from"/lib/modules/*; do
     kver=${kdir##*/}
-    todo="virtio_pci virtio_net button evdev af_packet"
+    todo="virtio_pci virtio_net virtio_rng button evdev af_packet"
     seen=" "
     while :; do
       # shellcheck disable=SC2086 # a word list

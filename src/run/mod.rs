@@ -376,10 +376,12 @@ fn boot_one(
         let wrong = crate::metadata::random_string(20).map_err(io("random"))?;
         std::thread::scope(|scope| {
             // The wrong-password login runs on its own connection while the probe runs.
-            let rejected = facts
-                .ssh_secs
-                .is_some()
-                .then(|| scope.spawn(|| crate::guest::rejects(port, &agent.user, &wrong)));
+            let rejected = facts.ssh_secs.is_some().then(|| {
+                scope.spawn(|| {
+                    let rejected = crate::guest::rejects(port, &agent.user, &wrong);
+                    (rejected, start.elapsed().as_secs_f64())
+                })
+            });
             if let (Some(session), Agent::CloudInit, true) = (
                 &r.session,
                 agent.agent,
@@ -400,13 +402,22 @@ fn boot_one(
                 }
             }
             match &r.session {
-                Some(session) => match crate::guest::probe(session) {
-                    Ok(p) => facts.probe = Some(p),
-                    Err(e) => facts.probe_error = Some(e),
-                },
+                Some(session) => {
+                    match crate::guest::probe(session) {
+                        Ok(p) => facts.probe = Some(p),
+                        Err(e) => facts.probe_error = Some(e),
+                    }
+                    step(format!(
+                        "probe done at {:.1}s",
+                        start.elapsed().as_secs_f64()
+                    ));
+                }
                 None => facts.probe_error = Some("no login".into()),
             }
-            facts.wrong_password_rejected = rejected.and_then(|h| h.join().ok()).flatten();
+            if let Some(Ok((rejected, at))) = rejected.map(|h| h.join()) {
+                facts.wrong_password_rejected = rejected;
+                step(format!("wrong-password login tried at {at:.1}s"));
+            }
         });
         drop(r.session);
         facts.shutdown = power_off(&mut vm, &qmp_path, t, overall);
