@@ -1,8 +1,6 @@
 //! Unit tests of the matrix's pure parts: spec order and shard slicing, job sizing,
 //! merging shard reports, the table/JUnit views (insta) and bisection over fake oracles.
 
-use std::time::Duration;
-
 use super::bisect::{bisect, max_steps};
 use super::merge::{MergeError, merge};
 use super::*;
@@ -10,7 +8,6 @@ use crate::checks::facts::{Facts, Offline};
 use crate::checks::{CheckResult, Severity, Status};
 use crate::metadata::Fault;
 use crate::report::Verdict;
-use crate::run::plan::Timeouts;
 
 fn check(id: &str, boot: Option<usize>, status: Status, evidence: &str) -> CheckResult {
     CheckResult {
@@ -23,32 +20,15 @@ fn check(id: &str, boot: Option<usize>, status: Status, evidence: &str) -> Check
 }
 
 fn report(version: &str, checks: Vec<CheckResult>) -> Report {
-    Report {
-        image: version.into(),
-        format: "raw".into(),
-        accel: AccelDecision {
-            accel: Accel::Tcg,
-            reason: "requested with --accel tcg".into(),
+    let facts = Facts {
+        offline: Offline::Unreadable {
+            reason: "not read in this test".into(),
         },
-        timeouts: Timeouts {
-            boot: Duration::from_secs(240),
-            login: Duration::from_secs(240),
-            shutdown: Duration::from_secs(120),
-            overall: Duration::from_secs(1200),
-        },
-        verdict: crate::report::verdict(&checks),
-        checks,
-        facts: Facts {
-            offline: Offline::Unreadable {
-                reason: "not read in this test".into(),
-            },
-            boots: Vec::new(),
-            fault: Fault::None,
-            agent: None,
-        },
-        duration_secs: 42.0,
-        artifacts: None,
-    }
+        boots: Vec::new(),
+        fault: Fault::None,
+        agent: None,
+    };
+    crate::report::tests::tcg_report(version, checks, facts, 42.0, None)
 }
 
 fn meta(version: &str) -> KernelMeta {

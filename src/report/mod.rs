@@ -168,4 +168,4 @@ pub fn junit_suite(name: String, r: &Report) -> TestSuite {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

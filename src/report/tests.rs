@@ -53,8 +53,25 @@ fn sample() -> Report {
         agent: None,
     };
     let checks = evaluate(&facts, &Selection::default());
+    tcg_report(
+        "tiny.img",
+        checks,
+        facts,
+        31.5,
+        Some("out/artifacts".into()),
+    )
+}
+
+/// A report of a raw `image` judged under TCG with the default timeouts.
+pub(crate) fn tcg_report(
+    image: &str,
+    checks: Vec<CheckResult>,
+    facts: Facts,
+    duration_secs: f64,
+    artifacts: Option<String>,
+) -> Report {
     Report {
-        image: "tiny.img".into(),
+        image: image.into(),
         format: "raw".into(),
         accel: AccelDecision {
             accel: Accel::Tcg,
@@ -69,8 +86,8 @@ fn sample() -> Report {
         verdict: verdict(&checks),
         checks,
         facts,
-        duration_secs: 31.5,
-        artifacts: Some("out/artifacts".into()),
+        duration_secs,
+        artifacts,
     }
 }
 
