@@ -28,7 +28,7 @@ fn boots_to_marker(disk: &Path, bus: Bus, version: &str, uuid: &str) -> String {
         Bus::Virtio => "/dev/vda1",
         Bus::Ide => "/dev/sda1",
     };
-    let console = vm.expect_all(&[MARKER, "fsmaker-initrd: root UUID="], BOOT);
+    let console = vm.expect_all(&[MARKER, MARKER_LAST, "fsmaker-initrd: root UUID="], BOOT);
     // The marker init's console lines come after the marker; the console may carry CRs.
     let after = &console[console.find(MARKER).unwrap()..];
     let lines: Vec<&str> = after.lines().map(str::trim).collect();

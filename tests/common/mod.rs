@@ -19,6 +19,10 @@ use rustix::fs::{FlockOperation, flock};
 /// serial console; `kernel=`, `root=`, `root_uuid=` and `cmdline=` lines follow.
 pub const MARKER: &str = "IMGTEST-TINY-BOOTED";
 
+/// The start of the marker's last line: once it is on the console, every line before it
+/// is complete (the serial console delivers lines in pieces).
+pub const MARKER_LAST: &str = "\ncmdline=";
+
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
