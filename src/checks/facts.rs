@@ -185,7 +185,8 @@ pub struct BootFacts {
     pub host_key_sha256: Option<String>,
     /// Login with the metadata password.
     pub login: Login,
-    /// Whether a wrong password was rejected (None: not tried).
+    /// Whether a wrong password was rejected (None: not tried on this boot; it is tried
+    /// once per run, on the first boot whose SSH server answered).
     pub wrong_password_rejected: Option<bool>,
     /// The probe's report, if it ran.
     pub probe: Option<ProbeFacts>,

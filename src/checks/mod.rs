@@ -94,9 +94,9 @@ pub const CATALOGUE: &[CheckDef] = &[
     ),
     def(
         "ssh.wrong-password",
-        "a wrong password is rejected",
+        "a wrong password is rejected (tried on the first boot whose SSH server answers)",
         Severity::Error,
-        Scope::Boot,
+        Scope::Boots,
     ),
     def(
         "hostkeys.absent",
@@ -433,14 +433,6 @@ fn boot_check(id: &str, b: &BootFacts, facts: &Facts) -> Verdict {
             )),
             Login::NotTried { reason } => skip(reason.clone()),
         },
-        "ssh.wrong-password" => match b.wrong_password_rejected {
-            Some(true) => pass("rejected"),
-            Some(false) => fail("a random password was accepted for the login user"),
-            None => skip(match &b.login {
-                Login::Worked { .. } => "not tried".to_string(),
-                l => format!("cannot tell: {}", login_text(l)),
-            }),
-        },
         "hostkeys.regenerated" => match (&b.host_key_sha256, &b.probe, &facts.offline) {
             (None, _, _) => skip("no SSH handshake"),
             (Some(_), Some(p), _) if p.host_keys.iter().any(|k| k.sha256.is_empty()) => skip(
@@ -554,6 +546,22 @@ fn boots_check(id: &str, facts: &Facts) -> Verdict {
             match duplicate(&ids) {
                 Some((a, b, m)) => fail(format!("boots {a} and {b} share machine-id {m:?}")),
                 None => pass(format!("{} different machine-ids", ids.len())),
+            }
+        }
+        "ssh.wrong-password" => {
+            // An acceptance anywhere outweighs a rejection elsewhere.
+            let tried = facts
+                .boots
+                .iter()
+                .filter_map(|b| b.wrong_password_rejected.map(|r| (b.index, r)))
+                .min_by_key(|&(_, rejected)| rejected);
+            match (tried, facts.boots.first()) {
+                (Some((i, true)), _) => pass(format!("rejected on boot {i}")),
+                (Some((i, false)), _) => fail(format!(
+                    "a random password was accepted for the login user on boot {i}"
+                )),
+                (None, None) => skip("no boot was run"),
+                (None, Some(b)) => skip(format!("cannot tell: {}", login_text(&b.login))),
             }
         }
         other => unreachable!("no multi-boot check {other}"),

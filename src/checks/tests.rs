@@ -31,7 +31,8 @@ fn boot(i: usize) -> BootFacts {
         ssh_secs: Some(6.0),
         host_key_sha256: Some(format!("{i}{}", "ab".repeat(31))),
         login: Login::Worked { after_secs: 8.0 },
-        wrong_password_rejected: Some(true),
+        // Tried once per run, on the first boot whose SSH server answered.
+        wrong_password_rejected: (i == 0).then_some(true),
         probe: Some(ProbeFacts {
             kernel: "6.1".into(),
             machine_id: format!("id{i}"),
@@ -249,6 +250,33 @@ fn fail_safe_under_a_metadata_fault() {
     // A login that works although the metadata never answered fails it.
     f.boots[0].login = Login::Worked { after_secs: 3.0 };
     assert_eq!(failing(&f), ["firstboot.fail-safe"]);
+}
+
+#[test]
+fn wrong_password_is_judged_once_per_run_on_the_boot_that_tried_it() {
+    let mut f = clean();
+    let count = |f: &Facts| {
+        evaluate(f, &Selection::default())
+            .iter()
+            .filter(|r| r.id == "ssh.wrong-password")
+            .count()
+    };
+    assert_eq!(count(&f), 1);
+    assert_eq!(evidence(&f, "ssh.wrong-password"), "rejected on boot 0");
+    // Whichever boot tried it: an acceptance is a failure.
+    f.boots[0].wrong_password_rejected = None;
+    f.boots[1].wrong_password_rejected = Some(false);
+    assert_eq!(failing(&f), ["ssh.wrong-password"]);
+    assert!(evidence(&f, "ssh.wrong-password").ends_with("on boot 1"));
+    // No boot tried it: not judged, with the first boot's login as the reason.
+    f.boots[1].wrong_password_rejected = None;
+    f.boots[0].login = Login::NoSsh {
+        reason: "connection reset".into(),
+    };
+    let r = evaluate(&f, &Selection::default());
+    let w = r.iter().find(|r| r.id == "ssh.wrong-password").unwrap();
+    assert_eq!(w.status, Status::Skip);
+    assert!(w.evidence.contains("connection reset"), "{w:?}");
 }
 
 #[test]

@@ -9,6 +9,7 @@
 pub mod plan;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crate::checks::facts::{Agent, AgentFacts, BootFacts, Facts, Login, Offline, Shutdown};
@@ -111,16 +112,22 @@ pub fn run_image(
     let overall = started + timeouts.overall;
     let server = MetadataServer::start(plan.fault).map_err(io("metadata server"))?;
     let boots: Vec<BootFacts> = if plan.selection.needs_boot() {
+        let shared = Shared {
+            plan,
+            accel,
+            agent: &agent,
+            t: &timeouts,
+            overall,
+            info: &info,
+            server: &server,
+            tmp: tmp.path(),
+            wrong_password_claimed: AtomicBool::new(false),
+        };
         std::thread::scope(|s| {
             let handles: Vec<_> = (0..plan.boots)
                 .map(|i| {
-                    let (info, server, tmp, emit) = (&info, &server, tmp.path(), emit.clone());
-                    let agent = &agent;
-                    s.spawn(move || {
-                        boot_one(
-                            plan, accel, agent, &timeouts, overall, info, server, tmp, i, emit,
-                        )
-                    })
+                    let (shared, emit) = (&shared, emit.clone());
+                    s.spawn(move || boot_one(shared, i, emit))
                 })
                 .collect();
             handles
@@ -256,19 +263,34 @@ fn free_port() -> Result<u16, RunError> {
     Ok(l.local_addr().map_err(io("port"))?.port())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn boot_one(
-    plan: &RunPlan,
-    accel: &AccelDecision,
-    agent: &AgentFacts,
-    t: &Timeouts,
+/// What the boots of one image share.
+struct Shared<'a> {
+    plan: &'a RunPlan,
+    accel: &'a AccelDecision,
+    agent: &'a AgentFacts,
+    t: &'a Timeouts,
     overall: Instant,
-    info: &ImageInfo,
-    server: &MetadataServer,
-    tmp: &Path,
-    i: usize,
-    emit: Emit,
-) -> Result<BootFacts, RunError> {
+    info: &'a ImageInfo,
+    server: &'a MetadataServer,
+    tmp: &'a Path,
+    /// Set by the first boot whose SSH server answers: that boot alone tries a wrong
+    /// password (the image's authentication is the same on every boot, and the guest's
+    /// failure delay would otherwise hold up every boot's verdict).
+    wrong_password_claimed: AtomicBool,
+}
+
+fn boot_one(shared: &Shared, i: usize, emit: Emit) -> Result<BootFacts, RunError> {
+    let Shared {
+        plan,
+        accel,
+        agent,
+        t,
+        overall,
+        info,
+        server,
+        tmp,
+        ..
+    } = *shared;
     let step = |s: String| emit(Event::Boot { boot: i, step: s });
     let console_emit = emit.clone();
     let secrets = BootSecrets::generate(i).map_err(io("random"))?;
@@ -376,7 +398,9 @@ fn boot_one(
         let wrong = crate::metadata::random_string(20).map_err(io("random"))?;
         std::thread::scope(|scope| {
             // The wrong-password login runs on its own connection while the probe runs.
-            let rejected = facts.ssh_secs.is_some().then(|| {
+            let claim = facts.ssh_secs.is_some()
+                && !shared.wrong_password_claimed.swap(true, Ordering::SeqCst);
+            let rejected = claim.then(|| {
                 scope.spawn(|| {
                     let rejected = crate::guest::rejects(port, &agent.user, &wrong);
                     (rejected, start.elapsed().as_secs_f64())
