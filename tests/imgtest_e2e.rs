@@ -49,6 +49,11 @@ fn clean_tiny_image_passes_with_two_parallel_boots() {
     }
     assert_eq!(o.status("metadata.password"), ["pass", "pass"]);
     assert_eq!(o.status("firstboot.disabled"), ["pass", "pass"]);
+    // One boot tried a wrong password and was stopped at once; the other powered off.
+    assert_eq!(o.status("ssh.wrong-password"), ["pass"], "{}", o.out);
+    let mut shutdown = o.status("shutdown.clean");
+    shutdown.sort();
+    assert_eq!(shutdown, ["pass", "skip"], "{}", o.out);
     // Each boot fetched its own password; the logs never carry it.
     let art = d.path().join("artifacts");
     let requests = std::fs::read_to_string(art.join("metadata-requests.jsonl")).unwrap();
