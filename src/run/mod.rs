@@ -9,7 +9,7 @@
 pub mod plan;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use crate::checks::facts::{Agent, AgentFacts, BootFacts, Facts, Login, Offline, Shutdown};
@@ -122,6 +122,7 @@ pub fn run_image(
             server: &server,
             tmp: tmp.path(),
             wrong_password_claimed: AtomicBool::new(false),
+            powered_off_by: AtomicUsize::new(usize::MAX),
         };
         std::thread::scope(|s| {
             let handles: Vec<_> = (0..plan.boots)
@@ -277,6 +278,10 @@ struct Shared<'a> {
     /// password (the image's authentication is the same on every boot, and the guest's
     /// failure delay would otherwise hold up every boot's verdict).
     wrong_password_claimed: AtomicBool,
+    /// The boot that powers its guest off with the ACPI button (usize::MAX: none yet):
+    /// the first to finish its other checks. The others are stopped at once, so the
+    /// guest's shutdown time is spent while later boots still work, not after them.
+    powered_off_by: AtomicUsize,
 }
 
 fn boot_one(shared: &Shared, i: usize, emit: Emit) -> Result<BootFacts, RunError> {
@@ -448,16 +453,21 @@ fn boot_one(shared: &Shared, i: usize, emit: Emit) -> Result<BootFacts, RunError
             Shutdown::NotDone {
                 reason: "not selected".into(),
             }
-        } else if claim && plan.boots > 1 {
-            // The power-off would wait for the wrong password's failure delay: judged on
-            // the other boots instead, so this one does not hold up the verdict.
-            Shutdown::NotDone {
-                reason: "stopped at once: this boot tried the wrong password; the power-off \
-                         is judged on the other boots"
-                    .into(),
-            }
         } else {
-            power_off(&mut vm, &qmp_path, t, overall)
+            match shared.powered_off_by.compare_exchange(
+                usize::MAX,
+                i,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => power_off(&mut vm, &qmp_path, t, overall),
+                Err(first) => Shutdown::NotDone {
+                    reason: format!(
+                        "stopped at once: the power-off is judged on boot {first}, the first \
+                         to finish its other checks"
+                    ),
+                },
+            }
         };
         if let Shutdown::Clean { secs } = facts.shutdown {
             step(format!("powered off {secs:.1}s after system_powerdown"));
