@@ -10,8 +10,9 @@
 //! finds the first failing kernel of an ordered list with the same per-kernel test.
 //!
 //! Kernels run `jobs` at a time, their images built one ahead by a builder thread; cache
-//! look-ups and downloads are serialised (one writer per cache). Each image lives in a temp dir that is gone when the matrix returns. This
-//! module never prints: progress goes out as [`MatrixEvent`]s.
+//! look-ups and downloads are serialised (one writer per cache). Each image lives in a
+//! temp dir that is gone when the matrix returns. This module never prints: progress
+//! goes out as [`MatrixEvent`]s.
 
 pub mod bisect;
 pub mod merge;

@@ -400,14 +400,17 @@ fn boot_one(shared: &Shared, i: usize, emit: Emit) -> Result<BootFacts, RunError
             Login::NoSsh { reason } => step(format!("no SSH server: {reason}")),
             Login::NotTried { .. } => {}
         }
-        let wrong = crate::metadata::random_string(20).map_err(io("random"))?;
         let claim =
             facts.ssh_secs.is_some() && !shared.wrong_password_claimed.swap(true, Ordering::SeqCst);
+        let wrong = claim
+            .then(|| crate::metadata::random_string(20))
+            .transpose()
+            .map_err(io("random"))?;
         std::thread::scope(|scope| {
             // The wrong-password login runs on its own connection while the probe runs.
-            let rejected = claim.then(|| {
-                scope.spawn(|| {
-                    let rejected = crate::guest::rejects(port, &agent.user, &wrong);
+            let rejected = wrong.as_deref().map(|wrong| {
+                scope.spawn(move || {
+                    let rejected = crate::guest::rejects(port, &agent.user, wrong);
                     (rejected, start.elapsed().as_secs_f64())
                 })
             });

@@ -52,7 +52,8 @@ pub struct Output {
     /// Whether a sync follows the copy (a device, or `--sync`): then writeback starts
     /// during the copy. Without one it would only cost the copy time.
     early_writeback: bool,
-    /// Bytes written since writeback was last asked for, and the range they span.
+    /// With early writeback: bytes written since writeback was last asked for, and the
+    /// range they span.
     unflushed: u64,
     unflushed_range: Option<Range<u64>>,
     /// The writeback helper, started with the first [`WRITEBACK_EVERY`] bytes.
@@ -96,14 +97,16 @@ impl Output {
             .write_all_at(data, offset)
             .map_err(|e| write_error(offset, self.bytes_written, e))?;
         self.bytes_written += data.len() as u64;
-        let end = offset + data.len() as u64;
-        self.unflushed += data.len() as u64;
-        self.unflushed_range = Some(match self.unflushed_range.take() {
-            Some(r) => r.start.min(offset)..r.end.max(end),
-            None => offset..end,
-        });
-        if self.early_writeback && self.unflushed >= WRITEBACK_EVERY {
-            self.start_writeback();
+        if self.early_writeback {
+            let end = offset + data.len() as u64;
+            self.unflushed += data.len() as u64;
+            self.unflushed_range = Some(match self.unflushed_range.take() {
+                Some(r) => r.start.min(offset)..r.end.max(end),
+                None => offset..end,
+            });
+            if self.unflushed >= WRITEBACK_EVERY {
+                self.start_writeback();
+            }
         }
         Ok(())
     }
@@ -179,13 +182,14 @@ impl Output {
         }
         Ok(())
     }
-    /// Have DST's dirty pages written to the disk while the copy goes on, so that
-    /// the final sync finds little left to write. `sync_file_range` builds the writes in the calling thread, so
-    /// a helper thread calls it, on the CPU the copy leaves idle; a request while it
-    /// is busy waits to be folded into the next one. Each call covers only what was
-    /// written since the last, so the helper never holds the copy's end up for long.
-    /// The helper ends when DST is dropped.
-    /// Advisory: errors show up, if at all, in that sync.
+
+    /// Have DST's dirty pages written to the disk while the copy goes on, so that the
+    /// final sync finds little left to write. `sync_file_range` builds the writes in the
+    /// calling thread, so a helper thread calls it, on the CPU the copy leaves idle; a
+    /// request while it is busy waits to be folded into the next one. Each call covers
+    /// only what was written since the last, so the helper never holds the copy's end up
+    /// for long. The helper ends when DST is dropped. Advisory: errors show up, if at
+    /// all, in that sync.
     fn start_writeback(&mut self) {
         use std::os::fd::AsRawFd;
         if self.writeback.is_none() {
