@@ -11,10 +11,11 @@ mod metadata;
 #[path = "support/tiny.rs"]
 mod tiny;
 
+use common::Vm;
 use metadata::{Metadata, PASSWORD};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use tiny::{build_tiny, repo, script};
 
@@ -68,91 +69,6 @@ impl Kernel {
     }
 }
 
-/// One QEMU guest with its serial console in a file; killed on drop. Holds the suite's VM
-/// lock: one guest at a time on this small machine.
-struct Guest {
-    child: Child,
-    _vm: common::Lock,
-    console: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Guest {
-    fn start(args: &[&str]) -> Guest {
-        let vm = common::lock("vm");
-        let dir = tempfile::tempdir().unwrap();
-        let console = dir.path().join("console.log");
-        let child = Command::new("qemu-system-x86_64")
-            .args(["-accel", "tcg", "-m", "256", "-smp", "1", "-no-reboot"])
-            .args(["-display", "none", "-monitor", "none"])
-            .arg("-serial")
-            .arg(format!("file:{}", console.display()))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("qemu.err")).unwrap())
-            .spawn()
-            .expect("qemu-system-x86_64 (run scripts/deps.sh)");
-        Guest {
-            child,
-            _vm: vm,
-            console,
-            _dir: dir,
-        }
-    }
-
-    fn console(&self) -> String {
-        // The serial line ends lines with CR LF.
-        String::from_utf8_lossy(&std::fs::read(&self.console).unwrap_or_default())
-            .replace("\r\n", "\n")
-    }
-
-    /// Wait until every line of `want` is on the console; fail with the console tail on the
-    /// deadline or when QEMU exits first.
-    fn expect(&mut self, want: &[&str], deadline: Duration) -> String {
-        let end = Instant::now() + deadline;
-        loop {
-            // Whether QEMU had exited is read before the console, so no late line is missed.
-            let exited = self.child.try_wait().unwrap();
-            let text = self.console();
-            if want.iter().all(|w| text.contains(w)) {
-                return text;
-            }
-            if exited.is_some() || Instant::now() > end {
-                let tail: Vec<&str> = text.lines().rev().take(30).collect();
-                panic!(
-                    "waiting for {want:?}: {}; console tail:\n{}",
-                    exited.map_or("deadline passed".to_string(), |s| format!(
-                        "QEMU exited ({s})"
-                    )),
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                );
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    /// The guest powers itself off: QEMU exits cleanly within the deadline.
-    fn expect_poweroff(&mut self, deadline: Duration) {
-        let end = Instant::now() + deadline;
-        while Instant::now() < end {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "QEMU: {status}");
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        panic!("the guest did not power off:\n{}", self.console());
-    }
-}
-
-impl Drop for Guest {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 const BOOT: Duration = Duration::from_secs(240);
 
 fn marker_lines(kernel: &Kernel) -> [String; 3] {
@@ -169,19 +85,24 @@ fn marker_boots_from_ram_and_powers_off() {
     let dir = tempfile::tempdir().unwrap();
     let initrd = dir.path().join("tiny.cpio.gz");
     build_tiny(&["--format", "cpio"], &initrd);
-    let mut g = Guest::start(&[
-        "-nic",
-        "none",
-        "-kernel",
-        kernel.vmlinuz().to_str().unwrap(),
-        "-initrd",
-        initrd.to_str().unwrap(),
-        "-append",
-        "console=ttyS0 panic=-1",
-    ]);
+    let mut g = Vm::start(
+        256,
+        &[
+            "-nic",
+            "none",
+            "-kernel",
+            kernel.vmlinuz().to_str().unwrap(),
+            "-initrd",
+            initrd.to_str().unwrap(),
+            "-append",
+            "console=ttyS0 panic=-1",
+        ],
+    );
     let want = marker_lines(&kernel);
-    let text = g.expect(&want.iter().map(String::as_str).collect::<Vec<_>>(), BOOT);
-    assert!(text.contains("cmdline=console=ttyS0 panic=-1\n"), "{text}");
+    let mut want: Vec<&str> = want.iter().map(String::as_str).collect();
+    // The marker's last line: waited for, never read before it has arrived.
+    want.push("cmdline=console=ttyS0 panic=-1\n");
+    g.expect_all(&want, BOOT);
     g.expect_poweroff(Duration::from_secs(60));
 }
 
@@ -215,20 +136,23 @@ fn iso_boots_from_cd_before_the_disk() {
         .unwrap()
         .set_len(64 << 20)
         .unwrap();
-    let mut g = Guest::start(&[
-        "-nic",
-        "none",
-        "-cdrom",
-        iso.to_str().unwrap(),
-        "-drive",
-        &format!("file={},if=virtio,format=raw", disk.display()),
-        "-boot",
-        "order=dc",
-    ]);
+    let mut g = Vm::start(
+        256,
+        &[
+            "-nic",
+            "none",
+            "-cdrom",
+            iso.to_str().unwrap(),
+            "-drive",
+            &format!("file={},if=virtio,format=raw", disk.display()),
+            "-boot",
+            "order=dc",
+        ],
+    );
     let want = marker_lines(&kernel);
     let mut want: Vec<&str> = want.iter().map(String::as_str).collect();
     want.push("cmdline=BOOT_IMAGE=/boot/vmlinuz console=tty0 console=ttyS0,115200 panic=-1\n");
-    g.expect(&want, BOOT);
+    g.expect_all(&want, BOOT);
     g.expect_poweroff(Duration::from_secs(60));
 }
 
@@ -298,19 +222,22 @@ fn server_takes_its_password_from_metadata_and_lets_root_in() {
          guestfwd=tcp:169.254.169.254:80-cmd:busybox nc 127.0.0.1 {}",
         md.port
     );
-    let mut g = Guest::start(&[
-        "-kernel",
-        kernel.vmlinuz().to_str().unwrap(),
-        "-initrd",
-        initrd.to_str().unwrap(),
-        "-append",
-        "console=ttyS0 panic=-1",
-        "-netdev",
-        &netdev,
-        "-device",
-        "virtio-net-pci,netdev=n0",
-    ]);
-    let text = g.expect(
+    let mut g = Vm::start(
+        256,
+        &[
+            "-kernel",
+            kernel.vmlinuz().to_str().unwrap(),
+            "-initrd",
+            initrd.to_str().unwrap(),
+            "-append",
+            "console=ttyS0 panic=-1",
+            "-netdev",
+            &netdev,
+            "-device",
+            "virtio-net-pci,netdev=n0",
+        ],
+    );
+    let text = g.expect_all(
         &[
             "IMGTEST-TINY-BOOTED",
             "udhcpc: eth0 169.254.",

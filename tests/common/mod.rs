@@ -198,8 +198,8 @@ pub enum Bus {
     Ide,
 }
 
-/// A QEMU guest booted from one disk, its serial console going to a log file; the
-/// whole process group is killed on drop.
+/// A QEMU guest under TCG, its serial console going to a log file; the whole process
+/// group is killed on drop.
 pub struct Vm {
     child: Child,
     pub log: PathBuf,
@@ -208,38 +208,36 @@ pub struct Vm {
 }
 
 impl Vm {
-    /// Boots `disk` (raw) under TCG with `mem_mib` of RAM. The disk is opened read-only
-    /// through a snapshot, so the image under test is never modified.
+    /// Boots `disk` (raw) under TCG with `mem_mib` of RAM and no network. The disk is
+    /// opened read-only through a snapshot, so the image under test is never modified.
     pub fn boot(disk: &Path, bus: Bus, mem_mib: u32) -> Vm {
-        let lock = lock("vm");
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("console.log");
         let iface = match bus {
             Bus::Virtio => "virtio",
             Bus::Ide => "ide",
         };
+        let drive = format!("file={},format=raw,if={iface}", disk.display());
+        Vm::start(mem_mib, &["-snapshot", "-nic", "none", "-drive", &drive])
+    }
+
+    /// Starts QEMU under TCG with `mem_mib` of RAM, one CPU, the serial console in a log,
+    /// and `args` for the rest (disks, kernel, network). Holds the suite's VM lock.
+    pub fn start(mem_mib: u32, args: &[&str]) -> Vm {
+        let lock = lock("vm");
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("console.log");
         let child = Command::new("qemu-system-x86_64")
-            .args([
-                "-accel",
-                "tcg",
-                "-m",
-                &mem_mib.to_string(),
-                "-display",
-                "none",
-                "-no-reboot",
-                "-snapshot",
-            ])
-            .args(["-nic", "none", "-monitor", "none", "-parallel", "none"])
+            .args(["-accel", "tcg", "-m", &mem_mib.to_string(), "-smp", "1"])
+            .args(["-display", "none", "-no-reboot"])
+            .args(["-monitor", "none", "-parallel", "none"])
             .arg("-serial")
             .arg(format!("file:{}", log.display()))
-            .arg("-drive")
-            .arg(format!("file={},format=raw,if={iface}", disk.display()))
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(File::create(dir.path().join("qemu.stderr")).expect("create qemu.stderr"))
             .process_group(0)
             .spawn()
-            .expect("qemu-system-x86_64 is installed");
+            .expect("qemu-system-x86_64 (run scripts/deps.sh)");
         Vm {
             child,
             log,
@@ -254,9 +252,9 @@ impl Vm {
         String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned()
     }
 
-    /// The console so far.
+    /// The console so far, lines ending in `\n` (the serial line sends CR LF).
     pub fn console(&self) -> String {
-        String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
+        String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).replace("\r\n", "\n")
     }
 
     /// Waits until every one of `wanted` is on the console; panics (with the console
@@ -306,6 +304,14 @@ impl Vm {
             std::thread::sleep(Duration::from_millis(250));
         }
         None
+    }
+
+    /// The guest powers itself off: QEMU exits cleanly within the deadline.
+    pub fn expect_poweroff(&mut self, deadline: Duration) {
+        match self.wait_exit(deadline) {
+            Some(status) => assert!(status.success(), "QEMU: {status}"),
+            None => panic!("the guest did not power off:\n{}", self.console()),
+        }
     }
 }
 
