@@ -14,7 +14,7 @@ mod tiny;
 use common::Vm;
 use metadata::{Metadata, PASSWORD};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use tiny::{build_tiny, repo, script};
@@ -67,6 +67,22 @@ impl Kernel {
     fn vmlinuz(&self) -> PathBuf {
         self.root.join(format!("boot/vmlinuz-{}", self.version))
     }
+
+    /// Boots this kernel directly with `initrd` as the root filesystem in RAM (console on
+    /// the serial line, power off on panic), with `devices` (network) added.
+    fn boot_ram(&self, initrd: &Path, devices: &[&str]) -> Vm {
+        let vmlinuz = self.vmlinuz();
+        let mut args = vec![
+            "-kernel",
+            vmlinuz.to_str().unwrap(),
+            "-initrd",
+            initrd.to_str().unwrap(),
+            "-append",
+            "console=ttyS0 panic=-1",
+        ];
+        args.extend_from_slice(devices);
+        Vm::start(256, &args)
+    }
 }
 
 const BOOT: Duration = Duration::from_secs(240);
@@ -85,19 +101,7 @@ fn marker_boots_from_ram_and_powers_off() {
     let dir = tempfile::tempdir().unwrap();
     let initrd = dir.path().join("tiny.cpio.gz");
     build_tiny(&["--format", "cpio"], &initrd);
-    let mut g = Vm::start(
-        256,
-        &[
-            "-nic",
-            "none",
-            "-kernel",
-            kernel.vmlinuz().to_str().unwrap(),
-            "-initrd",
-            initrd.to_str().unwrap(),
-            "-append",
-            "console=ttyS0 panic=-1",
-        ],
-    );
+    let mut g = kernel.boot_ram(&initrd, &["-nic", "none"]);
     let want = marker_lines(&kernel);
     let mut want: Vec<&str> = want.iter().map(String::as_str).collect();
     // The marker's last line: waited for, never read before it has arrived.
@@ -222,20 +226,9 @@ fn server_takes_its_password_from_metadata_and_lets_root_in() {
          guestfwd=tcp:169.254.169.254:80-cmd:busybox nc 127.0.0.1 {}",
         md.port
     );
-    let mut g = Vm::start(
-        256,
-        &[
-            "-kernel",
-            kernel.vmlinuz().to_str().unwrap(),
-            "-initrd",
-            initrd.to_str().unwrap(),
-            "-append",
-            "console=ttyS0 panic=-1",
-            "-netdev",
-            &netdev,
-            "-device",
-            "virtio-net-pci,netdev=n0",
-        ],
+    let mut g = kernel.boot_ram(
+        &initrd,
+        &["-netdev", &netdev, "-device", "virtio-net-pci,netdev=n0"],
     );
     let text = g.expect_all(
         &[
