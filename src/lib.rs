@@ -1,22 +1,22 @@
 //! imgtest: build virtual-machine disk images and prove they are fit to publish.
 //!
 //! One library behind three thin binaries: `sparsecopy` (the sparse-aware block
-//! copier in [`sparse`]), `fsmaker` (bootable disk images, [`build`]) and
+//! copier in [`sparsecopy`]), `fsmaker` (bootable disk images, [`fsmaker`]) and
 //! `imgtest` (boot an image the way the platform will and check it, [`run`]).
 //! Binaries parse flags into a plan, call the library and map the result to an
 //! exit code from [`exit`]; nothing below the CLI prints or exits.
 
-pub mod build;
 pub mod checks;
 pub mod cloudinit;
 pub mod console;
 pub mod disk;
 pub mod exit;
 pub mod fs;
+pub mod fsmaker;
 pub mod guest;
 pub mod matrix;
 pub mod metadata;
 pub mod report;
 pub mod run;
-pub mod sparse;
+pub mod sparsecopy;
 pub mod vm;

@@ -197,8 +197,8 @@ fn two_runs_give_identical_bytes() {
 fn initrd_is_reproducible_and_holds_the_module_closure() {
     let k = cached_kernel_dir();
     let version = cached_kernel_version();
-    let a = imgtest::build::initrd::build(&k.join("modules"), &version, 7).unwrap();
-    let b = imgtest::build::initrd::build(&k.join("modules"), &version, 7).unwrap();
+    let a = imgtest::fsmaker::initrd::build(&k.join("modules"), &version, 7).unwrap();
+    let b = imgtest::fsmaker::initrd::build(&k.join("modules"), &version, 7).unwrap();
     assert_eq!(a, b);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("i.gz"), &a).unwrap();

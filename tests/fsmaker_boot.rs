@@ -100,7 +100,7 @@ fn ext3_rootfs_grown_to_a_bigger_disk() {
     assert!(summary.contains("ext3"), "{summary}");
     assert_eq!(std::fs::metadata(&disk).unwrap().len(), 512 << 20);
     let sb = std::fs::read(&disk).unwrap()[(1 << 20) + 1024..(1 << 20) + 2048].to_vec();
-    let fs = imgtest::build::superblock::Superblock::parse(&sb).unwrap();
+    let fs = imgtest::fsmaker::superblock::Superblock::parse(&sb).unwrap();
     assert_eq!(
         fs.size(),
         (512 << 20) - (1 << 20),

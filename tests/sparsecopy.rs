@@ -242,7 +242,7 @@ fn seek_writes_into_a_partition_and_leaves_the_rest_alone() {
     );
     // The old data under SRC's zeros was punched out, not rewritten.
     let f = File::open(dir.path().join("disk.img")).unwrap();
-    let extents = imgtest::sparse::extents::data_extents(&f, 2 * MIB..7 * MIB).unwrap();
+    let extents = imgtest::sparsecopy::extents::data_extents(&f, 2 * MIB..7 * MIB).unwrap();
     assert_eq!(
         extents,
         vec![5 * MIB..5 * MIB + 8192, 5 * MIB + 16384..6 * MIB]

@@ -6,7 +6,7 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::os::unix::fs::{FileExt, MetadataExt};
 
-use imgtest::sparse::{CopyPlan, Source, copy};
+use imgtest::sparsecopy::{CopyPlan, Source, copy};
 use proptest::prelude::*;
 
 const BS: usize = 4096;

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use imgtest::build::kernel::{Cache, DEFAULT_PACKAGE};
-use imgtest::build::{BuildPlan, Event, Format, KernelSource, Summary, build, grub};
 use imgtest::exit;
-use imgtest::sparse::{self, human};
+use imgtest::fsmaker::kernel::{Cache, DEFAULT_PACKAGE};
+use imgtest::fsmaker::{BuildPlan, Event, Format, KernelSource, Summary, build, grub};
+use imgtest::sparsecopy::{self, human};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
@@ -98,7 +98,7 @@ struct BuildArgs {
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
-    sparse::parse_size(s).map_err(|e| e.to_string())
+    sparsecopy::parse_size(s).map_err(|e| e.to_string())
 }
 
 fn source_date_epoch() -> Result<Option<i64>> {

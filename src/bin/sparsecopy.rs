@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use imgtest::disk::table;
 use imgtest::exit;
-use imgtest::sparse::{self, CopyPlan, CopyStats, Source, human, parse_size};
+use imgtest::sparsecopy::{self, CopyPlan, CopyStats, Source, human, parse_size};
 
 /// Copy SRC to DST like dd, keeping holes: only non-zero blocks are written.
 ///
@@ -90,7 +90,7 @@ fn info(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn plan(args: &Args) -> Result<CopyPlan, sparse::SparseError> {
+fn plan(args: &Args) -> Result<CopyPlan, sparsecopy::SparseError> {
     let src = if args.src == "-" {
         Source::Stdin
     } else {
@@ -117,7 +117,7 @@ fn plan(args: &Args) -> Result<CopyPlan, sparse::SparseError> {
 
 fn run(args: &Args) -> anyhow::Result<()> {
     let plan = plan(args)?;
-    let stats = sparse::copy(&plan)?;
+    let stats = sparsecopy::copy(&plan)?;
     for w in &stats.warnings {
         eprintln!("sparsecopy: warning: {w}");
     }

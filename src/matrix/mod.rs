@@ -26,8 +26,8 @@ use std::time::Instant;
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
-use crate::build::kernel::{Cache, CachedKernel, KernelMeta, sha256_file, version_cmp};
-use crate::build::{self, BuildError, BuildPlan, Format, KernelSource};
+use crate::fsmaker::kernel::{Cache, CachedKernel, KernelMeta, sha256_file, version_cmp};
+use crate::fsmaker::{self, BuildError, BuildPlan, Format, KernelSource};
 use crate::report::{Report, Verdict};
 use crate::run::plan::{BootOptions, RunArgs, RunPlan};
 use crate::run::{self, Event};
@@ -313,7 +313,7 @@ impl MatrixPlan {
             jobs,
             run,
             cache: Cache::from_env()?,
-            grub_dir: PathBuf::from(build::grub::DEFAULT_DIR),
+            grub_dir: PathBuf::from(fsmaker::grub::DEFAULT_DIR),
             append: opts.append.clone(),
         })
     }
@@ -526,7 +526,7 @@ fn build_kernel(
         append: plan.append.clone(),
         epoch: plan.epoch,
     };
-    let built = build::build(&bplan, &mut |_| {});
+    let built = fsmaker::build(&bplan, &mut |_| {});
     outcome.build_secs = started.elapsed().as_secs_f64();
     if let Err(e) = built {
         outcome.error = Some(format!("building the image: {e}"));

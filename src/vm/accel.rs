@@ -81,9 +81,9 @@ pub fn decide(choice: AccelChoice, qemu: &str, tmp: &Path, kernel: Option<&Path>
 }
 
 /// A kernel the probe can boot: the newest in fsmaker's kernel cache
-/// ([`crate::build::kernel::Cache`]), else the host's newest readable `/boot/vmlinuz-*`.
+/// ([`crate::fsmaker::kernel::Cache`]), else the host's newest readable `/boot/vmlinuz-*`.
 pub fn probe_kernel() -> Option<PathBuf> {
-    let cached = crate::build::kernel::Cache::from_env()
+    let cached = crate::fsmaker::kernel::Cache::from_env()
         .and_then(|c| c.pick(None))
         .ok()
         .map(|k| k.vmlinuz());

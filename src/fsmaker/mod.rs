@@ -24,7 +24,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::sparse::{self, human};
+use crate::sparsecopy::{self, human};
 use debugfs::Batch;
 use grub::GrubDir;
 use kernel::{CachedKernel, version_cmp};
@@ -355,9 +355,9 @@ fn copy_rootfs(
     offset: u64,
     on: &mut dyn FnMut(Event),
 ) -> Result<(), BuildError> {
-    let mut plan = sparse::CopyPlan::new(sparse::Source::Path(rootfs.to_owned()), disk);
+    let mut plan = sparsecopy::CopyPlan::new(sparsecopy::Source::Path(rootfs.to_owned()), disk);
     plan.seek = offset;
-    sparse::copy_with(&plan, &mut |p| {
+    sparsecopy::copy_with(&plan, &mut |p| {
         on(Event::Copy {
             done: p.done,
             total: p.total,

@@ -366,7 +366,7 @@ fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sparse::blockdev::BlockDevice;
+    use crate::sparsecopy::blockdev::BlockDevice;
     use std::sync::{Arc, Mutex};
 
     /// A block device made of a regular file; records every ioctl.
