@@ -19,4 +19,5 @@ pub mod metadata;
 pub mod report;
 pub mod run;
 pub mod sparsecopy;
+pub mod units;
 pub mod vm;

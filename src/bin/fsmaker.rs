@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use imgtest::exit;
 use imgtest::fsmaker::kernel::{Cache, DEFAULT_PACKAGE};
 use imgtest::fsmaker::{BuildPlan, Event, Format, KernelSource, Summary, build, grub};
-use imgtest::sparsecopy::{self, human};
+use imgtest::units::{self, human};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
@@ -98,7 +98,7 @@ struct BuildArgs {
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
-    sparsecopy::parse_size(s).map_err(|e| e.to_string())
+    units::parse_size(s).map_err(|e| e.to_string())
 }
 
 fn source_date_epoch() -> Result<Option<i64>> {

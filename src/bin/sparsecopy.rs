@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use imgtest::disk::table;
 use imgtest::exit;
-use imgtest::sparsecopy::{self, CopyPlan, CopyStats, Source, human, parse_size};
+use imgtest::sparsecopy::{self, CopyPlan, CopyStats, Source};
+use imgtest::units::{human, parse_size};
 
 /// Copy SRC to DST like dd, keeping holes: only non-zero blocks are written.
 ///

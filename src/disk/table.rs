@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::sniff::{self, Compression};
-use crate::sparsecopy::blockdev::{BlockDevice, RealDevice};
-use crate::sparsecopy::human;
+use crate::disk::blockdev::{BlockDevice, RealDevice};
+use crate::units::human;
 
 /// Why an image could not be described.
 #[derive(Debug, thiserror::Error)]

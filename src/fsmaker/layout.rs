@@ -6,7 +6,7 @@ use std::io::Cursor;
 use mbrman::{BOOT_ACTIVE, CHS, MBRHeader, MBRPartitionEntry};
 
 use super::BuildError;
-use crate::sparsecopy::human;
+use crate::units::human;
 
 pub const SECTOR: u64 = 512;
 /// Partition 1 starts here (and the GRUB embedding area ends here).

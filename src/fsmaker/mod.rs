@@ -24,7 +24,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::sparsecopy::{self, human};
+use crate::sparsecopy;
+use crate::units::human;
 use debugfs::Batch;
 use grub::GrubDir;
 use kernel::{CachedKernel, version_cmp};

@@ -6,7 +6,7 @@ use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::Path;
 use std::time::Instant;
 
-use super::blockdev::{self, RealDevice};
+use crate::disk::blockdev::{self, RealDevice};
 use super::input::{CHUNK, Identity, Input, Piece};
 use super::output::{DeviceZero, Output, Target, write_error};
 use super::zero::is_zero;
@@ -366,7 +366,7 @@ fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sparsecopy::blockdev::BlockDevice;
+    use crate::disk::blockdev::BlockDevice;
     use std::sync::{Arc, Mutex};
 
     /// A block device made of a regular file; records every ioctl.

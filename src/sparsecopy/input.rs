@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
-use super::blockdev::{BlockDevice, RealDevice};
+use crate::disk::blockdev::{BlockDevice, RealDevice};
 use super::extents::data_extents;
 use super::zero::is_zero;
 use super::{CopyPlan, Source, SparseError};

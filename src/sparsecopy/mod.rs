@@ -4,7 +4,7 @@
 //! where it has data ([`extents`]), or streamed (stdin, pipes, gzip/zstd/xz by
 //! magic, [`input`]); every block is checked for zeros ([`zero`]) and only
 //! non-zero blocks are written ([`output`]), so DST holds holes wherever SRC
-//! is zero. Block devices are reached through [`blockdev`]. This module never
+//! is zero. Block devices are reached through [`crate::disk::blockdev`]. This module never
 //! prints: progress goes to an observer ([`copy_with`]); the terminal bar is
 //! one such observer ([`progress`]).
 //!
@@ -13,13 +13,11 @@
 //! `max(old size, seek + copied)`, or exactly `size` if given; `--truncate`
 //! lets it end at `seek + copied` (or `size`) even if that cuts SRC or DST.
 
-pub mod blockdev;
 mod engine;
 pub mod extents;
 pub mod input;
 pub mod output;
 pub mod progress;
-pub mod size;
 pub mod zero;
 
 use std::io;
@@ -27,7 +25,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use engine::{copy, copy_with};
-pub use size::{human, parse_size};
 
 use crate::disk::sniff::Compression;
 
@@ -168,8 +165,8 @@ pub enum SparseError {
         offset: u64,
         source: io::Error,
     },
-    #[error("invalid size '{value}': {reason}")]
-    BadSize { value: String, reason: String },
+    #[error(transparent)]
+    BadSize(#[from] crate::units::SizeError),
     #[error("invalid block size {0}: use a power of two from 512 to 1M")]
     BadBlockSize(usize),
     #[error("verify failed: DST differs from SRC at DST offset {offset}")]

@@ -15,7 +15,7 @@ use rustix::fs::{FallocateFlags, fallocate};
 use rustix::io::Errno;
 
 use super::SparseError;
-use super::blockdev::BlockDevice;
+use crate::disk::blockdev::BlockDevice;
 
 /// How zero ranges are made to read as zeros on a block device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

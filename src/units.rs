@@ -1,11 +1,20 @@
-//! Byte sizes on the command line (`2G`, `512K`, `4096`) and in messages.
+//! Byte sizes as people write them (`2G`, `512K`, `4096`) and read them (`4.0 GiB`).
+//! The bottom of the crate: every tool's flags and messages use these.
 
-use super::SparseError;
+/// A size that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid size '{value}': {reason}")]
+pub struct SizeError {
+    /// The text as given.
+    pub value: String,
+    /// Why it is not a size.
+    pub reason: String,
+}
 
 /// Parse a byte count with an optional binary suffix: K, M, G, T (any case,
 /// optionally followed by `iB`), e.g. `2G` = 2 GiB.
-pub fn parse_size(text: &str) -> Result<u64, SparseError> {
-    let bad = |reason: String| SparseError::BadSize {
+pub fn parse_size(text: &str) -> Result<u64, SizeError> {
+    let bad = |reason: String| SizeError {
         value: text.to_string(),
         reason,
     };
