@@ -13,6 +13,11 @@ pub const CHECK_FAILED: i32 = 1;
 /// The tool could not judge: usage error, bad input, missing dependency, internal error.
 pub const ERROR: i32 = 2;
 
+/// The process exit code for `code` (one of the constants above).
+pub fn code(code: i32) -> std::process::ExitCode {
+    std::process::ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX))
+}
+
 /// Let a closed standard output (`imgtest checks | head`) end the process quietly, as Unix
 /// filters do, instead of panicking inside `println!`. Only for commands that write to no
 /// socket: SIGPIPE's default action would also end a process writing to a closed TCP

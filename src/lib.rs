@@ -7,6 +7,7 @@
 //! exit code from [`exit`]; nothing below the CLI prints or exits.
 
 pub mod checks;
+pub mod cli;
 pub mod cloudinit;
 pub mod console;
 pub mod disk;
@@ -16,8 +17,10 @@ pub mod fsmaker;
 pub mod guest;
 pub mod matrix;
 pub mod metadata;
+pub mod named;
 pub mod report;
 pub mod run;
 pub mod sparsecopy;
+pub mod tool;
 pub mod units;
 pub mod vm;

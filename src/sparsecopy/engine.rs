@@ -6,11 +6,11 @@ use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::Path;
 use std::time::Instant;
 
-use crate::disk::blockdev::{self, RealDevice};
 use super::input::{CHUNK, Identity, Input, Piece};
 use super::output::{DeviceZero, Output, Target, write_error};
 use super::zero::is_zero;
 use super::{CopyPlan, CopyStats, Progress, Source, SparseError, progress};
+use crate::disk::blockdev::{self, RealDevice};
 
 /// Copy as the plan says; draw a progress bar on stderr if `plan.progress`
 /// and stderr is a terminal.

@@ -17,10 +17,10 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
-use crate::disk::blockdev::{BlockDevice, RealDevice};
 use super::extents::data_extents;
 use super::zero::is_zero;
 use super::{CopyPlan, Source, SparseError};
+use crate::disk::blockdev::{BlockDevice, RealDevice};
 use crate::disk::sniff::{self, Compression};
 
 /// Size of every read and of every buffer handed between threads.

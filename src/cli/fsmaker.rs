@@ -1,0 +1,251 @@
+//! `fsmaker ROOTFS OUT.img`: a bootable BIOS disk image from a bare ext2/3/4 root
+//! filesystem; `fsmaker kernel fetch|list` manages the kernel cache.
+//! Flags become a [`BuildPlan`]; the library does the work; errors exit 2.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::exit;
+use crate::fsmaker::kernel::{Cache, DEFAULT_PACKAGE};
+use crate::fsmaker::{BuildPlan, Event, Format, KernelSource, Summary, build, grub};
+use crate::units::{self, human};
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Parser)]
+#[command(
+    name = "fsmaker",
+    version,
+    about = "Make a bootable disk image from a bare ext2/3/4 root filesystem, rootless"
+)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    #[command(flatten)]
+    build: BuildArgs,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Manage the kernel cache.
+    Kernel {
+        #[command(subcommand)]
+        cmd: KernelCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum KernelCmd {
+    /// Import a Debian kernel package (and build its initrd) into the cache.
+    Fetch {
+        /// Package to download with apt-get (a meta package is resolved to its kernel).
+        #[arg(long, conflicts_with = "deb")]
+        package: Option<String>,
+        /// A local linux-image .deb instead of downloading.
+        deb: Option<PathBuf>,
+    },
+    /// List the cached kernels, newest last.
+    List,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Raw,
+    Qcow2,
+}
+
+#[derive(Args)]
+struct BuildArgs {
+    /// The root filesystem image (ext2/3/4); it is never modified.
+    #[arg(required = true)]
+    rootfs: Option<PathBuf>,
+    /// The disk image to write.
+    #[arg(required = true)]
+    out: Option<PathBuf>,
+    /// Replace OUT if it exists.
+    #[arg(long)]
+    force: bool,
+    /// Whole-disk size (e.g. 2G, 512M); default: just big enough for the filesystem.
+    #[arg(long, value_parser = parse_size)]
+    size: Option<u64>,
+    /// Grow the filesystem (resize2fs) to fill the disk given by --size.
+    #[arg(long, requires = "size")]
+    grow: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "raw")]
+    format: FormatArg,
+    /// Boot this kernel instead of a cached one.
+    #[arg(long, conflicts_with = "kernel_in_rootfs")]
+    kernel: Option<PathBuf>,
+    /// Initrd for --kernel.
+    #[arg(long, requires = "kernel")]
+    initrd: Option<PathBuf>,
+    /// Boot the newest /boot/vmlinuz-* already in the filesystem.
+    #[arg(long)]
+    kernel_in_rootfs: bool,
+    /// Cached kernel version to install (default: the newest).
+    #[arg(long, conflicts_with_all = ["kernel", "kernel_in_rootfs"])]
+    kernel_version: Option<String>,
+    /// GRUB i386-pc directory (boot.img, *.mod).
+    #[arg(long, default_value = grub::DEFAULT_DIR)]
+    grub_dir: PathBuf,
+    /// Extra kernel command-line arguments (a later root= overrides fsmaker's).
+    #[arg(long, default_value = "", allow_hyphen_values = true)]
+    append: String,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    units::parse_size(s).map_err(|e| e.to_string())
+}
+
+fn source_date_epoch() -> Result<Option<i64>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.is_empty() => {
+            Ok(Some(v.trim().parse().with_context(|| {
+                format!("SOURCE_DATE_EPOCH={v:?} is not a number")
+            })?))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn plan(a: BuildArgs) -> Result<BuildPlan> {
+    let kernel = if a.kernel_in_rootfs {
+        KernelSource::InRootfs
+    } else if let Some(k) = a.kernel {
+        KernelSource::Files {
+            kernel: k,
+            initrd: a.initrd,
+        }
+    } else {
+        KernelSource::Cached(Cache::from_env()?.pick(a.kernel_version.as_deref())?)
+    };
+    let (Some(rootfs), Some(out)) = (a.rootfs, a.out) else {
+        bail!("usage: fsmaker ROOTFS OUT")
+    };
+    Ok(BuildPlan {
+        rootfs,
+        out,
+        force: a.force,
+        size: a.size,
+        grow: a.grow,
+        format: match a.format {
+            FormatArg::Raw => Format::Raw,
+            FormatArg::Qcow2 => Format::Qcow2,
+        },
+        kernel,
+        grub_dir: a.grub_dir,
+        append: a.append,
+        epoch: source_date_epoch()?,
+    })
+}
+
+fn print_summary(s: &Summary) {
+    println!("fsmaker: wrote {}", s.out.display());
+    println!(
+        "  disk size:      {} ({} bytes)",
+        human(s.disk_size),
+        s.disk_size
+    );
+    println!(
+        "  allocated:      {} ({} bytes)",
+        human(s.allocated),
+        s.allocated
+    );
+    println!("  filesystem:     {} UUID={}", s.fs_kind, s.root_uuid);
+    println!("  kernel:         {} ({})", s.kernel_version, s.kernel_path);
+    println!(
+        "  initrd:         {}",
+        s.initrd_path.as_deref().unwrap_or("none")
+    );
+    println!("  command line:   {}", s.cmdline);
+    println!("  boot it with:   {}", s.qemu_command());
+}
+
+fn run_build(a: BuildArgs) -> Result<()> {
+    let plan = plan(a)?;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let b = ProgressBar::new_spinner();
+        b.set_style(
+            ProgressStyle::with_template("{spinner} {elapsed} {msg}").expect("valid template"),
+        );
+        b.enable_steady_tick(Duration::from_millis(120));
+        b
+    });
+    let mut step = String::new();
+    let mut on = |e: Event| {
+        let Some(b) = &bar else { return };
+        match e {
+            Event::Step(s) => {
+                b.set_message(s.clone());
+                step = s;
+            }
+            Event::Copy { done, total } => {
+                let of = total
+                    .map(|t| format!(" of {}", human(t)))
+                    .unwrap_or_default();
+                b.set_message(format!("{step}: {}{of}", human(done)));
+            }
+        }
+    };
+    let result = build(&plan, &mut on);
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    print_summary(&result?);
+    Ok(())
+}
+
+fn run_kernel(cmd: KernelCmd) -> Result<()> {
+    let cache = Cache::from_env()?;
+    match cmd {
+        KernelCmd::Fetch { package, deb } => {
+            let what = match (package, deb) {
+                (_, Some(d)) => d.to_string_lossy().into_owned(),
+                (Some(p), None) => p,
+                (None, None) => DEFAULT_PACKAGE.to_string(),
+            };
+            let k = cache.fetch(&what, source_date_epoch()?.unwrap_or(0))?;
+            println!(
+                "fsmaker: cached kernel {} from {} {} (sha256 {})",
+                k.meta.version, k.meta.package, k.meta.package_version, k.meta.deb_sha256
+            );
+            println!("  in {}", k.dir.display());
+        }
+        KernelCmd::List => {
+            let all = cache.list()?;
+            if all.is_empty() {
+                println!(
+                    "no kernel cached in {} (run `fsmaker kernel fetch`)",
+                    cache.root.display()
+                );
+            }
+            for k in all {
+                println!(
+                    "{}\t{} {}\tsha256:{}",
+                    k.meta.version, k.meta.package, k.meta.package_version, k.meta.deb_sha256
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The `fsmaker` binary.
+pub fn main() -> ExitCode {
+    exit::quiet_on_closed_stdout();
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Some(Cmd::Kernel { cmd }) => run_kernel(cmd),
+        None => run_build(cli.build),
+    };
+    if let Err(e) = r {
+        eprintln!("fsmaker: {e:#}");
+        return exit::code(exit::ERROR);
+    }
+    exit::code(exit::SUCCESS)
+}

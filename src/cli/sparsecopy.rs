@@ -1,0 +1,153 @@
+//! `sparsecopy`: copy disk images keeping holes. Parses flags into a
+//! [`CopyPlan`], calls the library, prints a one-line summary, maps errors to
+//! exit codes (see `crate::exit`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::disk::table;
+use crate::exit;
+use crate::sparsecopy::{self, CopyPlan, CopyStats, Source};
+use crate::units::{human, parse_size};
+use clap::Parser;
+
+/// Copy SRC to DST like dd, keeping holes: only non-zero blocks are written.
+///
+/// SRC may be a file, a block device or `-` for stdin; gzip, zstd and xz are
+/// decompressed on the fly. DST is created if missing and never truncated
+/// unless --truncate. Sizes take K, M, G, T suffixes (binary).
+#[derive(Parser, Debug)]
+#[command(
+    name = "sparsecopy",
+    version,
+    after_help = "Examples:\n  sparsecopy disk.img /dev/sdb\n  sparsecopy -f2G /dev/null rootfs.img\n  zcat disk.img.gz | sparsecopy - disk.img\n  sparsecopy --seek 1M rootfs.img disk.img\n  sparsecopy --info --json disk.img"
+)]
+struct Args {
+    /// Source file, block device, or `-` for stdin (with --info: the image to describe).
+    src: String,
+    /// Destination file or block device.
+    #[arg(required_unless_present = "info")]
+    dst: Option<PathBuf>,
+    /// Zero-detection granularity.
+    #[arg(short = 'b', long, default_value = "4K", value_name = "SIZE")]
+    block_size: String,
+    /// Start writing at this byte offset of DST.
+    #[arg(long, value_name = "BYTES")]
+    seek: Option<String>,
+    /// Start reading at this byte offset of SRC (after decompression).
+    #[arg(long, value_name = "BYTES")]
+    skip: Option<String>,
+    /// Copy at most this many bytes of SRC.
+    #[arg(long, value_name = "BYTES")]
+    count: Option<String>,
+    /// Make DST exactly SIZE bytes (e.g. -f2G).
+    #[arg(short = 'f', long, value_name = "SIZE")]
+    size: Option<String>,
+    /// Allow DST to end at the copy's end or --size, cutting SRC or DST.
+    #[arg(long)]
+    truncate: bool,
+    /// Re-read and compare after copying.
+    #[arg(long)]
+    verify: bool,
+    /// Block device: discard zero ranges instead of zeroing them.
+    #[arg(long)]
+    discard: bool,
+    /// Block device: it already reads as zeros; leave zero ranges alone.
+    #[arg(long, conflicts_with = "discard")]
+    assume_zero: bool,
+    /// fsync a file DST at the end, writing back during the copy (block devices always are).
+    #[arg(long)]
+    sync: bool,
+    /// No progress bar, no summary.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Describe SRC (size, allocation, partition table) instead of copying.
+    #[arg(long, conflicts_with_all = ["dst", "seek", "skip", "count", "size"])]
+    info: bool,
+    /// With --info: print JSON.
+    #[arg(long, requires = "info")]
+    json: bool,
+}
+
+/// The `sparsecopy` binary.
+pub fn main() -> ExitCode {
+    exit::quiet_on_closed_stdout();
+    let args = Args::parse();
+    let result = if args.info { info(&args) } else { run(&args) };
+    match result {
+        Ok(()) => exit::code(exit::SUCCESS),
+        Err(e) => {
+            eprintln!("sparsecopy: error: {e}");
+            exit::code(exit::ERROR)
+        }
+    }
+}
+
+fn info(args: &Args) -> anyhow::Result<()> {
+    let info = table::inspect(args.src.as_ref())?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+    } else {
+        print!("{}", table::render(&info));
+    }
+    Ok(())
+}
+
+fn plan(args: &Args) -> Result<CopyPlan, sparsecopy::SparseError> {
+    let src = if args.src == "-" {
+        Source::Stdin
+    } else {
+        Source::Path(args.src.clone().into())
+    };
+    let dst = args.dst.clone().expect("clap requires DST without --info");
+    let opt = |v: &Option<String>| v.as_deref().map(parse_size).transpose();
+    let block_size = parse_size(&args.block_size)?;
+    Ok(CopyPlan {
+        block_size: usize::try_from(block_size).unwrap_or(usize::MAX),
+        seek: opt(&args.seek)?.unwrap_or(0),
+        skip: opt(&args.skip)?.unwrap_or(0),
+        count: opt(&args.count)?,
+        size: opt(&args.size)?,
+        truncate: args.truncate,
+        verify: args.verify,
+        discard: args.discard,
+        assume_zero: args.assume_zero,
+        progress: !args.quiet,
+        sync: args.sync,
+        ..CopyPlan::new(src, dst)
+    })
+}
+
+fn run(args: &Args) -> anyhow::Result<()> {
+    let plan = plan(args)?;
+    let stats = sparsecopy::copy(&plan)?;
+    for w in &stats.warnings {
+        eprintln!("sparsecopy: warning: {w}");
+    }
+    if !args.quiet {
+        eprintln!("{}", summary(&stats));
+    }
+    Ok(())
+}
+
+fn summary(s: &CopyStats) -> String {
+    let secs = s.elapsed.as_secs_f64();
+    let rate = if secs > 0.0 {
+        human((s.copied as f64 / secs) as u64)
+    } else {
+        "-".into()
+    };
+    let gpt = if s.gpt_relocated {
+        "; backup GPT moved to the end"
+    } else {
+        ""
+    };
+    format!(
+        "sparsecopy: copied {} in {secs:.2} s ({rate}/s): read {}, wrote {}, skipped {}; DST size {}{gpt}",
+        human(s.copied),
+        human(s.bytes_read),
+        human(s.bytes_written),
+        human(s.bytes_skipped),
+        human(s.dst_size),
+    )
+}
