@@ -6,6 +6,8 @@
 //! Binaries parse flags into a plan, call the library and map the result to an
 //! exit code from [`exit`]; nothing below the CLI prints or exits.
 
+#![warn(missing_docs)]
+
 pub mod checks;
 pub mod cli;
 pub mod cloudinit;
