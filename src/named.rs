@@ -62,19 +62,20 @@ pub fn parse<T: Named>(s: &str, what: &'static str) -> Result<T, UnknownName> {
 /// }
 /// ```
 ///
-/// The string after the enum's name says what a value is, for error messages.
+/// The string after the enum's name says what a value is, for error messages. Variants
+/// may carry other attributes besides their docs (`#[default]` with `#[derive(Default)]`).
 #[macro_export]
 macro_rules! named_enum {
     (
         $(#[$meta:meta])*
         $vis:vis enum $name:ident($what:literal) {
-            $( $(#[doc = $doc:literal])* $variant:ident = $text:literal ),+ $(,)?
+            $( $(#$vattr:tt)* $variant:ident = $text:literal ),+ $(,)?
         }
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         $vis enum $name {
-            $( $(#[doc = $doc])* $variant ),+
+            $( $(#$vattr)* $variant ),+
         }
 
         impl $crate::named::Named for $name {
@@ -83,13 +84,15 @@ macro_rules! named_enum {
                 match self { $($name::$variant => $text),+ }
             }
             fn help(self) -> &'static str {
-                match self { $($name::$variant => concat!($($doc),*).trim_ascii()),+ }
+                match self {
+                    $($name::$variant => concat!($($crate::__doc_text!($vattr)),*).trim_ascii()),+
+                }
             }
         }
 
         impl ::std::fmt::Display for $name {
             fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                f.write_str($crate::named::Named::name(*self))
+                f.pad($crate::named::Named::name(*self))
             }
         }
 
@@ -115,14 +118,29 @@ macro_rules! named_enum {
     };
 }
 
+/// The text of a `#[doc = "..."]` attribute, nothing for any other attribute: how
+/// [`named_enum!`](crate::named_enum) finds a variant's help among its attributes.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __doc_text {
+    ([doc = $text:literal]) => {
+        $text
+    };
+    ([$($other:tt)*]) => {
+        ""
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     named_enum! {
         /// A test enum.
+        #[derive(Default)]
         enum Colour("colour") {
             /// The colour of the sky.
+            #[default]
             Blue = "blue",
             /// Of grass,
             /// in spring.
@@ -133,8 +151,11 @@ mod tests {
     #[test]
     fn one_definition_gives_names_help_parsing_and_serde() {
         assert_eq!(Colour::ALL, [Colour::Blue, Colour::Green]);
+        assert_eq!(Colour::default(), Colour::Blue);
+        assert_eq!(Colour::Blue.help(), "The colour of the sky.");
         assert_eq!(Colour::Green.name(), "light-green");
         assert_eq!(Colour::Green.to_string(), "light-green");
+        assert_eq!(format!("[{:<6}]", Colour::Blue), "[blue  ]");
         assert_eq!(Colour::Green.help(), "Of grass, in spring.");
         assert_eq!("blue".parse::<Colour>(), Ok(Colour::Blue));
         assert_eq!(

@@ -202,9 +202,15 @@ fn matrix_flags_the_broken_kernel_and_shards_merge_to_the_same_result() {
         imgtest(d.path(), &cache, &whole)
     };
     assert_eq!(r.code, 1, "{}\n{}", r.out, r.err);
-
-    // Sorted specs: the two .deb paths (broken-net-..., linux-image-...-54...), then 55.
     let u = json(&u_json);
+    assert_the_broken_kernel_alone_fails(&u, &r, &arts, &u_junit);
+    assert_shards_merge_to(&u, &args, d.path(), &cache, &u_junit);
+}
+
+/// The unsharded matrix: its JSON, JUnit, artifacts and table show the broken kernel, and
+/// only it, failing `metadata.password`.
+fn assert_the_broken_kernel_alone_fails(u: &Value, r: &Run, arts: &Path, u_junit: &Path) {
+    // Sorted specs: the two .deb paths (broken-net-..., linux-image-...-54...), then 55.
     let verdicts: Vec<(String, String)> = u["kernels"]
         .as_array()
         .unwrap()
@@ -250,7 +256,7 @@ fn matrix_flags_the_broken_kernel_and_shards_merge_to_the_same_result() {
         );
     }
     assert_eq!(
-        suites(&std::fs::read_to_string(&u_junit).unwrap()),
+        suites(&std::fs::read_to_string(u_junit).unwrap()),
         [
             "kernel 6.1.0-56-cloud-amd64 failures=1",
             "kernel 6.1.0-54-cloud-amd64 failures=0",
@@ -269,15 +275,18 @@ fn matrix_flags_the_broken_kernel_and_shards_merge_to_the_same_result() {
         r.out
             .contains("matrix FAIL: 3 kernels (2 passed, 1 failed, 0 not judged)")
     );
+}
 
-    // Shard 2/3 for real (the 6.1.0-54 .deb, now cached), shards 1/3 and 3/3 cut from
-    // the unsharded report; merging them gives the unsharded result.
-    let s2 = d.path().join("s2.json");
-    let mut shard = args.clone();
+/// Shard 2/3 for real (the 6.1.0-54 .deb, now cached), shards 1/3 and 3/3 cut from the
+/// unsharded report `u`: merging them gives the unsharded result, and a missing shard is
+/// refused.
+fn assert_shards_merge_to(u: &Value, args: &[&str], dir: &Path, cache: &Path, u_junit: &Path) {
+    let s2 = dir.join("s2.json");
+    let mut shard = args.to_vec();
     shard.extend(["--shard", "2/3", "--json", s2.to_str().unwrap()]);
     let r2 = {
         let _vm = lock("vm");
-        imgtest(d.path(), &cache, &shard)
+        imgtest(dir, cache, &shard)
     };
     assert_eq!(r2.code, 0, "{}\n{}", r2.out, r2.err);
     assert!(r2.out.contains("shard 2/3 of 3 kernels"), "{}", r2.out);
@@ -286,11 +295,11 @@ fn matrix_flags_the_broken_kernel_and_shards_merge_to_the_same_result() {
         let mut part = u.clone();
         part["shard"] = serde_json::json!({"index": k, "total": 3});
         part["kernels"] = Value::Array(vec![u["kernels"][idx].clone()]);
-        let p = d.path().join(format!("s{k}.json"));
+        let p = dir.join(format!("s{k}.json"));
         std::fs::write(&p, part.to_string()).unwrap();
         parts.push(p);
     }
-    let (m_json, m_junit) = (d.path().join("m.json"), d.path().join("m.xml"));
+    let (m_json, m_junit) = (dir.join("m.json"), dir.join("m.xml"));
     let mut merge: Vec<&str> = vec!["report", "merge"];
     merge.extend([
         parts[1].to_str().unwrap(),
@@ -299,20 +308,20 @@ fn matrix_flags_the_broken_kernel_and_shards_merge_to_the_same_result() {
     ]);
     merge.extend(["--json", m_json.to_str().unwrap()]);
     merge.extend(["--junit", m_junit.to_str().unwrap()]);
-    let m = imgtest(d.path(), &cache, &merge);
+    let m = imgtest(dir, cache, &merge);
     assert_eq!(m.code, 1, "{}\n{}", m.out, m.err);
     let merged = json(&m_json);
-    assert_eq!(essence(&merged), essence(&u));
+    assert_eq!(essence(&merged), essence(u));
     assert!(merged["shard"].is_null());
     assert_eq!(
         suites(&std::fs::read_to_string(&m_junit).unwrap()),
-        suites(&std::fs::read_to_string(&u_junit).unwrap())
+        suites(&std::fs::read_to_string(u_junit).unwrap())
     );
 
     // A missing shard is refused, not merged into a smaller matrix.
     let partial = imgtest(
-        d.path(),
-        &cache,
+        dir,
+        cache,
         &[
             "report",
             "merge",

@@ -1,168 +1,131 @@
-//! The check catalogue: stable ids, titles, severities, and one pure function of
-//! [`Facts`] per check. A check that cannot judge (its facts are missing, or another
-//! check already names the root cause) is skipped with a reason, so each defect shows
-//! up as exactly one failing check id.
+//! The check catalogue: one [`Check`] per check ([`CATALOGUE`]), each with its stable
+//! [`CheckId`], the [`Rule`] of the image-hygiene policy it serves, its severity, what it
+//! [`Need`]s collected from a booted guest, and a pure judge over [`Facts`]. Adding a check
+//! is one entry here plus its judge in the file of its rule; `imgtest checks`, the README's
+//! table ([`markdown_table`]) and the runner's choice of what to collect all read the
+//! catalogue.
+//!
+//! A check that cannot judge (its facts are missing, or another check already names the
+//! root cause) is skipped with a reason, so each defect shows up as exactly one failing
+//! check id.
 //!
 //! For cloud-init images ([`Agent::CloudInit`]) the firstboot checks judge cloud-init's
 //! equivalents: `firstboot.installed` that cloud-init is installed and not disabled,
 //! `metadata.password` that user-data (instead of `initial-password`) was fetched and its
 //! password works, `firstboot.disabled` that cloud-init finished the instance
-//! (`/var/lib/cloud/instance/boot-finished`), so its per-instance modules will not run again.
+//! ([`crate::facts::CLOUD_INIT_BOOT_FINISHED`]), so its per-instance modules will not run again.
 
-pub mod facts;
+mod boot;
+mod firstboot;
+mod identity;
+mod leftovers;
+mod logins;
+mod logs;
 
 use serde::{Deserialize, Serialize};
 
-use crate::console::Phase;
-use facts::{Agent, BootFacts, Facts, Login, Offline, OfflineFacts, Shutdown};
+use crate::facts::{BootFacts, Facts, Login, Offline, OfflineFacts};
+use crate::named::Named;
 
-/// How much a failure matters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// A failure fails the image (exit 1).
-    Error,
-    /// A failure is reported but does not fail the image.
-    Warning,
-}
-
-/// What a check looks at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    /// The image file, before booting.
-    Image,
-    /// Each boot separately.
-    Boot,
-    /// All boots together.
-    Boots,
-}
-
-/// One entry of the catalogue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct CheckDef {
-    /// Stable id.
-    pub id: &'static str,
-    /// One-line title.
-    pub title: &'static str,
-    /// Severity.
-    pub severity: Severity,
-    /// Scope.
-    pub scope: Scope,
-}
-
-const fn def(id: &'static str, title: &'static str, severity: Severity, scope: Scope) -> CheckDef {
-    CheckDef {
-        id,
-        title,
-        severity,
-        scope,
+crate::named_enum! {
+    /// A check's stable id, as `--check`, the reports and the README name it.
+    pub enum CheckId("check id") {
+        /// Boots to userspace.
+        BootUserspace = "boot.userspace",
+        /// No panic, oops or emergency shell on the console.
+        ConsoleClean = "console.clean",
+        /// The first-boot agent is installed with a boot hook.
+        FirstbootInstalled = "firstboot.installed",
+        /// The metadata password is fetched and works.
+        MetadataPassword = "metadata.password",
+        /// No login without the metadata password.
+        FirstbootFailSafe = "firstboot.fail-safe",
+        /// A wrong password is rejected.
+        SshWrongPassword = "ssh.wrong-password",
+        /// No SSH host keys in the image.
+        HostkeysAbsent = "hostkeys.absent",
+        /// Host keys are generated at first boot.
+        HostkeysRegenerated = "hostkeys.regenerated",
+        /// Host keys differ between boots.
+        HostkeysUnique = "hostkeys.unique",
+        /// No account has a usable fixed password.
+        PasswordsNoneFixed = "passwords.none-fixed",
+        /// Logs and histories are empty.
+        LogsClean = "logs.clean",
+        /// No leftover test scripts.
+        ScriptsNone = "scripts.none",
+        /// machine-id is empty in the image.
+        MachineIdEmpty = "machine-id.empty",
+        /// machine-id differs between boots.
+        MachineIdUnique = "machine-id.unique",
+        /// The first-boot agent ran and disabled itself.
+        FirstbootDisabled = "firstboot.disabled",
+        /// ACPI power-off completes.
+        ShutdownClean = "shutdown.clean",
     }
 }
 
-/// Every check, in report order.
-pub const CATALOGUE: &[CheckDef] = &[
-    def(
-        "boot.userspace",
-        "boots to userspace",
-        Severity::Error,
-        Scope::Boot,
-    ),
-    def(
-        "console.clean",
-        "no panic, oops or emergency shell on the console",
-        Severity::Error,
-        Scope::Boot,
-    ),
-    def(
-        "firstboot.installed",
-        "firstboot is installed with a boot hook",
-        Severity::Error,
-        Scope::Image,
-    ),
-    def(
-        "metadata.password",
-        "password from the metadata service is fetched and works over SSH",
-        Severity::Error,
-        Scope::Boot,
-    ),
-    def(
-        "firstboot.fail-safe",
-        "without metadata answers no login is possible",
-        Severity::Error,
-        Scope::Boot,
-    ),
-    def(
-        "ssh.wrong-password",
-        "a wrong password is rejected (tried on the first boot whose SSH server answers)",
-        Severity::Error,
-        Scope::Boots,
-    ),
-    def(
-        "hostkeys.absent",
-        "no SSH host keys in the image",
-        Severity::Error,
-        Scope::Image,
-    ),
-    def(
-        "hostkeys.regenerated",
-        "SSH host keys are generated at first boot",
-        Severity::Error,
-        Scope::Boot,
-    ),
-    def(
-        "hostkeys.unique",
-        "SSH host keys differ between boots",
-        Severity::Error,
-        Scope::Boots,
-    ),
-    def(
-        "passwords.none-fixed",
-        "no account has a usable fixed password",
-        Severity::Error,
-        Scope::Image,
-    ),
-    def(
-        "logs.clean",
-        "logs, login records and shell histories are empty",
-        Severity::Error,
-        Scope::Image,
-    ),
-    def(
-        "scripts.none",
-        "no leftover test scripts",
-        Severity::Error,
-        Scope::Image,
-    ),
-    def(
-        "machine-id.empty",
-        "machine-id is empty in the image",
-        Severity::Error,
-        Scope::Image,
-    ),
-    def(
-        "machine-id.unique",
-        "machine-id differs between boots",
-        Severity::Error,
-        Scope::Boots,
-    ),
-    def(
-        "firstboot.disabled",
-        "firstboot ran and disabled itself",
-        Severity::Error,
-        Scope::Boot,
-    ),
-    def(
-        "shutdown.clean",
-        "ACPI power-off completes within the deadline",
-        Severity::Warning,
-        Scope::Boot,
-    ),
-];
+crate::named_enum! {
+    /// How much a failure matters.
+    pub enum Severity("severity") {
+        /// A failure fails the image (exit 1).
+        Error = "error",
+        /// A failure is reported but does not fail the image.
+        Warning = "warning",
+    }
+}
 
-/// Looks up a check by id.
-pub fn find(id: &str) -> Option<&'static CheckDef> {
-    CATALOGUE.iter().find(|c| c.id == id)
+crate::named_enum! {
+    /// What a check looks at.
+    pub enum Scope("scope") {
+        /// The image file, before booting.
+        Image = "image",
+        /// Each boot separately.
+        Boot = "boot",
+        /// All boots together.
+        Boots = "boots",
+    }
+}
+
+crate::named_enum! {
+    /// What a check is for: the four rules of the image guide, plus the health of the boot
+    /// and of the first-boot handover that make the image usable at all.
+    pub enum Rule("rule") {
+        /// The image boots to userspace, cleanly, and powers off when asked.
+        Boot = "boot",
+        /// The platform's first-boot handover works: the password from the metadata
+        /// service, and nothing else, opens the server.
+        FirstBoot = "first-boot",
+        /// Rule 1: the author's test scripts and build leftovers are erased.
+        Leftovers = "leftovers",
+        /// Rule 2: no login is reachable over the network that the image's author (or
+        /// anyone holding the image) can use.
+        Logins = "logins",
+        /// Rule 3: logs and usage information are cleared.
+        Logs = "logs",
+        /// Rule 4: information that must be unique per server is regenerated.
+        Identity = "identity",
+    }
+}
+
+crate::named_enum! {
+    /// What a check needs from a booted guest, beyond its console. The runner collects
+    /// only what a selected check needs.
+    pub enum Need("need") {
+        /// The boot reached userspace (otherwise the check is skipped, naming
+        /// `boot.userspace`).
+        Userspace = "userspace",
+        /// A login over SSH with the metadata password (and the SSH handshake's host key).
+        Login = "login",
+        /// The probe's facts from inside the guest (needs a login).
+        Probe = "probe",
+        /// One login with a wrong password, on the first boot whose SSH server answers.
+        WrongPassword = "wrong-password",
+        /// For cloud-init: waiting for cloud-init to finish the instance (needs a login).
+        CloudInitFinished = "cloud-init-finished",
+        /// The ACPI power button, on the first boot to finish its other work.
+        PowerOff = "power-off",
+    }
 }
 
 /// A check's verdict.
@@ -177,11 +140,302 @@ pub enum Status {
     Skip,
 }
 
+/// What a judge found: a status and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Judgement {
+    /// Pass, fail or skip.
+    pub status: Status,
+    /// Evidence on failure, reason on skip, short note on pass.
+    pub evidence: String,
+}
+
+fn pass(s: impl Into<String>) -> Judgement {
+    Judgement {
+        status: Status::Pass,
+        evidence: s.into(),
+    }
+}
+fn fail(s: impl Into<String>) -> Judgement {
+    Judgement {
+        status: Status::Fail,
+        evidence: s.into(),
+    }
+}
+fn skip(s: impl Into<String>) -> Judgement {
+    Judgement {
+        status: Status::Skip,
+        evidence: s.into(),
+    }
+}
+
+/// A check's judge: a pure function of the facts it looks at.
+#[derive(Clone, Copy)]
+pub enum Judge {
+    /// Judges the image file's facts (skipped when the image was not readable offline).
+    Image(fn(&OfflineFacts, &Facts) -> Judgement),
+    /// Judges each boot (skipped when no boot ran).
+    Boot(fn(&BootFacts, &Facts) -> Judgement),
+    /// Judges all boots together.
+    Boots(fn(&Facts) -> Judgement),
+}
+
+/// One entry of the catalogue.
+#[derive(Clone, Copy)]
+pub struct Check {
+    /// Stable id.
+    pub id: CheckId,
+    /// One-line title (`imgtest checks`).
+    pub title: &'static str,
+    /// What must hold for the check to pass, in a sentence (the README's table).
+    pub holds: &'static str,
+    /// The rule it serves.
+    pub rule: Rule,
+    /// Severity of a failure.
+    pub severity: Severity,
+    /// What the runner must collect for it.
+    pub needs: &'static [Need],
+    /// The judge.
+    pub judge: Judge,
+}
+
+impl Check {
+    /// What the check looks at, from its judge.
+    pub fn scope(&self) -> Scope {
+        match self.judge {
+            Judge::Image(_) => Scope::Image,
+            Judge::Boot(_) => Scope::Boot,
+            Judge::Boots(_) => Scope::Boots,
+        }
+    }
+
+    fn result(&self, boot: Option<usize>, j: Judgement) -> CheckResult {
+        CheckResult {
+            id: self.id,
+            boot,
+            status: j.status,
+            severity: self.severity,
+            evidence: j.evidence,
+        }
+    }
+
+    /// This check's results for `facts`: one, or one per boot for a per-boot check.
+    fn results(&self, facts: &Facts) -> Vec<CheckResult> {
+        match self.judge {
+            Judge::Image(judge) => vec![self.result(
+                None,
+                match &facts.offline {
+                    Offline::Read(o) => judge(o, facts),
+                    Offline::Unreadable { reason } => {
+                        skip(format!("image not readable offline: {reason}"))
+                    }
+                },
+            )],
+            Judge::Boot(_) if facts.boots.is_empty() => {
+                vec![self.result(None, skip("no boot was run"))]
+            }
+            Judge::Boot(judge) => facts
+                .boots
+                .iter()
+                .map(|b| {
+                    let j = if self.needs.contains(&Need::Userspace) && !b.reached_userspace() {
+                        skip("the boot did not reach userspace (see boot.userspace)")
+                    } else {
+                        judge(b, facts)
+                    };
+                    self.result(Some(b.index), j)
+                })
+                .collect(),
+            Judge::Boots(judge) => vec![self.result(None, judge(facts))],
+        }
+    }
+}
+
+impl Serialize for Check {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Check", 6)?;
+        st.serialize_field("id", &self.id)?;
+        st.serialize_field("title", self.title)?;
+        st.serialize_field("severity", &self.severity)?;
+        st.serialize_field("scope", &self.scope())?;
+        st.serialize_field("rule", &self.rule)?;
+        st.serialize_field("holds", self.holds)?;
+        st.end()
+    }
+}
+
+/// Every check, in report order.
+pub const CATALOGUE: &[Check] = &[
+    Check {
+        id: CheckId::BootUserspace,
+        title: "boots to userspace",
+        holds: "the console shows userspace (or SSH answers) before the boot deadline",
+        rule: Rule::Boot,
+        severity: Severity::Error,
+        needs: &[],
+        judge: Judge::Boot(boot::userspace),
+    },
+    Check {
+        id: CheckId::ConsoleClean,
+        title: "no panic, oops or emergency shell on the console",
+        holds: "no kernel panic, oops, `grub rescue>`, emergency shell, root-not-found, \"No \
+                bootable device\" (any of these before userspace fails `boot.userspace` fast)",
+        rule: Rule::Boot,
+        severity: Severity::Error,
+        needs: &[Need::Userspace],
+        judge: Judge::Boot(boot::console_clean),
+    },
+    Check {
+        id: CheckId::FirstbootInstalled,
+        title: "firstboot is installed with a boot hook",
+        holds: "`/usr/sbin/firstboot` and a boot hook (systemd unit, init.d script, inittab); \
+                for cloud-init images, cloud-init installed and not disabled",
+        rule: Rule::FirstBoot,
+        severity: Severity::Error,
+        needs: &[],
+        judge: Judge::Image(firstboot::installed),
+    },
+    Check {
+        id: CheckId::MetadataPassword,
+        title: "password from the metadata service is fetched and works over SSH",
+        holds: "the guest fetched `initial-password` (cloud-init: `user-data`) and it works \
+                over SSH",
+        rule: Rule::FirstBoot,
+        severity: Severity::Error,
+        needs: &[Need::Userspace, Need::Login],
+        judge: Judge::Boot(firstboot::metadata_password),
+    },
+    Check {
+        id: CheckId::FirstbootFailSafe,
+        title: "without metadata answers no login is possible",
+        holds: "with `--metadata-fault`, no login is possible (only judged then)",
+        rule: Rule::FirstBoot,
+        severity: Severity::Error,
+        needs: &[Need::Userspace, Need::Login],
+        judge: Judge::Boot(firstboot::fail_safe),
+    },
+    Check {
+        id: CheckId::SshWrongPassword,
+        title: "a wrong password is rejected (tried on the first boot whose SSH server answers)",
+        holds: "a random password is rejected (tried once, on the first boot whose SSH server \
+                answers: the guest's failure delay of ~2 s stays off the other boots' verdicts)",
+        rule: Rule::Logins,
+        severity: Severity::Error,
+        needs: &[Need::Login, Need::WrongPassword],
+        judge: Judge::Boots(logins::wrong_password),
+    },
+    Check {
+        id: CheckId::HostkeysAbsent,
+        title: "no SSH host keys in the image",
+        holds: "no SSH host keys (OpenSSH or dropbear) in the image",
+        rule: Rule::Identity,
+        severity: Severity::Error,
+        needs: &[],
+        judge: Judge::Image(identity::host_keys_absent),
+    },
+    Check {
+        id: CheckId::HostkeysRegenerated,
+        title: "SSH host keys are generated at first boot",
+        holds: "host keys exist at runtime and are not the image's",
+        rule: Rule::Identity,
+        severity: Severity::Error,
+        needs: &[Need::Userspace, Need::Login, Need::Probe],
+        judge: Judge::Boot(identity::host_keys_regenerated),
+    },
+    Check {
+        id: CheckId::HostkeysUnique,
+        title: "SSH host keys differ between boots",
+        holds: "every boot has a different host key",
+        rule: Rule::Identity,
+        severity: Severity::Error,
+        needs: &[Need::Login],
+        judge: Judge::Boots(identity::host_keys_unique),
+    },
+    Check {
+        id: CheckId::PasswordsNoneFixed,
+        title: "no account has a usable fixed password",
+        holds: "no account in `/etc/shadow` has a usable or empty password",
+        rule: Rule::Logins,
+        severity: Severity::Error,
+        needs: &[],
+        judge: Judge::Image(logins::no_fixed_password),
+    },
+    Check {
+        id: CheckId::LogsClean,
+        title: "logs, login records and shell histories are empty",
+        holds: "`/var/log/**` (incl. wtmp/btmp/lastlog) and shell histories are empty",
+        rule: Rule::Logs,
+        severity: Severity::Error,
+        needs: &[],
+        judge: Judge::Image(logs::clean),
+    },
+    Check {
+        id: CheckId::ScriptsNone,
+        title: "no leftover test scripts",
+        holds: "no file matches the test-script patterns (`[checks] test-scripts`)",
+        rule: Rule::Leftovers,
+        severity: Severity::Error,
+        needs: &[],
+        judge: Judge::Image(leftovers::no_test_scripts),
+    },
+    Check {
+        id: CheckId::MachineIdEmpty,
+        title: "machine-id is empty in the image",
+        holds: "`/etc/machine-id` is empty or absent",
+        rule: Rule::Identity,
+        severity: Severity::Error,
+        needs: &[],
+        judge: Judge::Image(identity::machine_id_empty),
+    },
+    Check {
+        id: CheckId::MachineIdUnique,
+        title: "machine-id differs between boots",
+        holds: "boots have different machine-ids (skipped without one)",
+        rule: Rule::Identity,
+        severity: Severity::Error,
+        needs: &[Need::Login, Need::Probe],
+        judge: Judge::Boots(identity::machine_id_unique),
+    },
+    Check {
+        id: CheckId::FirstbootDisabled,
+        title: "firstboot ran and disabled itself",
+        holds: "`firstboot status` says `state=done` and `hook=disabled` (cloud-init: \
+                `/var/lib/cloud/instance/boot-finished` exists)",
+        rule: Rule::FirstBoot,
+        severity: Severity::Error,
+        needs: &[
+            Need::Userspace,
+            Need::Login,
+            Need::Probe,
+            Need::CloudInitFinished,
+        ],
+        judge: Judge::Boot(firstboot::disabled),
+    },
+    Check {
+        id: CheckId::ShutdownClean,
+        title: "ACPI power-off completes within the deadline",
+        holds: "QEMU exits within the deadline after `system_powerdown` (warning only; judged \
+                on the first boot to finish its other checks, skipped on the others)",
+        rule: Rule::Boot,
+        severity: Severity::Warning,
+        needs: &[Need::Userspace, Need::PowerOff],
+        judge: Judge::Boot(boot::shutdown_clean),
+    },
+];
+
+/// The catalogue entry of `id`.
+pub fn find(id: CheckId) -> &'static Check {
+    CATALOGUE
+        .iter()
+        .find(|c| c.id == id)
+        .expect("every check id has a catalogue entry (tested)")
+}
+
 /// One check's result (for one boot, for per-boot checks).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckResult {
     /// Check id.
-    pub id: String,
+    pub id: CheckId,
     /// Boot number for per-boot checks.
     pub boot: Option<usize>,
     /// Verdict.
@@ -193,80 +447,64 @@ pub struct CheckResult {
 }
 
 /// Which checks to run.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Selection {
     /// Only these ids (all when empty).
-    pub only: Vec<String>,
+    pub only: Vec<CheckId>,
     /// Never these ids.
-    pub skip: Vec<String>,
+    pub skip: Vec<CheckId>,
 }
 
 impl Selection {
     /// Whether `id` is selected.
-    pub fn includes(&self, id: &str) -> bool {
-        (self.only.is_empty() || self.only.iter().any(|o| o == id))
-            && !self.skip.iter().any(|s| s == id)
+    pub fn includes(&self, id: CheckId) -> bool {
+        (self.only.is_empty() || self.only.contains(&id)) && !self.skip.contains(&id)
     }
 
-    /// Ids that are not in the catalogue.
-    pub fn unknown(&self) -> Vec<String> {
-        self.only
-            .iter()
-            .chain(&self.skip)
-            .filter(|id| find(id).is_none())
-            .cloned()
-            .collect()
+    fn selected(&self) -> impl Iterator<Item = &'static Check> + '_ {
+        CATALOGUE.iter().filter(|c| self.includes(c.id))
     }
 
     /// Whether any selected check needs the image booted.
     pub fn needs_boot(&self) -> bool {
-        CATALOGUE
-            .iter()
-            .any(|c| c.scope != Scope::Image && self.includes(c.id))
+        self.selected().any(|c| c.scope() != Scope::Image)
     }
-}
 
-type Verdict = (Status, String);
-
-fn pass(s: impl Into<String>) -> Verdict {
-    (Status::Pass, s.into())
-}
-fn fail(s: impl Into<String>) -> Verdict {
-    (Status::Fail, s.into())
-}
-fn skip(s: impl Into<String>) -> Verdict {
-    (Status::Skip, s.into())
+    /// Whether any selected check needs `need` collected.
+    pub fn needs(&self, need: Need) -> bool {
+        self.selected().any(|c| c.needs.contains(&need))
+    }
 }
 
 /// Evaluates the selected checks, in catalogue order (per-boot checks boot by boot).
 pub fn evaluate(facts: &Facts, selection: &Selection) -> Vec<CheckResult> {
-    let mut out = Vec::new();
-    for c in CATALOGUE.iter().filter(|c| selection.includes(c.id)) {
-        let mut push = |boot: Option<usize>, (status, evidence): Verdict| {
-            out.push(CheckResult {
-                id: c.id.to_string(),
-                boot,
-                status,
-                severity: c.severity,
-                evidence,
-            })
-        };
-        match c.scope {
-            Scope::Image => push(None, image_check(c.id, &facts.offline, facts.agent())),
-            Scope::Boot => {
-                if facts.boots.is_empty() {
-                    push(None, skip("no boot was run"));
-                }
-                for b in &facts.boots {
-                    push(Some(b.index), boot_check(c.id, b, facts));
-                }
-            }
-            Scope::Boots => push(None, boots_check(c.id, facts)),
-        }
-    }
-    out
+    selection
+        .selected()
+        .flat_map(|c| c.results(facts))
+        .collect()
 }
 
+/// The catalogue as the README's Markdown table, grouped by rule.
+pub fn markdown_table() -> String {
+    let mut s = String::from(
+        "| check id | rule | scope | severity | what must hold |\n|---|---|---|---|---|\n",
+    );
+    for rule in Rule::ALL {
+        for c in CATALOGUE.iter().filter(|c| c.rule == *rule) {
+            s.push_str(&format!(
+                "| `{}` | {} | {} | {} | {} |\n",
+                c.id,
+                c.rule,
+                c.scope(),
+                c.severity,
+                c.holds
+            ));
+        }
+    }
+    s
+}
+
+/// `items` joined for evidence: the first few and how many more.
 fn list(items: &[String]) -> String {
     const SHOWN: usize = 5;
     let mut s = items
@@ -281,316 +519,12 @@ fn list(items: &[String]) -> String {
     s
 }
 
-fn image_check(id: &str, offline: &Offline, agent: Agent) -> Verdict {
-    let f: &OfflineFacts = match offline {
-        Offline::Read(f) => f,
-        Offline::Unreadable { reason } => {
-            return skip(format!("image not readable offline: {reason}"));
-        }
-    };
-    match id {
-        "firstboot.installed" if agent == Agent::CloudInit => match &f.cloud_init {
-            Some(c) if c.installed && !c.disabled => pass(format!(
-                "cloud-init installed (/usr/bin/cloud-init, /etc/cloud/cloud.cfg){}",
-                c.default_user
-                    .as_ref()
-                    .map(|u| format!(", default user {u}"))
-                    .unwrap_or_default()
-            )),
-            Some(c) if c.installed => {
-                fail("/etc/cloud/cloud-init.disabled switches cloud-init off")
-            }
-            _ => fail("cloud-init is not installed (/usr/bin/cloud-init, /etc/cloud/cloud.cfg)"),
-        },
-        "firstboot.installed" => match (f.firstboot_program, f.firstboot_hooks.is_empty()) {
-            (true, false) => pass(format!(
-                "/usr/sbin/firstboot, hooks: {}",
-                list(&f.firstboot_hooks)
-            )),
-            (false, _) => fail("/usr/sbin/firstboot is missing"),
-            (true, true) => fail("/usr/sbin/firstboot exists but no boot hook runs it"),
-        },
-        "hostkeys.absent" if f.host_keys.is_empty() => pass("no host key files"),
-        "hostkeys.absent" => fail(format!(
-            "host keys baked in: {}",
-            list(
-                &f.host_keys
-                    .iter()
-                    .map(|k| k.path.clone())
-                    .collect::<Vec<_>>()
-            )
-        )),
-        "passwords.none-fixed" if !f.shadow_readable => skip("the image has no /etc/shadow"),
-        "passwords.none-fixed" if f.password_accounts.is_empty() => pass("every account is locked"),
-        "passwords.none-fixed" => fail(format!(
-            "usable password in /etc/shadow for: {}",
-            list(&f.password_accounts)
-        )),
-        "logs.clean" if f.dirty_logs.is_empty() => pass("logs and histories empty"),
-        "logs.clean" => fail(format!("not empty: {}", list(&f.dirty_logs))),
-        "scripts.none" if f.test_scripts.is_empty() => {
-            pass("no file matches the test-script patterns")
-        }
-        "scripts.none" => fail(format!("leftover: {}", list(&f.test_scripts))),
-        "machine-id.empty" => match &f.machine_id {
-            None => pass("/etc/machine-id empty or absent"),
-            Some(m) => fail(format!("/etc/machine-id is set: {m}")),
-        },
-        other => unreachable!("no image check {other}"),
-    }
-}
-
-/// Whether the offline facts show the run's agent is not installed (firstboot.installed).
-fn firstboot_missing(facts: &Facts) -> bool {
-    match (&facts.offline, facts.agent()) {
-        (Offline::Read(f), Agent::Firstboot) => {
-            !f.firstboot_program || f.firstboot_hooks.is_empty()
-        }
-        (Offline::Read(f), Agent::CloudInit) => !f
-            .cloud_init
-            .as_ref()
-            .is_some_and(|c| c.installed && !c.disabled),
-        (Offline::Unreadable { .. }, _) => false,
-    }
-}
-
-fn boot_check(id: &str, b: &BootFacts, facts: &Facts) -> Verdict {
-    let faulty = facts.fault.withholds_password();
-    if id == "boot.userspace" {
-        return match (b.console.reached(Phase::Userspace), &b.console.failure) {
-            (Some(t), _) => pass(format!("userspace after {t:.1}s")),
-            (None, _) if b.ssh_secs.is_some() => pass("an SSH server answered"),
-            (None, Some(f)) => fail(format!("{:?} on the console: {}", f.kind, f.line)),
-            (None, None) => fail(match &b.qemu_exit {
-                Some(e) => format!(
-                    "QEMU exited before userspace ({e}); last console line: {}",
-                    last_line(b)
-                ),
-                None => format!(
-                    "no userspace before the deadline; last console line: {}",
-                    last_line(b)
-                ),
-            }),
-        };
-    }
-    if !b.reached_userspace() {
-        return skip("the boot did not reach userspace (see boot.userspace)");
-    }
-    match id {
-        "console.clean" => match &b.console.failure {
-            None => pass("no failure pattern"),
-            Some(f) => fail(format!("{:?}: {}", f.kind, f.line)),
-        },
-        "metadata.password" if faulty => skip(format!(
-            "metadata fault `{}` injected (see firstboot.fail-safe)",
-            facts.fault
-        )),
-        "metadata.password" if firstboot_missing(facts) => {
-            skip("firstboot is not installed (see firstboot.installed)")
-        }
-        "metadata.password" => match (&b.login, b.password_fetched) {
-            (Login::Worked { after_secs }, true) => pass(format!(
-                "login with the metadata password after {after_secs:.1}s{}",
-                // cloud-init sets the password well after sshd answers: show both.
-                b.ssh_secs
-                    .filter(|_| facts.agent() == Agent::CloudInit)
-                    .map(|s| format!(" (SSH answered at {s:.1}s)"))
-                    .unwrap_or_default()
-            )),
-            (Login::Worked { .. }, false) => fail(format!(
-                "login worked but the guest never fetched {}",
-                password_source(facts)
-            )),
-            (l, fetched) => fail(format!(
-                "{}; {} {}",
-                login_text(l),
-                password_source(facts),
-                if fetched {
-                    "was fetched"
-                } else {
-                    "was never fetched"
-                }
-            )),
-        },
-        "firstboot.fail-safe" if !faulty => {
-            skip("the metadata service delivers the password (no withholding fault)")
-        }
-        "firstboot.fail-safe" => match &b.login {
-            Login::Worked { .. } => fail(format!(
-                "login possible although the metadata service had fault `{}`",
-                facts.fault
-            )),
-            Login::Refused { .. } if b.wrong_password_rejected == Some(false) => {
-                fail("a wrong password was accepted")
-            }
-            Login::Refused { .. } => pass(format!(
-                "SSH answered and refused every password{}",
-                firstboot_note(b)
-            )),
-            Login::NoSsh { .. } => pass(format!(
-                "no SSH server answered; no login possible{}",
-                firstboot_note(b)
-            )),
-            Login::NotTried { reason } => skip(reason.clone()),
-        },
-        "hostkeys.regenerated" => match (&b.host_key_sha256, &b.probe, &facts.offline) {
-            (None, _, _) => skip("no SSH handshake"),
-            (Some(_), Some(p), _) if p.host_keys.iter().any(|k| k.sha256.is_empty()) => skip(
-                "the probe could not read the host key files (login user without root or sudo)",
-            ),
-            (Some(_), Some(p), Offline::Read(off)) => {
-                let kept: Vec<String> = p
-                    .host_keys
-                    .iter()
-                    .filter(|k| off.host_keys.iter().any(|o| o.sha256 == k.sha256))
-                    .map(|k| k.path.clone())
-                    .collect();
-                if kept.is_empty() {
-                    pass(format!(
-                        "{} host key file(s) generated at boot",
-                        p.host_keys.len()
-                    ))
-                } else {
-                    fail(format!("still the image's baked key: {}", list(&kept)))
-                }
-            }
-            (Some(fp), _, _) => pass(format!("host key SHA256 {}", short(fp))),
-        },
-        "firstboot.disabled" if faulty => skip(format!(
-            "metadata fault `{}` injected (see firstboot.fail-safe)",
-            facts.fault
-        )),
-        "firstboot.disabled" if firstboot_missing(facts) => {
-            skip("firstboot is not installed (see firstboot.installed)")
-        }
-        "firstboot.disabled" if facts.agent() == Agent::CloudInit => {
-            match (b.cloud_init_finished_secs, &b.login) {
-                (Some(t), _) => pass(format!(
-                    "cloud-init finished at {t:.1}s ({})",
-                    crate::cloudinit::BOOT_FINISHED
-                )),
-                (None, Login::Worked { .. }) => fail(format!(
-                    "cloud-init did not finish before the deadline: no {}",
-                    crate::cloudinit::BOOT_FINISHED
-                )),
-                (None, l) => skip(format!("no login: {}", login_text(l))),
-            }
-        }
-        "firstboot.disabled" => match &b.probe {
-            None => skip(format!(
-                "no probe: {}",
-                b.probe_error
-                    .clone()
-                    .unwrap_or_else(|| login_text(&b.login))
-            )),
-            Some(p) if p.firstboot_state == "done" && p.firstboot_hook == "disabled" => {
-                pass("state=done hook=disabled")
-            }
-            Some(p) => fail(format!(
-                "firstboot status: state={} hook={}{}",
-                p.firstboot_state,
-                p.firstboot_hook,
-                firstboot_note(b)
-            )),
-        },
-        "shutdown.clean" => match &b.shutdown {
-            Shutdown::Clean { secs } => {
-                pass(format!("powered off {secs:.1}s after system_powerdown"))
-            }
-            Shutdown::TimedOut { deadline_secs } => fail(format!(
-                "still running {deadline_secs:.0}s after system_powerdown (ACPI power button)"
-            )),
-            Shutdown::NotDone { reason } => skip(reason.clone()),
-        },
-        other => unreachable!("no boot check {other}"),
-    }
-}
-
-fn boots_check(id: &str, facts: &Facts) -> Verdict {
-    match id {
-        "hostkeys.unique" => {
-            let keys: Vec<(usize, &String)> = facts
-                .boots
-                .iter()
-                .filter_map(|b| b.host_key_sha256.as_ref().map(|k| (b.index, k)))
-                .collect();
-            if keys.len() < 2 {
-                return skip(format!(
-                    "needs two boots with an SSH handshake, had {}",
-                    keys.len()
-                ));
-            }
-            match duplicate(&keys) {
-                Some((a, b, k)) => fail(format!(
-                    "boots {a} and {b} have the same host key SHA256 {}",
-                    short(k)
-                )),
-                None => pass(format!("{} different host keys", keys.len())),
-            }
-        }
-        "machine-id.unique" => {
-            if matches!(&facts.offline, Offline::Read(f) if f.machine_id.is_some()) {
-                return skip("the image has a machine-id (see machine-id.empty)");
-            }
-            let ids: Vec<(usize, &String)> = facts
-                .boots
-                .iter()
-                .filter_map(|b| b.probe.as_ref().map(|p| (b.index, &p.machine_id)))
-                .collect();
-            if ids.len() < 2 {
-                return skip(format!("needs two probed boots, had {}", ids.len()));
-            }
-            if ids.iter().all(|(_, m)| m.is_empty()) {
-                return skip("no machine-id at runtime (no systemd)");
-            }
-            match duplicate(&ids) {
-                Some((a, b, m)) => fail(format!("boots {a} and {b} share machine-id {m:?}")),
-                None => pass(format!("{} different machine-ids", ids.len())),
-            }
-        }
-        "ssh.wrong-password" => {
-            // An acceptance anywhere outweighs a rejection elsewhere.
-            let tried = facts
-                .boots
-                .iter()
-                .filter_map(|b| b.wrong_password_rejected.map(|r| (b.index, r)))
-                .min_by_key(|&(_, rejected)| rejected);
-            match (tried, facts.boots.first()) {
-                (Some((i, true)), _) => pass(format!("rejected on boot {i}")),
-                (Some((i, false)), _) => fail(format!(
-                    "a random password was accepted for the login user on boot {i}"
-                )),
-                (None, None) => skip("no boot was run"),
-                (None, Some(b)) => skip(format!("cannot tell: {}", login_text(&b.login))),
-            }
-        }
-        other => unreachable!("no multi-boot check {other}"),
-    }
-}
-
-fn duplicate<'a>(items: &[(usize, &'a String)]) -> Option<(usize, usize, &'a String)> {
-    items.iter().enumerate().find_map(|(i, &(a, ka))| {
-        items[i + 1..]
-            .iter()
-            .find(|(_, kb)| *kb == ka)
-            .map(|&(b, _)| (a, b, ka))
-    })
-}
-
+/// A fingerprint shortened for evidence.
 fn short(fp: &str) -> &str {
     &fp[..fp.len().min(16)]
 }
 
-fn last_line(b: &BootFacts) -> String {
-    b.console
-        .tail
-        .iter()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .cloned()
-        .unwrap_or_else(|| "(console empty)".into())
-}
-
+/// How the metadata-password login went, in words.
 fn login_text(l: &Login) -> String {
     match l {
         Login::Worked { after_secs } => format!("login worked after {after_secs:.1}s"),
@@ -599,21 +533,6 @@ fn login_text(l: &Login) -> String {
         }
         Login::NoSsh { reason } => format!("no SSH server answered before the deadline ({reason})"),
         Login::NotTried { reason } => format!("login not tried: {reason}"),
-    }
-}
-
-/// What carries the password to the guest for the run's agent.
-fn password_source(facts: &Facts) -> &'static str {
-    match facts.agent() {
-        Agent::Firstboot => "initial-password",
-        Agent::CloudInit => "user-data",
-    }
-}
-
-fn firstboot_note(b: &BootFacts) -> String {
-    match b.console.firstboot_lines.last() {
-        Some(l) => format!("; console: {l}"),
-        None => String::new(),
     }
 }
 

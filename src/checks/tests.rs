@@ -1,9 +1,7 @@
 //! Checks over hand-made facts: a clean image passes, each defect fails exactly one id.
 
-use super::facts::*;
 use super::*;
-use crate::console::{ConsoleFailure, ConsoleSummary, FailureKind};
-use crate::metadata::Fault;
+use crate::facts::*;
 
 fn offline() -> OfflineFacts {
     OfflineFacts {
@@ -59,11 +57,11 @@ fn clean() -> Facts {
     }
 }
 
-fn failing(facts: &Facts) -> Vec<String> {
-    let mut ids: Vec<String> = evaluate(facts, &Selection::default())
+fn failing(facts: &Facts) -> Vec<&'static str> {
+    let mut ids: Vec<&str> = evaluate(facts, &Selection::default())
         .into_iter()
         .filter(|r| r.status == Status::Fail)
-        .map(|r| r.id)
+        .map(|r| r.id.name())
         .collect();
     ids.dedup();
     ids
@@ -76,24 +74,31 @@ fn clean_image_passes_everything_it_can_judge() {
     let skipped: Vec<_> = results
         .iter()
         .filter(|r| r.status == Status::Skip)
-        .map(|r| r.id.as_str())
+        .map(|r| r.id.name())
         .collect();
     assert_eq!(skipped, ["firstboot.fail-safe", "firstboot.fail-safe"]);
     // Per-boot checks appear once per boot, the others once.
     assert_eq!(
-        results.iter().filter(|r| r.id == "boot.userspace").count(),
+        results
+            .iter()
+            .filter(|r| r.id == CheckId::BootUserspace)
+            .count(),
         2
     );
     assert_eq!(
-        results.iter().filter(|r| r.id == "hostkeys.unique").count(),
+        results
+            .iter()
+            .filter(|r| r.id == CheckId::HostkeysUnique)
+            .count(),
         1
     );
 }
 
-#[test]
-fn each_defect_fails_exactly_one_check() {
-    type Defect = Box<dyn Fn(&mut Facts)>;
-    let cases: Vec<(&str, Defect)> = vec![
+type Defect = Box<dyn Fn(&mut Facts)>;
+
+/// Defects the image file shows, each with the one check that must fail.
+fn offline_defects() -> Vec<(&'static str, Defect)> {
+    vec![
         (
             "passwords.none-fixed",
             Box::new(|f| off(f).password_accounts = vec!["root".into()]),
@@ -124,6 +129,12 @@ fn each_defect_fails_exactly_one_check() {
                 }
             }),
         ),
+    ]
+}
+
+/// Defects the boots show, each with the one check that must fail.
+fn online_defects() -> Vec<(&'static str, Defect)> {
+    vec![
         (
             "firstboot.installed",
             Box::new(|f| {
@@ -198,7 +209,12 @@ fn each_defect_fails_exactly_one_check() {
                 })
             }),
         ),
-    ];
+    ]
+}
+
+#[test]
+fn each_defect_fails_exactly_one_check() {
+    let cases = offline_defects().into_iter().chain(online_defects());
     for (expected, defect) in cases {
         let mut f = clean();
         defect(&mut f);
@@ -236,7 +252,11 @@ fn fail_safe_under_a_metadata_fault() {
     }
     let r = evaluate(&f, &Selection::default());
     assert!(failing(&f).is_empty(), "{r:#?}");
-    let fs: Vec<_> = r.iter().filter(|r| r.id == "firstboot.fail-safe").collect();
+    let fs: Vec<_> = r
+        .iter()
+        .filter(|r| r.id == CheckId::FirstbootFailSafe)
+        .collect();
+    assert_eq!(fs.len(), 2, "judged on each boot: {r:#?}");
     assert!(fs.iter().all(|r| r.status == Status::Pass), "{fs:?}");
     // A delayed answer still delivers the password: judged like no fault at all.
     let mut delayed = clean();
@@ -245,7 +265,7 @@ fn fail_safe_under_a_metadata_fault() {
     assert!(
         evaluate(&delayed, &Selection::default())
             .iter()
-            .any(|r| r.id == "metadata.password" && r.status == Status::Pass)
+            .any(|r| r.id == CheckId::MetadataPassword && r.status == Status::Pass)
     );
     // A login that works although the metadata never answered fails it.
     f.boots[0].login = Login::Worked { after_secs: 3.0 };
@@ -258,7 +278,7 @@ fn wrong_password_is_judged_once_per_run_on_the_boot_that_tried_it() {
     let count = |f: &Facts| {
         evaluate(f, &Selection::default())
             .iter()
-            .filter(|r| r.id == "ssh.wrong-password")
+            .filter(|r| r.id == CheckId::SshWrongPassword)
             .count()
     };
     assert_eq!(count(&f), 1);
@@ -274,7 +294,10 @@ fn wrong_password_is_judged_once_per_run_on_the_boot_that_tried_it() {
         reason: "connection reset".into(),
     };
     let r = evaluate(&f, &Selection::default());
-    let w = r.iter().find(|r| r.id == "ssh.wrong-password").unwrap();
+    let w = r
+        .iter()
+        .find(|r| r.id == CheckId::SshWrongPassword)
+        .unwrap();
     assert_eq!(w.status, Status::Skip);
     assert!(w.evidence.contains("connection reset"), "{w:?}");
 }
@@ -286,7 +309,7 @@ fn unreadable_image_skips_offline_checks_with_the_reason() {
         reason: "ISO 9660 image".into(),
     };
     let r = evaluate(&f, &Selection::default());
-    let logs = r.iter().find(|r| r.id == "logs.clean").unwrap();
+    let logs = r.iter().find(|r| r.id == CheckId::LogsClean).unwrap();
     assert_eq!(logs.status, Status::Skip);
     assert!(logs.evidence.contains("ISO 9660"));
     assert!(failing(&f).is_empty());
@@ -295,29 +318,47 @@ fn unreadable_image_skips_offline_checks_with_the_reason() {
 #[test]
 fn selection_filters_and_knows_what_needs_a_boot() {
     let sel = Selection {
-        only: vec!["logs.clean".into(), "scripts.none".into()],
-        skip: vec!["scripts.none".into()],
+        only: vec![CheckId::LogsClean, CheckId::ScriptsNone],
+        skip: vec![CheckId::ScriptsNone],
     };
     let r = evaluate(&clean(), &sel);
     assert_eq!(r.len(), 1);
-    assert_eq!(r[0].id, "logs.clean");
+    assert_eq!(r[0].id, CheckId::LogsClean);
     assert!(!sel.needs_boot());
     assert!(Selection::default().needs_boot());
-    let bad = Selection {
-        only: vec!["nope".into()],
+    // What to collect follows from the selected checks' declared needs.
+    for need in Need::ALL {
+        assert!(Selection::default().needs(*need), "{need}");
+        assert!(!sel.needs(*need), "{need}");
+    }
+    let shutdown_only = Selection {
+        only: vec![CheckId::ShutdownClean],
         skip: vec![],
     };
-    assert_eq!(bad.unknown(), ["nope"]);
+    assert!(shutdown_only.needs(Need::PowerOff) && !shutdown_only.needs(Need::Login));
+    let no_shutdown = Selection {
+        only: vec![],
+        skip: vec![CheckId::ShutdownClean],
+    };
+    assert!(!no_shutdown.needs(Need::PowerOff) && no_shutdown.needs(Need::Probe));
 }
 
 #[test]
 fn catalogue_ids_are_unique_and_stable() {
-    let ids: Vec<_> = CATALOGUE.iter().map(|c| c.id).collect();
+    let ids: Vec<&str> = CATALOGUE.iter().map(|c| c.id.name()).collect();
     let mut sorted = ids.clone();
     sorted.sort();
     sorted.dedup();
     assert_eq!(sorted.len(), ids.len());
     assert_eq!(ids.len(), 16);
+    // Every id has exactly one entry, and the catalogue lists them in declaration order.
+    assert_eq!(
+        CATALOGUE.iter().map(|c| c.id).collect::<Vec<_>>(),
+        CheckId::ALL
+    );
+    for id in CheckId::ALL {
+        assert_eq!(find(*id).id, *id);
+    }
 }
 
 /// The clean facts as a cloud-init image shows them: cloud-init instead of firstboot.
@@ -349,7 +390,7 @@ fn cloud_init() -> Facts {
 fn evidence(f: &Facts, id: &str) -> String {
     evaluate(f, &Selection::default())
         .into_iter()
-        .find(|r| r.id == id)
+        .find(|r| r.id.name() == id)
         .map(|r| r.evidence)
         .unwrap()
 }
@@ -398,7 +439,8 @@ fn host_keys_unreadable_to_the_login_user_are_not_judged() {
     }
     let r: Vec<_> = evaluate(&f, &Selection::default())
         .into_iter()
-        .filter(|r| r.id == "hostkeys.regenerated")
+        .filter(|r| r.id == CheckId::HostkeysRegenerated)
         .collect();
+    assert_eq!(r.len(), 2, "judged on each boot");
     assert!(r.iter().all(|r| r.status == Status::Skip), "{r:#?}");
 }

@@ -3,38 +3,45 @@
 //! Offline, [`offline_facts`] reads whether cloud-init is installed and how it is
 //! configured (`/etc/cloud/cloud.cfg`, then `cloud.cfg.d/*.cfg` in order, later files win):
 //! the default user that user-data's `password:` sets, and `ssh_deletekeys`. [`choose`]
-//! turns `--firstboot` and `--user` into the agent and login user of a run. Online, the
+//! turns the requested agent and user into the agent and login user of a run. Online, the
 //! guest finds its datasource through [`NOCLOUD_SERIAL`] in the SMBIOS system serial
 //! (what stock cloud-init's `ds-identify` and NoCloud honour with no image change) and
-//! fetches `meta-data`, `user-data` and `vendor-data` from the metadata service
-//! ([`crate::metadata`]). The YAML reader here is deliberately small: block mappings with
-//! scalar values, which is how distributions write these files; flow mappings
-//! (`default_user: {name: x}`) are not understood, and `--user` covers them.
+//! fetches `meta-data`, `user-data` and `vendor-data` from the metadata service.
+//!
+//! The configuration is YAML, read with `yaml-rust2` (flow and block styles, anchors and
+//! aliases, block scalars, quoting); YAML 1.1 merge keys (`<<:`), which PyYAML (cloud-init's
+//! parser) honours, are merged here too, and booleans are read as cloud-init reads them.
 
-use serde::{Deserialize, Serialize};
+use yaml_rust2::{Yaml, YamlLoader};
 
-use crate::checks::facts::{Agent, AgentFacts, CloudInitFacts, Offline};
+use crate::facts::{Agent, AgentFacts, CloudInitFacts, Offline};
 use crate::fs::FsView;
 
 /// The SMBIOS type 1 serial that points NoCloud at the metadata service. The `-net` form:
 /// Debian 12's cloud-init 22.4 only fetches a URL seed once the network is up.
 pub const NOCLOUD_SERIAL: &str = "ds=nocloud-net;s=http://169.254.169.254/";
 
-/// The file cloud-init's final stage writes when it has run every module of this instance.
-pub const BOOT_FINISHED: &str = "/var/lib/cloud/instance/boot-finished";
-
-/// `--firstboot`: which first-boot agent the image uses.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum FirstbootChoice {
-    /// cloud-init when the image has it and no firstboot, else firstboot.
-    #[default]
-    Auto,
-    /// imgtest's firstboot.
-    Firstboot,
-    /// Stock cloud-init.
-    CloudInit,
+crate::named_enum! {
+    /// Which first-boot agent the image uses, as a run asks for it.
+    #[derive(Default)]
+    pub enum FirstbootChoice("first-boot agent") {
+        /// cloud-init when the image has it and no firstboot, else firstboot.
+        #[default]
+        Auto = "auto",
+        /// imgtest's firstboot.
+        Firstboot = "firstboot",
+        /// Stock cloud-init.
+        CloudInit = "cloud-init",
+    }
 }
+
+/// Why a run's login user cannot be told.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "cannot tell the image's cloud-init default user (no system_info: default_user: name: \
+     in /etc/cloud/cloud.cfg or cloud.cfg.d)"
+)]
+pub struct NoDefaultUser;
 
 /// cloud-init's facts from the image, None when neither its program nor its config exists.
 pub fn offline_facts(view: &FsView) -> Option<CloudInitFacts> {
@@ -48,32 +55,33 @@ pub fn offline_facts(view: &FsView) -> Option<CloudInitFacts> {
         .collect();
     dropins.sort();
     configs.extend(dropins);
-    let texts: Vec<String> = configs
+    let docs: Vec<Yaml> = configs
         .iter()
         .filter_map(|p| view.read(p))
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .filter_map(|b| parse(&String::from_utf8_lossy(&b)))
         .collect();
     let has_config = view.exists("/etc/cloud/cloud.cfg");
     if !program && !has_config {
         return None;
     }
-    let last = |path: &[&str]| texts.iter().rev().find_map(|t| yaml_scalar(t, path));
+    let last = |path: &[&str]| docs.iter().rev().find_map(|d| lookup(d, path).cloned());
     Some(CloudInitFacts {
         installed: program && has_config,
         disabled: view.exists("/etc/cloud/cloud-init.disabled"),
-        default_user: last(&["system_info", "default_user", "name"]),
-        ssh_deletekeys: last(&["ssh_deletekeys"]).is_none_or(|v| yaml_true(&v)),
+        default_user: last(&["system_info", "default_user", "name"]).and_then(|v| scalar(&v)),
+        ssh_deletekeys: last(&["ssh_deletekeys"]).is_none_or(|v| cloud_init_true(&v)),
     })
 }
 
-/// The agent and login user for an image: `--firstboot` (auto: cloud-init if the image has
-/// it and no firstboot) and `--user` (default: root for firstboot, the image's cloud-init
-/// default user for cloud-init). An error when a cloud-init image's user cannot be told.
+/// The agent and login user for an image: the requested agent (auto: cloud-init if the
+/// image has it and no firstboot) and user (default: root for firstboot, the image's
+/// cloud-init default user for cloud-init). An error when a cloud-init image's user
+/// cannot be told.
 pub fn choose(
     choice: FirstbootChoice,
     user: Option<&str>,
     offline: &Offline,
-) -> Result<AgentFacts, String> {
+) -> Result<AgentFacts, NoDefaultUser> {
     let facts = match offline {
         Offline::Read(f) => Some(f),
         Offline::Unreadable { .. } => None,
@@ -96,13 +104,7 @@ pub fn choose(
         (None, Agent::Firstboot) => ("root".to_string(), "firstboot sets root's".to_string()),
         (None, Agent::CloudInit) => match cloud.and_then(|c| c.default_user.clone()) {
             Some(u) => (u, "cloud-init's default_user".to_string()),
-            None => {
-                return Err(
-                    "cannot tell the image's cloud-init default user (no system_info: \
-                     default_user: name: in /etc/cloud/cloud.cfg); pass --user NAME"
-                        .into(),
-                );
-            }
+            None => return Err(NoDefaultUser),
         },
     };
     Ok(AgentFacts {
@@ -112,61 +114,77 @@ pub fn choose(
     })
 }
 
-/// Whether a YAML 1.1 scalar (as PyYAML, cloud-init's parser, reads it) is true.
-fn yaml_true(v: &str) -> bool {
-    matches!(v.to_ascii_lowercase().as_str(), "true" | "yes" | "on" | "y")
+/// One YAML document, None if it does not parse (cloud-init skips such a file too).
+pub fn parse(text: &str) -> Option<Yaml> {
+    YamlLoader::load_from_str(text)
+        .ok()?
+        .into_iter()
+        .next()
+        .map(merge_keys)
 }
 
-/// The scalar at `path` (a chain of mapping keys) in a block-style YAML document; the last
-/// one if the key repeats. List items are not descended into.
-pub fn yaml_scalar(doc: &str, path: &[&str]) -> Option<String> {
-    let (last, parents) = path.split_last()?;
-    let mut stack: Vec<(usize, String)> = Vec::new();
-    let mut found = None;
-    for raw in doc.lines() {
-        let line = match raw.find(" #") {
-            Some(i) => &raw[..i],
-            None => raw,
-        };
-        let t = line.trim();
-        if t.is_empty() || t.starts_with('#') || t == "---" {
-            continue;
+/// The document with YAML 1.1 merge keys applied: `<<: *base` (or a list of them) adds the
+/// base mapping's entries that the mapping does not set itself, as PyYAML does.
+fn merge_keys(doc: Yaml) -> Yaml {
+    match doc {
+        Yaml::Hash(h) => {
+            let merge_key = Yaml::String("<<".into());
+            let mut out = yaml_rust2::yaml::Hash::new();
+            let mut bases = Vec::new();
+            for (k, v) in h {
+                if k == merge_key {
+                    match merge_keys(v) {
+                        Yaml::Array(a) => bases.extend(a),
+                        other => bases.push(other),
+                    }
+                } else {
+                    out.insert(k, merge_keys(v));
+                }
+            }
+            for base in bases {
+                if let Yaml::Hash(b) = base {
+                    for (k, v) in b {
+                        out.entry(k).or_insert(v);
+                    }
+                }
+            }
+            Yaml::Hash(out)
         }
-        let indent = line.len() - line.trim_start().len();
-        while stack.last().is_some_and(|(i, _)| *i >= indent) {
-            stack.pop();
-        }
-        if t.starts_with('-') {
-            // A list item: its keys are not mapping keys of the enclosing path.
-            stack.push((indent, "-".into()));
-            continue;
-        }
-        let Some((k, v)) = t.split_once(':') else {
-            continue;
-        };
-        let (k, v) = (unquote(k.trim()), v.trim());
-        if v.is_empty() {
-            stack.push((indent, k));
-        } else if k == *last
-            && stack
-                .iter()
-                .map(|(_, k)| k.as_str())
-                .eq(parents.iter().copied())
-        {
-            found = Some(unquote(v));
-        }
+        Yaml::Array(a) => Yaml::Array(a.into_iter().map(merge_keys).collect()),
+        other => other,
     }
-    found
 }
 
-fn unquote(s: &str) -> String {
-    let t = s.trim();
-    for q in ['"', '\''] {
-        if let Some(inner) = t.strip_prefix(q).and_then(|r| r.strip_suffix(q)) {
-            return inner.to_string();
-        }
+/// The node at `path` (a chain of mapping keys).
+pub fn lookup<'a>(doc: &'a Yaml, path: &[&str]) -> Option<&'a Yaml> {
+    path.iter().try_fold(doc, |node, key| match node {
+        Yaml::Hash(h) => h.get(&Yaml::String((*key).to_string())),
+        _ => None,
+    })
+}
+
+/// A scalar node as text (strings, numbers, booleans), None for mappings, lists and null.
+pub fn scalar(v: &Yaml) -> Option<String> {
+    match v {
+        Yaml::String(s) | Yaml::Real(s) => Some(s.clone()),
+        Yaml::Integer(i) => Some(i.to_string()),
+        Yaml::Boolean(b) => Some(b.to_string()),
+        _ => None,
     }
-    t.to_string()
+}
+
+/// Whether cloud-init reads `v` as true (`util.translate_bool`): a YAML boolean, or a
+/// string or number spelling one (PyYAML's `yes`/`on` are booleans to it as well).
+fn cloud_init_true(v: &Yaml) -> bool {
+    match v {
+        Yaml::Boolean(b) => *b,
+        other => scalar(other).is_some_and(|s| {
+            matches!(
+                s.trim().to_ascii_lowercase().as_str(),
+                "true" | "1" | "on" | "yes"
+            )
+        }),
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! filesystem, and the agent/user choice.
 
 use super::*;
-use crate::checks::facts::OfflineFacts;
+use crate::facts::OfflineFacts;
 
 /// The parts of Debian 12's /etc/cloud/cloud.cfg (cloud-init 22.4) that matter here.
 const DEBIAN_CLOUD_CFG: &str = "\
@@ -29,56 +29,83 @@ system_info:
    ssh_svcname: ssh
 ";
 
+/// The scalar at `path` of `doc`, as the offline facts read it.
+fn at(doc: &str, path: &[&str]) -> Option<String> {
+    lookup(&parse(doc)?, path).and_then(scalar)
+}
+
 #[test]
 fn reads_nested_block_scalars_only_at_their_path() {
     let d = DEBIAN_CLOUD_CFG;
     assert_eq!(
-        yaml_scalar(d, &["system_info", "default_user", "name"]).as_deref(),
+        at(d, &["system_info", "default_user", "name"]).as_deref(),
         Some("debian")
     );
+    assert_eq!(at(d, &["system_info", "distro"]).as_deref(), Some("debian"));
+    assert_eq!(at(d, &["disable_root"]).as_deref(), Some("true"));
     assert_eq!(
-        yaml_scalar(d, &["system_info", "distro"]).as_deref(),
-        Some("debian")
-    );
-    assert_eq!(yaml_scalar(d, &["disable_root"]).as_deref(), Some("true"));
-    assert_eq!(
-        yaml_scalar(d, &["system_info", "paths", "cloud_dir"]).as_deref(),
+        at(d, &["system_info", "paths", "cloud_dir"]).as_deref(),
         Some("/var/lib/cloud/")
     );
     // Not at the top level, and not inside list items.
-    assert_eq!(yaml_scalar(d, &["name"]), None);
-    assert_eq!(yaml_scalar(d, &["users", "shell"]), None);
-    assert_eq!(yaml_scalar(d, &["ssh_deletekeys"]), None);
+    assert_eq!(at(d, &["name"]), None);
+    assert_eq!(at(d, &["users", "shell"]), None);
+    assert_eq!(at(d, &["ssh_deletekeys"]), None);
     assert_eq!(
-        yaml_scalar(
+        at(
             "ssh_deletekeys: \"false\" # keep them\n",
             &["ssh_deletekeys"]
         )
         .as_deref(),
         Some("false")
     );
-    assert!(!yaml_true("False") && yaml_true("yes") && yaml_true("True"));
+    let truth = |v: &str| cloud_init_true(&parse(&format!("v: {v}")).unwrap()["v"]);
+    assert!(!truth("False") && truth("yes") && truth("True") && truth("\"on\""));
+    assert!(!truth("no") && !truth("\"0\"") && truth("1"));
+}
+
+#[test]
+fn reads_flow_mappings_block_scalars_anchors_and_quoted_hashes() {
+    // Flow mappings, which the previous line reader could not see.
+    let flow = "system_info: {distro: debian, default_user: {name: admin, shell: /bin/sh}}\n";
+    assert_eq!(
+        at(flow, &["system_info", "default_user", "name"]).as_deref(),
+        Some("admin")
+    );
+    // A `#` inside quotes is part of the value, not a comment.
+    let quoted = "system_info:\n  default_user:\n    name: \"ops #1\"  # the team\n";
+    assert_eq!(
+        at(quoted, &["system_info", "default_user", "name"]).as_deref(),
+        Some("ops #1")
+    );
+    // Block scalars: literal and folded.
+    let block = "motd: |\n  line one\n  line two\nnote: >\n  folded\n  text\n";
+    assert_eq!(
+        at(block, &["motd"]).as_deref(),
+        Some("line one\nline two\n")
+    );
+    assert_eq!(at(block, &["note"]).as_deref(), Some("folded text\n"));
+    // Anchors, aliases and YAML 1.1 merge keys, as PyYAML resolves them.
+    let anchors = "base: &base {name: builder, shell: /bin/bash}\n\
+                   system_info:\n  default_user:\n    <<: *base\n    shell: /bin/sh\n\
+                   copy: *base\n";
+    assert_eq!(
+        at(anchors, &["system_info", "default_user", "name"]).as_deref(),
+        Some("builder")
+    );
+    assert_eq!(
+        at(anchors, &["system_info", "default_user", "shell"]).as_deref(),
+        Some("/bin/sh"),
+        "a mapping's own key wins over the merged one"
+    );
+    assert_eq!(at(anchors, &["copy", "name"]).as_deref(), Some("builder"));
+    // A file that is not YAML is skipped, not misread.
+    assert_eq!(parse("key: [unclosed\n"), None);
 }
 
 fn make_fs(files: &[(&str, &str)]) -> (tempfile::TempDir, std::path::PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("root");
-    std::fs::create_dir_all(root.join("etc")).unwrap();
-    for (path, content) in files {
-        let p = root.join(path.trim_start_matches('/'));
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, content).unwrap();
-    }
-    let img = dir.path().join("fs.img");
-    let st = std::process::Command::new("mke2fs")
-        .args(["-q", "-F", "-t", "ext4", "-d"])
-        .arg(&root)
-        .arg(&img)
-        .arg("4M")
-        .status()
-        .unwrap();
-    assert!(st.success());
-    (dir, img)
+    let files: Vec<(&str, &[u8])> = files.iter().map(|(p, c)| (*p, c.as_bytes())).collect();
+    crate::fs::testing::ext4_image(&files, &["/etc"], 0)
 }
 
 #[test]
@@ -156,7 +183,7 @@ fn auto_picks_cloud_init_without_firstboot_and_its_default_user() {
     let a = choose(FirstbootChoice::CloudInit, Some("ubuntu"), &iso).unwrap();
     assert_eq!((a.agent, a.user.as_str()), (Agent::CloudInit, "ubuntu"));
     let e = choose(FirstbootChoice::CloudInit, None, &read(false, None)).unwrap_err();
-    assert!(e.contains("pass --user NAME"), "{e}");
+    assert_eq!(e, NoDefaultUser);
     let a = choose(
         FirstbootChoice::Firstboot,
         Some("admin"),

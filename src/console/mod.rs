@@ -11,63 +11,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
-/// Boot phases in the order a guest normally reaches them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Phase {
-    /// SeaBIOS/iPXE banner.
-    Firmware,
-    /// GRUB or ISOLINUX.
-    Bootloader,
-    /// "Linux version".
-    Kernel,
-    /// The real root's init started.
-    Userspace,
-    /// A getty printed "login:".
-    Login,
-}
-
-impl Phase {
-    /// A lower-case name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Phase::Firmware => "firmware",
-            Phase::Bootloader => "bootloader",
-            Phase::Kernel => "kernel",
-            Phase::Userspace => "userspace",
-            Phase::Login => "login",
-        }
-    }
-}
-
-/// What went wrong, as seen on the console.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FailureKind {
-    /// "Kernel panic".
-    KernelPanic,
-    /// A kernel oops.
-    Oops,
-    /// The `grub rescue>` prompt.
-    GrubRescue,
-    /// systemd emergency mode, a maintenance login or the initramfs shell.
-    EmergencyShell,
-    /// The kernel or the initrd could not find or mount the root filesystem.
-    RootNotFound,
-    /// The firmware found nothing to boot.
-    NoBootDevice,
-}
-
-/// A failure pattern and the console line that showed it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConsoleFailure {
-    /// The pattern's kind.
-    pub kind: FailureKind,
-    /// The (redacted) line.
-    pub line: String,
-}
+use crate::facts::{ConsoleFailure, ConsoleSummary, FailureKind, Phase};
 
 /// Phase and failure a complete console line signals.
 pub fn classify_line(line: &str) -> (Option<Phase>, Option<FailureKind>) {
@@ -171,31 +115,6 @@ pub enum ConsoleEvent {
     Failure(ConsoleFailure),
 }
 
-/// The state a console has gathered.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ConsoleSummary {
-    /// First time each phase was reached, in seconds since the VM started.
-    pub phases: Vec<(Phase, f64)>,
-    /// The first failure pattern seen.
-    pub failure: Option<ConsoleFailure>,
-    /// Whether QEMU closed the console (exited).
-    pub closed: bool,
-    /// The last lines (redacted).
-    pub tail: Vec<String>,
-    /// Lines starting with `firstboot:` (redacted).
-    pub firstboot_lines: Vec<String>,
-}
-
-impl ConsoleSummary {
-    /// When `phase` was reached, if it was.
-    pub fn reached(&self, phase: Phase) -> Option<f64> {
-        self.phases
-            .iter()
-            .find(|(p, _)| *p == phase)
-            .map(|&(_, t)| t)
-    }
-}
-
 /// How a wait ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WaitOutcome {
@@ -212,14 +131,14 @@ pub enum WaitOutcome {
 /// Number of lines kept as the console tail.
 pub const TAIL_LINES: usize = 40;
 
-struct Shared {
+struct ConsoleState {
     state: Mutex<ConsoleSummary>,
     cond: Condvar,
 }
 
 /// A console being read by its own thread.
 pub struct Console {
-    shared: Arc<Shared>,
+    shared: Arc<ConsoleState>,
     reader: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -234,7 +153,7 @@ impl Console {
         on_event: impl Fn(ConsoleEvent) + Send + 'static,
     ) -> std::io::Result<Console> {
         let file = BufWriter::new(File::create(&log)?);
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(ConsoleState {
             state: Mutex::new(ConsoleSummary::default()),
             cond: Condvar::new(),
         });
@@ -296,7 +215,7 @@ fn read_loop(
     mut log: BufWriter<File>,
     secrets: Vec<String>,
     start: Instant,
-    shared: Arc<Shared>,
+    shared: Arc<ConsoleState>,
     on_event: impl Fn(ConsoleEvent),
 ) {
     let mut pending: Vec<u8> = Vec::new();

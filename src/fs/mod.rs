@@ -1,14 +1,12 @@
 //! A read-only view of an ext2/3/4 filesystem inside an image file (at a byte offset,
 //! e.g. a partition), through `ext4-view`: nothing is mounted and nothing is written.
-//! [`offline_facts`] reads what the checks need to judge an image before it boots.
+//! It knows files and directories, not what they mean: `crate::offline` reads the facts.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use ext4_view::{Ext4, Ext4Error, Ext4Read};
-
-use crate::checks::facts::{KeyFile, OfflineFacts};
 
 /// Why a filesystem could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +22,12 @@ pub enum FsError {
     },
     /// No ext2/3/4 superblock at the offset.
     #[error("no readable ext2/3/4 filesystem at offset {offset}: {message}")]
-    NotExt { offset: u64, message: String },
+    NotExt {
+        /// Where the filesystem was looked for, in bytes.
+        offset: u64,
+        /// What `ext4-view` said.
+        message: String,
+    },
 }
 
 struct OffsetReader {
@@ -175,87 +178,42 @@ pub fn wildcard(pattern: &str, name: &str) -> bool {
     m(&p, &n)
 }
 
-/// Accounts in a shadow file whose password field allows a password login: not locked
-/// (`!`, `*`) and not empty (an empty field means *no* password, reported as such).
-pub fn usable_password_accounts(shadow: &str) -> Vec<String> {
-    shadow
-        .lines()
-        .filter_map(|l| {
-            let mut f = l.split(':');
-            let (name, hash) = (f.next()?, f.next()?);
-            if name.is_empty() || hash.starts_with('!') || hash.starts_with('*') {
-                None
-            } else if hash.is_empty() {
-                Some(format!("{name} (empty password)"))
-            } else {
-                Some(name.to_string())
-            }
-        })
-        .collect()
-}
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Small ext4 images for tests, made with `mke2fs -d` (no root needed).
 
-/// Where host keys live.
-pub const HOST_KEY_PATTERNS: &[&str] = &[
-    "/etc/ssh/ssh_host_*_key",
-    "/etc/dropbear/dropbear_*_host_key",
-];
+    use std::path::{Path, PathBuf};
 
-/// Reads the facts the offline checks judge. `source` describes where the filesystem was
-/// found; `test_script_patterns` are globs of leftover test scripts.
-pub fn offline_facts(view: &FsView, source: &str, test_script_patterns: &[String]) -> OfflineFacts {
-    let shadow = view
-        .read("/etc/shadow")
-        .map(|b| String::from_utf8_lossy(&b).into_owned());
-    let host_keys = HOST_KEY_PATTERNS
-        .iter()
-        .flat_map(|p| view.glob(p))
-        .map(|path| {
-            use sha2::Digest;
-            let sha256 = hex::encode(sha2::Sha256::digest(view.read(&path).unwrap_or_default()));
-            KeyFile { path, sha256 }
-        })
-        .collect();
-    let mut dirty = Vec::new();
-    let mut histories = view.glob("/root/.*history");
-    histories.extend(view.glob("/home/*/.*history"));
-    for f in view.walk_files("/var/log").into_iter().chain(histories) {
-        if let Some(n) = view.file_len(&f).filter(|&n| n > 0) {
-            dirty.push(format!("{f} ({n} bytes)"));
+    /// An ext4 image at `offset` bytes into a file (a gap before it, like a partition),
+    /// holding `files` (path, contents) and `dirs`; the temp dir owns the file.
+    pub fn ext4_image(
+        files: &[(&str, &[u8])],
+        dirs: &[&str],
+        offset: u64,
+    ) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        for d in dirs {
+            std::fs::create_dir_all(root.join(d.trim_start_matches('/'))).unwrap();
         }
-    }
-    let mut scripts: Vec<String> = test_script_patterns
-        .iter()
-        .flat_map(|p| view.glob(p))
-        .collect();
-    scripts.sort();
-    scripts.dedup();
-    let machine_id = view
-        .read("/etc/machine-id")
-        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
-        .filter(|s| !s.is_empty() && s != "uninitialized");
-    let mut hooks = view.glob("/etc/systemd/system/*/firstboot.service");
-    hooks.extend(view.glob("/etc/init.d/firstboot"));
-    if let Some(inittab) = view.read("/etc/inittab")
-        && String::from_utf8_lossy(&inittab)
-            .lines()
-            .any(|l| !l.trim_start().starts_with('#') && l.contains("firstboot"))
-    {
-        hooks.push("/etc/inittab".into());
-    }
-    OfflineFacts {
-        source: source.to_string(),
-        shadow_readable: shadow.is_some(),
-        password_accounts: shadow
-            .as_deref()
-            .map(usable_password_accounts)
-            .unwrap_or_default(),
-        host_keys,
-        dirty_logs: dirty,
-        test_scripts: scripts,
-        machine_id,
-        firstboot_program: view.exists("/usr/sbin/firstboot"),
-        firstboot_hooks: hooks,
-        cloud_init: crate::cloudinit::offline_facts(view),
+        for (path, content) in files {
+            let p = root.join(path.trim_start_matches('/'));
+            std::fs::create_dir_all(p.parent().unwrap_or(Path::new("/"))).unwrap();
+            std::fs::write(p, content).unwrap();
+        }
+        std::fs::create_dir_all(&root).unwrap();
+        let img = dir.path().join("fs.img");
+        let st = std::process::Command::new("mke2fs")
+            .args(["-q", "-F", "-t", "ext4", "-E"])
+            .arg(format!("offset={offset}"))
+            .arg("-d")
+            .arg(&root)
+            .arg(&img)
+            .arg("8M")
+            .status()
+            .unwrap();
+        assert!(st.success());
+        (dir, img)
     }
 }
 
@@ -273,108 +231,14 @@ mod tests {
     }
 
     #[test]
-    fn shadow_usable_hashes() {
-        let s = "root:$6$salt$hash:19000:0:99999:7:::\ndaemon:*:19000::::::\nlocked:!$6$x:1::::::\nopen::1::::::\n";
-        assert_eq!(
-            usable_password_accounts(s),
-            ["root", "open (empty password)"]
-        );
-    }
-
-    fn make_fs(populate: impl Fn(&Path)) -> (tempfile::TempDir, std::path::PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("root");
-        for d in [
-            "etc/ssh",
-            "etc/init.d",
-            "var/log/apt",
-            "root",
-            "home/alice",
-            "usr/sbin",
-        ] {
-            std::fs::create_dir_all(root.join(d)).unwrap();
-        }
-        populate(&root);
-        let img = dir.path().join("fs.img");
-        // A 1 MiB gap before the filesystem, like a partition.
-        let st = std::process::Command::new("mke2fs")
-            .args(["-q", "-F", "-t", "ext4", "-E", "offset=1048576", "-d"])
-            .arg(&root)
-            .arg(&img)
-            .arg("8M")
-            .status()
-            .unwrap();
-        assert!(st.success());
-        (dir, img)
-    }
-
-    #[test]
-    fn clean_filesystem_has_clean_facts() {
-        let (_d, img) = make_fs(|r| {
-            std::fs::write(r.join("etc/shadow"), "root:!:19000::::::\n").unwrap();
-            std::fs::write(r.join("var/log/wtmp"), "").unwrap();
-            std::fs::write(r.join("etc/machine-id"), "").unwrap();
-            std::fs::write(r.join("usr/sbin/firstboot"), "#!/bin/sh\n").unwrap();
-            std::fs::write(r.join("etc/init.d/firstboot"), "#!/bin/sh\n").unwrap();
-        });
-        assert!(has_ext_magic(&img, 1048576) && !has_ext_magic(&img, 0));
-        let view = FsView::open(&img, 1048576).unwrap();
-        let f = offline_facts(&view, "test", &["/root/test*.sh".into()]);
-        assert!(f.shadow_readable);
-        assert!(
-            f.password_accounts.is_empty() && f.host_keys.is_empty() && f.dirty_logs.is_empty()
-        );
-        assert!(f.test_scripts.is_empty() && f.machine_id.is_none());
-        assert!(f.firstboot_program);
-        assert_eq!(f.firstboot_hooks, ["/etc/init.d/firstboot"]);
-    }
-
-    #[test]
-    fn dirty_filesystem_shows_each_defect() {
-        let (_d, img) = make_fs(|r| {
-            std::fs::write(r.join("etc/shadow"), "root:$6$a$b:19000::::::\n").unwrap();
-            std::fs::write(r.join("etc/ssh/ssh_host_ed25519_key"), "KEY").unwrap();
-            std::fs::write(r.join("etc/ssh/ssh_host_ed25519_key.pub"), "PUB").unwrap();
-            std::fs::write(r.join("var/log/apt/history.log"), "x").unwrap();
-            std::fs::write(r.join("home/alice/.bash_history"), "ls\n").unwrap();
-            std::fs::write(r.join("root/test.sh"), "echo\n").unwrap();
-            std::fs::write(
-                r.join("etc/machine-id"),
-                "0123456789abcdef0123456789abcdef\n",
-            )
-            .unwrap();
-            std::fs::write(r.join("etc/inittab"), "::sysinit:/usr/sbin/firstboot run\n").unwrap();
-        });
-        let view = FsView::open(&img, 1048576).unwrap();
-        let f = offline_facts(
-            &view,
-            "test",
-            &[
-                "/root/test*.sh".into(),
-                "/usr/local/bin/run-tests.sh".into(),
-            ],
-        );
-        assert_eq!(f.password_accounts, ["root"]);
-        assert_eq!(f.host_keys.len(), 1);
-        assert_eq!(f.host_keys[0].path, "/etc/ssh/ssh_host_ed25519_key");
-        assert_eq!(
-            f.host_keys[0].sha256,
-            "5ca24005b740717ba4f3f6bc48a230700e68c2a4b11ecedb96f169f4efaf1f21"
-        ); // sha256("KEY")
-        assert_eq!(
-            f.dirty_logs,
-            [
-                "/var/log/apt/history.log (1 bytes)",
-                "/home/alice/.bash_history (3 bytes)"
-            ]
-        );
-        assert_eq!(f.test_scripts, ["/root/test.sh"]);
-        assert_eq!(
-            f.machine_id.as_deref(),
-            Some("0123456789abcdef0123456789abcdef")
-        );
-        assert!(!f.firstboot_program);
-        assert_eq!(f.firstboot_hooks, ["/etc/inittab"]);
+    fn finds_the_filesystem_at_its_offset() {
+        let (_d, img) = testing::ext4_image(&[("/etc/hostname", b"x\n")], &["/var/log"], 1 << 20);
+        assert!(has_ext_magic(&img, 1 << 20) && !has_ext_magic(&img, 0));
+        let view = FsView::open(&img, 1 << 20).unwrap();
+        assert_eq!(view.read("/etc/hostname").as_deref(), Some(&b"x\n"[..]));
+        assert!(view.exists("/var/log") && !view.exists("/nope"));
+        assert_eq!(view.walk_files("/etc"), ["/etc/hostname"]);
+        assert_eq!(view.glob("/etc/host*"), ["/etc/hostname"]);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use ssh2::{HashType, Session};
 
-use crate::checks::facts::{Login, ProbeFacts};
+use crate::facts::{Login, ProbeFacts};
 
 /// The guest-side fact gatherer, run once per boot.
 pub const PROBE_SCRIPT: &str = include_str!("../../harness/probe.sh");

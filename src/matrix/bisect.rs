@@ -82,13 +82,13 @@ pub struct BisectReport {
 /// kernel as the matrix does. A kernel that cannot be judged stops the search.
 pub fn run_bisect(
     plan: &super::MatrixPlan,
-    accel: &crate::vm::accel::AccelDecision,
+    accel: &crate::facts::AccelDecision,
     emit: super::MatrixEmit,
     mut on_step: impl FnMut(&Step, &super::KernelOutcome),
 ) -> Result<BisectReport, super::MatrixError> {
     if plan.specs.len() < 2 {
         return Err(super::MatrixError::Usage(
-            "a bisection needs --good and --bad".into(),
+            "a bisection needs a good and a bad kernel".into(),
         ));
     }
     let work = super::work_dir()?;

@@ -23,82 +23,15 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use clap::Args;
 use serde::{Deserialize, Serialize};
 
+use crate::facts::{Accel, AccelDecision};
 use crate::fsmaker::kernel::{Cache, CachedKernel, KernelMeta, sha256_file, version_cmp};
 use crate::fsmaker::{self, BuildError, BuildPlan, Format, KernelSource};
+use crate::report::Event;
 use crate::report::{Report, Verdict};
-use crate::run::plan::{BootOptions, RunArgs, RunPlan};
-use crate::run::{self, Event};
-use crate::vm::Accel;
-use crate::vm::accel::AccelDecision;
-
-/// The `imgtest run` options a matrix or bisection passes to every kernel's run.
-#[derive(Debug, Clone, Default, Args)]
-pub struct RunOptions {
-    #[command(flatten)]
-    pub boot: BootOptions,
-    /// Extra kernel command-line arguments for every image (fsmaker --append).
-    #[arg(long, value_name = "ARGS", default_value = "")]
-    pub append: String,
-}
-
-impl RunOptions {
-    /// The equivalent `imgtest run` flags (no images: the matrix makes them).
-    pub fn run_args(&self) -> RunArgs {
-        RunArgs {
-            boot: self.boot.clone(),
-            append: "console=ttyS0".into(),
-            ..RunArgs::default()
-        }
-    }
-}
-
-/// `imgtest matrix` flags.
-#[derive(Debug, Clone, Args)]
-pub struct MatrixArgs {
-    /// The root filesystem (ext2/3/4, no kernel) every image is built from.
-    pub rootfs: PathBuf,
-    /// A kernel: cached version, .deb path or Debian package name (repeatable).
-    #[arg(long = "kernel", value_name = "SPEC", required = true)]
-    pub kernels: Vec<String>,
-    /// Kernels tested in parallel (default: what the host's CPUs and memory fit).
-    #[arg(long)]
-    pub jobs: Option<usize>,
-    /// Test only slice K of N (1-based): the specs whose sorted index i has i % N == K-1.
-    #[arg(long, value_name = "K/N")]
-    pub shard: Option<Shard>,
-    /// Write the JSON matrix report here.
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
-    /// Write a JUnit XML report here (one testsuite per kernel).
-    #[arg(long, value_name = "FILE")]
-    pub junit: Option<PathBuf>,
-    #[command(flatten)]
-    pub run: RunOptions,
-}
-
-/// `imgtest bisect` flags.
-#[derive(Debug, Clone, Args)]
-pub struct BisectArgs {
-    /// The root filesystem (ext2/3/4, no kernel) every image is built from.
-    pub rootfs: PathBuf,
-    /// The last kernel known to pass (trusted, not booted).
-    #[arg(long, value_name = "SPEC")]
-    pub good: String,
-    /// The first kernel known to fail (trusted, not booted).
-    #[arg(long, value_name = "SPEC")]
-    pub bad: String,
-    /// The candidates between them, oldest first (repeatable).
-    #[arg(long = "kernel", value_name = "SPEC")]
-    pub kernels: Vec<String>,
-    /// Write the JSON bisection report here.
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
-    #[command(flatten)]
-    pub run: RunOptions,
-}
+use crate::run;
+use crate::run::plan::RunPlan;
 
 /// A slice of the matrix: shard `index` (1-based) of `total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -262,15 +195,17 @@ pub struct MatrixPlan {
 }
 
 impl MatrixPlan {
-    /// Resolves flags into a plan. `specs` are kept in the given order: callers sort
-    /// them ([`sorted_specs`]) for a matrix and keep them for a bisection.
+    /// A plan testing `rootfs` with each kernel of `specs`, every kernel's run as `run`
+    /// describes (its images are filled per kernel) and `append` on every kernel command
+    /// line. `specs` are kept in the given order: callers sort them ([`sorted_specs`]) for
+    /// a matrix and keep them for a bisection.
     pub fn new(
         rootfs: PathBuf,
         specs: Vec<String>,
         shard: Option<Shard>,
         jobs: Option<usize>,
-        opts: &RunOptions,
-        relay_program: PathBuf,
+        run: RunPlan,
+        append: String,
     ) -> Result<MatrixPlan, MatrixError> {
         if !rootfs.is_file() {
             return Err(MatrixError::Usage(format!(
@@ -286,10 +221,8 @@ impl MatrixPlan {
             }
         }
         if jobs == Some(0) {
-            return Err(MatrixError::Usage("--jobs must be at least 1".into()));
+            return Err(MatrixError::Usage("jobs must be at least 1".into()));
         }
-        let run = RunPlan::from_args(opts.run_args(), relay_program)
-            .map_err(|e| MatrixError::Usage(e.to_string()))?;
         let host_cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         let jobs = jobs.unwrap_or_else(|| {
             default_jobs(
@@ -314,7 +247,7 @@ impl MatrixPlan {
             run,
             cache: Cache::from_env()?,
             grub_dir: PathBuf::from(fsmaker::grub::DEFAULT_DIR),
-            append: opts.append.clone(),
+            append,
         })
     }
 

@@ -7,10 +7,11 @@ use std::fmt::Write as _;
 use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
 
 use super::{KernelOutcome, KernelVerdict, MatrixReport, MatrixVerdict};
-use crate::checks::{CATALOGUE, Severity, Status};
+use crate::checks::{CATALOGUE, CheckId, Severity, Status};
+use crate::named::Named;
 
 /// One table cell: the worst result of a check over a kernel's boots.
-fn cell(k: &KernelOutcome, id: &str) -> &'static str {
+fn cell(k: &KernelOutcome, id: CheckId) -> &'static str {
     let Some(r) = &k.report else { return "-" };
     let mine: Vec<_> = r.checks.iter().filter(|c| c.id == id).collect();
     if mine.is_empty() {
@@ -38,7 +39,7 @@ fn verdict_word(v: KernelVerdict) -> &'static str {
 }
 
 /// The check ids any kernel reported, in catalogue order.
-fn check_ids(m: &MatrixReport) -> Vec<&'static str> {
+fn check_ids(m: &MatrixReport) -> Vec<CheckId> {
     CATALOGUE
         .iter()
         .map(|c| c.id)
@@ -56,7 +57,7 @@ fn check_ids(m: &MatrixReport) -> Vec<&'static str> {
 pub fn table(m: &MatrixReport) -> String {
     let mut s = String::new();
     let ids = check_ids(m);
-    let first = ids.iter().map(|i| i.len()).max().unwrap_or(0).max(7);
+    let first = ids.iter().map(|i| i.name().len()).max().unwrap_or(0).max(7);
     let widths: Vec<usize> = m.kernels.iter().map(|k| k.label().len().max(5)).collect();
     let row = |s: &mut String, head: &str, cells: Vec<&str>| {
         let mut line = format!("{head:<first$}");
@@ -71,7 +72,11 @@ pub fn table(m: &MatrixReport) -> String {
         m.kernels.iter().map(|k| k.label()).collect(),
     );
     for id in &ids {
-        row(&mut s, id, m.kernels.iter().map(|k| cell(k, id)).collect());
+        row(
+            &mut s,
+            id.name(),
+            m.kernels.iter().map(|k| cell(k, *id)).collect(),
+        );
     }
     row(
         &mut s,

@@ -4,14 +4,13 @@
 use super::bisect::{bisect, max_steps};
 use super::merge::{MergeError, merge};
 use super::*;
-use crate::checks::facts::{Facts, Offline};
-use crate::checks::{CheckResult, Severity, Status};
-use crate::metadata::Fault;
+use crate::checks::{CheckId, CheckResult, Severity, Status};
+use crate::facts::{Facts, Fault, Offline};
 use crate::report::Verdict;
 
 fn check(id: &str, boot: Option<usize>, status: Status, evidence: &str) -> CheckResult {
     CheckResult {
-        id: id.into(),
+        id: id.parse::<CheckId>().unwrap(),
         boot,
         status,
         severity: Severity::Error,

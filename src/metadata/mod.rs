@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::facts::Fault;
+
 /// The first line a relay sends, followed by the boot token.
 pub const PREAMBLE: &str = "IMGTEST-RELAY";
 
@@ -72,79 +74,6 @@ pub fn random_string(len: usize) -> std::io::Result<String> {
         .iter()
         .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
         .collect())
-}
-
-/// A fault applied to every request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Fault {
-    /// Answer normally.
-    #[default]
-    None,
-    /// Answer normally after a delay.
-    Delay(#[serde(with = "humantime_serde_secs")] Duration),
-    /// 404 for everything.
-    NotFound,
-    /// 500 for everything.
-    ServerError,
-    /// Close the connection without answering.
-    Drop,
-    /// Keep the connection open and never answer.
-    NeverAnswer,
-}
-
-mod humantime_serde_secs {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_duration(&s).map_err(serde::de::Error::custom)
-    }
-}
-
-impl Fault {
-    /// Whether the guest never gets its password under this fault (a delay still delivers).
-    pub fn withholds_password(self) -> bool {
-        !matches!(self, Fault::None | Fault::Delay(_))
-    }
-}
-
-impl std::str::FromStr for Fault {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Ok(match s {
-            "none" => Fault::None,
-            "404" => Fault::NotFound,
-            "500" => Fault::ServerError,
-            "drop" => Fault::Drop,
-            "never" => Fault::NeverAnswer,
-            d if d.starts_with("delay=") => Fault::Delay(
-                humantime::parse_duration(&d[6..])
-                    .map_err(|e| format!("bad delay `{}`: {e}", &d[6..]))?,
-            ),
-            o => {
-                return Err(format!(
-                    "unknown metadata fault `{o}` (none, delay=DURATION, 404, 500, drop, never)"
-                ));
-            }
-        })
-    }
-}
-
-impl std::fmt::Display for Fault {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Fault::None => write!(f, "none"),
-            Fault::Delay(d) => write!(f, "delay={}", humantime::format_duration(*d)),
-            Fault::NotFound => write!(f, "404"),
-            Fault::ServerError => write!(f, "500"),
-            Fault::Drop => write!(f, "drop"),
-            Fault::NeverAnswer => write!(f, "never"),
-        }
-    }
 }
 
 /// One request as the server saw it. Never contains a response body.
@@ -316,16 +245,43 @@ fn cloud_config_user_data(s: &BootSecrets) -> String {
     )
 }
 
+/// One request as read from a connection.
+struct Request {
+    /// The boot whose token the relay named, with its secrets.
+    boot: Option<(usize, BootSecrets)>,
+    method: String,
+    path: String,
+}
+
 fn serve(stream: TcpStream, inner: &Inner) {
     let _ = stream.set_read_timeout(Some(REQUEST_DEADLINE));
-    let mut out = match stream.try_clone() {
-        Ok(o) => o,
-        Err(_) => return,
+    let Ok(mut out) = stream.try_clone() else {
+        return;
     };
-    let mut reader = BufReader::new(stream);
+    let Some(req) = read_request(BufReader::new(stream), inner) else {
+        return;
+    };
+    let (status, body) = response(inner.fault, &req);
+    inner
+        .log
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(RequestRecord {
+            at_ms: inner.start.elapsed().as_millis() as u64,
+            boot: req.boot.as_ref().map(|(i, _)| *i),
+            method: req.method,
+            path: req.path,
+            status,
+        });
+    send(&mut out, inner, status, &body);
+    let _ = out.shutdown(Shutdown::Both);
+}
+
+/// The relay's preamble (naming the boot) and the HTTP request line; headers are skipped.
+fn read_request(mut reader: BufReader<TcpStream>, inner: &Inner) -> Option<Request> {
     let mut first = String::new();
     if reader.read_line(&mut first).unwrap_or(0) == 0 || inner.stop.load(Ordering::SeqCst) {
-        return;
+        return None;
     }
     let (boot, request_line) = match first.strip_prefix(PREAMBLE) {
         Some(token) => {
@@ -334,7 +290,7 @@ fn serve(stream: TcpStream, inner: &Inner) {
             drop(boots);
             let mut line = String::new();
             if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
+                return None;
             }
             (boot, line)
         }
@@ -348,30 +304,29 @@ fn serve(stream: TcpStream, inner: &Inner) {
         }
     }
     let mut parts = request_line.split_whitespace();
-    let method = parts.next().unwrap_or("").to_string();
-    let path = parts.next().unwrap_or("").to_string();
-    let at_ms = inner.start.elapsed().as_millis() as u64;
-    let (status, body) = match (inner.fault, &boot) {
+    Some(Request {
+        boot,
+        method: parts.next().unwrap_or("").to_string(),
+        path: parts.next().unwrap_or("").to_string(),
+    })
+}
+
+/// The status (None: no answer at all) and body for `req` under `fault`.
+fn response(fault: Fault, req: &Request) -> (Option<u16>, String) {
+    match (fault, &req.boot) {
         (Fault::Drop | Fault::NeverAnswer, _) => (None, String::new()),
         (Fault::NotFound, _) => (Some(404), "not found\n".to_string()),
         (Fault::ServerError, _) => (Some(500), "internal error\n".to_string()),
         (_, None) => (Some(403), "unknown boot\n".to_string()),
-        (_, Some((_, secrets))) => match (method.as_str(), answer(&path, secrets)) {
+        (_, Some((_, secrets))) => match (req.method.as_str(), answer(&req.path, secrets)) {
             ("GET", Some(b)) => (Some(200), b),
             _ => (Some(404), "not found\n".to_string()),
         },
-    };
-    inner
-        .log
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(RequestRecord {
-            at_ms,
-            boot: boot.as_ref().map(|(i, _)| *i),
-            method,
-            path,
-            status,
-        });
+    }
+}
+
+/// Sends the answer as the fault wants it: after its delay, or never.
+fn send(out: &mut TcpStream, inner: &Inner, status: Option<u16>, body: &str) {
     match (inner.fault, status) {
         (Fault::NeverAnswer, _) => {
             while !inner.stop.load(Ordering::SeqCst) {
@@ -399,7 +354,6 @@ fn serve(stream: TcpStream, inner: &Inner) {
             );
         }
     }
-    let _ = out.shutdown(Shutdown::Both);
 }
 
 /// The relay QEMU runs per guest connection: connect to the server at `addr`, name the

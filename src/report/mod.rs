@@ -1,19 +1,21 @@
-//! One result model ([`Report`]) and its views: the human summary, JSON (`serde_json` of
-//! the model) and JUnit (one testcase per check per boot, derived from the model).
-//! Live progress lines come from [`render_event`]; nothing here decides a verdict.
+//! One result model ([`Report`]), the [`Event`]s a run emits while it builds one, and
+//! their views: the human summary, JSON (`serde_json` of the model), JUnit (one testcase
+//! per check per boot, derived from the model) and one progress line per event
+//! ([`render_event`]). Views return text; nothing here prints or decides a verdict.
 
-pub mod live;
+mod event;
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
 use serde::{Deserialize, Serialize};
 
-use crate::checks::facts::Facts;
 use crate::checks::{CheckResult, Severity, Status};
-use crate::run::Event;
-use crate::run::plan::Timeouts;
-use crate::vm::accel::AccelDecision;
+use crate::facts::{AccelDecision, Facts};
+use crate::named::Named;
+
+pub use event::{BootEvent, Event, boot_line, render_event};
 
 /// The overall verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +25,40 @@ pub enum Verdict {
     Pass,
     /// At least one error-severity check failed.
     Fail,
+}
+
+/// Per-phase deadlines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timeouts {
+    /// VM start until userspace.
+    #[serde(with = "secs")]
+    pub boot: Duration,
+    /// Userspace until the password works.
+    #[serde(with = "secs")]
+    pub login: Duration,
+    /// Power button until QEMU exits.
+    #[serde(with = "secs")]
+    pub shutdown: Duration,
+    /// One image's whole run.
+    #[serde(with = "secs")]
+    pub overall: Duration,
+}
+
+/// Durations in reports are numbers of seconds, for the programs that read them
+/// (configuration files spell them for people, `"60s"`, with `humantime-serde`).
+mod secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let secs = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(secs)
+            .map_err(|_| serde::de::Error::custom(format!("{secs} is not a duration in seconds")))
+    }
 }
 
 /// Everything one image's run established.
@@ -63,7 +99,7 @@ pub fn verdict(checks: &[CheckResult]) -> Verdict {
 fn label(c: &CheckResult) -> String {
     match c.boot {
         Some(b) => format!("{} [boot {b}]", c.id),
-        None => c.id.clone(),
+        None => c.id.to_string(),
     }
 }
 
@@ -114,17 +150,6 @@ pub fn render_summary(r: &Report) -> String {
     s
 }
 
-/// A live progress line for `e`, if it deserves one.
-pub fn render_event(e: &Event) -> Option<String> {
-    Some(match e {
-        Event::Image { image, format } => format!("{image}: {format}"),
-        Event::Accel(d) => format!("accelerator: {} ({})", d.accel.name(), d.reason),
-        Event::Offline(what) => format!("offline: {what}"),
-        Event::Boot { boot, step } => format!("boot {boot}: {step}"),
-        Event::Check(_) => return None,
-    })
-}
-
 /// The JSON report.
 pub fn to_json(reports: &[Report]) -> String {
     serde_json::to_string_pretty(reports).expect("the report model serialises")
@@ -161,7 +186,7 @@ pub fn junit_suite(name: String, r: &Report) -> TestSuite {
             }
         };
         let mut tc = TestCase::new(label(c), status);
-        tc.set_classname(c.id.clone());
+        tc.set_classname(c.id.name());
         suite.add_test_case(tc);
     }
     suite

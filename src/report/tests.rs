@@ -2,12 +2,8 @@
 //! hand-made report with a pass, a failure, a warning and skips.
 
 use super::*;
-use crate::checks::facts::*;
-use crate::checks::{Selection, evaluate};
-use crate::console::{ConsoleSummary, Phase};
-use crate::metadata::Fault;
-use crate::vm::Accel;
-use std::time::Duration;
+use crate::checks::{CheckId, Selection, evaluate};
+use crate::facts::*;
 
 fn sample() -> Report {
     let boot = BootFacts {
@@ -96,7 +92,7 @@ fn verdict_ignores_warnings_and_skips() {
     let r = sample();
     assert_eq!(r.verdict, Verdict::Fail);
     let mut only_warning = r.checks.clone();
-    only_warning.retain(|c| c.id != "logs.clean");
+    only_warning.retain(|c| c.id != CheckId::LogsClean);
     assert_eq!(verdict(&only_warning), Verdict::Pass);
 }
 
@@ -131,11 +127,70 @@ fn live_event_lines() {
         },
         Event::Boot {
             boot: 1,
-            step: "kernel at 2.5s".into(),
+            event: BootEvent::Phase {
+                phase: Phase::Kernel,
+                secs: 2.5,
+            },
         },
     ]
     .iter()
     .filter_map(render_event)
     .collect();
     insta::assert_snapshot!(lines.join("\n"));
+}
+
+#[test]
+fn every_boot_event_has_its_words() {
+    let line = |event| render_event(&Event::Boot { boot: 0, event });
+    let cases = [
+        (
+            BootEvent::Started {
+                pid: 42,
+                ssh_port: 40022,
+            },
+            "QEMU started (pid 42, ssh 127.0.0.1:40022)",
+        ),
+        (
+            BootEvent::ConsoleFailure(ConsoleFailure {
+                kind: FailureKind::KernelPanic,
+                line: "Kernel panic".into(),
+            }),
+            "console: KernelPanic: Kernel panic",
+        ),
+        (
+            BootEvent::Login(Login::Worked { after_secs: 9.25 }),
+            "password login worked at 9.2s",
+        ),
+        (
+            BootEvent::Login(Login::NoSsh {
+                reason: "reset".into(),
+            }),
+            "no SSH server: reset",
+        ),
+        (
+            BootEvent::CloudInitFinished { secs: None },
+            "cloud-init did not finish before the deadline",
+        ),
+        (BootEvent::Probed { secs: 11.0 }, "probe done at 11.0s"),
+        (
+            BootEvent::WrongPasswordTried { secs: 12.5 },
+            "wrong-password login tried at 12.5s",
+        ),
+        (
+            BootEvent::PoweredOff { secs: 1.5 },
+            "powered off 1.5s after system_powerdown",
+        ),
+    ];
+    for (event, words) in cases {
+        assert_eq!(line(event), Some(format!("boot 0: {words}")));
+    }
+    let not_tried = BootEvent::Login(Login::NotTried { reason: "x".into() });
+    assert_eq!(line(not_tried), None);
+}
+
+#[test]
+fn a_report_with_an_impossible_duration_is_refused_not_a_panic() {
+    let json = to_json(&[sample()]).replace("\"boot\": 240.0", "\"boot\": -1.0");
+    let e = serde_json::from_str::<Vec<Report>>(&json).unwrap_err();
+    assert!(e.to_string().contains("-1 is not a duration"), "{e}");
 }

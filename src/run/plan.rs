@@ -1,167 +1,161 @@
-//! Flags and `imgtest.toml` become one [`RunPlan`]; nothing below the CLI sees flags.
-//! The embedded default config ([`DEFAULT_CONFIG`]) is both the documentation and the
-//! source of every default. Precedence: flag, then config file, then default.
+//! A run's settings become one [`RunPlan`]. Settings come in layers of the same shape
+//! ([`Settings`]): the command line's, then `imgtest.toml`'s, then the built-in defaults
+//! ([`DEFAULT_CONFIG`], the commented default configuration, which is both the
+//! documentation and the source of every default). The first layer that sets a field
+//! wins. Nothing here knows a flag: the command line (`crate::cli`) fills its layer.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::Args;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use crate::checks::Selection;
+use crate::checks::{CheckId, Selection};
 use crate::cloudinit::FirstbootChoice;
-use crate::metadata::Fault;
+use crate::facts::{Accel, Fault};
+use crate::named::Named;
+use crate::report::Timeouts;
 use crate::vm::accel::AccelChoice;
-use crate::vm::{Accel, DirectKernel, DiskBus};
+use crate::vm::{DirectKernel, DiskBus};
 
 /// The commented default configuration.
 pub const DEFAULT_CONFIG: &str = include_str!("imgtest.toml");
 
-/// The boot and check options `imgtest run`, `matrix` and `bisect` share.
-#[derive(Debug, Clone, Default, Args)]
-pub struct BootOptions {
-    /// Configuration file (default: ./imgtest.toml if present).
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Accelerator: auto, kvm or tcg.
-    #[arg(long)]
-    pub accel: Option<AccelChoice>,
-    /// Guest RAM in MiB.
-    #[arg(short = 'm', long = "memory", value_name = "MiB")]
-    pub memory: Option<u32>,
-    /// vCPUs per guest (default: the host's CPUs shared among all parallel boots under TCG).
-    #[arg(long)]
-    pub smp: Option<u32>,
-    /// Disk bus: virtio, ide or scsi.
-    #[arg(long)]
-    pub disk_bus: Option<DiskBus>,
-    /// Number of parallel boots (per image).
-    #[arg(long)]
+/// One layer of settings: every field is optional, a layer sets what it names. The
+/// fields are `imgtest.toml`'s.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Settings {
+    /// Parallel boots per image.
     pub boots: Option<usize>,
-    /// Timeout, PHASE=DURATION (boot, login, shutdown, overall) or DURATION for overall.
-    #[arg(long = "timeout", value_name = "[PHASE=]DURATION")]
-    pub timeouts: Vec<String>,
-    /// Login user (default: root for firstboot, the image's cloud-init default user).
-    #[arg(long)]
+    /// Guest RAM in MiB.
+    pub memory: Option<u32>,
+    /// vCPUs per boot (0: automatic).
+    pub smp: Option<u32>,
+    /// Bus of the image's disk.
+    pub disk_bus: Option<DiskBus>,
+    /// Accelerator request.
+    pub accel: Option<AccelChoice>,
+    /// Login user.
     pub user: Option<String>,
-    /// First-boot agent: auto, firstboot or cloud-init.
-    #[arg(long, value_enum, value_name = "AGENT")]
+    /// First-boot agent.
     pub firstboot: Option<FirstbootChoice>,
-    /// Run only this check id (repeatable).
-    #[arg(long = "check", value_name = "ID")]
-    pub checks: Vec<String>,
-    /// Skip this check id (repeatable).
-    #[arg(long = "skip", value_name = "ID")]
-    pub skips: Vec<String>,
-    /// Test-script pattern (repeatable; replaces the configured list).
-    #[arg(long = "test-script", value_name = "GLOB")]
-    pub test_scripts: Vec<String>,
-    /// Metadata fault: none, delay=DURATION, 404, 500, drop, never.
-    #[arg(long)]
-    pub metadata_fault: Option<Fault>,
-    /// Keep console logs, metadata request log and report here (kept on failure anyway;
-    /// a matrix keeps each kernel's in DIR/VERSION).
-    #[arg(long, value_name = "DIR")]
-    pub artifacts: Option<PathBuf>,
-}
-
-/// `imgtest run` flags.
-#[derive(Debug, Clone, Default, Args)]
-pub struct RunArgs {
-    /// Images to test (raw, qcow2, vmdk or ISO).
-    #[arg(required = true, value_name = "IMAGE")]
-    pub images: Vec<PathBuf>,
-    #[command(flatten)]
-    pub boot: BootOptions,
-    /// Boot this kernel directly (no firmware boot of the image's bootloader).
-    #[arg(long, value_name = "FILE")]
-    pub kernel: Option<PathBuf>,
-    /// Initrd for --kernel.
-    #[arg(long, value_name = "FILE", requires = "kernel")]
-    pub initrd: Option<PathBuf>,
-    /// Kernel command line for --kernel.
-    #[arg(
-        long,
-        value_name = "CMDLINE",
-        requires = "kernel",
-        default_value = "console=ttyS0"
-    )]
-    pub append: String,
-    /// Write the JSON report here.
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
-    /// Write a JUnit XML report here.
-    #[arg(long, value_name = "FILE")]
-    pub junit: Option<PathBuf>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct Config {
-    boots: Option<usize>,
-    memory: Option<u32>,
-    smp: Option<u32>,
-    disk_bus: Option<DiskBus>,
-    accel: Option<AccelChoice>,
-    user: Option<String>,
-    firstboot: Option<FirstbootChoice>,
-    tcg_scale: Option<u32>,
+    /// Timeout multiplier under TCG.
+    pub tcg_scale: Option<u32>,
+    /// Per-phase deadlines.
     #[serde(default)]
-    timeouts: ConfigTimeouts,
+    pub timeouts: TimeoutSettings,
+    /// Which checks run, and their parameters.
     #[serde(default)]
-    checks: ConfigChecks,
+    pub checks: CheckSettings,
+    /// The metadata service.
     #[serde(default)]
-    metadata: ConfigMetadata,
+    pub metadata: MetadataSettings,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConfigTimeouts {
-    boot: Option<String>,
-    login: Option<String>,
-    shutdown: Option<String>,
-    overall: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct ConfigChecks {
-    only: Option<Vec<String>>,
-    skip: Option<Vec<String>>,
-    test_scripts: Option<Vec<String>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConfigMetadata {
-    fault: Option<String>,
-}
-
-/// Per-phase deadlines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Timeouts {
-    /// VM start until userspace.
-    #[serde(with = "secs")]
-    pub boot: Duration,
-    /// Userspace until the password works.
-    #[serde(with = "secs")]
-    pub login: Duration,
-    /// Power button until QEMU exits.
-    #[serde(with = "secs")]
-    pub shutdown: Duration,
-    /// One image's whole run.
-    #[serde(with = "secs")]
-    pub overall: Duration,
-}
-
-mod secs {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64())
+crate::named_enum! {
+    /// A phase with a deadline of its own.
+    pub enum TimeoutPhase("timeout phase") {
+        /// VM start until the console shows userspace.
+        Boot = "boot",
+        /// Userspace until the metadata password works over SSH.
+        Login = "login",
+        /// ACPI power button until QEMU exits.
+        Shutdown = "shutdown",
+        /// The whole run of one image.
+        Overall = "overall",
     }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        Ok(Duration::from_secs_f64(f64::deserialize(d)?))
+}
+
+/// `[timeouts]`: durations as people write them (`"60s"`, `"2m"`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutSettings {
+    /// VM start until the console shows userspace.
+    #[serde(default, with = "humantime_serde::option")]
+    pub boot: Option<Duration>,
+    /// Userspace until the metadata password works over SSH.
+    #[serde(default, with = "humantime_serde::option")]
+    pub login: Option<Duration>,
+    /// ACPI power button until QEMU exits.
+    #[serde(default, with = "humantime_serde::option")]
+    pub shutdown: Option<Duration>,
+    /// The whole run of one image.
+    #[serde(default, with = "humantime_serde::option")]
+    pub overall: Option<Duration>,
+}
+
+impl TimeoutSettings {
+    /// Sets `phase`'s deadline.
+    pub fn set(&mut self, phase: TimeoutPhase, d: Duration) {
+        *match phase {
+            TimeoutPhase::Boot => &mut self.boot,
+            TimeoutPhase::Login => &mut self.login,
+            TimeoutPhase::Shutdown => &mut self.shutdown,
+            TimeoutPhase::Overall => &mut self.overall,
+        } = Some(d);
+    }
+}
+
+/// `[checks]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CheckSettings {
+    /// Run only these check ids (all when empty).
+    pub only: Option<Vec<String>>,
+    /// Never run these check ids.
+    pub skip: Option<Vec<String>>,
+    /// Leftover test-script globs.
+    pub test_scripts: Option<Vec<String>>,
+}
+
+/// `[metadata]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataSettings {
+    /// The fault injected into every answer (`none`, `delay=5s`, `404`, ...).
+    pub fault: Option<String>,
+}
+
+impl Settings {
+    /// This layer, with the fields it leaves unset taken from `lower`.
+    pub fn over(self, lower: Settings) -> Settings {
+        Settings {
+            boots: self.boots.or(lower.boots),
+            memory: self.memory.or(lower.memory),
+            smp: self.smp.or(lower.smp),
+            disk_bus: self.disk_bus.or(lower.disk_bus),
+            accel: self.accel.or(lower.accel),
+            user: self.user.or(lower.user),
+            firstboot: self.firstboot.or(lower.firstboot),
+            tcg_scale: self.tcg_scale.or(lower.tcg_scale),
+            timeouts: TimeoutSettings {
+                boot: self.timeouts.boot.or(lower.timeouts.boot),
+                login: self.timeouts.login.or(lower.timeouts.login),
+                shutdown: self.timeouts.shutdown.or(lower.timeouts.shutdown),
+                overall: self.timeouts.overall.or(lower.timeouts.overall),
+            },
+            checks: CheckSettings {
+                only: self.checks.only.or(lower.checks.only),
+                skip: self.checks.skip.or(lower.checks.skip),
+                test_scripts: self.checks.test_scripts.or(lower.checks.test_scripts),
+            },
+            metadata: MetadataSettings {
+                fault: self.metadata.fault.or(lower.metadata.fault),
+            },
+        }
+    }
+
+    /// Parses an `imgtest.toml`; `name` (the file) prefixes the error.
+    pub fn parse(text: &str, name: &str) -> Result<Settings, PlanError> {
+        toml::from_str(text).map_err(|e| PlanError::BadConfig {
+            path: name.to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The built-in defaults.
+    pub fn defaults() -> Settings {
+        Settings::parse(DEFAULT_CONFIG, "built-in defaults").expect("the default config parses")
     }
 }
 
@@ -225,7 +219,7 @@ pub struct RunPlan {
     pub qemu: String,
 }
 
-/// Why flags/config do not make a plan.
+/// Why the settings do not make a plan.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     /// The config file could not be read.
@@ -245,127 +239,107 @@ pub enum PlanError {
         /// The parse error.
         message: String,
     },
-    /// A flag or config value is invalid.
+    /// A setting is invalid.
     #[error("{0}")]
     Invalid(String),
 }
 
-fn parse_config(text: &str, path: &str) -> Result<Config, PlanError> {
-    toml::from_str(text).map_err(|e| PlanError::BadConfig {
-        path: path.to_string(),
-        message: e.to_string(),
-    })
+/// What a caller asks of a run besides its settings layer.
+#[derive(Debug, Clone, Default)]
+pub struct RunRequest {
+    /// Images to test.
+    pub images: Vec<PathBuf>,
+    /// The caller's settings (the command line's), over the config file's.
+    pub settings: Settings,
+    /// The config file; None: `./imgtest.toml` if it exists.
+    pub config: Option<PathBuf>,
+    /// JSON report path.
+    pub json: Option<PathBuf>,
+    /// JUnit report path.
+    pub junit: Option<PathBuf>,
+    /// Artifacts directory.
+    pub artifacts: Option<PathBuf>,
+    /// Direct kernel boot instead of the image's bootloader.
+    pub direct_kernel: Option<DirectKernel>,
 }
 
-fn duration(s: &str, what: &str) -> Result<Duration, PlanError> {
-    humantime::parse_duration(s)
-        .map_err(|e| PlanError::Invalid(format!("bad {what} timeout `{s}`: {e}")))
+/// A field every complete layer stack sets (the built-in defaults set them all: tested).
+fn set<T>(v: Option<T>, what: &str) -> T {
+    v.unwrap_or_else(|| panic!("the built-in defaults set {what}"))
+}
+
+fn check_ids(ids: Vec<String>) -> Result<Vec<CheckId>, PlanError> {
+    let unknown: Vec<&str> = ids
+        .iter()
+        .filter(|id| CheckId::from_name(id).is_none())
+        .map(String::as_str)
+        .collect();
+    if !unknown.is_empty() {
+        return Err(PlanError::Invalid(format!(
+            "unknown check id(s): {} (see `imgtest checks`)",
+            unknown.join(", ")
+        )));
+    }
+    Ok(ids.iter().filter_map(|id| CheckId::from_name(id)).collect())
 }
 
 impl RunPlan {
-    /// Resolves flags against a config (text and name) and the embedded defaults.
+    /// Resolves `request` against a config (text and name) and the built-in defaults.
     /// `relay_program` is the imgtest binary itself.
     pub fn resolve(
-        args: RunArgs,
+        request: RunRequest,
         config: Option<(&str, &str)>,
         relay_program: PathBuf,
     ) -> Result<RunPlan, PlanError> {
-        let d = parse_config(DEFAULT_CONFIG, "built-in defaults")?;
-        let c = match config {
-            Some((text, name)) => parse_config(text, name)?,
-            None => parse_config("", "")?,
+        let file = match config {
+            Some((text, name)) => Settings::parse(text, name)?,
+            None => Settings::default(),
         };
-        macro_rules! pick {
-            ($flag:expr, $field:ident) => {
-                $flag
-                    .or(c.$field.clone())
-                    .or(d.$field.clone())
-                    .expect(concat!("default for ", stringify!($field)))
-            };
-        }
-        let mut timeouts = Timeouts {
-            boot: duration(&pick_t(&c.timeouts.boot, &d.timeouts.boot), "boot")?,
-            login: duration(&pick_t(&c.timeouts.login, &d.timeouts.login), "login")?,
-            shutdown: duration(
-                &pick_t(&c.timeouts.shutdown, &d.timeouts.shutdown),
-                "shutdown",
-            )?,
-            overall: duration(&pick_t(&c.timeouts.overall, &d.timeouts.overall), "overall")?,
-        };
-        for t in &args.boot.timeouts {
-            let (phase, value) = t.split_once('=').unwrap_or(("overall", t));
-            let v = duration(value, phase)?;
-            match phase {
-                "boot" => timeouts.boot = v,
-                "login" => timeouts.login = v,
-                "shutdown" => timeouts.shutdown = v,
-                "overall" => timeouts.overall = v,
-                p => {
-                    return Err(PlanError::Invalid(format!(
-                        "unknown timeout phase `{p}` (boot, login, shutdown, overall)"
-                    )));
-                }
-            }
-        }
-        let flag_or = |flag: Vec<String>, conf: &Option<Vec<String>>, def: &Option<Vec<String>>| {
-            if flag.is_empty() {
-                conf.clone().or(def.clone()).unwrap_or_default()
-            } else {
-                flag
-            }
+        let s = request.settings.over(file).over(Settings::defaults());
+        let t = &s.timeouts;
+        let timeouts = Timeouts {
+            boot: set(t.boot, "timeouts.boot"),
+            login: set(t.login, "timeouts.login"),
+            shutdown: set(t.shutdown, "timeouts.shutdown"),
+            overall: set(t.overall, "timeouts.overall"),
         };
         let selection = Selection {
-            only: flag_or(args.boot.checks, &c.checks.only, &d.checks.only),
-            skip: flag_or(args.boot.skips, &c.checks.skip, &d.checks.skip),
+            only: check_ids(s.checks.only.unwrap_or_default())?,
+            skip: check_ids(s.checks.skip.unwrap_or_default())?,
         };
-        let unknown = selection.unknown();
-        if !unknown.is_empty() {
-            return Err(PlanError::Invalid(format!(
-                "unknown check id(s): {} (see `imgtest checks`)",
-                unknown.join(", ")
-            )));
-        }
-        let fault = match args.boot.metadata_fault {
-            Some(f) => f,
-            None => pick_t(&c.metadata.fault, &d.metadata.fault)
-                .parse()
-                .map_err(PlanError::Invalid)?,
-        };
-        let boots: usize = pick!(args.boot.boots, boots);
+        let fault = s
+            .metadata
+            .fault
+            .as_deref()
+            .unwrap_or("none")
+            .parse()
+            .map_err(PlanError::Invalid)?;
+        let boots = set(s.boots, "boots");
         if boots == 0 {
-            return Err(PlanError::Invalid("--boots must be at least 1".into()));
+            return Err(PlanError::Invalid("boots must be at least 1".into()));
         }
-        let memory_mib: u32 = pick!(args.boot.memory, memory);
-        let smp: u32 = pick!(args.boot.smp, smp);
+        let memory_mib = set(s.memory, "memory");
         if memory_mib < 64 {
             return Err(PlanError::Invalid("memory must be at least 64 MiB".into()));
         }
         Ok(RunPlan {
-            images: args.images,
-            accel: pick!(args.boot.accel, accel),
+            images: request.images,
+            accel: set(s.accel, "accel"),
             memory_mib,
-            smp,
-            disk_bus: pick!(args.boot.disk_bus, disk_bus),
+            smp: set(s.smp, "smp"),
+            disk_bus: set(s.disk_bus, "disk-bus"),
             boots,
             timeouts,
-            tcg_scale: pick!(None, tcg_scale),
-            user: args.boot.user.or(c.user.clone()).or(d.user.clone()),
-            firstboot: pick!(args.boot.firstboot, firstboot),
+            tcg_scale: set(s.tcg_scale, "tcg-scale"),
+            user: s.user,
+            firstboot: set(s.firstboot, "firstboot"),
             selection,
-            test_scripts: flag_or(
-                args.boot.test_scripts,
-                &c.checks.test_scripts,
-                &d.checks.test_scripts,
-            ),
+            test_scripts: s.checks.test_scripts.unwrap_or_default(),
             fault,
-            json: args.json,
-            junit: args.junit,
-            artifacts: args.boot.artifacts,
-            direct_kernel: args.kernel.map(|kernel| DirectKernel {
-                kernel,
-                initrd: args.initrd,
-                append: args.append,
-            }),
+            json: request.json,
+            junit: request.junit,
+            artifacts: request.artifacts,
+            direct_kernel: request.direct_kernel,
             relay_program,
             qemu: "qemu-system-x86_64".into(),
         })
@@ -382,10 +356,9 @@ impl RunPlan {
         }
     }
 
-    /// Reads the config named by `--config`, else `./imgtest.toml` if it exists, and resolves.
-    pub fn from_args(args: RunArgs, relay_program: PathBuf) -> Result<RunPlan, PlanError> {
-        let path = args
-            .boot
+    /// Reads the request's config file, else `./imgtest.toml` if it exists, and resolves.
+    pub fn load(request: RunRequest, relay_program: PathBuf) -> Result<RunPlan, PlanError> {
+        let path = request
             .config
             .clone()
             .or_else(|| Some(PathBuf::from("imgtest.toml")).filter(|p| p.exists()));
@@ -395,15 +368,11 @@ impl RunPlan {
                     path: p.clone(),
                     source,
                 })?;
-                RunPlan::resolve(args, Some((&text, &display(&p))), relay_program)
+                RunPlan::resolve(request, Some((&text, &display(&p))), relay_program)
             }
-            None => RunPlan::resolve(args, None, relay_program),
+            None => RunPlan::resolve(request, None, relay_program),
         }
     }
-}
-
-fn pick_t(c: &Option<String>, d: &Option<String>) -> String {
-    c.clone().or(d.clone()).unwrap_or_default()
 }
 
 fn display(p: &Path) -> String {
@@ -413,124 +382,42 @@ fn display(p: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        run: RunArgs,
-    }
-
-    fn args(a: &[&str]) -> RunArgs {
-        Cli::try_parse_from(std::iter::once("imgtest").chain(a.iter().copied()))
-            .unwrap()
-            .run
-    }
-
-    #[test]
-    fn defaults_come_from_the_embedded_config() {
-        let p = RunPlan::resolve(args(&["a.img"]), None, "/bin/imgtest".into()).unwrap();
-        assert_eq!(
-            (p.boots, p.memory_mib, p.smp, p.disk_bus),
-            (2, 384, 0, DiskBus::Virtio)
-        );
-        assert_eq!(p.vcpus(Accel::Kvm, 2), 2);
-        assert_eq!(p.vcpus(Accel::Tcg, 2), 1);
-        assert_eq!(p.vcpus(Accel::Tcg, 16), 2);
-        let one = RunPlan {
-            boots: 1,
-            ..p.clone()
+    fn resolve(settings: Settings, config: Option<&str>) -> Result<RunPlan, PlanError> {
+        let request = RunRequest {
+            images: vec!["a.img".into()],
+            settings,
+            ..RunRequest::default()
         };
-        assert_eq!(one.vcpus(Accel::Tcg, 2), 2);
-        let fixed = RunPlan {
-            smp: 3,
-            ..p.clone()
+        RunPlan::resolve(request, config.map(|c| (c, "my.toml")), "/x".into())
+    }
+
+    #[test]
+    fn the_default_config_sets_every_field() {
+        let d = Settings::defaults();
+        let all = Settings {
+            user: Some("u".into()),
+            ..d.clone()
         };
-        assert_eq!(fixed.vcpus(Accel::Tcg, 2), 3);
-        assert_eq!(p.accel, AccelChoice::Auto);
-        assert_eq!(p.timeouts.boot, Duration::from_secs(60));
-        assert_eq!(p.user, None);
-        assert_eq!(p.firstboot, FirstbootChoice::Auto);
-        assert_eq!(p.fault, Fault::None);
-        assert!(p.test_scripts.contains(&"/root/test*.sh".to_string()));
-        assert_eq!(
-            p.timeouts.for_accel(Accel::Tcg, p.tcg_scale).boot,
-            Duration::from_secs(240)
-        );
-        assert_eq!(
-            p.timeouts.for_accel(Accel::Kvm, p.tcg_scale).boot,
-            Duration::from_secs(60)
-        );
+        // Every field but the user (chosen per image) is set by the defaults: a layer
+        // that sets everything changes nothing when the defaults go under it.
+        assert_eq!(all.clone().over(Settings::default()), all);
+        assert_eq!(d.clone().over(all.clone()).user.as_deref(), Some("u"));
+        assert!(resolve(Settings::default(), None).is_ok());
     }
 
     #[test]
-    fn flags_override_config_which_overrides_defaults() {
-        let conf = "boots = 3\nmemory = 256\n[timeouts]\nlogin = \"2m\"\n[checks]\nskip = [\"shutdown.clean\"]\n[metadata]\nfault = \"404\"\n";
-        let p = RunPlan::resolve(
-            args(&[
-                "--boots",
-                "1",
-                "--timeout",
-                "boot=5s",
-                "--timeout",
-                "9m",
-                "--accel",
-                "tcg",
-                "--disk-bus",
-                "ide",
-                "a.img",
-            ]),
-            Some((conf, "imgtest.toml")),
-            "/bin/imgtest".into(),
-        )
-        .unwrap();
-        assert_eq!(p.boots, 1);
-        assert_eq!(p.memory_mib, 256);
-        assert_eq!(p.timeouts.boot, Duration::from_secs(5));
-        assert_eq!(p.timeouts.login, Duration::from_secs(120));
-        assert_eq!(p.timeouts.overall, Duration::from_secs(540));
-        assert_eq!(p.selection.skip, ["shutdown.clean"]);
-        assert_eq!(p.fault, Fault::NotFound);
-        assert_eq!((p.accel, p.disk_bus), (AccelChoice::Tcg, DiskBus::Ide));
-        let p = RunPlan::resolve(
-            args(&["--firstboot", "cloud-init", "a.img"]),
-            Some((
-                "user = \"admin\"\nfirstboot = \"firstboot\"\n",
-                "imgtest.toml",
-            )),
-            "/bin/imgtest".into(),
-        )
-        .unwrap();
-        assert_eq!(p.firstboot, FirstbootChoice::CloudInit);
-        assert_eq!(p.user.as_deref(), Some("admin"));
-        assert!(Cli::try_parse_from(["imgtest", "--firstboot", "ignition", "a.img"]).is_err());
-    }
-
-    #[test]
-    fn rejects_bad_values_with_a_clear_message() {
-        let e =
-            RunPlan::resolve(args(&["--check", "nope", "a.img"]), None, "/x".into()).unwrap_err();
+    fn config_values_are_checked() {
+        let e = resolve(Settings::default(), Some("[checks]\nonly = [\"nope\"]\n")).unwrap_err();
         assert!(e.to_string().contains("unknown check id(s): nope"), "{e}");
-        let e = RunPlan::resolve(args(&["--timeout", "lunch=5s", "a.img"]), None, "/x".into())
-            .unwrap_err();
+        let e = resolve(Settings::default(), Some("disk-bus = \"sata\"\n")).unwrap_err();
+        assert!(e.to_string().contains("unknown disk bus `sata`"), "{e}");
+        let e = resolve(Settings::default(), Some("[timeouts]\nboot = \"soon\"\n")).unwrap_err();
+        assert!(e.to_string().starts_with("my.toml:"), "{e}");
+        let e = resolve(Settings::default(), Some("[metadata]\nfault = \"flaky\"\n")).unwrap_err();
         assert!(
-            e.to_string().contains("unknown timeout phase `lunch`"),
+            e.to_string().contains("unknown metadata fault `flaky`"),
             "{e}"
         );
-        let e = RunPlan::resolve(
-            args(&["a.img"]),
-            Some(("boots = \"two\"", "my.toml")),
-            "/x".into(),
-        )
-        .unwrap_err();
-        assert!(e.to_string().starts_with("my.toml:"), "{e}");
-        let e = RunPlan::resolve(
-            args(&["a.img"]),
-            Some(("colour = 1", "my.toml")),
-            "/x".into(),
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("colour"), "{e}");
-        assert!(Cli::try_parse_from(["imgtest", "--accel", "xen", "a.img"]).is_err());
     }
 }

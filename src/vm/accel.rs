@@ -7,56 +7,33 @@
 //! afterwards either way. Without a kernel to boot, KVM is not proven and TCG is used.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 use super::process::VmProcess;
-use super::{Accel, DirectKernel, VmSpec};
+use super::{DirectKernel, VmSpec};
+use crate::facts::{Accel, AccelDecision};
 
-/// What the user asked for with `--accel`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum AccelChoice {
-    /// KVM if the probe proves it works, else TCG.
-    #[default]
-    Auto,
-    /// KVM, unconditionally.
-    Kvm,
-    /// TCG, unconditionally.
-    Tcg,
-}
-
-impl std::str::FromStr for AccelChoice {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(AccelChoice::Auto),
-            "kvm" => Ok(AccelChoice::Kvm),
-            "tcg" => Ok(AccelChoice::Tcg),
-            o => Err(format!(
-                "unknown accelerator `{o}` (expected auto, kvm or tcg)"
-            )),
-        }
+crate::named_enum! {
+    /// Which accelerator a run asks for.
+    #[derive(Default)]
+    pub enum AccelChoice("accelerator") {
+        /// KVM if a probe proves it works, else TCG.
+        #[default]
+        Auto = "auto",
+        /// KVM, unconditionally.
+        Kvm = "kvm",
+        /// TCG, unconditionally.
+        Tcg = "tcg",
     }
-}
-
-/// The chosen accelerator and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccelDecision {
-    /// The accelerator every VM of the run uses.
-    pub accel: Accel,
-    /// Why (e.g. "requested", "KVM unusable: a kernel printed nothing within 3s under KVM").
-    pub reason: String,
 }
 
 /// How long the KVM probe waits for the firmware banner.
 pub const PROBE_DEADLINE: Duration = Duration::from_secs(3);
 
-/// Resolves `choice`; for `auto` runs the KVM probe with `qemu`, `kernel` (see
-/// [`probe_kernel`]) and temp files in `tmp`.
+/// Resolves `choice`; for `auto` runs the KVM probe with `qemu`, `kernel` (any Linux
+/// kernel image; without one KVM is not proven) and temp files in `tmp`.
 pub fn decide(choice: AccelChoice, qemu: &str, tmp: &Path, kernel: Option<&Path>) -> AccelDecision {
     match choice {
         AccelChoice::Kvm => AccelDecision {
@@ -78,30 +55,6 @@ pub fn decide(choice: AccelChoice, qemu: &str, tmp: &Path, kernel: Option<&Path>
             },
         },
     }
-}
-
-/// A kernel the probe can boot: the newest in fsmaker's kernel cache
-/// ([`crate::fsmaker::kernel::Cache`]), else the host's newest readable `/boot/vmlinuz-*`.
-pub fn probe_kernel() -> Option<PathBuf> {
-    let cached = crate::fsmaker::kernel::Cache::from_env()
-        .and_then(|c| c.pick(None))
-        .ok()
-        .map(|k| k.vmlinuz());
-    cached.or_else(|| {
-        let mut host: Vec<PathBuf> = std::fs::read_dir("/boot")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| {
-                p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz"))
-            })
-            .filter(|p| std::fs::File::open(p).is_ok())
-            .collect();
-        host.sort();
-        host.pop()
-    })
 }
 
 /// Boots `kernel` under KVM and waits [`PROBE_DEADLINE`] for "Linux version" on serial.

@@ -13,52 +13,21 @@ pub mod qmp;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde::{Deserialize, Serialize};
+pub use crate::facts::Accel;
+use crate::named::Named;
+use crate::tool::{self, ToolError};
 
-/// The accelerator a VM runs under.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Accel {
-    /// Hardware virtualisation through /dev/kvm.
-    Kvm,
-    /// QEMU's software emulation.
-    Tcg,
-}
-
-impl Accel {
-    /// The name QEMU's `-accel` option takes.
-    pub fn name(self) -> &'static str {
-        match self {
-            Accel::Kvm => "kvm",
-            Accel::Tcg => "tcg",
-        }
-    }
-}
-
-/// The bus the main disk hangs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum DiskBus {
-    /// virtio-blk-pci (what most clouds expose).
-    #[default]
-    Virtio,
-    /// Emulated IDE.
-    Ide,
-    /// virtio-scsi with a scsi-hd.
-    Scsi,
-}
-
-impl std::str::FromStr for DiskBus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "virtio" => Ok(DiskBus::Virtio),
-            "ide" => Ok(DiskBus::Ide),
-            "scsi" => Ok(DiskBus::Scsi),
-            other => Err(format!(
-                "unknown disk bus `{other}` (expected virtio, ide or scsi)"
-            )),
-        }
+crate::named_enum! {
+    /// The bus the main disk hangs on.
+    #[derive(Default)]
+    pub enum DiskBus("disk bus") {
+        /// virtio-blk-pci (what most clouds expose).
+        #[default]
+        Virtio = "virtio",
+        /// Emulated IDE.
+        Ide = "ide",
+        /// virtio-scsi with a scsi-hd.
+        Scsi = "scsi",
     }
 }
 
@@ -143,39 +112,7 @@ impl VmSpec {
         push(&mut a, "-accel", self.accel.name());
         push(&mut a, "-m", &self.memory_mib.to_string());
         push(&mut a, "-smp", &self.smp.to_string());
-        if let Some(cd) = &self.cdrom {
-            push(
-                &mut a,
-                "-drive",
-                &format!(
-                    "file={},format=raw,media=cdrom,readonly=on,if=none,id=cd0",
-                    opt_path(cd)
-                ),
-            );
-            push(&mut a, "-device", "ide-cd,drive=cd0,bus=ide.1,bootindex=0");
-        }
-        if let Some(disk) = &self.disk {
-            push(
-                &mut a,
-                "-drive",
-                &format!(
-                    "file={},format=qcow2,if=none,id=d0,cache=unsafe",
-                    opt_path(disk)
-                ),
-            );
-            match self.disk_bus {
-                DiskBus::Virtio => push(&mut a, "-device", "virtio-blk-pci,drive=d0,bootindex=1"),
-                DiskBus::Ide => push(&mut a, "-device", "ide-hd,drive=d0,bus=ide.0,bootindex=1"),
-                DiskBus::Scsi => {
-                    push(&mut a, "-device", "virtio-scsi-pci,id=scsi0");
-                    push(
-                        &mut a,
-                        "-device",
-                        "scsi-hd,drive=d0,bus=scsi0.0,bootindex=1",
-                    );
-                }
-            }
-        }
+        self.push_drives(&mut a);
         if let Some(k) = &self.direct_kernel {
             push(&mut a, "-kernel", &k.kernel.to_string_lossy());
             if let Some(initrd) = &k.initrd {
@@ -190,17 +127,7 @@ impl VmSpec {
                 &format!("type=1,serial={}", escape_opt(serial)),
             );
         }
-        let mut netdev = String::from("user,id=n0,restrict=on,net=169.254.0.0/16,host=169.254.0.2");
-        if let Some(port) = self.ssh_port {
-            netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{port}-:22"));
-        }
-        if let Some(cmd) = &self.metadata_cmd {
-            netdev.push_str(&format!(
-                ",guestfwd=tcp:169.254.169.254:80-cmd:{}",
-                escape_opt(cmd)
-            ));
-        }
-        push(&mut a, "-netdev", &netdev);
+        push(&mut a, "-netdev", &self.netdev());
         push(&mut a, "-device", "virtio-net-pci,netdev=n0");
         // Entropy from the host, as clouds give their servers: first-boot key
         // generation need not wait for the guest kernel to gather its own.
@@ -213,6 +140,54 @@ impl VmSpec {
             );
         }
         a
+    }
+
+    /// The CD (boot index 0) and the disk on its bus (boot index 1).
+    fn push_drives(&self, a: &mut Vec<String>) {
+        if let Some(cd) = &self.cdrom {
+            push(
+                a,
+                "-drive",
+                &format!(
+                    "file={},format=raw,media=cdrom,readonly=on,if=none,id=cd0",
+                    opt_path(cd)
+                ),
+            );
+            push(a, "-device", "ide-cd,drive=cd0,bus=ide.1,bootindex=0");
+        }
+        let Some(disk) = &self.disk else { return };
+        push(
+            a,
+            "-drive",
+            &format!(
+                "file={},format=qcow2,if=none,id=d0,cache=unsafe",
+                opt_path(disk)
+            ),
+        );
+        match self.disk_bus {
+            DiskBus::Virtio => push(a, "-device", "virtio-blk-pci,drive=d0,bootindex=1"),
+            DiskBus::Ide => push(a, "-device", "ide-hd,drive=d0,bus=ide.0,bootindex=1"),
+            DiskBus::Scsi => {
+                push(a, "-device", "virtio-scsi-pci,id=scsi0");
+                push(a, "-device", "scsi-hd,drive=d0,bus=scsi0.0,bootindex=1");
+            }
+        }
+    }
+
+    /// The isolated user network: `restrict=on`, SSH forwarded from 127.0.0.1, the
+    /// metadata address answered by the relay command.
+    fn netdev(&self) -> String {
+        let mut netdev = String::from("user,id=n0,restrict=on,net=169.254.0.0/16,host=169.254.0.2");
+        if let Some(port) = self.ssh_port {
+            netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{port}-:22"));
+        }
+        if let Some(cmd) = &self.metadata_cmd {
+            netdev.push_str(&format!(
+                ",guestfwd=tcp:169.254.169.254:80-cmd:{}",
+                escape_opt(cmd)
+            ));
+        }
+        netdev
     }
 }
 
@@ -251,8 +226,8 @@ pub fn blank_disk_command(path: &Path, size: u64) -> Command {
 /// Errors from preparing or running a VM.
 #[derive(Debug, thiserror::Error)]
 pub enum VmError {
-    /// A helper program could not be started.
-    #[error("cannot run {program}: {source} (is it installed? see `imgtest doctor`)")]
+    /// QEMU could not be started.
+    #[error("cannot run {program}: {source}")]
     Spawn {
         /// The program.
         program: String,
@@ -260,38 +235,27 @@ pub enum VmError {
         #[source]
         source: std::io::Error,
     },
-    /// A helper program failed.
-    #[error("{program} failed: {stderr}")]
-    Failed {
-        /// The program.
-        program: String,
-        /// Its standard error, trimmed.
-        stderr: String,
-    },
+    /// A helper program (`qemu-img`) failed.
+    #[error(transparent)]
+    Tool(#[from] ToolError),
     /// A QMP exchange failed.
     #[error("QMP: {0}")]
     Qmp(String),
 }
 
-/// Runs a short helper command to completion, mapping failures to [`VmError`].
-pub fn run_helper(mut cmd: Command) -> Result<String, VmError> {
-    let program = cmd.get_program().to_string_lossy().into_owned();
-    let out = cmd.output().map_err(|source| VmError::Spawn {
-        program: program.clone(),
-        source,
-    })?;
-    if !out.status.success() {
-        return Err(VmError::Failed {
-            program,
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 /// Creates a qcow2 overlay of `base` at `overlay`; the base is never written.
 pub fn create_overlay(base: &Path, base_format: &str, overlay: &Path) -> Result<(), VmError> {
-    run_helper(overlay_command(base, base_format, overlay)).map(|_| ())
+    tool::run(
+        &mut overlay_command(base, base_format, overlay),
+        "qemu-utils",
+    )?;
+    Ok(())
+}
+
+/// Creates a blank thin qcow2 disk of `size` bytes at `path`.
+pub fn create_blank_disk(path: &Path, size: u64) -> Result<(), VmError> {
+    tool::run(&mut blank_disk_command(path, size), "qemu-utils")?;
+    Ok(())
 }
 
 #[cfg(test)]

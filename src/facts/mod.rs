@@ -1,11 +1,17 @@
 //! Facts: what imgtest learned about an image, offline from the file and online from each
-//! boot. Checks are pure functions of these; everything here is serialisable so a report
-//! can carry the evidence.
+//! boot, and the conditions it learned them under. The bottom of the result model: the
+//! collectors (`offline`, `console`, `guest`, `metadata`, `run`) fill these types, the
+//! checks (`crate::checks`) judge them, the report (`crate::report`) carries them.
+//! Everything here is plain serialisable data; this module depends on no other module of
+//! the crate but [`crate::named`].
+
+mod conditions;
+mod console;
 
 use serde::{Deserialize, Serialize};
 
-use crate::console::ConsoleSummary;
-use crate::metadata::Fault;
+pub use conditions::{Accel, AccelDecision, Fault};
+pub use console::{ConsoleFailure, ConsoleSummary, FailureKind, Phase};
 
 /// A host key file and the SHA-256 of its contents.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,26 +61,29 @@ pub struct CloudInitFacts {
     pub ssh_deletekeys: bool,
 }
 
-/// What sets the metadata password and regenerates host keys at first boot.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Agent {
-    /// imgtest's firstboot (`/usr/sbin/firstboot`, EC2-style `initial-password`).
-    #[default]
-    Firstboot,
-    /// Stock cloud-init (NoCloud seed URL from the SMBIOS serial, `#cloud-config` user-data).
-    CloudInit,
+crate::named_enum! {
+    /// What sets the metadata password and regenerates host keys at first boot.
+    pub enum Agent("first-boot agent") {
+        /// imgtest's firstboot (`/usr/sbin/firstboot`, EC2-style `initial-password`).
+        Firstboot = "firstboot",
+        /// Stock cloud-init (NoCloud seed URL from the SMBIOS serial, `#cloud-config` user-data).
+        CloudInit = "cloud-init",
+    }
 }
 
 impl Agent {
-    /// The name `--firstboot` takes.
-    pub fn name(self) -> &'static str {
+    /// What carries the password to the guest for this agent.
+    pub fn password_source(self) -> &'static str {
         match self {
-            Agent::Firstboot => "firstboot",
-            Agent::CloudInit => "cloud-init",
+            Agent::Firstboot => "initial-password",
+            Agent::CloudInit => "user-data",
         }
     }
 }
+
+/// The file cloud-init's final stage writes when it has run every module of this instance:
+/// its existence means cloud-init will not run the instance's per-instance modules again.
+pub const CLOUD_INIT_BOOT_FINISHED: &str = "/var/lib/cloud/instance/boot-finished";
 
 /// The first-boot agent and login user a run used, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -226,10 +235,7 @@ impl BootFacts {
 
     /// Whether the guest reached userspace (console, or an SSH server answered).
     pub fn reached_userspace(&self) -> bool {
-        self.console
-            .reached(crate::console::Phase::Userspace)
-            .is_some()
-            || self.ssh_secs.is_some()
+        self.console.reached(Phase::Userspace).is_some() || self.ssh_secs.is_some()
     }
 }
 

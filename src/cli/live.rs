@@ -8,11 +8,10 @@ use std::time::Instant;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::render_event;
-use crate::run::Event;
+use crate::report::{Event, boot_line, render_event};
 
 /// Renders events as they come, from any thread.
-pub struct Live {
+pub(crate) struct Live {
     t0: Instant,
     bars: Option<(MultiProgress, Mutex<BTreeMap<usize, ProgressBar>>)>,
 }
@@ -38,7 +37,7 @@ impl Live {
         let stamp = format!("[{:6.1}s]", self.t0.elapsed().as_secs_f64());
         match (&self.bars, e) {
             (None, _) => eprintln!("{stamp} {line}"),
-            (Some((multi, bars)), Event::Boot { boot, step }) => {
+            (Some((multi, bars)), Event::Boot { boot, event }) => {
                 let mut bars = bars.lock().unwrap_or_else(|p| p.into_inner());
                 let bar = bars.entry(*boot).or_insert_with(|| {
                     let b = multi.add(ProgressBar::new_spinner());
@@ -49,6 +48,7 @@ impl Live {
                     b.set_prefix(format!("boot {boot}"));
                     b
                 });
+                let step = boot_line(event).unwrap_or_default();
                 bar.set_message(format!("{stamp} {step}"));
             }
             (Some((multi, _)), _) => {

@@ -1,0 +1,43 @@
+//! Boot health: the image boots to userspace, its console shows no failure, and it powers
+//! off when the platform presses the power button.
+
+use super::{Judgement, fail, pass, skip};
+use crate::facts::{BootFacts, Facts, Phase, Shutdown};
+
+/// `boot.userspace`: the console showed userspace, or an SSH server answered.
+pub(super) fn userspace(b: &BootFacts, _: &Facts) -> Judgement {
+    match (b.console.reached(Phase::Userspace), &b.console.failure) {
+        (Some(t), _) => pass(format!("userspace after {t:.1}s")),
+        (None, _) if b.ssh_secs.is_some() => pass("an SSH server answered"),
+        (None, Some(f)) => fail(format!("{:?} on the console: {}", f.kind, f.line)),
+        (None, None) => fail(match &b.qemu_exit {
+            Some(e) => format!(
+                "QEMU exited before userspace ({e}); last console line: {}",
+                b.console.last_line()
+            ),
+            None => format!(
+                "no userspace before the deadline; last console line: {}",
+                b.console.last_line()
+            ),
+        }),
+    }
+}
+
+/// `console.clean`: no failure pattern on the console.
+pub(super) fn console_clean(b: &BootFacts, _: &Facts) -> Judgement {
+    match &b.console.failure {
+        None => pass("no failure pattern"),
+        Some(f) => fail(format!("{:?}: {}", f.kind, f.line)),
+    }
+}
+
+/// `shutdown.clean`: QEMU exited within the deadline after the ACPI power button.
+pub(super) fn shutdown_clean(b: &BootFacts, _: &Facts) -> Judgement {
+    match &b.shutdown {
+        Shutdown::Clean { secs } => pass(format!("powered off {secs:.1}s after system_powerdown")),
+        Shutdown::TimedOut { deadline_secs } => fail(format!(
+            "still running {deadline_secs:.0}s after system_powerdown (ACPI power button)"
+        )),
+        Shutdown::NotDone { reason } => skip(reason.clone()),
+    }
+}

@@ -1,0 +1,188 @@
+//! `imgtest matrix`, `imgtest bisect` and `imgtest report merge`: the kernel regression
+//! matrix on the command line, with plain progress lines on stderr.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::args::{BisectArgs, MatrixArgs, RunOptions};
+use super::{decide_accel, relay_program, write_or_complain};
+use crate::exit;
+use crate::facts::AccelDecision;
+use crate::matrix::{
+    self, KernelStep, MatrixEmit, MatrixEvent, MatrixPlan, MatrixReport, MatrixVerdict, Shard,
+    render,
+};
+use crate::named::Named;
+use crate::report;
+use crate::run::plan::RunPlan;
+
+/// Plain progress lines on stderr for matrix and bisect, tagged with the kernel.
+fn matrix_progress() -> MatrixEmit {
+    let start = std::time::Instant::now();
+    Arc::new(move |e: MatrixEvent| {
+        let text = match &e.step {
+            KernelStep::Resolving => "resolving in the kernel cache".to_string(),
+            KernelStep::Building => "building the image (fsmaker)".to_string(),
+            KernelStep::Run(ev) => match report::render_event(ev) {
+                Some(t) => t,
+                None => return,
+            },
+            KernelStep::Done(v) => format!("done: {v:?}").to_lowercase(),
+        };
+        eprintln!(
+            "[{:7.1}s] {}: {text}",
+            start.elapsed().as_secs_f64(),
+            e.label
+        );
+    })
+}
+
+/// Prints a matrix's table, writes its JSON and JUnit reports and maps its verdict to an
+/// exit code (an unwritable report is an error too).
+fn finish_matrix(
+    m: Result<MatrixReport, impl std::fmt::Display>,
+    json: &Option<PathBuf>,
+    junit: &Option<PathBuf>,
+) -> i32 {
+    let m = match m {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("imgtest: {e}");
+            return exit::ERROR;
+        }
+    };
+    print!("{}", render::table(&m));
+    let written = write_or_complain(json, || render::to_json(&m))
+        & write_or_complain(junit, || render::to_junit(&m));
+    match m.verdict() {
+        _ if !written => exit::ERROR,
+        MatrixVerdict::Pass => exit::SUCCESS,
+        MatrixVerdict::Fail => exit::CHECK_FAILED,
+        MatrixVerdict::Error => exit::ERROR,
+    }
+}
+
+fn matrix_plan(
+    rootfs: PathBuf,
+    specs: Vec<String>,
+    shard: Option<Shard>,
+    jobs: Option<usize>,
+    opts: &RunOptions,
+) -> Result<(MatrixPlan, AccelDecision), String> {
+    let run = RunPlan::load(opts.boot.request(), relay_program()).map_err(|e| e.to_string())?;
+    let plan = MatrixPlan::new(rootfs, specs, shard, jobs, run, opts.append.clone())
+        .map_err(|e| e.to_string())?;
+    let decision = decide_accel(&plan.run)?;
+    Ok((plan, decision))
+}
+
+/// `imgtest matrix`.
+pub(super) fn matrix(args: MatrixArgs) -> i32 {
+    crate::vm::process::install_signal_guard();
+    let specs = matrix::sorted_specs(&args.kernels);
+    let (plan, decision) = match matrix_plan(args.rootfs, specs, args.shard, args.jobs, &args.run) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("imgtest: {e}");
+            return exit::ERROR;
+        }
+    };
+    eprintln!(
+        "matrix: {} of {} kernels, {} at a time, accelerator {} ({})",
+        plan.selected().len(),
+        plan.specs.len(),
+        plan.jobs,
+        decision.accel.name(),
+        decision.reason
+    );
+    finish_matrix(
+        matrix::run_matrix(&plan, &decision, matrix_progress()),
+        &args.json,
+        &args.junit,
+    )
+}
+
+/// `imgtest bisect`.
+pub(super) fn bisect(args: BisectArgs) -> i32 {
+    crate::vm::process::install_signal_guard();
+    let mut specs = vec![args.good];
+    specs.extend(args.kernels);
+    specs.push(args.bad);
+    let n = specs.len();
+    let (plan, decision) = match matrix_plan(args.rootfs, specs, None, Some(1), &args.run) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("imgtest: {e}");
+            return exit::ERROR;
+        }
+    };
+    let most = matrix::bisect::max_steps(n);
+    println!(
+        "bisecting {} candidate(s) between {} (good) and {} (bad): at most {most} run(s)",
+        n - 2,
+        plan.specs[0],
+        plan.specs[n - 1]
+    );
+    let mut count = 0;
+    let result = matrix::bisect::run_bisect(&plan, &decision, matrix_progress(), |s, o| {
+        count += 1;
+        let failed: Vec<&str> = o
+            .report
+            .iter()
+            .flat_map(|r| r.checks.iter())
+            .filter(|c| c.status == crate::checks::Status::Fail)
+            .map(|c| c.id.name())
+            .collect();
+        println!(
+            "step {count}/{most}: {} ({}) {}{}",
+            plan.specs[s.index],
+            o.label(),
+            if s.passed { "PASS" } else { "FAIL" },
+            if failed.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", failed.join(", "))
+            }
+        );
+    });
+    match result {
+        Ok(r) => {
+            println!(
+                "first bad kernel: {} (last good: {}) after {} run(s)",
+                r.first_bad,
+                r.last_good,
+                r.bisection.steps.len()
+            );
+            if write_or_complain(&args.json, || {
+                serde_json::to_string_pretty(&r).expect("serialises")
+            }) {
+                exit::SUCCESS
+            } else {
+                exit::ERROR
+            }
+        }
+        Err(e) => {
+            eprintln!("imgtest: {e}");
+            exit::ERROR
+        }
+    }
+}
+
+/// `imgtest report merge`.
+pub(super) fn merge(files: &[PathBuf], json: Option<PathBuf>, junit: Option<PathBuf>) -> i32 {
+    let mut parts = Vec::new();
+    for f in files {
+        let parsed = std::fs::read_to_string(f)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str::<MatrixReport>(&t).map_err(|e| e.to_string()));
+        match parsed {
+            Ok(p) => parts.push(p),
+            Err(e) => {
+                eprintln!("imgtest: {}: not a matrix JSON report: {e}", f.display());
+                return exit::ERROR;
+            }
+        }
+    }
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    finish_matrix(matrix::merge::merge(parts, &names), &json, &junit)
+}

@@ -1,0 +1,307 @@
+//! `imgtest`: boot an image the way the platform will and check its first boot is safe.
+//! Thin: parse flags, resolve a plan, call the library, render, map to an exit code.
+
+pub mod args;
+mod doctor;
+mod matrix;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use super::live::Live;
+use crate::checks::{self, CATALOGUE};
+use crate::exit;
+use crate::facts::AccelDecision;
+use crate::fsmaker::kernel::Cache;
+use crate::report::{self, Event, Report, Verdict};
+use crate::run::plan::{DEFAULT_CONFIG, RunPlan};
+use crate::run::{self, RunError};
+use crate::vm::VmError;
+use crate::vm::accel;
+use args::{BisectArgs, MatrixArgs, RunArgs};
+
+#[derive(Parser)]
+#[command(
+    name = "imgtest",
+    version,
+    about = "Boot VM images like the platform will and prove their first boot is safe"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Test images: exit 0 pass, 1 a check failed, 2 could not judge.
+    Run(Box<RunArgs>),
+    /// List the check catalogue.
+    Checks {
+        /// As JSON.
+        #[arg(long, conflicts_with = "markdown")]
+        json: bool,
+        /// As the README's Markdown table.
+        #[arg(long)]
+        markdown: bool,
+    },
+    /// Report which dependencies and accelerators are available.
+    Doctor,
+    /// Print the commented default imgtest.toml.
+    Config,
+    /// Test one root filesystem with many kernels: exit 0 all pass, 1 one failed, 2 could not judge.
+    Matrix(Box<MatrixArgs>),
+    /// Find the first failing kernel of an ordered list: --good, --kernel..., --bad.
+    Bisect(Box<BisectArgs>),
+    /// Work with reports.
+    Report {
+        #[command(subcommand)]
+        cmd: ReportCmd,
+    },
+    /// Internal: the metadata relay QEMU runs per guest connection.
+    #[command(name = "__relay", hide = true)]
+    Relay { addr: String, token: String },
+}
+
+#[derive(Subcommand)]
+enum ReportCmd {
+    /// Merge the JSON reports of a matrix's shards into one report (exit as the matrix would).
+    Merge {
+        /// Shard reports (`imgtest matrix --shard K/N --json FILE`).
+        #[arg(required = true, value_name = "SHARD.json")]
+        reports: Vec<PathBuf>,
+        /// Write the merged JSON report here.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Write the merged JUnit XML report here.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+    },
+}
+
+/// The `imgtest` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.cmd {
+        Cmd::Run(args) => run(*args),
+        Cmd::Checks { json, markdown } => list_checks(json, markdown),
+        Cmd::Doctor => doctor::doctor(),
+        Cmd::Matrix(args) => matrix::matrix(*args),
+        Cmd::Bisect(args) => matrix::bisect(*args),
+        Cmd::Report {
+            cmd:
+                ReportCmd::Merge {
+                    reports,
+                    json,
+                    junit,
+                },
+        } => matrix::merge(&reports, json, junit),
+        Cmd::Config => {
+            exit::quiet_on_closed_stdout();
+            print!("{DEFAULT_CONFIG}");
+            exit::SUCCESS
+        }
+        Cmd::Relay { addr, token } => {
+            match crate::metadata::relay(&addr, &token, std::io::stdin(), std::io::stdout()) {
+                Ok(()) => exit::SUCCESS,
+                Err(_) => exit::ERROR,
+            }
+        }
+    };
+    exit::code(code)
+}
+
+/// `imgtest checks`: the catalogue as a table, JSON or the README's Markdown.
+fn list_checks(json: bool, markdown: bool) -> i32 {
+    exit::quiet_on_closed_stdout();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(CATALOGUE).expect("serialises")
+        );
+    } else if markdown {
+        print!("{}", checks::markdown_table());
+    } else {
+        for c in CATALOGUE {
+            println!(
+                "{:<22} {:<8} {:<6} {:<11} {}",
+                c.id,
+                c.severity,
+                c.scope(),
+                c.rule,
+                c.title
+            );
+        }
+    }
+    exit::SUCCESS
+}
+
+/// The imgtest binary itself: QEMU runs it as the metadata relay.
+fn relay_program() -> PathBuf {
+    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("imgtest"))
+}
+
+fn run(args: RunArgs) -> i32 {
+    crate::vm::process::install_signal_guard();
+    let plan = match RunPlan::load(args.request(), relay_program()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("imgtest: {e}");
+            return exit::ERROR;
+        }
+    };
+    let live = Arc::new(Live::new(std::io::stderr().is_terminal()));
+    let view = live.clone();
+    let emit: run::Emit = Arc::new(move |e: Event| view.event(&e));
+    let decision = match decide_accel(&plan) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("imgtest: {e}");
+            return exit::ERROR;
+        }
+    };
+    emit(Event::Accel(decision.clone()));
+    let (reports, mut code) = run_images(&plan, &decision, &emit, &live);
+    live.finish(&format!(
+        "done: imgtest's own CPU {:.2}s (QEMU excluded)",
+        own_cpu_secs()
+    ));
+    let written = write_or_complain(&plan.json, || report::to_json(&reports))
+        & write_or_complain(&plan.junit, || report::to_junit(&reports));
+    if !written {
+        code = exit::ERROR;
+    }
+    code
+}
+
+/// Tests each image in turn, printing each summary; the reports and the exit code.
+fn run_images(
+    plan: &RunPlan,
+    decision: &AccelDecision,
+    emit: &run::Emit,
+    live: &Live,
+) -> (Vec<Report>, i32) {
+    let mut reports = Vec::new();
+    let mut code = exit::SUCCESS;
+    for image in &plan.images {
+        match run::run_image(plan, image, decision, emit.clone()) {
+            Ok(r) => {
+                live.clear();
+                print!("{}", report::render_summary(&r));
+                if r.verdict == Verdict::Fail {
+                    code = code.max(exit::CHECK_FAILED);
+                }
+                reports.push(r);
+            }
+            Err(e) => {
+                eprintln!("imgtest: {e}{}", run_hint(&e));
+                code = exit::ERROR;
+            }
+        }
+        if crate::vm::process::interrupted() {
+            code = exit::ERROR;
+            break;
+        }
+    }
+    (reports, code)
+}
+
+/// What the user can do about a run error, naming the flag or command that helps.
+fn run_hint(e: &RunError) -> &'static str {
+    match e {
+        RunError::Agent(_) => "; pass --user NAME",
+        RunError::Vm(VmError::Spawn { .. }) => " (is it installed? see `imgtest doctor`)",
+        _ => "",
+    }
+}
+
+/// imgtest's own CPU time so far (user and system), QEMU excluded.
+fn own_cpu_secs() -> f64 {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage fills the struct we own.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let cpu = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    cpu(usage.ru_utime) + cpu(usage.ru_stime)
+}
+
+/// A kernel the KVM probe can boot: the newest in fsmaker's kernel cache, else the host's
+/// newest readable `/boot/vmlinuz-*`.
+fn probe_kernel() -> Option<PathBuf> {
+    let cached = Cache::from_env()
+        .and_then(|c| c.pick(None))
+        .ok()
+        .map(|k| k.vmlinuz());
+    cached.or_else(|| {
+        let mut host: Vec<PathBuf> = std::fs::read_dir("/boot")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz"))
+            })
+            .filter(|p| std::fs::File::open(p).is_ok())
+            .collect();
+        host.sort();
+        host.pop()
+    })
+}
+
+/// The accelerator for `plan`: KVM only if a probe kernel boots under it.
+fn decide_accel(plan: &RunPlan) -> Result<AccelDecision, String> {
+    let probe_dir = tempfile::Builder::new()
+        .prefix("imgtest-accel-")
+        .tempdir()
+        .map_err(|e| format!("temp dir: {e}"))?;
+    let kernel = plan
+        .direct_kernel
+        .as_ref()
+        .map(|k| k.kernel.clone())
+        .or_else(probe_kernel);
+    Ok(if plan.selection.needs_boot() {
+        accel::decide(plan.accel, &plan.qemu, probe_dir.path(), kernel.as_deref())
+    } else {
+        accel::decide(accel::AccelChoice::Tcg, &plan.qemu, probe_dir.path(), None)
+    })
+}
+
+/// Writes `text()` to `path` if one was named; false (after saying why) if it failed.
+fn write_or_complain(path: &Option<PathBuf>, text: impl FnOnce() -> String) -> bool {
+    let Some(p) = path else { return true };
+    match std::fs::write(p, text()) {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("imgtest: cannot write {}: {e}", p.display());
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_get_the_hint_that_helps() {
+        let e = RunError::Agent(crate::cloudinit::NoDefaultUser);
+        assert!(format!("{e}{}", run_hint(&e)).contains("pass --user NAME"));
+        let e = RunError::Interrupted;
+        assert_eq!(run_hint(&e), "");
+    }
+
+    #[test]
+    fn the_readme_table_is_the_catalogue() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+            .expect("README.md");
+        let table = checks::markdown_table();
+        assert!(
+            readme.contains(&table),
+            "README.md's check table differs from the catalogue; replace it with the output \
+             of `imgtest checks --markdown`:\n{table}"
+        );
+    }
+}

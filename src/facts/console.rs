@@ -1,0 +1,83 @@
+//! What a serial console showed: the boot phases it reached and when, the first failure
+//! pattern, and its last lines. Filled by `crate::console`, judged by the boot checks.
+
+use serde::{Deserialize, Serialize};
+
+crate::named_enum! {
+    /// Boot phases in the order a guest normally reaches them.
+    #[derive(PartialOrd, Ord)]
+    pub enum Phase("boot phase") {
+        /// SeaBIOS/iPXE banner.
+        Firmware = "firmware",
+        /// GRUB or ISOLINUX.
+        Bootloader = "bootloader",
+        /// "Linux version".
+        Kernel = "kernel",
+        /// The real root's init started.
+        Userspace = "userspace",
+        /// A getty printed "login:".
+        Login = "login",
+    }
+}
+
+crate::named_enum! {
+    /// What went wrong, as seen on the console.
+    pub enum FailureKind("console failure") {
+        /// "Kernel panic".
+        KernelPanic = "kernel-panic",
+        /// A kernel oops.
+        Oops = "oops",
+        /// The `grub rescue>` prompt.
+        GrubRescue = "grub-rescue",
+        /// systemd emergency mode, a maintenance login or the initramfs shell.
+        EmergencyShell = "emergency-shell",
+        /// The kernel or the initrd could not find or mount the root filesystem.
+        RootNotFound = "root-not-found",
+        /// The firmware found nothing to boot.
+        NoBootDevice = "no-boot-device",
+    }
+}
+
+/// A failure pattern and the console line that showed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsoleFailure {
+    /// The pattern's kind.
+    pub kind: FailureKind,
+    /// The (redacted) line.
+    pub line: String,
+}
+
+/// The state a console has gathered.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConsoleSummary {
+    /// First time each phase was reached, in seconds since the VM started.
+    pub phases: Vec<(Phase, f64)>,
+    /// The first failure pattern seen.
+    pub failure: Option<ConsoleFailure>,
+    /// Whether QEMU closed the console (exited).
+    pub closed: bool,
+    /// The last lines (redacted).
+    pub tail: Vec<String>,
+    /// Lines starting with `firstboot:` (redacted).
+    pub firstboot_lines: Vec<String>,
+}
+
+impl ConsoleSummary {
+    /// When `phase` was reached, if it was.
+    pub fn reached(&self, phase: Phase) -> Option<f64> {
+        self.phases
+            .iter()
+            .find(|(p, _)| *p == phase)
+            .map(|&(_, t)| t)
+    }
+
+    /// The last non-empty line, or `(console empty)`.
+    pub fn last_line(&self) -> String {
+        self.tail
+            .iter()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .cloned()
+            .unwrap_or_else(|| "(console empty)".into())
+    }
+}

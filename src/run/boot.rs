@@ -1,0 +1,466 @@
+//! One boot as a short sequence of named stages, each with its own deadline and its own
+//! typed event ([`BootEvent`]):
+//!
+//! 1. [`start`]: overlay, metadata secrets, QEMU, serial console;
+//! 2. [`to_userspace`]: the console until userspace, a failure pattern or the boot deadline;
+//! 3. [`login`]: the metadata password over SSH, retried until the login deadline;
+//! 4. [`inspect`]: cloud-init's finish and the [`probe`]'s facts, beside one
+//!    [`wrong_password`] on a connection of its own;
+//! 5. [`power_off`]: the ACPI power button, judged on one boot ([`Roles`]);
+//! 6. [`finish`]: QEMU stopped, the console's summary and the metadata requests collected.
+//!
+//! A stage runs only when a selected check [`Need`]s what it collects.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use ssh2::Session;
+
+use super::plan::RunPlan;
+use super::{Emit, RunError, io};
+use crate::checks::Need;
+use crate::cloudinit::NOCLOUD_SERIAL;
+use crate::console::{Console, ConsoleEvent, WaitOutcome};
+use crate::disk::image::{ImageInfo, ImageKind};
+use crate::facts::{
+    AccelDecision, Agent, AgentFacts, BootFacts, CLOUD_INIT_BOOT_FINISHED, Login, Phase, Shutdown,
+};
+use crate::guest;
+use crate::metadata::{self, BootSecrets, MetadataServer};
+use crate::report::{BootEvent, Event, Timeouts};
+use crate::vm::process::{VmProcess, interrupted};
+use crate::vm::qmp::Qmp;
+use crate::vm::{self, VmSpec};
+
+/// Size of the blank disk an ISO boots with.
+const ISO_BLANK_DISK: u64 = 8 << 30;
+
+/// What every boot of one image shares.
+pub(super) struct BootContext<'a> {
+    pub plan: &'a RunPlan,
+    pub accel: &'a AccelDecision,
+    pub agent: &'a AgentFacts,
+    /// Effective timeouts (after TCG scaling).
+    pub timeouts: &'a Timeouts,
+    /// The image's overall deadline.
+    pub overall: Instant,
+    pub info: &'a ImageInfo,
+    pub server: &'a MetadataServer,
+    /// The run's temp dir: overlays, sockets, logs.
+    pub tmp: &'a std::path::Path,
+    pub roles: Roles,
+}
+
+impl BootContext<'_> {
+    fn needs(&self, need: Need) -> bool {
+        self.plan.needs(need)
+    }
+
+    /// `d` from now, but never past the overall deadline.
+    fn deadline(&self, d: Duration) -> Instant {
+        (Instant::now() + d).min(self.overall)
+    }
+}
+
+/// Who does the once-per-run acts among the parallel boots of one image.
+///
+/// The image's authentication is the same on every boot, so the wrong password is tried
+/// once, by the first boot whose SSH server answers: the guest's failure delay (~2 s)
+/// then holds up that boot alone. The ACPI power-off is judged once too, on the first boot
+/// to finish its other work; the others are stopped at once, so the guest's shutdown time
+/// is spent while later boots still work, not after them.
+#[derive(Debug)]
+pub(super) struct Roles {
+    wrong_password: AtomicBool,
+    power_off: AtomicUsize,
+}
+
+impl Default for Roles {
+    fn default() -> Self {
+        Roles {
+            wrong_password: AtomicBool::new(false),
+            power_off: AtomicUsize::new(usize::MAX),
+        }
+    }
+}
+
+impl Roles {
+    /// True for the first caller only: it tries the wrong password.
+    fn claim_wrong_password(&self) -> bool {
+        !self.wrong_password.swap(true, Ordering::SeqCst)
+    }
+
+    /// Ok for the first caller (boot `i` powers its guest off), else the boot that does.
+    fn claim_power_off(&self, i: usize) -> Result<(), usize> {
+        self.power_off
+            .compare_exchange(usize::MAX, i, Ordering::SeqCst, Ordering::SeqCst)
+            .map(|_| ())
+    }
+}
+
+/// Runs the plan's boots in parallel, one thread each.
+pub(super) fn run_boots(ctx: &BootContext, emit: &Emit) -> Result<Vec<BootFacts>, RunError> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..ctx.plan.boots)
+            .map(|i| s.spawn(move || boot_one(ctx, i, emit)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
+}
+
+/// A started boot.
+struct Guest {
+    i: usize,
+    vm: VmProcess,
+    console: Console,
+    ssh_port: u16,
+    qmp: PathBuf,
+    secrets: BootSecrets,
+    /// When QEMU started; the times in the boot's facts count from here.
+    start: Instant,
+    emit: Emit,
+}
+
+impl Guest {
+    fn event(&self, event: BootEvent) {
+        (self.emit)(Event::Boot {
+            boot: self.i,
+            event,
+        });
+    }
+
+    /// QEMU runs, its console shows no failure, and no signal stopped the run.
+    fn alive(&mut self) -> bool {
+        self.vm.try_exited().is_none() && self.console.summary().failure.is_none() && !interrupted()
+    }
+
+    fn since_start(&self) -> f64 {
+        self.start.elapsed().as_secs_f64()
+    }
+}
+
+/// One boot: the stages in order.
+fn boot_one(ctx: &BootContext, i: usize, emit: &Emit) -> Result<BootFacts, RunError> {
+    let mut g = start(ctx, i, emit)?;
+    let mut facts = BootFacts::new(i);
+    let reached = to_userspace(ctx, &mut g);
+    facts.qemu_exit = g.vm.try_exited().map(|s| s.to_string());
+    if reached && !interrupted() {
+        let login_deadline = ctx.deadline(ctx.timeouts.login);
+        let session = login(ctx, &mut g, &mut facts, login_deadline);
+        inspect(ctx, &mut g, &mut facts, session, login_deadline)?;
+        facts.shutdown = power_off(ctx, &mut g);
+    } else {
+        facts.login = Login::NotTried {
+            reason: "the guest did not reach userspace".into(),
+        };
+    }
+    Ok(finish(ctx, g, facts))
+}
+
+/// Stage 1: the overlay (or blank disk for an ISO), this boot's secrets, QEMU and its
+/// console.
+fn start(ctx: &BootContext, i: usize, emit: &Emit) -> Result<Guest, RunError> {
+    let secrets = BootSecrets::generate(i).map_err(io("random"))?;
+    ctx.server.register(i, secrets.clone());
+    let spec = spec(ctx, i, &secrets)?;
+    let (ssh_port, qmp) = (
+        spec.ssh_port.expect("spec forwards SSH"),
+        spec.qmp_socket.clone().expect("spec has QMP"),
+    );
+    let start = Instant::now();
+    let (vm, serial) = VmProcess::spawn(
+        &ctx.plan.qemu,
+        &spec,
+        &ctx.tmp.join(format!("boot{i}-qemu.log")),
+    )?;
+    let console_emit = emit.clone();
+    let console = Console::attach(
+        serial,
+        ctx.tmp.join(format!("boot{i}-console.log")),
+        vec![secrets.password.clone(), secrets.token.clone()],
+        start,
+        move |e| {
+            let event = match e {
+                ConsoleEvent::Phase(phase, d) => BootEvent::Phase {
+                    phase,
+                    secs: d.as_secs_f64(),
+                },
+                ConsoleEvent::Failure(f) => BootEvent::ConsoleFailure(f),
+            };
+            console_emit(Event::Boot { boot: i, event });
+        },
+    )
+    .map_err(io("console log"))?;
+    let g = Guest {
+        i,
+        vm,
+        console,
+        ssh_port,
+        qmp,
+        secrets,
+        start,
+        emit: emit.clone(),
+    };
+    g.event(BootEvent::Started {
+        pid: g.vm.pid(),
+        ssh_port,
+    });
+    Ok(g)
+}
+
+/// The QEMU invocation of boot `i`: its disk, network forwards and QMP socket.
+fn spec(ctx: &BootContext, i: usize, secrets: &BootSecrets) -> Result<VmSpec, RunError> {
+    let plan = ctx.plan;
+    let host_cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    let mut spec = VmSpec::new(
+        ctx.accel.accel,
+        plan.memory_mib,
+        plan.vcpus(ctx.accel.accel, host_cpus),
+    );
+    let disk = ctx.tmp.join(format!("boot{i}.qcow2"));
+    match ctx.info.kind {
+        ImageKind::Iso { .. } => {
+            vm::create_blank_disk(&disk, ISO_BLANK_DISK)?;
+            spec.cdrom = Some(ctx.info.path.clone());
+        }
+        k => vm::create_overlay(&ctx.info.path, k.qemu_format(), &disk)?,
+    }
+    spec.disk = Some(disk);
+    spec.disk_bus = plan.disk_bus;
+    spec.direct_kernel = plan.direct_kernel.clone();
+    spec.ssh_port = Some(free_port()?);
+    spec.metadata_cmd = Some(
+        ctx.server
+            .relay_command(&plan.relay_program, &secrets.token),
+    );
+    if ctx.agent.agent == Agent::CloudInit {
+        spec.smbios_serial = Some(NOCLOUD_SERIAL.into());
+    }
+    spec.qmp_socket = Some(ctx.tmp.join(format!("boot{i}.qmp")));
+    Ok(spec)
+}
+
+fn free_port() -> Result<u16, RunError> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(io("port"))?;
+    Ok(l.local_addr().map_err(io("port"))?.port())
+}
+
+/// Stage 2: whether the guest reached userspace before the boot deadline. A failure on
+/// the console ends the wait at once; a console that never names userspace is asked
+/// once more through SSH (an SSH server answering proves userspace too).
+fn to_userspace(ctx: &BootContext, g: &mut Guest) -> bool {
+    let deadline = (g.start + ctx.timeouts.boot).min(ctx.overall);
+    match g.console.wait_for(Phase::Userspace, deadline) {
+        WaitOutcome::Reached(_) => true,
+        WaitOutcome::Failed(_) => {
+            // Fail fast, but give the console a moment to print the rest of the panic.
+            g.vm.wait_until(Instant::now() + Duration::from_secs(1));
+            false
+        }
+        WaitOutcome::Closed => false,
+        WaitOutcome::TimedOut => !matches!(
+            guest::attempt(
+                g.ssh_port,
+                &ctx.agent.user,
+                "\u{1}",
+                Instant::now() + Duration::from_secs(3),
+                &mut || true,
+            ),
+            guest::Attempt::NoSsh(_)
+        ),
+    }
+}
+
+/// Stage 3: the metadata password over SSH, retried until `deadline`. Returns the
+/// authenticated session.
+fn login(
+    ctx: &BootContext,
+    g: &mut Guest,
+    facts: &mut BootFacts,
+    deadline: Instant,
+) -> Option<Session> {
+    if !ctx.needs(Need::Login) {
+        facts.login = Login::NotTried {
+            reason: "no selected check needs a login".into(),
+        };
+        return None;
+    }
+    let (port, start) = (g.ssh_port, g.start);
+    let password = g.secrets.password.clone();
+    let r = guest::login(
+        port,
+        &ctx.agent.user,
+        &password,
+        start,
+        deadline,
+        &mut || g.alive(),
+    );
+    facts.ssh_secs = r.ssh_secs;
+    facts.host_key_sha256 = r.host_key;
+    facts.login = r.login;
+    g.event(BootEvent::Login(facts.login.clone()));
+    r.session
+}
+
+/// Stage 4: what the logged-in session shows (cloud-init's finish until `deadline`, then
+/// the probe), while the wrong password is tried on a connection of its own by the first
+/// boot whose SSH server answered.
+fn inspect(
+    ctx: &BootContext,
+    g: &mut Guest,
+    facts: &mut BootFacts,
+    session: Option<Session>,
+    deadline: Instant,
+) -> Result<(), RunError> {
+    let tries = facts.ssh_secs.is_some()
+        && ctx.needs(Need::WrongPassword)
+        && ctx.roles.claim_wrong_password();
+    let wrong = tries
+        .then(|| metadata::random_string(20))
+        .transpose()
+        .map_err(io("random"))?;
+    let (port, user, start) = (g.ssh_port, ctx.agent.user.as_str(), g.start);
+    std::thread::scope(|scope| {
+        let rejected = wrong
+            .as_deref()
+            .map(|w| scope.spawn(move || wrong_password(port, user, w, start)));
+        if let Some(session) = &session
+            && ctx.agent.agent == Agent::CloudInit
+            && ctx.needs(Need::CloudInitFinished)
+        {
+            cloud_init_finished(g, facts, session, deadline);
+        }
+        if ctx.needs(Need::Probe) {
+            probe(g, facts, session.as_ref());
+        }
+        if let Some(Ok((rejected, secs))) = rejected.map(|h| h.join()) {
+            facts.wrong_password_rejected = rejected;
+            g.event(BootEvent::WrongPasswordTried { secs });
+        }
+    });
+    Ok(())
+}
+
+/// Not readiness (the login already works): whether cloud-init went on to finish this
+/// instance's modules before `deadline`.
+fn cloud_init_finished(g: &mut Guest, facts: &mut BootFacts, session: &Session, deadline: Instant) {
+    let start = g.start;
+    let secs = guest::wait_for_path(
+        session,
+        CLOUD_INIT_BOOT_FINISHED,
+        start,
+        deadline,
+        &mut || g.alive(),
+    );
+    facts.cloud_init_finished_secs = secs;
+    g.event(BootEvent::CloudInitFinished { secs });
+}
+
+/// A login with `wrong` as the password: whether it was rejected (None: no SSH server),
+/// and when the try ended.
+fn wrong_password(port: u16, user: &str, wrong: &str, start: Instant) -> (Option<bool>, f64) {
+    let rejected = guest::rejects(port, user, wrong);
+    (rejected, start.elapsed().as_secs_f64())
+}
+
+/// The probe's facts from inside the guest, over the logged-in session.
+fn probe(g: &Guest, facts: &mut BootFacts, session: Option<&Session>) {
+    let Some(session) = session else {
+        facts.probe_error = Some("no login".into());
+        return;
+    };
+    match guest::probe(session) {
+        Ok(p) => facts.probe = Some(p),
+        Err(e) => facts.probe_error = Some(e),
+    }
+    g.event(BootEvent::Probed {
+        secs: g.since_start(),
+    });
+}
+
+/// Stage 5: the ACPI power button on the boot that claims the power-off; the others are
+/// stopped at once by [`finish`].
+fn power_off(ctx: &BootContext, g: &mut Guest) -> Shutdown {
+    if !ctx.needs(Need::PowerOff) {
+        return Shutdown::NotDone {
+            reason: "not selected".into(),
+        };
+    }
+    if let Err(first) = ctx.roles.claim_power_off(g.i) {
+        return Shutdown::NotDone {
+            reason: format!(
+                "stopped at once: the power-off is judged on boot {first}, the first to finish \
+                 its other checks"
+            ),
+        };
+    }
+    let shutdown = press_power_button(ctx, g);
+    if let Shutdown::Clean { secs } = shutdown {
+        g.event(BootEvent::PoweredOff { secs });
+    }
+    shutdown
+}
+
+/// `system_powerdown` over QMP, then wait for QEMU to exit until the shutdown deadline.
+fn press_power_button(ctx: &BootContext, g: &mut Guest) -> Shutdown {
+    if g.vm.try_exited().is_some() {
+        return Shutdown::NotDone {
+            reason: "QEMU had already exited".into(),
+        };
+    }
+    let sent = Instant::now();
+    let deadline = ctx.deadline(ctx.timeouts.shutdown);
+    let pressed =
+        Qmp::connect(&g.qmp, deadline).and_then(|mut q| q.execute("system_powerdown").map(|_| q));
+    match pressed {
+        Err(e) => Shutdown::NotDone {
+            reason: e.to_string(),
+        },
+        Ok(_qmp) => match g.vm.wait_until(deadline) {
+            Some(_) => Shutdown::Clean {
+                secs: sent.elapsed().as_secs_f64(),
+            },
+            None => Shutdown::TimedOut {
+                deadline_secs: deadline.saturating_duration_since(sent).as_secs_f64(),
+            },
+        },
+    }
+}
+
+/// Stage 6: QEMU stopped; the console's summary and this boot's metadata requests.
+fn finish(ctx: &BootContext, mut g: Guest, mut facts: BootFacts) -> BootFacts {
+    g.vm.kill();
+    let Guest { vm, console, .. } = g;
+    drop(vm);
+    let requests = ctx.server.requests();
+    let mine: Vec<_> = requests
+        .iter()
+        .filter(|r| r.boot == Some(facts.index))
+        .collect();
+    facts.metadata_requests = mine.len();
+    facts.password_fetched = mine
+        .iter()
+        .any(|r| metadata::delivers_password(&r.path) && r.status == Some(200));
+    facts.console = console.finish();
+    facts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_once_per_run_role_goes_to_the_first_boot_that_claims_it() {
+        let roles = Roles::default();
+        assert!(roles.claim_wrong_password());
+        assert!(!roles.claim_wrong_password());
+        assert_eq!(roles.claim_power_off(1), Ok(()));
+        assert_eq!(roles.claim_power_off(0), Err(1));
+        assert_eq!(roles.claim_power_off(1), Err(1));
+    }
+}
