@@ -88,8 +88,8 @@ pub fn choose(
     };
     let cloud = facts.and_then(|f| f.cloud_init.as_ref());
     let (agent, why) = match choice {
-        FirstbootChoice::Firstboot => (Agent::Firstboot, "--firstboot firstboot"),
-        FirstbootChoice::CloudInit => (Agent::CloudInit, "--firstboot cloud-init"),
+        FirstbootChoice::Firstboot => (Agent::Firstboot, "firstboot requested"),
+        FirstbootChoice::CloudInit => (Agent::CloudInit, "cloud-init requested"),
         FirstbootChoice::Auto => match facts {
             None => (Agent::Firstboot, "auto: image not readable offline"),
             Some(f) if f.firstboot_program => (Agent::Firstboot, "auto: firstboot installed"),
@@ -100,7 +100,7 @@ pub fn choose(
         },
     };
     let (user, whose) = match (user, agent) {
-        (Some(u), _) => (u.to_string(), "--user".to_string()),
+        (Some(u), _) => (u.to_string(), "requested".to_string()),
         (None, Agent::Firstboot) => ("root".to_string(), "firstboot sets root's".to_string()),
         (None, Agent::CloudInit) => match cloud.and_then(|c| c.default_user.clone()) {
             Some(u) => (u, "cloud-init's default_user".to_string()),

@@ -38,11 +38,11 @@ pub fn decide(choice: AccelChoice, qemu: &str, tmp: &Path, kernel: Option<&Path>
     match choice {
         AccelChoice::Kvm => AccelDecision {
             accel: Accel::Kvm,
-            reason: "requested with --accel kvm".into(),
+            reason: "KVM requested".into(),
         },
         AccelChoice::Tcg => AccelDecision {
             accel: Accel::Tcg,
-            reason: "requested with --accel tcg".into(),
+            reason: "TCG requested".into(),
         },
         AccelChoice::Auto => match probe_kvm(qemu, tmp, kernel) {
             Ok(()) => AccelDecision {
