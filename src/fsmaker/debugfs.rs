@@ -8,7 +8,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use super::{BuildError, run_tool};
+use super::BuildError;
+use crate::tool::{self, ToolError};
 
 /// A list of debugfs commands, built in memory and run once.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -68,7 +69,7 @@ impl Batch {
         let cmdfile = workdir.join("debugfs.cmd");
         std::fs::write(&cmdfile, &self.script)
             .map_err(|e| BuildError::io("cannot write the debugfs command file", e))?;
-        let out = run_tool(
+        let out = tool::run(
             Command::new("debugfs")
                 .arg("-w")
                 .arg("-f")
@@ -82,10 +83,11 @@ impl Batch {
             .filter(|l| !l.trim().is_empty() && !l.starts_with("debugfs "))
             .collect();
         if let Some(first) = errors.first() {
-            return Err(BuildError::Tool {
+            return Err(ToolError::Failed {
                 tool: "debugfs".into(),
                 message: format!("{first} ({} error line(s))", errors.len()),
-            });
+            }
+            .into());
         }
         Ok(())
     }
@@ -125,7 +127,7 @@ pub fn parse_ls(text: &str) -> Vec<DirEntry> {
 
 /// Lists `dir` inside the filesystem at `device`; `None` if it does not exist.
 pub fn list(device: &str, dir: &str) -> Result<Option<Vec<DirEntry>>, BuildError> {
-    let out = run_tool(
+    let out = tool::run(
         Command::new("debugfs")
             .arg("-R")
             .arg(format!("ls -p {}", quote(dir)))
@@ -141,7 +143,7 @@ pub fn list(device: &str, dir: &str) -> Result<Option<Vec<DirEntry>>, BuildError
 
 /// Reads a symlink's target inside the filesystem (`None` if `path` is not a symlink).
 pub fn read_link(device: &str, path: &str) -> Result<Option<String>, BuildError> {
-    let out = run_tool(
+    let out = tool::run(
         Command::new("debugfs")
             .arg("-R")
             .arg(format!("stat {}", quote(path)))

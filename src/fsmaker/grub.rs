@@ -15,7 +15,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{BuildError, run_tool};
+use super::BuildError;
+use crate::tool;
 
 /// Where grub-setup reads the first-sector fields (grub/i386/pc/boot.h).
 const BPB_START: usize = 0x3;
@@ -97,7 +98,7 @@ impl GrubDir {
             .arg("-o")
             .arg(&out)
             .args(CORE_MODULES);
-        run_tool(&mut cmd, "grub-common")?;
+        tool::run(&mut cmd, "grub-common")?;
         std::fs::read(&out).map_err(|e| BuildError::io("cannot read core.img", e))
     }
 

@@ -19,7 +19,8 @@ use std::process::Command;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{BuildError, initrd, run_tool};
+use super::{BuildError, initrd};
+use crate::tool::{self, ToolError};
 
 /// The package `fsmaker kernel fetch` imports by default.
 pub const DEFAULT_PACKAGE: &str = "linux-image-cloud-amd64";
@@ -162,7 +163,7 @@ impl Cache {
 
     fn import(&self, deb: &Path, work: &Path, epoch: i64) -> Result<CachedKernel, BuildError> {
         let field = |f: &str| -> Result<String, BuildError> {
-            let out = run_tool(Command::new("dpkg-deb").arg("-f").arg(deb).arg(f), "dpkg")
+            let out = tool::run(Command::new("dpkg-deb").arg("-f").arg(deb).arg(f), "dpkg")
                 .map_err(|e| BuildError::BadDeb {
                     deb: deb.to_owned(),
                     why: e.to_string(),
@@ -172,7 +173,7 @@ impl Cache {
         let package = field("Package")?;
         let package_version = field("Version")?;
         let tree = work.join("tree");
-        run_tool(
+        tool::run(
             Command::new("dpkg-deb").arg("-x").arg(deb).arg(&tree),
             "dpkg",
         )
@@ -194,7 +195,7 @@ impl Cache {
                 why: format!("no /lib/modules/{version} in {package}"),
             });
         }
-        run_tool(
+        tool::run(
             Command::new("depmod").arg("-b").arg(&tree).arg(&version),
             "kmod",
         )?;
@@ -230,7 +231,7 @@ impl Cache {
 
 fn apt_download(package: &str, dir: &Path) -> Result<PathBuf, BuildError> {
     let before: Vec<PathBuf> = debs_in(dir);
-    run_tool(
+    tool::run(
         Command::new("apt-get")
             .arg("download")
             .arg("-q")
@@ -241,9 +242,12 @@ fn apt_download(package: &str, dir: &Path) -> Result<PathBuf, BuildError> {
     debs_in(dir)
         .into_iter()
         .find(|p| !before.contains(p))
-        .ok_or_else(|| BuildError::Tool {
-            tool: "apt-get download".into(),
-            message: format!("no .deb appeared for {package}"),
+        .ok_or_else(|| {
+            ToolError::Failed {
+                tool: "apt-get download".into(),
+                message: format!("no .deb appeared for {package}"),
+            }
+            .into()
         })
 }
 
@@ -261,13 +265,13 @@ fn debs_in(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn deb_has_kernel(deb: &Path) -> Result<bool, BuildError> {
-    let out = run_tool(Command::new("dpkg-deb").arg("-c").arg(deb), "dpkg")?;
+    let out = tool::run(Command::new("dpkg-deb").arg("-c").arg(deb), "dpkg")?;
     Ok(out.stdout.lines().any(|l| l.contains("./boot/vmlinuz-")))
 }
 
 /// The `linux-image-*` package a meta package depends on.
 fn kernel_dependency(deb: &Path) -> Result<String, BuildError> {
-    let out = run_tool(
+    let out = tool::run(
         Command::new("dpkg-deb").arg("-f").arg(deb).arg("Depends"),
         "dpkg",
     )?;

@@ -70,10 +70,8 @@ pub enum BuildError {
     NotKernel(PathBuf),
     #[error("{0} holds no /boot/vmlinuz-* to boot (--kernel-in-rootfs)")]
     NoKernelInRootfs(PathBuf),
-    #[error("{tool} not found: install the Debian package {package}")]
-    MissingTool { tool: String, package: String },
-    #[error("{tool} failed: {message}")]
-    Tool { tool: String, message: String },
+    #[error(transparent)]
+    Tool(#[from] crate::tool::ToolError),
     #[error("copying the filesystem: {0}")]
     Copy(String),
     #[error("initrd: {0}")]
@@ -93,43 +91,6 @@ impl BuildError {
             source,
         }
     }
-}
-
-/// Captured output of an external tool.
-pub struct ToolOutput {
-    pub stdout: String,
-    pub stderr: String,
-}
-
-/// Runs `cmd`, mapping "not installed" to [`BuildError::MissingTool`] naming `package`
-/// and a non-zero exit to [`BuildError::Tool`] with its last stderr line.
-pub fn run_tool(cmd: &mut Command, package: &str) -> Result<ToolOutput, BuildError> {
-    let tool = cmd.get_program().to_string_lossy().into_owned();
-    let out = cmd.output().map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            BuildError::MissingTool {
-                tool: tool.clone(),
-                package: package.into(),
-            }
-        } else {
-            BuildError::io(format!("cannot run {tool}"), e)
-        }
-    })?;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    if !out.status.success() {
-        let last = stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("no error output")
-            .trim();
-        return Err(BuildError::Tool {
-            tool,
-            message: format!("{last} ({})", out.status),
-        });
-    }
-    Ok(ToolOutput { stdout, stderr })
 }
 
 /// Which kernel the image boots.
@@ -517,7 +478,7 @@ pub fn build(plan: &BuildPlan, on: &mut dyn FnMut(Event)) -> Result<Summary, Bui
         let blocks = (layout.part / sb.block_size).to_string();
         // libext2fs takes its clock from E2FSPROGS_FAKE_TIME: the grown filesystem's
         // timestamps are then the same on every run.
-        run_tool(
+        crate::tool::run(
             Command::new("resize2fs")
                 .env("E2FSPROGS_FAKE_TIME", epoch.to_string())
                 .arg("-f")
@@ -570,7 +531,7 @@ pub fn build(plan: &BuildPlan, on: &mut dyn FnMut(Event)) -> Result<Summary, Bui
                 .suffix(".qcow2.tmp")
                 .tempfile_in(&out_dir)
                 .map_err(|e| BuildError::io("cannot create a temp file", e))?;
-            run_tool(
+            crate::tool::run(
                 Command::new("qemu-img")
                     .args(["convert", "-f", "raw", "-O", "qcow2"])
                     .arg(tmp.path())
