@@ -7,9 +7,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::cli::with_hint;
 use crate::exit;
 use crate::fsmaker::kernel::{Cache, DEFAULT_PACKAGE};
-use crate::fsmaker::{BuildPlan, Event, Format, KernelSource, Summary, build, grub};
+use crate::fsmaker::{BuildError, BuildPlan, Event, Format, KernelSource, Summary, build, grub};
 use crate::units::{self, human};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -235,6 +236,28 @@ fn run_kernel(cmd: KernelCmd) -> Result<()> {
     Ok(())
 }
 
+/// The flag that would get past `e`, if there is one.
+fn hint(e: &BuildError) -> Option<String> {
+    Some(match e {
+        BuildError::TooSmall { fits, .. } => {
+            format!("use --size {}M --grow", fits.div_ceil(1 << 20))
+        }
+        BuildError::DiskTooSmall { min, .. } => {
+            format!("give --size at least {}M", min.div_ceil(1 << 20))
+        }
+        BuildError::GrowNeedsSize => "--grow needs --size SIZE".into(),
+        BuildError::OutExists(_) => "use --force to replace it".into(),
+        BuildError::GrubMissing { .. } => "or point --grub-dir at a GRUB i386-pc directory".into(),
+        BuildError::NoKernel { .. } => {
+            "run `fsmaker kernel fetch` first (or use --kernel FILE, or --kernel-in-rootfs)".into()
+        }
+        BuildError::NoKernelInRootfs(_) => {
+            "--kernel-in-rootfs boots the filesystem's own kernel; use a cached one or --kernel FILE".into()
+        }
+        _ => return None,
+    })
+}
+
 /// The `fsmaker` binary.
 pub fn main() -> ExitCode {
     exit::quiet_on_closed_stdout();
@@ -244,8 +267,67 @@ pub fn main() -> ExitCode {
         None => run_build(cli.build),
     };
     if let Err(e) = r {
-        eprintln!("fsmaker: {e:#}");
+        let hint = e
+            .chain()
+            .find_map(|c| c.downcast_ref::<BuildError>())
+            .and_then(hint);
+        eprintln!("fsmaker: {}", with_hint(&format!("{e:#}"), hint));
         return exit::code(exit::ERROR);
     }
     exit::code(exit::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn hints_name_the_flags_that_help() {
+        let too_small = BuildError::TooSmall {
+            needed: 1 << 20,
+            free: 0,
+            inodes: 10,
+            free_inodes: 0,
+            fits: 300 << 20,
+        };
+        assert_eq!(hint(&too_small).unwrap(), "use --size 300M --grow");
+        let line = with_hint(&too_small.to_string(), hint(&too_small));
+        assert!(
+            line.ends_with("would fit (use --size 300M --grow)"),
+            "{line}"
+        );
+        assert_eq!(
+            hint(&BuildError::OutExists("o.img".into())).unwrap(),
+            "use --force to replace it"
+        );
+        let no_kernel = BuildError::NoKernel {
+            cache: "/c".into(),
+            detail: "no kernel is cached".into(),
+        };
+        assert!(hint(&no_kernel).unwrap().contains("fsmaker kernel fetch"));
+        let grub = BuildError::GrubMissing {
+            path: "/g/boot.img".into(),
+        };
+        assert!(hint(&grub).unwrap().contains("--grub-dir"));
+        assert_eq!(hint(&BuildError::NotExt("x".into())), None);
+    }
+
+    #[test]
+    fn library_messages_name_no_flag() {
+        let e = BuildError::TooSmall {
+            needed: 1 << 20,
+            free: 0,
+            inodes: 10,
+            free_inodes: 0,
+            fits: 300 << 20,
+        };
+        assert!(!e.to_string().contains("--"), "{e}");
+        assert!(e.to_string().contains("300.0 MiB"), "{e}");
+    }
+
+    #[test]
+    fn version_names_the_tool() {
+        assert_eq!(Cli::command().render_version(), "fsmaker 0.1.0\n");
+    }
 }

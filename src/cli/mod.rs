@@ -6,3 +6,13 @@
 pub mod fsmaker;
 pub mod imgtest;
 pub mod sparsecopy;
+
+/// A library error's message with the flag hint a tool adds to it (`... already exists
+/// (use --force to replace it)`). The library says what is wrong; only the tool knows its
+/// flags.
+pub fn with_hint(message: &str, hint: Option<String>) -> String {
+    match hint {
+        Some(h) => format!("{message} ({h})"),
+        None => message.to_string(),
+    }
+}

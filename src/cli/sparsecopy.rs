@@ -5,9 +5,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::cli::with_hint;
 use crate::disk::table;
 use crate::exit;
-use crate::sparsecopy::{self, CopyPlan, CopyStats, Source};
+use crate::sparsecopy::{self, CopyPlan, CopyStats, Source, SparseError};
 use crate::units::{human, parse_size};
 use clap::Parser;
 
@@ -77,10 +78,21 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => exit::code(exit::SUCCESS),
         Err(e) => {
-            eprintln!("sparsecopy: error: {e}");
+            let hint = e.downcast_ref::<SparseError>().and_then(hint);
+            eprintln!("sparsecopy: error: {}", with_hint(&e.to_string(), hint));
             exit::code(exit::ERROR)
         }
     }
+}
+
+/// The flag that would get past `e`, if there is one.
+fn hint(e: &SparseError) -> Option<String> {
+    Some(match e {
+        SparseError::SizeTooSmall { .. } => "add --truncate to cut it".into(),
+        SparseError::TooLarge { .. } => "lower --seek, or copy less with --count".into(),
+        SparseError::SizeOnDevice(_) => "--size is for a file DST".into(),
+        _ => return None,
+    })
 }
 
 fn info(args: &Args) -> anyhow::Result<()> {
@@ -93,7 +105,7 @@ fn info(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn plan(args: &Args) -> Result<CopyPlan, sparsecopy::SparseError> {
+fn plan(args: &Args) -> Result<CopyPlan, SparseError> {
     let src = if args.src == "-" {
         Source::Stdin
     } else {
@@ -150,4 +162,37 @@ fn summary(s: &CopyStats) -> String {
         human(s.bytes_skipped),
         human(s.dst_size),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn hints_name_the_flags_that_help() {
+        let e = SparseError::SizeTooSmall {
+            size: 5 << 20,
+            needed: 6 << 20,
+            seek: 0,
+        };
+        assert_eq!(
+            with_hint(&e.to_string(), hint(&e)),
+            "size 5242880 is too small: SRC's 6291456 bytes at seek offset 0 end at byte 6291456 (add --truncate to cut it)"
+        );
+        let e = SparseError::TooLarge {
+            path: "/dev/sdx".into(),
+            needed: 10,
+            seek: 4,
+            size: 8,
+        };
+        assert!(hint(&e).unwrap().contains("--seek"));
+        assert!(!e.to_string().contains("--"), "{e}");
+        assert_eq!(hint(&SparseError::BadBlockSize(1000)), None);
+    }
+
+    #[test]
+    fn version_names_the_tool() {
+        assert_eq!(Args::command().render_version(), "sparsecopy 0.1.0\n");
+    }
 }

@@ -73,9 +73,7 @@ impl Cache {
         let root = var("FSMAKER_CACHE")
             .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("fsmaker")))
             .or_else(|| var("HOME").map(|h| h.join(".cache/fsmaker")))
-            .ok_or_else(|| {
-                BuildError::Usage("no cache directory: set FSMAKER_CACHE or HOME".into())
-            })?;
+            .ok_or(BuildError::NoCacheDir)?;
         Ok(Cache { root })
     }
 

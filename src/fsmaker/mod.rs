@@ -32,59 +32,115 @@ use kernel::{CachedKernel, version_cmp};
 use layout::{Layout, PART_START};
 use superblock::Superblock;
 
-/// Everything that can stop a build. Every variant maps to exit code 2.
+/// Everything that can stop a build or a kernel import. Messages say what is wrong in
+/// terms of the plan; they name no command-line flag (the library has callers without
+/// flags, such as `imgtest matrix`): the `fsmaker` binary adds the flag hints.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("{0}")]
-    Usage(String),
+    /// OUT names the root filesystem image itself.
+    #[error("OUT {0} is ROOTFS itself: fsmaker never modifies its input")]
+    OutIsRootfs(PathBuf),
+    /// Growing the filesystem was asked for without a disk size to grow into.
+    #[error("growing the filesystem needs a disk size to grow into")]
+    GrowNeedsSize,
+    /// The disk size asked for cannot hold the filesystem and the boot gap before it.
+    #[error(
+        "a disk of {} is smaller than the filesystem plus 1 MiB ({})",
+        human(*.disk),
+        human(*.min)
+    )]
+    DiskTooSmall {
+        /// The disk size asked for, in bytes.
+        disk: u64,
+        /// The smallest disk that holds the filesystem, in bytes.
+        min: u64,
+    },
+    /// Partition 1 would be larger than an MBR partition table can describe.
+    #[error("partition 1 ({}) is larger than MBR allows (2 TiB)", human(*.0))]
+    PartitionTooLarge(u64),
+    /// No environment variable names a place for the kernel cache.
+    #[error("no kernel cache directory: set FSMAKER_CACHE or HOME")]
+    NoCacheDir,
+    /// The root filesystem image does not exist.
     #[error("root filesystem {0} does not exist")]
     RootfsMissing(PathBuf),
+    /// The root filesystem image is not ext2/3/4.
     #[error("{0} is not an ext2/ext3/ext4 filesystem image (no ext superblock at byte 1024)")]
     NotExt(PathBuf),
+    /// The filesystem has no room for what fsmaker installs, even on the disk asked for.
     #[error(
-        "the filesystem is too small: fsmaker needs {} ({inodes} inodes) for the kernel, modules and GRUB but only {} ({free_inodes} inodes) is free; make the disk bigger and grow the filesystem, e.g. --size {suggest} --grow",
-        human(*.needed), human(*.free)
+        "the filesystem is too small: fsmaker needs {} ({inodes} inodes) for the kernel, modules and GRUB but only {} ({free_inodes} inodes) is free; a disk of {} with the filesystem grown to fill it would fit",
+        human(*.needed), human(*.free), human(*.fits)
     )]
     TooSmall {
+        /// Bytes the installed files need, with a margin for their metadata.
         needed: u64,
+        /// Bytes free in the filesystem (after any growing).
         free: u64,
+        /// Inodes the installed files need.
         inodes: u64,
+        /// Inodes free in the filesystem as it is.
         free_inodes: u64,
-        suggest: String,
+        /// A whole-disk size, in bytes (a MiB multiple), that would fit once the filesystem
+        /// is grown to fill it.
+        fits: u64,
     },
-    #[error("{0} already exists (use --force to replace it)")]
+    /// OUT exists and the plan does not allow replacing it.
+    #[error("{0} already exists")]
     OutExists(PathBuf),
-    #[error(
-        "GRUB file {path} is missing: install the Debian package grub-pc-bin (or point --grub-dir at a GRUB i386-pc directory)"
-    )]
-    GrubMissing { path: PathBuf },
+    /// The GRUB directory lacks a file fsmaker needs.
+    #[error("GRUB file {path} is missing: install the Debian package grub-pc-bin")]
+    GrubMissing {
+        /// The missing file.
+        path: PathBuf,
+    },
+    /// GRUB's images could not be prepared.
     #[error("GRUB: {0}")]
     Grub(String),
-    #[error(
-        "{detail} in the kernel cache {cache}: run `fsmaker kernel fetch` first (or use --kernel FILE, or --kernel-in-rootfs)"
-    )]
-    NoKernel { cache: PathBuf, detail: String },
+    /// The kernel cache holds no kernel to install (or not the one asked for).
+    #[error("{detail} in the kernel cache {cache}")]
+    NoKernel {
+        /// The cache directory.
+        cache: PathBuf,
+        /// What is missing (`no kernel is cached`, `kernel 6.1.0-9 is not cached`).
+        detail: String,
+    },
+    /// A package to import is not a usable Linux kernel package.
     #[error("{deb}: {why}")]
-    BadDeb { deb: PathBuf, why: String },
+    BadDeb {
+        /// The package file.
+        deb: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A kernel file to install is not a bzImage.
     #[error("{0} is not a Linux kernel image (no bzImage header)")]
     NotKernel(PathBuf),
-    #[error("{0} holds no /boot/vmlinuz-* to boot (--kernel-in-rootfs)")]
+    /// The plan boots the root filesystem's own kernel and it has none.
+    #[error("{0} holds no /boot/vmlinuz-* to boot")]
     NoKernelInRootfs(PathBuf),
+    /// A helper program (debugfs, resize2fs, grub-mkimage, qemu-img, ...) failed.
     #[error(transparent)]
     Tool(#[from] crate::tool::ToolError),
+    /// The sparse copy of the filesystem into the disk failed.
     #[error("copying the filesystem: {0}")]
-    Copy(String),
+    Copy(#[source] sparsecopy::SparseError),
+    /// The initrd cannot be built for a kernel.
     #[error("initrd: {0}")]
     Initrd(String),
+    /// Local I/O failed.
     #[error("{what}: {source}")]
     Io {
+        /// What fsmaker was doing.
         what: String,
+        /// The cause.
         #[source]
         source: std::io::Error,
     },
 }
 
 impl BuildError {
+    /// An [`BuildError::Io`] saying what fsmaker was doing.
     pub fn io(what: impl Into<String>, source: std::io::Error) -> BuildError {
         BuildError::Io {
             what: what.into(),
@@ -325,7 +381,7 @@ fn copy_rootfs(
             total: p.total,
         })
     })
-    .map_err(|e| BuildError::Copy(e.to_string()))?;
+    .map_err(BuildError::Copy)?;
     Ok(())
 }
 
@@ -339,10 +395,7 @@ pub fn build(plan: &BuildPlan, on: &mut dyn FnMut(Event)) -> Result<Summary, Bui
     if let (Ok(a), Ok(b)) = (plan.rootfs.canonicalize(), plan.out.canonicalize())
         && a == b
     {
-        return Err(BuildError::Usage(format!(
-            "OUT {} is ROOTFS itself: fsmaker never modifies its input",
-            plan.out.display()
-        )));
+        return Err(BuildError::OutIsRootfs(plan.out.clone()));
     }
     let grub = GrubDir::locate(&plan.grub_dir)?;
     let layout: Layout = layout::plan(sb.size(), sb.block_size, plan.size, plan.grow)?;
@@ -433,7 +486,7 @@ pub fn build(plan: &BuildPlan, on: &mut dyn FnMut(Event)) -> Result<Summary, Bui
     let free_inodes = if plan.grow { u64::MAX } else { sb.free_inodes };
     if needed > free || inodes > free_inodes {
         let want = PART_START + sb.size() + (needed.saturating_sub(free)) * 11 / 10;
-        let suggest_mib = want
+        let fits_mib = want
             .div_ceil(1 << 20)
             .max(layout.disk.div_ceil(1 << 20) + 1);
         return Err(BuildError::TooSmall {
@@ -441,7 +494,7 @@ pub fn build(plan: &BuildPlan, on: &mut dyn FnMut(Event)) -> Result<Summary, Bui
             free,
             inodes,
             free_inodes: sb.free_inodes,
-            suggest: format!("{suggest_mib}M"),
+            fits: fits_mib << 20,
         });
     }
 

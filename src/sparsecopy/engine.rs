@@ -513,7 +513,7 @@ mod tests {
         let (res, content, calls) = copy_to_fake(&plan, DeviceZero::ZeroOut);
         assert_eq!(
             res.unwrap_err().to_string(),
-            "SRC does not fit: 29672 bytes needed at --seek 1044480, but DST device /dev/fake has 1048576 bytes"
+            "SRC does not fit: 29672 bytes needed at seek offset 1044480, but DST device /dev/fake has 1048576 bytes"
         );
         assert!(content.iter().all(|&b| b == 0xaa));
         assert!(calls.is_empty());
