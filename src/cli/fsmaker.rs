@@ -2,19 +2,17 @@
 //! filesystem; `fsmaker kernel fetch|list` manages the kernel cache.
 //! Flags become a [`BuildPlan`]; the library does the work; errors exit 2.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
+use crate::cli::progress::StepSpinner;
 use crate::cli::with_hint;
 use crate::exit;
 use crate::fsmaker::kernel::{Cache, DEFAULT_PACKAGE};
-use crate::fsmaker::{BuildError, BuildPlan, Event, Format, KernelSource, Summary, build, grub};
+use crate::fsmaker::{BuildError, BuildPlan, Format, KernelSource, Summary, build, grub};
 use crate::units::{self, human};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
 #[command(
@@ -169,34 +167,9 @@ fn print_summary(s: &Summary) {
 
 fn run_build(a: BuildArgs) -> Result<()> {
     let plan = plan(a)?;
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let b = ProgressBar::new_spinner();
-        b.set_style(
-            ProgressStyle::with_template("{spinner} {elapsed} {msg}").expect("valid template"),
-        );
-        b.enable_steady_tick(Duration::from_millis(120));
-        b
-    });
-    let mut step = String::new();
-    let mut on = |e: Event| {
-        let Some(b) = &bar else { return };
-        match e {
-            Event::Step(s) => {
-                b.set_message(s.clone());
-                step = s;
-            }
-            Event::Copy { done, total } => {
-                let of = total
-                    .map(|t| format!(" of {}", human(t)))
-                    .unwrap_or_default();
-                b.set_message(format!("{step}: {}{of}", human(done)));
-            }
-        }
-    };
-    let result = build(&plan, &mut on);
-    if let Some(b) = &bar {
-        b.finish_and_clear();
-    }
+    let mut spinner = StepSpinner::new();
+    let result = build(&plan, &mut |e| spinner.event(e));
+    spinner.finish();
     print_summary(&result?);
     Ok(())
 }

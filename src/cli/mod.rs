@@ -5,6 +5,7 @@
 
 pub mod fsmaker;
 pub mod imgtest;
+pub mod progress;
 pub mod sparsecopy;
 
 /// A library error's message with the flag hint a tool adds to it (`... already exists

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::cli::progress::CopyBar;
 use crate::cli::with_hint;
 use crate::disk::table;
 use crate::exit;
@@ -124,7 +125,6 @@ fn plan(args: &Args) -> Result<CopyPlan, SparseError> {
         verify: args.verify,
         discard: args.discard,
         assume_zero: args.assume_zero,
-        progress: !args.quiet,
         sync: args.sync,
         ..CopyPlan::new(src, dst)
     })
@@ -132,7 +132,10 @@ fn plan(args: &Args) -> Result<CopyPlan, SparseError> {
 
 fn run(args: &Args) -> anyhow::Result<()> {
     let plan = plan(args)?;
-    let stats = sparsecopy::copy(&plan)?;
+    let mut bar = CopyBar::new(!args.quiet);
+    let result = sparsecopy::copy_with(&plan, &mut |p| bar.update(p));
+    bar.finish();
+    let stats = result?;
     for w in &stats.warnings {
         eprintln!("sparsecopy: warning: {w}");
     }

@@ -9,19 +9,11 @@ use std::time::Instant;
 use super::input::{CHUNK, Identity, Input, Piece};
 use super::output::{DeviceZero, Output, Target, write_error};
 use super::zero::is_zero;
-use super::{CopyPlan, CopyStats, Progress, Source, SparseError, progress};
+use super::{CopyPlan, CopyStats, Progress, Source, SparseError};
 use crate::disk::blockdev::{self, RealDevice};
 
-/// Copy as the plan says; draw a progress bar on stderr if `plan.progress`
-/// and stderr is a terminal.
+/// Copy as the plan says, silently.
 pub fn copy(plan: &CopyPlan) -> Result<CopyStats, SparseError> {
-    if plan.progress
-        && let Some(mut bar) = progress::Bar::on_terminal()
-    {
-        let res = copy_with(plan, &mut |p| bar.update(p));
-        bar.finish();
-        return res;
-    }
     copy_with(plan, &mut |_| {})
 }
 

@@ -5,8 +5,8 @@
 //! magic, [`input`]); every block is checked for zeros ([`zero`]) and only
 //! non-zero blocks are written ([`output`]), so DST holds holes wherever SRC
 //! is zero. Block devices are reached through [`crate::disk::blockdev`]. This module never
-//! prints: progress goes to an observer ([`copy_with`]); the terminal bar is
-//! one such observer ([`progress`]).
+//! prints: progress goes to an observer ([`copy_with`]) as [`Progress`] events; the
+//! terminal bar is the command line's (`crate::cli::progress`).
 //!
 //! DST semantics: DST is never truncated unless asked. Bytes outside
 //! `[seek, seek + copied)` are untouched; a file DST ends at
@@ -17,7 +17,6 @@ mod engine;
 pub mod extents;
 pub mod input;
 pub mod output;
-pub mod progress;
 pub mod zero;
 
 use std::io;
@@ -60,8 +59,6 @@ pub struct CopyPlan {
     pub discard: bool,
     /// Block device: DST already reads as zeros, skip zero ranges.
     pub assume_zero: bool,
-    /// Show a progress bar on stderr if it is a terminal.
-    pub progress: bool,
     /// `fsync` a file DST at the end (a block device is always flushed).
     pub sync: bool,
 }
@@ -80,7 +77,6 @@ impl CopyPlan {
             verify: false,
             discard: false,
             assume_zero: false,
-            progress: false,
             sync: false,
         }
     }
