@@ -6,13 +6,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::cli::progress::StepSpinner;
-use crate::cli::with_hint;
+use crate::cli::{value_enum, with_hint};
 use crate::exit;
 use crate::fsmaker::kernel::{Cache, DEFAULT_PACKAGE};
 use crate::fsmaker::{BuildError, BuildPlan, Format, KernelSource, Summary, build, grub};
 use crate::units::{self, human};
 use anyhow::{Context, Result, bail};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -51,11 +51,7 @@ enum KernelCmd {
     List,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum FormatArg {
-    Raw,
-    Qcow2,
-}
+value_enum!(Format);
 
 #[derive(Args)]
 struct BuildArgs {
@@ -76,7 +72,7 @@ struct BuildArgs {
     grow: bool,
     /// Output format.
     #[arg(long, value_enum, default_value = "raw")]
-    format: FormatArg,
+    format: Format,
     /// Boot this kernel instead of a cached one.
     #[arg(long, conflicts_with = "kernel_in_rootfs")]
     kernel: Option<PathBuf>,
@@ -132,10 +128,7 @@ fn plan(a: BuildArgs) -> Result<BuildPlan> {
         force: a.force,
         size: a.size,
         grow: a.grow,
-        format: match a.format {
-            FormatArg::Raw => Format::Raw,
-            FormatArg::Qcow2 => Format::Qcow2,
-        },
+        format: a.format,
         kernel,
         grub_dir: a.grub_dir,
         append: a.append,
@@ -297,6 +290,17 @@ mod tests {
         };
         assert!(!e.to_string().contains("--"), "{e}");
         assert!(e.to_string().contains("300.0 MiB"), "{e}");
+    }
+
+    #[test]
+    fn format_takes_the_library_names() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).map(|c| c.build.format);
+        assert_eq!(parse(&["fsmaker", "r", "o"]).unwrap(), Format::Raw);
+        assert_eq!(
+            parse(&["fsmaker", "r", "o", "--format", "qcow2"]).unwrap(),
+            Format::Qcow2
+        );
+        assert!(parse(&["fsmaker", "r", "o", "--format", "vmdk"]).is_err());
     }
 
     #[test]

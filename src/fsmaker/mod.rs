@@ -170,11 +170,14 @@ pub enum KernelSource {
     InRootfs,
 }
 
-/// Output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Raw,
-    Qcow2,
+crate::named_enum! {
+    /// The format of the image fsmaker writes.
+    pub enum Format("image format") {
+        /// A raw disk image, sparse where the disk is zero.
+        Raw = "raw",
+        /// A qcow2 image converted from the raw disk with qemu-img.
+        Qcow2 = "qcow2",
+    }
 }
 
 /// A resolved build request.
@@ -224,13 +227,10 @@ pub struct Summary {
 impl Summary {
     /// A QEMU command line that boots the image.
     pub fn qemu_command(&self) -> String {
-        let fmt = match self.format {
-            Format::Raw => "raw",
-            Format::Qcow2 => "qcow2",
-        };
         format!(
-            "qemu-system-x86_64 -accel kvm -accel tcg -m 512 -nographic -drive file={},format={fmt},if=virtio",
-            self.out.display()
+            "qemu-system-x86_64 -accel kvm -accel tcg -m 512 -nographic -drive file={},format={},if=virtio",
+            self.out.display(),
+            self.format
         )
     }
 }
