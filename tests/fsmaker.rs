@@ -45,72 +45,9 @@ fn disk_layout_grub_patching_and_installed_files() {
     let out = dir.path().join("disk.img");
     let summary = build_disk(&tiny_rootfs(), &out, &["--append", "quiet"]);
     let disk = std::fs::read(&out).unwrap();
-
-    // MBR: boot.img's code, our table, GRUB's setup patches.
-    let boot = std::fs::read("/usr/lib/grub/i386-pc/boot.img").unwrap();
-    assert_eq!(&disk[0..3], &boot[0..3], "boot.img jump");
-    assert_eq!(&disk[0x5c..0x64], &1u64.to_le_bytes(), "kernel sector");
-    assert_eq!(disk[0x64], 0xff, "boot drive");
-    assert_eq!(&disk[0x66..0x68], &[0x90, 0x90], "drive check NOPs");
-    assert_eq!(
-        &disk[0x68..0x1b8],
-        &boot[0x68..0x1b8],
-        "rest of the boot code"
-    );
-    assert_eq!(disk[0x1be], 0x80, "bootable");
-    assert_eq!(disk[0x1c2], 0x83, "Linux partition");
-    assert_eq!(
-        &disk[0x1c6..0x1ca],
-        &2048u32.to_le_bytes(),
-        "partition at 1 MiB"
-    );
-    let sectors = u32::from_le_bytes(disk[0x1ca..0x1ce].try_into().unwrap()) as usize;
-    assert_eq!(
-        sectors * 512 + (1 << 20),
-        disk.len(),
-        "partition fills the disk"
-    );
-    assert_eq!(&disk[510..512], &[0x55, 0xAA]);
-
-    // core.img in sector 1, its blocklist pointing at sectors 2.. loaded at 0x820.
-    let diskboot = std::fs::read("/usr/lib/grub/i386-pc/diskboot.img").unwrap();
-    assert_eq!(&disk[512..512 + 0x100], &diskboot[..0x100], "diskboot code");
-    let bl = 512 + 0x200 - 12;
-    assert_eq!(&disk[bl..bl + 8], &2u64.to_le_bytes());
-    let len = u16::from_le_bytes([disk[bl + 8], disk[bl + 9]]) as usize;
-    assert!(len > 10 && (len + 1) * 512 < (1 << 20), "core length {len}");
-    assert_eq!(&disk[bl + 10..bl + 12], &0x820u16.to_le_bytes());
-    assert!(disk[bl - 12..bl].iter().all(|&b| b == 0), "terminator");
-
-    // Inside the filesystem: kernel, initrd, modules, GRUB modules and config.
-    let boot_ls = debugfs(&out, "ls -p /boot");
-    assert!(
-        boot_ls.contains(&format!("/vmlinuz-{version}/")),
-        "{boot_ls}"
-    );
-    assert!(
-        boot_ls.contains(&format!("/initrd.img-{version}/")),
-        "{boot_ls}"
-    );
-    let mods = debugfs(&out, &format!("ls -p /lib/modules/{version}"));
-    assert!(
-        mods.contains("/modules.dep/") && mods.contains("/kernel/"),
-        "{mods}"
-    );
-    let virtio = debugfs(
-        &out,
-        &format!("stat /lib/modules/{version}/kernel/drivers/net/virtio_net.ko"),
-    );
-    assert!(
-        virtio.contains("Type: regular"),
-        "network driver installed: {virtio}"
-    );
-    let grub_mods = debugfs(&out, "ls -p /boot/grub/i386-pc");
-    assert!(
-        grub_mods.contains("/linux.mod/") && grub_mods.contains("/moddep.lst/"),
-        "{grub_mods}"
-    );
-    let cfg = debugfs(&out, "cat /boot/grub/grub.cfg");
+    assert_mbr(&disk);
+    assert_core_img(&disk);
+    assert_installed_files(&out, &version);
     let uuid = summary
         .lines()
         .find_map(|l| l.split("UUID=").nth(1))
@@ -119,19 +56,7 @@ fn disk_layout_grub_patching_and_installed_files() {
         .next()
         .unwrap()
         .to_string();
-    assert!(cfg.contains("serial --unit=0 --speed=115200"), "{cfg}");
-    assert!(cfg.contains("terminal_input serial console"), "{cfg}");
-    assert!(cfg.contains("set timeout=1"), "{cfg}");
-    assert!(
-        cfg.contains(&format!(
-            "root=UUID={uuid} ro console=tty0 console=ttyS0,115200 quiet"
-        )),
-        "{cfg}"
-    );
-    assert!(
-        cfg.contains(&format!("initrd /boot/initrd.img-{version}")),
-        "{cfg}"
-    );
+    assert_grub_cfg(&out, &uuid, &version);
 
     // The filesystem is still clean after debugfs.
     run_ok(
@@ -162,6 +87,95 @@ fn disk_layout_grub_patching_and_installed_files() {
         debugfs_plain(&tiny_rootfs(), "ls -p /boot")
             .lines()
             .all(|l| !l.contains("vmlinuz"))
+    );
+}
+
+/// MBR: boot.img's code, our table, GRUB's setup patches.
+fn assert_mbr(disk: &[u8]) {
+    let boot = std::fs::read("/usr/lib/grub/i386-pc/boot.img").unwrap();
+    assert_eq!(&disk[0..3], &boot[0..3], "boot.img jump");
+    assert_eq!(&disk[0x5c..0x64], &1u64.to_le_bytes(), "kernel sector");
+    assert_eq!(disk[0x64], 0xff, "boot drive");
+    assert_eq!(&disk[0x66..0x68], &[0x90, 0x90], "drive check NOPs");
+    assert_eq!(
+        &disk[0x68..0x1b8],
+        &boot[0x68..0x1b8],
+        "rest of the boot code"
+    );
+    assert_eq!(disk[0x1be], 0x80, "bootable");
+    assert_eq!(disk[0x1c2], 0x83, "Linux partition");
+    assert_eq!(
+        &disk[0x1c6..0x1ca],
+        &2048u32.to_le_bytes(),
+        "partition at 1 MiB"
+    );
+    let sectors = u32::from_le_bytes(disk[0x1ca..0x1ce].try_into().unwrap()) as usize;
+    assert_eq!(
+        sectors * 512 + (1 << 20),
+        disk.len(),
+        "partition fills the disk"
+    );
+    assert_eq!(&disk[510..512], &[0x55, 0xAA]);
+}
+
+/// core.img in sector 1, its blocklist pointing at sectors 2.. loaded at 0x820.
+fn assert_core_img(disk: &[u8]) {
+    let diskboot = std::fs::read("/usr/lib/grub/i386-pc/diskboot.img").unwrap();
+    assert_eq!(&disk[512..512 + 0x100], &diskboot[..0x100], "diskboot code");
+    let bl = 512 + 0x200 - 12;
+    assert_eq!(&disk[bl..bl + 8], &2u64.to_le_bytes());
+    let len = u16::from_le_bytes([disk[bl + 8], disk[bl + 9]]) as usize;
+    assert!(len > 10 && (len + 1) * 512 < (1 << 20), "core length {len}");
+    assert_eq!(&disk[bl + 10..bl + 12], &0x820u16.to_le_bytes());
+    assert!(disk[bl - 12..bl].iter().all(|&b| b == 0), "terminator");
+}
+
+/// Inside the filesystem: kernel, initrd, modules and GRUB modules.
+fn assert_installed_files(out: &Path, version: &str) {
+    let boot_ls = debugfs(out, "ls -p /boot");
+    assert!(
+        boot_ls.contains(&format!("/vmlinuz-{version}/")),
+        "{boot_ls}"
+    );
+    assert!(
+        boot_ls.contains(&format!("/initrd.img-{version}/")),
+        "{boot_ls}"
+    );
+    let mods = debugfs(out, &format!("ls -p /lib/modules/{version}"));
+    assert!(
+        mods.contains("/modules.dep/") && mods.contains("/kernel/"),
+        "{mods}"
+    );
+    let virtio = debugfs(
+        out,
+        &format!("stat /lib/modules/{version}/kernel/drivers/net/virtio_net.ko"),
+    );
+    assert!(
+        virtio.contains("Type: regular"),
+        "network driver installed: {virtio}"
+    );
+    let grub_mods = debugfs(out, "ls -p /boot/grub/i386-pc");
+    assert!(
+        grub_mods.contains("/linux.mod/") && grub_mods.contains("/moddep.lst/"),
+        "{grub_mods}"
+    );
+}
+
+/// grub.cfg: serial console, short menu, root by UUID, the appended argument, the initrd.
+fn assert_grub_cfg(out: &Path, uuid: &str, version: &str) {
+    let cfg = debugfs(out, "cat /boot/grub/grub.cfg");
+    assert!(cfg.contains("serial --unit=0 --speed=115200"), "{cfg}");
+    assert!(cfg.contains("terminal_input serial console"), "{cfg}");
+    assert!(cfg.contains("set timeout=1"), "{cfg}");
+    assert!(
+        cfg.contains(&format!(
+            "root=UUID={uuid} ro console=tty0 console=ttyS0,115200 quiet"
+        )),
+        "{cfg}"
+    );
+    assert!(
+        cfg.contains(&format!("initrd /boot/initrd.img-{version}")),
+        "{cfg}"
     );
 }
 
