@@ -1,6 +1,8 @@
 //! `fsmaker ROOTFS OUT.img`: a bootable BIOS disk image from a bare ext2/3/4 root
 //! filesystem; `fsmaker kernel fetch|list` manages the kernel cache.
-//! Flags become a [`BuildPlan`]; the library does the work; errors exit 2.
+//! Flags become a [`BuildPlan`]; the library does the work and reports
+//! [`Event`](crate::fsmaker::Event)s, drawn as a spinner; a failure prints the library's
+//! message plus the flag that would help (`hint`) and exits 2.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,6 +1,7 @@
 //! `sparsecopy`: copy disk images keeping holes. Parses flags into a
-//! [`CopyPlan`], calls the library, prints a one-line summary, maps errors to
-//! exit codes (see `crate::exit`).
+//! [`CopyPlan`], calls the library with a progress bar as its observer, prints a
+//! one-line summary, and maps errors to exit codes (see `crate::exit`) after adding the
+//! flag that would help (`hint`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -4,6 +4,9 @@
 //!
 //! debugfs exits 0 even when a command fails, so any stderr line other than its
 //! version banner is treated as an error.
+//!
+//! This module only speaks debugfs: what to install and where is decided by the build
+//! (`install`), and it never opens an image itself.
 
 use std::path::Path;
 use std::process::Command;
@@ -96,14 +99,18 @@ impl Batch {
 /// One entry of `debugfs -R 'ls -p DIR'`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirEntry {
+    /// The entry's name within the directory.
     pub name: String,
+    /// Its inode's mode: file type and permission bits.
     pub mode: u32,
 }
 
 impl DirEntry {
+    /// Whether it is a directory.
     pub fn is_dir(&self) -> bool {
         self.mode & 0o170000 == 0o040000
     }
+    /// Whether it is a symbolic link.
     pub fn is_symlink(&self) -> bool {
         self.mode & 0o170000 == 0o120000
     }

@@ -10,6 +10,7 @@
 //!
 //! The cache directory is `$FSMAKER_CACHE`, else `$XDG_CACHE_HOME/fsmaker`, else
 //! `~/.cache/fsmaker`. An entry appears atomically (built in a temp dir, then renamed).
+//! Only an import writes, and only inside the cache; nothing here touches a disk image.
 
 use std::cmp::Ordering;
 use std::io::Read;
@@ -30,8 +31,9 @@ pub const DEFAULT_PACKAGE: &str = "linux-image-cloud-amd64";
 pub struct KernelMeta {
     /// `uname -r` of the kernel, e.g. `6.1.0-56-cloud-amd64`.
     pub version: String,
-    /// The Debian package it came from and that package's version.
+    /// The Debian package it came from.
     pub package: String,
+    /// That package's version.
     pub package_version: String,
     /// sha256 of the imported .deb.
     pub deb_sha256: String,
@@ -40,17 +42,22 @@ pub struct KernelMeta {
 /// A kernel in the cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachedKernel {
+    /// What the cache recorded at import.
     pub meta: KernelMeta,
+    /// Its entry, `kernels/<version>` in the cache.
     pub dir: PathBuf,
 }
 
 impl CachedKernel {
+    /// The kernel image.
     pub fn vmlinuz(&self) -> PathBuf {
         self.dir.join("vmlinuz")
     }
+    /// fsmaker's initrd for it.
     pub fn initrd(&self) -> PathBuf {
         self.dir.join("initrd.img")
     }
+    /// Its `/lib/modules/<version>` tree, with depmod's indexes.
     pub fn modules(&self) -> PathBuf {
         self.dir.join("modules")
     }
@@ -59,6 +66,7 @@ impl CachedKernel {
 /// The kernel cache directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cache {
+    /// The cache directory (see the module note for how it is chosen).
     pub root: PathBuf,
 }
 

@@ -7,6 +7,7 @@ use mbrman::{BOOT_ACTIVE, CHS, MBRHeader, MBRPartitionEntry};
 
 use super::BuildError;
 
+/// Bytes in a disk sector, as the MBR counts them.
 pub const SECTOR: u64 = 512;
 /// Partition 1 starts here (and the GRUB embedding area ends here).
 pub const PART_START: u64 = 1 << 20;

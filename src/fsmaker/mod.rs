@@ -163,7 +163,9 @@ pub enum KernelSource {
     Cached(CachedKernel),
     /// The user's own kernel (and initrd), installed as-is.
     Files {
+        /// The kernel image (a bzImage).
         kernel: PathBuf,
+        /// Its initrd, if it needs one.
         initrd: Option<PathBuf>,
     },
     /// The newest `/boot/vmlinuz-*` already in the filesystem (with its `initrd.img-*`).
@@ -183,15 +185,21 @@ crate::named_enum! {
 /// A resolved build request.
 #[derive(Debug, Clone)]
 pub struct BuildPlan {
+    /// The bare root filesystem image (ext2/3/4); never modified.
     pub rootfs: PathBuf,
+    /// The disk image to write.
     pub out: PathBuf,
+    /// Whether an existing OUT may be replaced.
     pub force: bool,
     /// Whole-disk size; `None` = just big enough for the filesystem.
     pub size: Option<u64>,
     /// Grow the filesystem to fill the partition (needs `size`).
     pub grow: bool,
+    /// The image's format.
     pub format: Format,
+    /// The kernel the image boots.
     pub kernel: KernelSource,
+    /// The GRUB i386-pc directory boot.img, core.img and the modules come from.
     pub grub_dir: PathBuf,
     /// Extra kernel command-line arguments, appended last.
     pub append: String,
@@ -206,21 +214,36 @@ pub enum Event {
     /// A new phase starts.
     Step(String),
     /// The filesystem copy advanced (bytes of the filesystem done, of `total`).
-    Copy { done: u64, total: Option<u64> },
+    Copy {
+        /// Bytes of the filesystem image copied so far.
+        done: u64,
+        /// Its length, if known.
+        total: Option<u64>,
+    },
 }
 
 /// What was built.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
+    /// The image written.
     pub out: PathBuf,
+    /// Its format.
     pub format: Format,
+    /// The size of the disk it holds, in bytes.
     pub disk_size: u64,
+    /// Bytes the image file allocates on the host (it is sparse).
     pub allocated: u64,
+    /// The root filesystem's kind (`ext4`).
     pub fs_kind: String,
+    /// The root filesystem's UUID, as `root=UUID=` names it.
     pub root_uuid: String,
+    /// The release of the kernel it boots.
     pub kernel_version: String,
+    /// Where that kernel is inside the filesystem.
     pub kernel_path: String,
+    /// Where its initrd is inside the filesystem, if it has one.
     pub initrd_path: Option<String>,
+    /// The kernel command line GRUB passes.
     pub cmdline: String,
 }
 

@@ -1,4 +1,9 @@
 //! The copy loop: pieces of SRC in, data runs and zero runs out.
+//!
+//! [`copy_with`] opens SRC ([`super::input`]) and DST ([`super::output`]) and runs the
+//! copy as named steps: the bounds DST allows, the pieces, DST's final size, the
+//! verification, the backup GPT, the sync. It reports progress to its observer only and
+//! never prints; a DST it created is removed when the copy fails.
 
 use std::fs::{File, OpenOptions};
 use std::io;

@@ -42,11 +42,22 @@ pub enum Piece<'a> {
 /// Identifies the file behind SRC, to refuse copying a file onto itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Identity {
-    Inode { dev: u64, ino: u64 },
-    Device { rdev: u64 },
+    /// A file, by its filesystem's device and its inode number.
+    Inode {
+        /// The device of the filesystem holding it.
+        dev: u64,
+        /// Its inode number.
+        ino: u64,
+    },
+    /// A block device, by its device number.
+    Device {
+        /// The device number it stands for.
+        rdev: u64,
+    },
 }
 
 impl Identity {
+    /// The identity of the file `meta` describes.
     pub fn of(meta: &std::fs::Metadata) -> Self {
         if meta.file_type().is_block_device() {
             Identity::Device { rdev: meta.rdev() }

@@ -39,7 +39,9 @@ pub enum Source {
 /// Everything one copy needs, resolved from the command line or built by code.
 #[derive(Debug, Clone)]
 pub struct CopyPlan {
+    /// Where the bytes come from.
     pub src: Source,
+    /// Where they go: a file (created if missing) or a block device.
     pub dst: PathBuf,
     /// Zero-detection granularity in bytes (default 4096): a power of two, 512 to 1 MiB.
     pub block_size: usize,
@@ -64,6 +66,8 @@ pub struct CopyPlan {
 }
 
 impl CopyPlan {
+    /// A plain copy of all of `src` to the start of `dst`: 4 KiB blocks, no final size,
+    /// no cutting, no verification, no sync.
     pub fn new(src: Source, dst: impl Into<PathBuf>) -> Self {
         CopyPlan {
             src,
@@ -95,6 +99,7 @@ pub struct CopyStats {
     pub copied: u64,
     /// DST's size at the end.
     pub dst_size: u64,
+    /// How long the copy took.
     pub elapsed: Duration,
     /// The backup GPT was moved to the end of a larger DST.
     pub gpt_relocated: bool,
