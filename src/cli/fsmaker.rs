@@ -250,15 +250,20 @@ mod tests {
     use super::*;
     use clap::CommandFactory;
 
-    #[test]
-    fn hints_name_the_flags_that_help() {
-        let too_small = BuildError::TooSmall {
+    /// A filesystem 1 MiB short that a 300 MiB disk would fit.
+    fn too_small() -> BuildError {
+        BuildError::TooSmall {
             needed: 1 << 20,
             free: 0,
             inodes: 10,
             free_inodes: 0,
             fits: 300 << 20,
-        };
+        }
+    }
+
+    #[test]
+    fn hints_name_the_flags_that_help() {
+        let too_small = too_small();
         assert_eq!(hint(&too_small).unwrap(), "use --size 300M --grow");
         let line = with_hint(&too_small.to_string(), hint(&too_small));
         assert!(
@@ -283,13 +288,7 @@ mod tests {
 
     #[test]
     fn library_messages_name_no_flag() {
-        let e = BuildError::TooSmall {
-            needed: 1 << 20,
-            free: 0,
-            inodes: 10,
-            free_inodes: 0,
-            fits: 300 << 20,
-        };
+        let e = too_small();
         assert!(!e.to_string().contains("--"), "{e}");
         assert!(e.to_string().contains("300.0 MiB"), "{e}");
     }

@@ -92,12 +92,7 @@ impl Existing {
         for d in dirs {
             if let Some(entries) = debugfs::list(device, d)? {
                 // A directory that exists has parents that exist.
-                let mut acc = String::new();
-                for part in d.split('/').filter(|p| !p.is_empty()) {
-                    acc.push('/');
-                    acc.push_str(part);
-                    paths.insert(acc.clone());
-                }
+                paths.extend(ancestors(d));
                 for e in entries {
                     paths.insert(format!("{}/{}", d.trim_end_matches('/'), e.name));
                 }
@@ -110,6 +105,19 @@ impl Existing {
     pub(super) fn has(&self, p: &str) -> bool {
         self.paths.contains(p)
     }
+}
+
+/// `/a/b/c` and the directories above it, from the top: `/a`, `/a/b`, `/a/b/c`.
+fn ancestors(path: &str) -> Vec<String> {
+    let mut acc = String::new();
+    path.split('/')
+        .filter(|p| !p.is_empty())
+        .map(|part| {
+            acc.push('/');
+            acc.push_str(part);
+            acc.clone()
+        })
+        .collect()
 }
 
 /// Where `/lib` really is inside the filesystem (merged-/usr systems link it to `usr/lib`).
@@ -126,12 +134,9 @@ pub(super) fn batch(install: &Install, existing: &Existing, epoch: i64) -> Batch
     let mut b = Batch::new(epoch);
     let mut made: BTreeSet<String> = BTreeSet::new();
     let ensure = |b: &mut Batch, dir: &str, made: &mut BTreeSet<String>| {
-        let mut acc = String::new();
-        for part in dir.split('/').filter(|p| !p.is_empty()) {
-            acc.push('/');
-            acc.push_str(part);
-            if !existing.has(&acc) && made.insert(acc.clone()) {
-                b.mkdir(&acc);
+        for d in ancestors(dir) {
+            if !existing.has(&d) && made.insert(d.clone()) {
+                b.mkdir(&d);
             }
         }
     };
@@ -159,6 +164,12 @@ pub(super) fn batch(install: &Install, existing: &Existing, epoch: i64) -> Batch
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ancestors_come_from_the_top() {
+        assert_eq!(ancestors("/a/b/c/"), ["/a", "/a/b", "/a/b/c"]);
+        assert!(ancestors("/").is_empty());
+    }
 
     #[test]
     fn batch_creates_parents_once_and_replaces_files() {
