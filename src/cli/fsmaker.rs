@@ -217,10 +217,10 @@ fn hint(e: &BuildError) -> Option<String> {
         BuildError::OutExists(_) => "use --force to replace it".into(),
         BuildError::GrubMissing { .. } => "or point --grub-dir at a GRUB i386-pc directory".into(),
         BuildError::NoKernel { .. } => {
-            "run `fsmaker kernel fetch` first (or use --kernel FILE, or --kernel-in-rootfs)".into()
+            "run `fsmaker kernel fetch` first, or use --kernel FILE or --kernel-in-rootfs".into()
         }
         BuildError::NoKernelInRootfs(_) => {
-            "--kernel-in-rootfs boots the filesystem's own kernel; use a cached one or --kernel FILE".into()
+            "drop --kernel-in-rootfs to boot a cached kernel, or use --kernel FILE".into()
         }
         _ => return None,
     })
