@@ -1,5 +1,6 @@
 //! Byte sizes as people write them (`2G`, `512K`, `4096`) and read them (`4.0 GiB`).
-//! The bottom of the crate: every tool's flags and messages use these.
+//! The bottom of the crate: every tool's flags and messages use these. Pure functions:
+//! no I/O, and no dependency on any other module.
 
 /// A size that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

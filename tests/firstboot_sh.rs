@@ -399,10 +399,15 @@ fn packages_are_rootless_reproducible_and_install() {
             "{name} differs between two builds"
         );
     }
+    assert_deb_files_owned_by_root(&a.path().join(&deb));
+    assert_tarball_installs(&a.path().join(&tgz), &version);
+}
 
+/// The .deb holds the agent, its units and defaults, all owned by root.
+fn assert_deb_files_owned_by_root(deb: &Path) {
     let listing = Command::new("dpkg-deb")
         .arg("-c")
-        .arg(a.path().join(&deb))
+        .arg(deb)
         .output()
         .unwrap();
     let listing = stdout(&listing);
@@ -418,11 +423,15 @@ fn packages_are_rootless_reproducible_and_install() {
             .unwrap_or_else(|| panic!("{f} not in {listing}"));
         assert!(line.contains("root/root"), "{line}");
     }
-    // The tarball's installer, offline into a directory tree.
+}
+
+/// The tarball's installer, offline into a directory tree: the systemd unit and its
+/// enabling link, and the sysvinit script and its links.
+fn assert_tarball_installs(tgz: &Path, version: &str) {
     let dest = tempfile::tempdir().unwrap();
     let tar = Command::new("tar")
         .arg("-xzf")
-        .arg(a.path().join(&tgz))
+        .arg(tgz)
         .arg("-C")
         .arg(dest.path())
         .status()

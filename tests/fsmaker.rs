@@ -29,6 +29,26 @@ fn debugfs(disk: &Path, request: &str) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// e2fsck finds the filesystem in partition 1 of `disk` clean.
+fn assert_partition_clean(disk: &Path) {
+    run_ok(
+        Command::new("e2fsck")
+            .args(["-fn"])
+            .arg(format!("{}?offset=1048576", disk.display())),
+    );
+}
+
+/// The word that follows the first `marker` in `text`.
+fn word_after(text: &str, marker: &str) -> String {
+    text.split(marker)
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
 fn assert_fails(o: &Output, wanted: &[&str]) {
     assert_eq!(o.status.code(), Some(2), "exit code; stderr: {}", stderr(o));
     let e = stderr(o);
@@ -45,8 +65,42 @@ fn disk_layout_grub_patching_and_installed_files() {
     let out = dir.path().join("disk.img");
     let summary = build_disk(&tiny_rootfs(), &out, &["--append", "quiet"]);
     let disk = std::fs::read(&out).unwrap();
+    assert_mbr(&disk);
+    assert_core_img(&disk);
+    assert_installed_files(&out, &version);
+    let uuid = word_after(&summary, "UUID=");
+    assert_grub_cfg(&out, &uuid, &version);
 
-    // MBR: boot.img's code, our table, GRUB's setup patches.
+    // The filesystem is still clean after debugfs.
+    assert_partition_clean(&out);
+    // Summary.
+    for w in [
+        "disk size:",
+        "allocated:",
+        &version,
+        &uuid,
+        "qemu-system-x86_64",
+    ] {
+        assert!(summary.contains(w), "summary lacks {w}: {summary}");
+    }
+    // Sparse: far less allocated than the disk size.
+    let allocated = std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(&out).unwrap()) * 512;
+    assert!(
+        allocated < disk.len() as u64,
+        "sparse output: {allocated} of {}",
+        disk.len()
+    );
+    // The input was not touched.
+    run_ok(Command::new("e2fsck").args(["-fn"]).arg(tiny_rootfs()));
+    assert!(
+        debugfs_plain(&tiny_rootfs(), "ls -p /boot")
+            .lines()
+            .all(|l| !l.contains("vmlinuz"))
+    );
+}
+
+/// MBR: boot.img's code, our table, GRUB's setup patches.
+fn assert_mbr(disk: &[u8]) {
     let boot = std::fs::read("/usr/lib/grub/i386-pc/boot.img").unwrap();
     assert_eq!(&disk[0..3], &boot[0..3], "boot.img jump");
     assert_eq!(&disk[0x5c..0x64], &1u64.to_le_bytes(), "kernel sector");
@@ -71,8 +125,10 @@ fn disk_layout_grub_patching_and_installed_files() {
         "partition fills the disk"
     );
     assert_eq!(&disk[510..512], &[0x55, 0xAA]);
+}
 
-    // core.img in sector 1, its blocklist pointing at sectors 2.. loaded at 0x820.
+/// core.img in sector 1, its blocklist pointing at sectors 2.. loaded at 0x820.
+fn assert_core_img(disk: &[u8]) {
     let diskboot = std::fs::read("/usr/lib/grub/i386-pc/diskboot.img").unwrap();
     assert_eq!(&disk[512..512 + 0x100], &diskboot[..0x100], "diskboot code");
     let bl = 512 + 0x200 - 12;
@@ -81,9 +137,11 @@ fn disk_layout_grub_patching_and_installed_files() {
     assert!(len > 10 && (len + 1) * 512 < (1 << 20), "core length {len}");
     assert_eq!(&disk[bl + 10..bl + 12], &0x820u16.to_le_bytes());
     assert!(disk[bl - 12..bl].iter().all(|&b| b == 0), "terminator");
+}
 
-    // Inside the filesystem: kernel, initrd, modules, GRUB modules and config.
-    let boot_ls = debugfs(&out, "ls -p /boot");
+/// Inside the filesystem: kernel, initrd, modules and GRUB modules.
+fn assert_installed_files(out: &Path, version: &str) {
+    let boot_ls = debugfs(out, "ls -p /boot");
     assert!(
         boot_ls.contains(&format!("/vmlinuz-{version}/")),
         "{boot_ls}"
@@ -92,33 +150,29 @@ fn disk_layout_grub_patching_and_installed_files() {
         boot_ls.contains(&format!("/initrd.img-{version}/")),
         "{boot_ls}"
     );
-    let mods = debugfs(&out, &format!("ls -p /lib/modules/{version}"));
+    let mods = debugfs(out, &format!("ls -p /lib/modules/{version}"));
     assert!(
         mods.contains("/modules.dep/") && mods.contains("/kernel/"),
         "{mods}"
     );
     let virtio = debugfs(
-        &out,
+        out,
         &format!("stat /lib/modules/{version}/kernel/drivers/net/virtio_net.ko"),
     );
     assert!(
         virtio.contains("Type: regular"),
         "network driver installed: {virtio}"
     );
-    let grub_mods = debugfs(&out, "ls -p /boot/grub/i386-pc");
+    let grub_mods = debugfs(out, "ls -p /boot/grub/i386-pc");
     assert!(
         grub_mods.contains("/linux.mod/") && grub_mods.contains("/moddep.lst/"),
         "{grub_mods}"
     );
-    let cfg = debugfs(&out, "cat /boot/grub/grub.cfg");
-    let uuid = summary
-        .lines()
-        .find_map(|l| l.split("UUID=").nth(1))
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
+}
+
+/// grub.cfg: serial console, short menu, root by UUID, the appended argument, the initrd.
+fn assert_grub_cfg(out: &Path, uuid: &str, version: &str) {
+    let cfg = debugfs(out, "cat /boot/grub/grub.cfg");
     assert!(cfg.contains("serial --unit=0 --speed=115200"), "{cfg}");
     assert!(cfg.contains("terminal_input serial console"), "{cfg}");
     assert!(cfg.contains("set timeout=1"), "{cfg}");
@@ -131,37 +185,6 @@ fn disk_layout_grub_patching_and_installed_files() {
     assert!(
         cfg.contains(&format!("initrd /boot/initrd.img-{version}")),
         "{cfg}"
-    );
-
-    // The filesystem is still clean after debugfs.
-    run_ok(
-        Command::new("e2fsck")
-            .args(["-fn"])
-            .arg(format!("{}?offset=1048576", out.display())),
-    );
-    // Summary.
-    for w in [
-        "disk size:",
-        "allocated:",
-        &version,
-        &uuid,
-        "qemu-system-x86_64",
-    ] {
-        assert!(summary.contains(w), "summary lacks {w}: {summary}");
-    }
-    // Sparse: far less allocated than the disk size.
-    let allocated = std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(&out).unwrap()) * 512;
-    assert!(
-        allocated < disk.len() as u64,
-        "sparse output: {allocated} of {}",
-        disk.len()
-    );
-    // The input was not touched.
-    run_ok(Command::new("e2fsck").args(["-fn"]).arg(tiny_rootfs()));
-    assert!(
-        debugfs_plain(&tiny_rootfs(), "ls -p /boot")
-            .lines()
-            .all(|l| !l.contains("vmlinuz"))
     );
 }
 
@@ -313,14 +336,7 @@ fn rootfs_too_small_says_how_much_and_suggests_grow() {
     assert_eq!(leftovers(dir.path(), &["small.ext4"]), Vec::<String>::new());
     // The suggestion works.
     let e = stderr(&o);
-    let size = e
-        .split("--size ")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
+    let size = word_after(&e, "--size ");
     build_disk(
         &small,
         &dir.path().join("o.img"),
@@ -475,11 +491,7 @@ fn merged_usr_rootfs_gets_modules_under_usr_lib() {
         cfg.contains("Generated by fsmaker") && !cfg.contains("old config"),
         "{cfg}"
     );
-    run_ok(
-        Command::new("e2fsck")
-            .args(["-fn"])
-            .arg(format!("{}?offset=1048576", out.display())),
-    );
+    assert_partition_clean(&out);
 }
 
 #[test]

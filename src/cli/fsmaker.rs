@@ -1,19 +1,20 @@
 //! `fsmaker ROOTFS OUT.img`: a bootable BIOS disk image from a bare ext2/3/4 root
 //! filesystem; `fsmaker kernel fetch|list` manages the kernel cache.
-//! Flags become a [`BuildPlan`]; the library does the work; errors exit 2.
+//! Flags become a [`BuildPlan`]; the library does the work and reports
+//! [`Event`](crate::fsmaker::Event)s, drawn as a spinner; a failure prints the library's
+//! message plus the flag that would help (`hint`) and exits 2.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
+use crate::cli::progress::StepSpinner;
+use crate::cli::{value_enum, with_hint};
 use crate::exit;
 use crate::fsmaker::kernel::{Cache, DEFAULT_PACKAGE};
-use crate::fsmaker::{BuildPlan, Event, Format, KernelSource, Summary, build, grub};
+use crate::fsmaker::{BuildError, BuildPlan, Format, KernelSource, Summary, build, grub};
 use crate::units::{self, human};
 use anyhow::{Context, Result, bail};
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -52,11 +53,7 @@ enum KernelCmd {
     List,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum FormatArg {
-    Raw,
-    Qcow2,
-}
+value_enum!(Format);
 
 #[derive(Args)]
 struct BuildArgs {
@@ -77,7 +74,7 @@ struct BuildArgs {
     grow: bool,
     /// Output format.
     #[arg(long, value_enum, default_value = "raw")]
-    format: FormatArg,
+    format: Format,
     /// Boot this kernel instead of a cached one.
     #[arg(long, conflicts_with = "kernel_in_rootfs")]
     kernel: Option<PathBuf>,
@@ -133,10 +130,7 @@ fn plan(a: BuildArgs) -> Result<BuildPlan> {
         force: a.force,
         size: a.size,
         grow: a.grow,
-        format: match a.format {
-            FormatArg::Raw => Format::Raw,
-            FormatArg::Qcow2 => Format::Qcow2,
-        },
+        format: a.format,
         kernel,
         grub_dir: a.grub_dir,
         append: a.append,
@@ -168,34 +162,9 @@ fn print_summary(s: &Summary) {
 
 fn run_build(a: BuildArgs) -> Result<()> {
     let plan = plan(a)?;
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let b = ProgressBar::new_spinner();
-        b.set_style(
-            ProgressStyle::with_template("{spinner} {elapsed} {msg}").expect("valid template"),
-        );
-        b.enable_steady_tick(Duration::from_millis(120));
-        b
-    });
-    let mut step = String::new();
-    let mut on = |e: Event| {
-        let Some(b) = &bar else { return };
-        match e {
-            Event::Step(s) => {
-                b.set_message(s.clone());
-                step = s;
-            }
-            Event::Copy { done, total } => {
-                let of = total
-                    .map(|t| format!(" of {}", human(t)))
-                    .unwrap_or_default();
-                b.set_message(format!("{step}: {}{of}", human(done)));
-            }
-        }
-    };
-    let result = build(&plan, &mut on);
-    if let Some(b) = &bar {
-        b.finish_and_clear();
-    }
+    let mut spinner = StepSpinner::new();
+    let result = build(&plan, &mut |e| spinner.event(e));
+    spinner.finish();
     print_summary(&result?);
     Ok(())
 }
@@ -235,6 +204,28 @@ fn run_kernel(cmd: KernelCmd) -> Result<()> {
     Ok(())
 }
 
+/// The flag that would get past `e`, if there is one.
+fn hint(e: &BuildError) -> Option<String> {
+    Some(match e {
+        BuildError::TooSmall { fits, .. } => {
+            format!("use --size {}M --grow", fits.div_ceil(1 << 20))
+        }
+        BuildError::DiskTooSmall { min, .. } => {
+            format!("give --size at least {}M", min.div_ceil(1 << 20))
+        }
+        BuildError::GrowNeedsSize => "--grow needs --size SIZE".into(),
+        BuildError::OutExists(_) => "use --force to replace it".into(),
+        BuildError::GrubMissing { .. } => "or point --grub-dir at a GRUB i386-pc directory".into(),
+        BuildError::NoKernel { .. } => {
+            "run `fsmaker kernel fetch` first, or use --kernel FILE or --kernel-in-rootfs".into()
+        }
+        BuildError::NoKernelInRootfs(_) => {
+            "drop --kernel-in-rootfs to boot a cached kernel, or use --kernel FILE".into()
+        }
+        _ => return None,
+    })
+}
+
 /// The `fsmaker` binary.
 pub fn main() -> ExitCode {
     exit::quiet_on_closed_stdout();
@@ -244,8 +235,77 @@ pub fn main() -> ExitCode {
         None => run_build(cli.build),
     };
     if let Err(e) = r {
-        eprintln!("fsmaker: {e:#}");
+        let hint = e
+            .chain()
+            .find_map(|c| c.downcast_ref::<BuildError>())
+            .and_then(hint);
+        eprintln!("fsmaker: {}", with_hint(&format!("{e:#}"), hint));
         return exit::code(exit::ERROR);
     }
     exit::code(exit::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// A filesystem 1 MiB short that a 300 MiB disk would fit.
+    fn too_small() -> BuildError {
+        BuildError::TooSmall {
+            needed: 1 << 20,
+            free: 0,
+            inodes: 10,
+            free_inodes: 0,
+            fits: 300 << 20,
+        }
+    }
+
+    #[test]
+    fn hints_name_the_flags_that_help() {
+        let too_small = too_small();
+        assert_eq!(hint(&too_small).unwrap(), "use --size 300M --grow");
+        let line = with_hint(&too_small.to_string(), hint(&too_small));
+        assert!(
+            line.ends_with("would fit (use --size 300M --grow)"),
+            "{line}"
+        );
+        assert_eq!(
+            hint(&BuildError::OutExists("o.img".into())).unwrap(),
+            "use --force to replace it"
+        );
+        let no_kernel = BuildError::NoKernel {
+            cache: "/c".into(),
+            detail: "no kernel is cached".into(),
+        };
+        assert!(hint(&no_kernel).unwrap().contains("fsmaker kernel fetch"));
+        let grub = BuildError::GrubMissing {
+            path: "/g/boot.img".into(),
+        };
+        assert!(hint(&grub).unwrap().contains("--grub-dir"));
+        assert_eq!(hint(&BuildError::NotExt("x".into())), None);
+    }
+
+    #[test]
+    fn library_messages_name_no_flag() {
+        let e = too_small();
+        assert!(!e.to_string().contains("--"), "{e}");
+        assert!(e.to_string().contains("300.0 MiB"), "{e}");
+    }
+
+    #[test]
+    fn format_takes_the_library_names() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).map(|c| c.build.format);
+        assert_eq!(parse(&["fsmaker", "r", "o"]).unwrap(), Format::Raw);
+        assert_eq!(
+            parse(&["fsmaker", "r", "o", "--format", "qcow2"]).unwrap(),
+            Format::Qcow2
+        );
+        assert!(parse(&["fsmaker", "r", "o", "--format", "vmdk"]).is_err());
+    }
+
+    #[test]
+    fn version_names_the_tool() {
+        assert_eq!(Cli::command().render_version(), "fsmaker 0.1.0\n");
+    }
 }

@@ -6,24 +6,92 @@
 pub mod fsmaker;
 pub mod imgtest;
 mod live;
+pub mod progress;
 pub mod sparsecopy;
 
-/// Makes enums declared with [`named_enum!`](crate::named_enum) flag values: clap's
-/// `ValueEnum` over the enum's one list of names, each with its doc comment as help, so
-/// `--help` shows the possible values and the configuration file spells them the same.
+/// A library error's message with the flag hint a tool adds to it (`... already exists
+/// (use --force to replace it)`). The library says what is wrong; only the tool knows its
+/// flags.
+pub fn with_hint(message: &str, hint: Option<String>) -> String {
+    match hint {
+        Some(h) => format!("{message} ({h})"),
+        None => message.to_string(),
+    }
+}
+
+/// Makes enums declared with [`named_enum!`](crate::named_enum) clap value enums, so a
+/// flag's possible values, their `--help` lines and the parsing come from the enum's one
+/// definition (its names and doc comments), like its config and report spellings:
+///
+/// ```ignore
+/// crate::cli::value_enum!(Format, DiskBus);
+///
+/// #[derive(clap::Args)]
+/// struct Flags {
+///     /// Output format.
+///     #[arg(long, value_enum, default_value = "raw")]
+///     format: Format,
+/// }
+/// ```
+///
+/// Each type gets `clap::ValueEnum` with `value_variants` = [`Named::ALL`] and one
+/// possible value per variant, named [`Named::name`] and helped by [`Named::help`].
+///
+/// [`Named::ALL`]: crate::named::Named::ALL
+/// [`Named::name`]: crate::named::Named::name
+/// [`Named::help`]: crate::named::Named::help
 macro_rules! value_enum {
-    ($($t:ty),+ $(,)?) => {
-        $(
-            impl clap::ValueEnum for $t {
-                fn value_variants<'a>() -> &'a [Self] {
-                    <$t as $crate::named::Named>::ALL
-                }
-                fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
-                    use $crate::named::Named;
-                    Some(clap::builder::PossibleValue::new(self.name()).help(self.help()))
-                }
+    ($($t:ty),+ $(,)?) => {$(
+        impl ::clap::ValueEnum for $t {
+            fn value_variants<'a>() -> &'a [Self] {
+                <$t as $crate::named::Named>::ALL
             }
-        )+
-    };
+
+            fn to_possible_value(&self) -> Option<::clap::builder::PossibleValue> {
+                let v = *self;
+                Some(
+                    ::clap::builder::PossibleValue::new($crate::named::Named::name(v))
+                        .help($crate::named::Named::help(v)),
+                )
+            }
+        }
+    )+};
 }
 pub(crate) use value_enum;
+
+#[cfg(test)]
+mod tests {
+    use clap::{Parser, ValueEnum};
+
+    crate::named_enum! {
+        /// A test enum.
+        enum Colour("colour") {
+            /// The colour of the sky.
+            Blue = "blue",
+            /// Of grass.
+            Green = "light-green",
+        }
+    }
+    super::value_enum!(Colour);
+
+    #[derive(Parser)]
+    struct Flags {
+        #[arg(long, value_enum, default_value = "blue")]
+        colour: Colour,
+    }
+
+    #[test]
+    fn value_enum_takes_names_and_help_from_the_definition() {
+        assert_eq!(Colour::value_variants(), [Colour::Blue, Colour::Green]);
+        let v = Colour::Green.to_possible_value().unwrap();
+        assert_eq!(v.get_name(), "light-green");
+        assert_eq!(v.get_help().unwrap().to_string(), "Of grass.");
+        let parse = |args: &[&str]| Flags::try_parse_from(args).map(|f| f.colour);
+        assert_eq!(parse(&["t"]).unwrap(), Colour::Blue);
+        assert_eq!(
+            parse(&["t", "--colour", "light-green"]).unwrap(),
+            Colour::Green
+        );
+        assert!(parse(&["t", "--colour", "red"]).is_err());
+    }
+}

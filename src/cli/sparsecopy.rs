@@ -1,13 +1,16 @@
 //! `sparsecopy`: copy disk images keeping holes. Parses flags into a
-//! [`CopyPlan`], calls the library, prints a one-line summary, maps errors to
-//! exit codes (see `crate::exit`).
+//! [`CopyPlan`], calls the library with a progress bar as its observer, prints a
+//! one-line summary, and maps errors to exit codes (see `crate::exit`) after adding the
+//! flag that would help (`hint`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::cli::progress::CopyBar;
+use crate::cli::with_hint;
 use crate::disk::table;
 use crate::exit;
-use crate::sparsecopy::{self, CopyPlan, CopyStats, Source};
+use crate::sparsecopy::{self, CopyPlan, CopyStats, Source, SparseError};
 use crate::units::{human, parse_size};
 use clap::Parser;
 
@@ -77,10 +80,21 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => exit::code(exit::SUCCESS),
         Err(e) => {
-            eprintln!("sparsecopy: error: {e}");
+            let hint = e.downcast_ref::<SparseError>().and_then(hint);
+            eprintln!("sparsecopy: error: {}", with_hint(&e.to_string(), hint));
             exit::code(exit::ERROR)
         }
     }
+}
+
+/// The flag that would get past `e`, if there is one.
+fn hint(e: &SparseError) -> Option<String> {
+    Some(match e {
+        SparseError::SizeTooSmall { .. } => "add --truncate to cut it".into(),
+        SparseError::TooLarge { .. } => "lower --seek, or copy less with --count".into(),
+        SparseError::SizeOnDevice(_) => "--size is for a file DST".into(),
+        _ => return None,
+    })
 }
 
 fn info(args: &Args) -> anyhow::Result<()> {
@@ -93,7 +107,7 @@ fn info(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn plan(args: &Args) -> Result<CopyPlan, sparsecopy::SparseError> {
+fn plan(args: &Args) -> Result<CopyPlan, SparseError> {
     let src = if args.src == "-" {
         Source::Stdin
     } else {
@@ -112,7 +126,6 @@ fn plan(args: &Args) -> Result<CopyPlan, sparsecopy::SparseError> {
         verify: args.verify,
         discard: args.discard,
         assume_zero: args.assume_zero,
-        progress: !args.quiet,
         sync: args.sync,
         ..CopyPlan::new(src, dst)
     })
@@ -120,7 +133,10 @@ fn plan(args: &Args) -> Result<CopyPlan, sparsecopy::SparseError> {
 
 fn run(args: &Args) -> anyhow::Result<()> {
     let plan = plan(args)?;
-    let stats = sparsecopy::copy(&plan)?;
+    let mut bar = CopyBar::new(!args.quiet);
+    let result = sparsecopy::copy_with(&plan, &mut |p| bar.update(p));
+    bar.finish();
+    let stats = result?;
     for w in &stats.warnings {
         eprintln!("sparsecopy: warning: {w}");
     }
@@ -150,4 +166,37 @@ fn summary(s: &CopyStats) -> String {
         human(s.bytes_skipped),
         human(s.dst_size),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn hints_name_the_flags_that_help() {
+        let e = SparseError::SizeTooSmall {
+            size: 5 << 20,
+            needed: 6 << 20,
+            seek: 0,
+        };
+        assert_eq!(
+            with_hint(&e.to_string(), hint(&e)),
+            "size 5242880 is too small: SRC's 6291456 bytes at seek offset 0 end at byte 6291456 (add --truncate to cut it)"
+        );
+        let e = SparseError::TooLarge {
+            path: "/dev/sdx".into(),
+            needed: 10,
+            seek: 4,
+            size: 8,
+        };
+        assert!(hint(&e).unwrap().contains("--seek"));
+        assert!(!e.to_string().contains("--"), "{e}");
+        assert_eq!(hint(&SparseError::BadBlockSize(1000)), None);
+    }
+
+    #[test]
+    fn version_names_the_tool() {
+        assert_eq!(Args::command().render_version(), "sparsecopy 0.1.0\n");
+    }
 }

@@ -29,6 +29,7 @@ pub struct RealDevice {
 }
 
 impl RealDevice {
+    /// The device open as `file` (read-write for the writing operations).
     pub fn new(file: File) -> Self {
         RealDevice { file }
     }

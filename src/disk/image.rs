@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::table::Table;
+use crate::tool::ToolError;
 
 /// The image's format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,21 +190,24 @@ fn io_err(path: &Path, e: std::io::Error) -> ImageError {
 }
 
 fn qemu_img_info(path: &Path, kind: ImageKind) -> Result<ImageInfo, ImageError> {
-    let out = std::process::Command::new("qemu-img")
-        .args(["info", "--output=json", "-f", kind.qemu_format()])
-        .arg(path)
-        .output()
-        .map_err(|e| ImageError::Io {
+    let out = crate::tool::run(
+        std::process::Command::new("qemu-img")
+            .args(["info", "--output=json", "-f", kind.qemu_format()])
+            .arg(path),
+        "qemu-utils",
+    )
+    .map_err(|e| match e {
+        // qemu-img ran and refused the file: its header promises more than is there.
+        ToolError::Failed { message, .. } => ImageError::Truncated {
             path: path.into(),
-            message: format!("cannot run qemu-img: {e}"),
-        })?;
-    if !out.status.success() {
-        return Err(ImageError::Truncated {
+            reason: message,
+        },
+        e => ImageError::Io {
             path: path.into(),
-            reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| ImageError::Io {
+            message: e.to_string(),
+        },
+    })?;
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).map_err(|e| ImageError::Io {
         path: path.into(),
         message: format!("qemu-img info: {e}"),
     })?;

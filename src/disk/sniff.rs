@@ -4,27 +4,18 @@
 //! compression formats sparsecopy decompresses on the fly; image formats
 //! (qcow2, vmdk, ISO 9660) belong beside it.
 
-use std::fmt;
-
 /// How many leading bytes [`compression`] needs to decide.
 pub const MAGIC_LEN: usize = 6;
 
-/// A compression format recognised by its magic number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    Gzip,
-    Zstd,
-    Xz,
-}
-
-impl fmt::Display for Compression {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Compression::Gzip => "gzip",
-            Compression::Zstd => "zstd",
-            Compression::Xz => "xz",
-        })
+crate::named_enum! {
+    /// A compression format recognised by its magic number.
+    pub enum Compression("compression") {
+        /// gzip (also several concatenated members).
+        Gzip = "gzip",
+        /// Zstandard.
+        Zstd = "zstd",
+        /// xz (LZMA2).
+        Xz = "xz",
     }
 }
 

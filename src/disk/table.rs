@@ -1,6 +1,6 @@
 //! Read an image's partition table (MBR with `mbrman`, GPT with `gpt`) and
 //! describe the image for `sparsecopy --info`, as a serialisable model with a
-//! human rendering.
+//! human rendering. It only reads; printing the rendering is the command line's job.
 
 use std::fmt::Write as _;
 use std::fs::File;
@@ -17,12 +17,22 @@ use crate::units::human;
 /// Why an image could not be described.
 #[derive(Debug, thiserror::Error)]
 pub enum InfoError {
+    /// The image cannot be opened or read.
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: io::Error },
+    Read {
+        /// The image.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// The image has a partition table that does not parse.
     #[error("{path}: unreadable {kind} partition table: {message}")]
     Table {
+        /// The image.
         path: PathBuf,
+        /// Which table (`MBR`, `GPT`).
         kind: &'static str,
+        /// What the parser said.
         message: String,
     },
 }
@@ -30,6 +40,7 @@ pub enum InfoError {
 /// What `--info` reports.
 #[derive(Debug, Clone, Serialize)]
 pub struct ImageInfo {
+    /// The image, as given.
     pub path: PathBuf,
     /// Apparent size in bytes.
     pub size: u64,
@@ -37,6 +48,7 @@ pub struct ImageInfo {
     pub allocated: u64,
     /// Set if the image is a compressed stream (its table is then not read).
     pub compression: Option<Compression>,
+    /// Its partition table.
     pub table: Table,
 }
 
@@ -44,15 +56,24 @@ pub struct ImageInfo {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Table {
+    /// No partition table (a bare filesystem, an empty disk, a compressed stream).
     None,
+    /// An MBR (DOS) partition table.
     Mbr {
+        /// The 32-bit disk signature at byte 440, as hex.
         disk_signature: String,
+        /// The used primary partitions.
         partitions: Vec<Partition>,
     },
+    /// A GUID partition table.
     Gpt {
+        /// The disk GUID.
         disk_guid: String,
+        /// The logical sector size the table was found with, in bytes.
         sector_size: u64,
+        /// Whether the backup header is in the disk's last sector, where it belongs.
         backup_at_end: bool,
+        /// The used partition entries.
         partitions: Vec<Partition>,
     },
 }
@@ -60,8 +81,11 @@ pub enum Table {
 /// One partition; offsets in bytes.
 #[derive(Debug, Clone, Serialize)]
 pub struct Partition {
+    /// Its number, from 1, as the kernel names it (`sda1`).
     pub number: u32,
+    /// Its first byte.
     pub start: u64,
+    /// Its length in bytes.
     pub size: u64,
     /// MBR: the system id as hex (`83`); GPT: the type GUID.
     pub type_id: String,

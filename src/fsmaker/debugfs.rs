@@ -4,11 +4,15 @@
 //!
 //! debugfs exits 0 even when a command fails, so any stderr line other than its
 //! version banner is treated as an error.
+//!
+//! This module only speaks debugfs: what to install and where is decided by the build
+//! (`install`), and it never opens an image itself.
 
 use std::path::Path;
 use std::process::Command;
 
-use super::{BuildError, run_tool};
+use super::BuildError;
+use crate::tool::{self, ToolError};
 
 /// A list of debugfs commands, built in memory and run once.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -68,7 +72,7 @@ impl Batch {
         let cmdfile = workdir.join("debugfs.cmd");
         std::fs::write(&cmdfile, &self.script)
             .map_err(|e| BuildError::io("cannot write the debugfs command file", e))?;
-        let out = run_tool(
+        let out = tool::run(
             Command::new("debugfs")
                 .arg("-w")
                 .arg("-f")
@@ -82,10 +86,11 @@ impl Batch {
             .filter(|l| !l.trim().is_empty() && !l.starts_with("debugfs "))
             .collect();
         if let Some(first) = errors.first() {
-            return Err(BuildError::Tool {
+            return Err(ToolError::Failed {
                 tool: "debugfs".into(),
                 message: format!("{first} ({} error line(s))", errors.len()),
-            });
+            }
+            .into());
         }
         Ok(())
     }
@@ -94,14 +99,18 @@ impl Batch {
 /// One entry of `debugfs -R 'ls -p DIR'`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirEntry {
+    /// The entry's name within the directory.
     pub name: String,
+    /// Its inode's mode: file type and permission bits.
     pub mode: u32,
 }
 
 impl DirEntry {
+    /// Whether it is a directory.
     pub fn is_dir(&self) -> bool {
         self.mode & 0o170000 == 0o040000
     }
+    /// Whether it is a symbolic link.
     pub fn is_symlink(&self) -> bool {
         self.mode & 0o170000 == 0o120000
     }
@@ -125,7 +134,7 @@ pub fn parse_ls(text: &str) -> Vec<DirEntry> {
 
 /// Lists `dir` inside the filesystem at `device`; `None` if it does not exist.
 pub fn list(device: &str, dir: &str) -> Result<Option<Vec<DirEntry>>, BuildError> {
-    let out = run_tool(
+    let out = tool::run(
         Command::new("debugfs")
             .arg("-R")
             .arg(format!("ls -p {}", quote(dir)))
@@ -141,7 +150,7 @@ pub fn list(device: &str, dir: &str) -> Result<Option<Vec<DirEntry>>, BuildError
 
 /// Reads a symlink's target inside the filesystem (`None` if `path` is not a symlink).
 pub fn read_link(device: &str, path: &str) -> Result<Option<String>, BuildError> {
-    let out = run_tool(
+    let out = tool::run(
         Command::new("debugfs")
             .arg("-R")
             .arg(format!("stat {}", quote(path)))

@@ -11,11 +11,15 @@
 //!   len = sectors - 1, segment = 0x800 + 0x20} is written, followed by a terminator.
 //!
 //! Reed-Solomon recovery codes are not added (as `grub-bios-setup --no-rs-codes`).
+//!
+//! Nothing here writes to a disk: the functions return the patched bytes and the build
+//! puts them in place.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{BuildError, run_tool};
+use super::BuildError;
+use crate::tool;
 
 /// Where grub-setup reads the first-sector fields (grub/i386/pc/boot.h).
 const BPB_START: usize = 0x3;
@@ -55,6 +59,7 @@ pub const DEFAULT_DIR: &str = "/usr/lib/grub/i386-pc";
 /// A GRUB i386-pc build directory, checked to hold what fsmaker needs.
 #[derive(Debug, Clone)]
 pub struct GrubDir {
+    /// The directory (boot.img, diskboot.img, kernel.img, *.mod, *.lst).
     pub dir: PathBuf,
 }
 
@@ -97,7 +102,7 @@ impl GrubDir {
             .arg("-o")
             .arg(&out)
             .args(CORE_MODULES);
-        run_tool(&mut cmd, "grub-common")?;
+        tool::run(&mut cmd, "grub-common")?;
         std::fs::read(&out).map_err(|e| BuildError::io("cannot read core.img", e))
     }
 

@@ -14,6 +14,9 @@
 //! and `init=` are honoured. If the root never appears, or cannot be mounted, or has no
 //! init, it prints `fsmaker-initrd: ...` on every console (through /dev/kmsg at
 //! critical level) and powers the machine off with `poweroff -f`.
+//!
+//! [`build`] reads the modules tree and busybox and returns the archive's bytes; it
+//! writes no file (the kernel cache stores it).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -23,9 +26,11 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 
 use super::BuildError;
+use crate::tool::ToolError;
 
-/// The busybox binary the initrd uses, and the Debian package that provides it.
+/// The busybox binary the initrd uses.
 pub const BUSYBOX: &str = "/bin/busybox";
+/// The Debian package that provides a static [`BUSYBOX`].
 pub const BUSYBOX_PACKAGE: &str = "busybox-static";
 
 /// Modules that give a root disk on QEMU (virtio, IDE, AHCI, NVMe) and ext2/3/4.
@@ -61,6 +66,7 @@ pub struct ModDep {
 }
 
 impl ModDep {
+    /// Parses the text of `modules.dep` (`path: dep dep ...` lines).
     pub fn parse(text: &str) -> ModDep {
         let mut by_name = BTreeMap::new();
         for line in text.lines() {
@@ -150,6 +156,8 @@ pub struct Cpio {
 }
 
 impl Cpio {
+    /// An empty archive whose entries all get modification time `mtime` (seconds since
+    /// 1970, clamped to what newc can hold).
     pub fn new(mtime: i64) -> Cpio {
         Cpio {
             buf: Vec::new(),
@@ -191,15 +199,19 @@ impl Cpio {
         self.pad();
     }
 
+    /// Adds directory `name` (mode 0755).
     pub fn dir(&mut self, name: &str) {
         self.entry(name, 0o040755, (0, 0), &[]);
     }
+    /// Adds regular file `name` with permission bits `mode` and contents `data`.
     pub fn file(&mut self, name: &str, mode: u32, data: &[u8]) {
         self.entry(name, 0o100000 | mode, (0, 0), data);
     }
+    /// Adds symbolic link `name` pointing at `target`.
     pub fn symlink(&mut self, name: &str, target: &str) {
         self.entry(name, 0o120777, (0, 0), target.as_bytes());
     }
+    /// Adds character device `name` (`major`:`minor`) with permission bits `mode`.
     pub fn char_dev(&mut self, name: &str, mode: u32, major: u32, minor: u32) {
         self.entry(name, 0o020000 | mode, (major, minor), &[]);
     }
@@ -214,7 +226,7 @@ impl Cpio {
 
 /// Builds the initrd for the kernel whose modules are in `moddir` (a `/lib/modules/<version>` tree).
 pub fn build(moddir: &Path, version: &str, epoch: i64) -> Result<Vec<u8>, BuildError> {
-    let busybox = std::fs::read(BUSYBOX).map_err(|_| BuildError::MissingTool {
+    let busybox = std::fs::read(BUSYBOX).map_err(|_| ToolError::Missing {
         tool: BUSYBOX.into(),
         package: BUSYBOX_PACKAGE.into(),
     })?;

@@ -10,6 +10,7 @@
 //!
 //! The cache directory is `$FSMAKER_CACHE`, else `$XDG_CACHE_HOME/fsmaker`, else
 //! `~/.cache/fsmaker`. An entry appears atomically (built in a temp dir, then renamed).
+//! Only an import writes, and only inside the cache; nothing here touches a disk image.
 
 use std::cmp::Ordering;
 use std::io::Read;
@@ -19,7 +20,8 @@ use std::process::Command;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{BuildError, initrd, run_tool};
+use super::{BuildError, initrd};
+use crate::tool::{self, ToolError};
 
 /// The package `fsmaker kernel fetch` imports by default.
 pub const DEFAULT_PACKAGE: &str = "linux-image-cloud-amd64";
@@ -29,8 +31,9 @@ pub const DEFAULT_PACKAGE: &str = "linux-image-cloud-amd64";
 pub struct KernelMeta {
     /// `uname -r` of the kernel, e.g. `6.1.0-56-cloud-amd64`.
     pub version: String,
-    /// The Debian package it came from and that package's version.
+    /// The Debian package it came from.
     pub package: String,
+    /// That package's version.
     pub package_version: String,
     /// sha256 of the imported .deb.
     pub deb_sha256: String,
@@ -39,17 +42,22 @@ pub struct KernelMeta {
 /// A kernel in the cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachedKernel {
+    /// What the cache recorded at import.
     pub meta: KernelMeta,
+    /// Its entry, `kernels/<version>` in the cache.
     pub dir: PathBuf,
 }
 
 impl CachedKernel {
+    /// The kernel image.
     pub fn vmlinuz(&self) -> PathBuf {
         self.dir.join("vmlinuz")
     }
+    /// fsmaker's initrd for it.
     pub fn initrd(&self) -> PathBuf {
         self.dir.join("initrd.img")
     }
+    /// Its `/lib/modules/<version>` tree, with depmod's indexes.
     pub fn modules(&self) -> PathBuf {
         self.dir.join("modules")
     }
@@ -58,6 +66,7 @@ impl CachedKernel {
 /// The kernel cache directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cache {
+    /// The cache directory (see the module note for how it is chosen).
     pub root: PathBuf,
 }
 
@@ -72,9 +81,7 @@ impl Cache {
         let root = var("FSMAKER_CACHE")
             .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("fsmaker")))
             .or_else(|| var("HOME").map(|h| h.join(".cache/fsmaker")))
-            .ok_or_else(|| {
-                BuildError::Usage("no cache directory: set FSMAKER_CACHE or HOME".into())
-            })?;
+            .ok_or(BuildError::NoCacheDir)?;
         Ok(Cache { root })
     }
 
@@ -162,7 +169,7 @@ impl Cache {
 
     fn import(&self, deb: &Path, work: &Path, epoch: i64) -> Result<CachedKernel, BuildError> {
         let field = |f: &str| -> Result<String, BuildError> {
-            let out = run_tool(Command::new("dpkg-deb").arg("-f").arg(deb).arg(f), "dpkg")
+            let out = tool::run(Command::new("dpkg-deb").arg("-f").arg(deb).arg(f), "dpkg")
                 .map_err(|e| BuildError::BadDeb {
                     deb: deb.to_owned(),
                     why: e.to_string(),
@@ -172,7 +179,7 @@ impl Cache {
         let package = field("Package")?;
         let package_version = field("Version")?;
         let tree = work.join("tree");
-        run_tool(
+        tool::run(
             Command::new("dpkg-deb").arg("-x").arg(deb).arg(&tree),
             "dpkg",
         )
@@ -194,7 +201,7 @@ impl Cache {
                 why: format!("no /lib/modules/{version} in {package}"),
             });
         }
-        run_tool(
+        tool::run(
             Command::new("depmod").arg("-b").arg(&tree).arg(&version),
             "kmod",
         )?;
@@ -230,7 +237,7 @@ impl Cache {
 
 fn apt_download(package: &str, dir: &Path) -> Result<PathBuf, BuildError> {
     let before: Vec<PathBuf> = debs_in(dir);
-    run_tool(
+    tool::run(
         Command::new("apt-get")
             .arg("download")
             .arg("-q")
@@ -241,9 +248,12 @@ fn apt_download(package: &str, dir: &Path) -> Result<PathBuf, BuildError> {
     debs_in(dir)
         .into_iter()
         .find(|p| !before.contains(p))
-        .ok_or_else(|| BuildError::Tool {
-            tool: "apt-get download".into(),
-            message: format!("no .deb appeared for {package}"),
+        .ok_or_else(|| {
+            ToolError::Failed {
+                tool: "apt-get download".into(),
+                message: format!("no .deb appeared for {package}"),
+            }
+            .into()
         })
 }
 
@@ -261,13 +271,13 @@ fn debs_in(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn deb_has_kernel(deb: &Path) -> Result<bool, BuildError> {
-    let out = run_tool(Command::new("dpkg-deb").arg("-c").arg(deb), "dpkg")?;
+    let out = tool::run(Command::new("dpkg-deb").arg("-c").arg(deb), "dpkg")?;
     Ok(out.stdout.lines().any(|l| l.contains("./boot/vmlinuz-")))
 }
 
 /// The `linux-image-*` package a meta package depends on.
 fn kernel_dependency(deb: &Path) -> Result<String, BuildError> {
-    let out = run_tool(
+    let out = tool::run(
         Command::new("dpkg-deb").arg("-f").arg(deb).arg("Depends"),
         "dpkg",
     )?;

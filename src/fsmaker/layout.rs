@@ -6,8 +6,8 @@ use std::io::Cursor;
 use mbrman::{BOOT_ACTIVE, CHS, MBRHeader, MBRPartitionEntry};
 
 use super::BuildError;
-use crate::units::human;
 
+/// Bytes in a disk sector, as the MBR counts them.
 pub const SECTOR: u64 = 512;
 /// Partition 1 starts here (and the GRUB embedding area ends here).
 pub const PART_START: u64 = 1 << 20;
@@ -29,9 +29,7 @@ pub fn plan(fs_size: u64, block: u64, size: Option<u64>, grow: bool) -> Result<L
     let min_disk = PART_START + fs_size.div_ceil(SECTOR) * SECTOR;
     let Some(disk) = size else {
         if grow {
-            return Err(BuildError::Usage(
-                "--grow needs --size SIZE (the disk size to grow into)".into(),
-            ));
+            return Err(BuildError::GrowNeedsSize);
         }
         return Ok(Layout {
             disk: min_disk,
@@ -39,11 +37,10 @@ pub fn plan(fs_size: u64, block: u64, size: Option<u64>, grow: bool) -> Result<L
         });
     };
     if disk < min_disk {
-        return Err(BuildError::Usage(format!(
-            "--size {} is smaller than the filesystem plus 1 MiB ({})",
-            human(disk),
-            human(min_disk)
-        )));
+        return Err(BuildError::DiskTooSmall {
+            disk,
+            min: min_disk,
+        });
     }
     let disk = disk.div_ceil(SECTOR) * SECTOR;
     let part = if grow {
@@ -65,8 +62,8 @@ fn chs(lba: u64) -> CHS {
 pub fn mbr(layout: &Layout, signature: [u8; 4]) -> Result<Vec<u8>, BuildError> {
     let start = PART_START / SECTOR;
     let sectors = layout.part / SECTOR;
-    let sectors32 = u32::try_from(sectors)
-        .map_err(|_| BuildError::Usage("the partition is larger than MBR allows (2 TiB)".into()))?;
+    let sectors32 =
+        u32::try_from(sectors).map_err(|_| BuildError::PartitionTooLarge(layout.part))?;
     let mut h = MBRHeader::new(signature);
     h.partition_1 = MBRPartitionEntry {
         boot: BOOT_ACTIVE,

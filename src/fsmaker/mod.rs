@@ -1,135 +1,159 @@
 //! fsmaker: turns a bare ext2/3/4 root filesystem image into a bootable BIOS disk image
 //! without root, loop devices or mounting.
 //!
-//! Flow of [`build`]: read the superblock -> plan the layout and the files to install
-//! -> check the room -> optionally grow a copy with `resize2fs` -> copy the filesystem
-//! (sparse) into partition 1 of a temp file next to OUT -> one `debugfs -w` batch writes the
-//! kernel, initrd, `/lib/modules/<version>`, GRUB modules and `grub.cfg` -> MBR,
-//! boot.img and core.img go into the first MiB -> optional qcow2 -> rename to OUT.
-//! On any error the temp file is dropped, so OUT is either complete or untouched.
+//! [`build`] is a short sequence of stages, each taking what the one before produced:
+//! check the inputs (superblock, OUT, GRUB directory, layout) -> resolve the kernel (what
+//! to install and where) -> plan the files to install and `grub.cfg` -> check the room ->
+//! assemble the disk in a temp file next to OUT (grow a copy with `resize2fs` if asked,
+//! copy the filesystem sparsely into partition 1, one `debugfs -w` batch for the kernel,
+//! initrd, `/lib/modules/<version>`, GRUB modules and `grub.cfg`, then MBR, boot.img and
+//! core.img in the first MiB) -> convert (optional qcow2) -> rename onto OUT.
+//! On any error the temp files are dropped, so OUT is either complete or untouched.
 //!
-//! The library never prints: progress goes out as [`Event`]s, the result as a [`Summary`].
+//! The library never prints and knows no command-line flag: progress goes out as
+//! [`Event`]s, the result as a [`Summary`], failures as a [`BuildError`] that says what is
+//! wrong (the `fsmaker` binary adds which flag would help).
 
 pub mod debugfs;
 pub mod grub;
 pub mod initrd;
+mod install;
 pub mod kernel;
 pub mod layout;
 pub mod superblock;
 
-use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use tempfile::NamedTempFile;
+
 use crate::sparsecopy;
+use crate::tool;
 use crate::units::human;
-use debugfs::Batch;
 use grub::GrubDir;
+use install::{Existing, Install};
 use kernel::{CachedKernel, version_cmp};
 use layout::{Layout, PART_START};
 use superblock::Superblock;
 
-/// Everything that can stop a build. Every variant maps to exit code 2.
+/// Everything that can stop a build or a kernel import. Messages say what is wrong in
+/// terms of the plan; they name no command-line flag (the library has callers without
+/// flags, such as `imgtest matrix`): the `fsmaker` binary adds the flag hints.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("{0}")]
-    Usage(String),
+    /// OUT names the root filesystem image itself.
+    #[error("OUT {0} is ROOTFS itself: fsmaker never modifies its input")]
+    OutIsRootfs(PathBuf),
+    /// Growing the filesystem was asked for without a disk size to grow into.
+    #[error("growing the filesystem needs a disk size to grow into")]
+    GrowNeedsSize,
+    /// The disk size asked for cannot hold the filesystem and the boot gap before it.
+    #[error(
+        "a disk of {} is smaller than the filesystem plus 1 MiB ({})",
+        human(*.disk),
+        human(*.min)
+    )]
+    DiskTooSmall {
+        /// The disk size asked for, in bytes.
+        disk: u64,
+        /// The smallest disk that holds the filesystem, in bytes.
+        min: u64,
+    },
+    /// Partition 1 would be larger than an MBR partition table can describe.
+    #[error("partition 1 ({}) is larger than MBR allows (2 TiB)", human(*.0))]
+    PartitionTooLarge(u64),
+    /// No environment variable names a place for the kernel cache.
+    #[error("no kernel cache directory: set FSMAKER_CACHE or HOME")]
+    NoCacheDir,
+    /// The root filesystem image does not exist.
     #[error("root filesystem {0} does not exist")]
     RootfsMissing(PathBuf),
+    /// The root filesystem image is not ext2/3/4.
     #[error("{0} is not an ext2/ext3/ext4 filesystem image (no ext superblock at byte 1024)")]
     NotExt(PathBuf),
+    /// The filesystem has no room for what fsmaker installs, even on the disk asked for.
     #[error(
-        "the filesystem is too small: fsmaker needs {} ({inodes} inodes) for the kernel, modules and GRUB but only {} ({free_inodes} inodes) is free; make the disk bigger and grow the filesystem, e.g. --size {suggest} --grow",
-        human(*.needed), human(*.free)
+        "the filesystem is too small: fsmaker needs {} ({inodes} inodes) for the kernel, modules and GRUB but only {} ({free_inodes} inodes) is free; a disk of {} with the filesystem grown to fill it would fit",
+        human(*.needed), human(*.free), human(*.fits)
     )]
     TooSmall {
+        /// Bytes the installed files need, with a margin for their metadata.
         needed: u64,
+        /// Bytes free in the filesystem (after any growing).
         free: u64,
+        /// Inodes the installed files need.
         inodes: u64,
+        /// Inodes free in the filesystem as it is.
         free_inodes: u64,
-        suggest: String,
+        /// A whole-disk size, in bytes (a MiB multiple), that would fit once the filesystem
+        /// is grown to fill it.
+        fits: u64,
     },
-    #[error("{0} already exists (use --force to replace it)")]
+    /// OUT exists and the plan does not allow replacing it.
+    #[error("{0} already exists")]
     OutExists(PathBuf),
-    #[error(
-        "GRUB file {path} is missing: install the Debian package grub-pc-bin (or point --grub-dir at a GRUB i386-pc directory)"
-    )]
-    GrubMissing { path: PathBuf },
+    /// The GRUB directory lacks a file fsmaker needs.
+    #[error("GRUB file {path} is missing: install the Debian package grub-pc-bin")]
+    GrubMissing {
+        /// The missing file.
+        path: PathBuf,
+    },
+    /// GRUB's images could not be prepared.
     #[error("GRUB: {0}")]
     Grub(String),
-    #[error(
-        "{detail} in the kernel cache {cache}: run `fsmaker kernel fetch` first (or use --kernel FILE, or --kernel-in-rootfs)"
-    )]
-    NoKernel { cache: PathBuf, detail: String },
+    /// The kernel cache holds no kernel to install (or not the one asked for).
+    #[error("{detail} in the kernel cache {cache}")]
+    NoKernel {
+        /// The cache directory.
+        cache: PathBuf,
+        /// What is missing (`no kernel is cached`, `kernel 6.1.0-9 is not cached`).
+        detail: String,
+    },
+    /// A package to import is not a usable Linux kernel package.
     #[error("{deb}: {why}")]
-    BadDeb { deb: PathBuf, why: String },
+    BadDeb {
+        /// The package file.
+        deb: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A kernel file to install is not a bzImage.
     #[error("{0} is not a Linux kernel image (no bzImage header)")]
     NotKernel(PathBuf),
-    #[error("{0} holds no /boot/vmlinuz-* to boot (--kernel-in-rootfs)")]
+    /// The plan boots the root filesystem's own kernel and it has none.
+    #[error("{0} holds no /boot/vmlinuz-* to boot")]
     NoKernelInRootfs(PathBuf),
-    #[error("{tool} not found: install the Debian package {package}")]
-    MissingTool { tool: String, package: String },
-    #[error("{tool} failed: {message}")]
-    Tool { tool: String, message: String },
+    /// A helper program (debugfs, resize2fs, grub-mkimage, qemu-img, ...) failed.
+    #[error(transparent)]
+    Tool(#[from] crate::tool::ToolError),
+    /// The sparse copy of the filesystem into the disk failed.
     #[error("copying the filesystem: {0}")]
-    Copy(String),
+    Copy(#[source] sparsecopy::SparseError),
+    /// The initrd cannot be built for a kernel.
     #[error("initrd: {0}")]
     Initrd(String),
+    /// Local I/O failed.
     #[error("{what}: {source}")]
     Io {
+        /// What fsmaker was doing.
         what: String,
+        /// The cause.
         #[source]
         source: std::io::Error,
     },
 }
 
 impl BuildError {
+    /// An [`BuildError::Io`] saying what fsmaker was doing.
     pub fn io(what: impl Into<String>, source: std::io::Error) -> BuildError {
         BuildError::Io {
             what: what.into(),
             source,
         }
     }
-}
-
-/// Captured output of an external tool.
-pub struct ToolOutput {
-    pub stdout: String,
-    pub stderr: String,
-}
-
-/// Runs `cmd`, mapping "not installed" to [`BuildError::MissingTool`] naming `package`
-/// and a non-zero exit to [`BuildError::Tool`] with its last stderr line.
-pub fn run_tool(cmd: &mut Command, package: &str) -> Result<ToolOutput, BuildError> {
-    let tool = cmd.get_program().to_string_lossy().into_owned();
-    let out = cmd.output().map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            BuildError::MissingTool {
-                tool: tool.clone(),
-                package: package.into(),
-            }
-        } else {
-            BuildError::io(format!("cannot run {tool}"), e)
-        }
-    })?;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    if !out.status.success() {
-        let last = stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("no error output")
-            .trim();
-        return Err(BuildError::Tool {
-            tool,
-            message: format!("{last} ({})", out.status),
-        });
-    }
-    Ok(ToolOutput { stdout, stderr })
 }
 
 /// Which kernel the image boots.
@@ -139,32 +163,43 @@ pub enum KernelSource {
     Cached(CachedKernel),
     /// The user's own kernel (and initrd), installed as-is.
     Files {
+        /// The kernel image (a bzImage).
         kernel: PathBuf,
+        /// Its initrd, if it needs one.
         initrd: Option<PathBuf>,
     },
     /// The newest `/boot/vmlinuz-*` already in the filesystem (with its `initrd.img-*`).
     InRootfs,
 }
 
-/// Output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Raw,
-    Qcow2,
+crate::named_enum! {
+    /// The format of the image fsmaker writes.
+    pub enum Format("image format") {
+        /// A raw disk image, sparse where the disk is zero.
+        Raw = "raw",
+        /// A qcow2 image converted from the raw disk with qemu-img.
+        Qcow2 = "qcow2",
+    }
 }
 
 /// A resolved build request.
 #[derive(Debug, Clone)]
 pub struct BuildPlan {
+    /// The bare root filesystem image (ext2/3/4); never modified.
     pub rootfs: PathBuf,
+    /// The disk image to write.
     pub out: PathBuf,
+    /// Whether an existing OUT may be replaced.
     pub force: bool,
     /// Whole-disk size; `None` = just big enough for the filesystem.
     pub size: Option<u64>,
     /// Grow the filesystem to fill the partition (needs `size`).
     pub grow: bool,
+    /// The image's format.
     pub format: Format,
+    /// The kernel the image boots.
     pub kernel: KernelSource,
+    /// The GRUB i386-pc directory boot.img, core.img and the modules come from.
     pub grub_dir: PathBuf,
     /// Extra kernel command-line arguments, appended last.
     pub append: String,
@@ -179,34 +214,46 @@ pub enum Event {
     /// A new phase starts.
     Step(String),
     /// The filesystem copy advanced (bytes of the filesystem done, of `total`).
-    Copy { done: u64, total: Option<u64> },
+    Copy {
+        /// Bytes of the filesystem image copied so far.
+        done: u64,
+        /// Its length, if known.
+        total: Option<u64>,
+    },
 }
 
 /// What was built.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
+    /// The image written.
     pub out: PathBuf,
+    /// Its format.
     pub format: Format,
+    /// The size of the disk it holds, in bytes.
     pub disk_size: u64,
+    /// Bytes the image file allocates on the host (it is sparse).
     pub allocated: u64,
+    /// The root filesystem's kind (`ext4`).
     pub fs_kind: String,
+    /// The root filesystem's UUID, as `root=UUID=` names it.
     pub root_uuid: String,
+    /// The release of the kernel it boots.
     pub kernel_version: String,
+    /// Where that kernel is inside the filesystem.
     pub kernel_path: String,
+    /// Where its initrd is inside the filesystem, if it has one.
     pub initrd_path: Option<String>,
+    /// The kernel command line GRUB passes.
     pub cmdline: String,
 }
 
 impl Summary {
     /// A QEMU command line that boots the image.
     pub fn qemu_command(&self) -> String {
-        let fmt = match self.format {
-            Format::Raw => "raw",
-            Format::Qcow2 => "qcow2",
-        };
         format!(
-            "qemu-system-x86_64 -accel kvm -accel tcg -m 512 -nographic -drive file={},format={fmt},if=virtio",
-            self.out.display()
+            "qemu-system-x86_64 -accel kvm -accel tcg -m 512 -nographic -drive file={},format={},if=virtio",
+            self.out.display(),
+            self.format
         )
     }
 }
@@ -222,118 +269,129 @@ pub fn cmdline(uuid: &str, append: &str) -> String {
     c
 }
 
-/// One file to put into the filesystem.
-struct Put {
-    host: PathBuf,
-    dest: String,
-    size: u64,
+/// Builds the image described by `plan`, as a short sequence of stages: check the inputs,
+/// resolve the kernel, plan what to install, check the room, assemble the disk in a temp
+/// file next to OUT, convert it, and rename it onto OUT.
+pub fn build(plan: &BuildPlan, on: &mut dyn FnMut(Event)) -> Result<Summary, BuildError> {
+    on(Event::Step("checking the inputs".into()));
+    let inputs = check_inputs(plan)?;
+    let work = tempfile::tempdir().map_err(|e| BuildError::io("cannot create a temp dir", e))?;
+    let boot = resolve_kernel(&plan.kernel, &plan.rootfs)?;
+    let contents = plan_install(plan, &inputs, &boot, work.path())?;
+    check_room(&inputs, plan.grow, &contents.install)?;
+    let disk = assemble(plan, &inputs, &contents, work.path(), on)?;
+    let image = convert(plan, disk, on)?;
+    let allocated = persist(image, &plan.out)?;
+    Ok(Summary {
+        out: plan.out.clone(),
+        format: plan.format,
+        disk_size: inputs.layout.disk,
+        allocated,
+        fs_kind: inputs.sb.kind.to_string(),
+        root_uuid: inputs.sb.uuid_string(),
+        kernel_version: boot.version,
+        kernel_path: boot.kernel,
+        initrd_path: boot.initrd,
+        cmdline: contents.cmdline,
+    })
 }
 
-/// Files and directories to create, in creation order.
-#[derive(Default)]
-struct Install {
-    dirs: Vec<String>,
-    files: Vec<Put>,
-    symlinks: Vec<(String, String)>,
+/// The checked inputs of a build: the root filesystem's superblock, the GRUB directory,
+/// the disk layout and the timestamp of every file written.
+struct Inputs {
+    /// The root filesystem image's superblock.
+    sb: Superblock,
+    /// The GRUB i386-pc directory, checked to hold what fsmaker needs.
+    grub: GrubDir,
+    /// The sizes of the disk and of partition 1.
+    layout: Layout,
+    /// Seconds since 1970 for every timestamp fsmaker writes.
+    epoch: i64,
 }
 
-impl Install {
-    fn file(&mut self, host: &Path, dest: String) -> Result<(), BuildError> {
-        let size = std::fs::metadata(host)
-            .map_err(|e| BuildError::io(format!("cannot read {}", host.display()), e))?
-            .len();
-        self.files.push(Put {
-            host: host.to_owned(),
-            dest,
-            size,
-        });
-        Ok(())
+/// Stage 1: reads ROOTFS's superblock, refuses an OUT that exists (unless forced) or that
+/// is ROOTFS itself, checks the GRUB directory and works out the layout.
+fn check_inputs(plan: &BuildPlan) -> Result<Inputs, BuildError> {
+    let sb = Superblock::read(&plan.rootfs)?;
+    if !plan.force && plan.out.symlink_metadata().is_ok() {
+        return Err(BuildError::OutExists(plan.out.clone()));
     }
+    if let (Ok(a), Ok(b)) = (plan.rootfs.canonicalize(), plan.out.canonicalize())
+        && a == b
+    {
+        return Err(BuildError::OutIsRootfs(plan.out.clone()));
+    }
+    let grub = GrubDir::locate(&plan.grub_dir)?;
+    let layout = layout::plan(sb.size(), sb.block_size, plan.size, plan.grow)?;
+    let epoch = plan.epoch.unwrap_or(sb.wtime);
+    Ok(Inputs {
+        sb,
+        grub,
+        layout,
+        epoch,
+    })
+}
 
-    /// Adds the host tree `src` under `dest` (sorted, so the batch is the same every run).
-    fn tree(&mut self, src: &Path, dest: &str) -> Result<(), BuildError> {
-        self.dirs.push(dest.to_string());
-        let mut entries: Vec<_> = std::fs::read_dir(src)
-            .map_err(|e| BuildError::io(format!("cannot list {}", src.display()), e))?
-            .flatten()
-            .collect();
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let d = format!("{dest}/{name}");
-            let ft = e.file_type().map_err(|err| {
-                BuildError::io(format!("cannot stat {}", e.path().display()), err)
-            })?;
-            if ft.is_dir() {
-                self.tree(&e.path(), &d)?;
-            } else if ft.is_symlink() {
-                let t = std::fs::read_link(e.path())
-                    .map_err(|err| BuildError::io("cannot read a symlink", err))?;
-                self.symlinks.push((d, t.to_string_lossy().into_owned()));
-            } else {
-                self.file(&e.path(), d)?;
-            }
+/// The kernel the image boots: where it and its initrd go, and the host files behind them.
+struct Boot {
+    /// The kernel's release (`uname -r`).
+    version: String,
+    /// Where the kernel is inside the filesystem (`/boot/vmlinuz-<version>`).
+    kernel: String,
+    /// Where its initrd is inside the filesystem, if it has one.
+    initrd: Option<String>,
+    /// Host files to install and where: the kernel and its initrd (none for a kernel
+    /// already in ROOTFS).
+    files: Vec<(PathBuf, String)>,
+    /// A cached kernel's modules tree, installed unless ROOTFS already has one.
+    modules: Option<PathBuf>,
+}
+
+/// Stage 2: what kernel to install and where.
+fn resolve_kernel(source: &KernelSource, rootfs: &Path) -> Result<Boot, BuildError> {
+    let (version, host_kernel, host_initrd, modules) = match source {
+        KernelSource::Cached(k) => (
+            k.meta.version.clone(),
+            k.vmlinuz(),
+            Some(k.initrd()),
+            Some(k.modules()),
+        ),
+        KernelSource::Files { kernel, initrd } => (
+            kernel::bzimage_version(kernel)?,
+            kernel.clone(),
+            initrd.clone(),
+            None,
+        ),
+        KernelSource::InRootfs => {
+            let (v, initrd) = kernel_in_rootfs(rootfs)?;
+            return Ok(Boot {
+                kernel: format!("/boot/vmlinuz-{v}"),
+                initrd: initrd.map(|i| format!("/boot/{i}")),
+                version: v,
+                files: Vec::new(),
+                modules: None,
+            });
         }
-        Ok(())
-    }
-
-    /// Bytes and inodes the files need in a filesystem of block size `block`, with a
-    /// margin for extent/indirect blocks.
-    fn needs(&self, block: u64) -> (u64, u64) {
-        let data: u64 = self
-            .files
-            .iter()
-            .map(|f| f.size.div_ceil(block) * block)
-            .sum();
-        let meta = (self.dirs.len() as u64 + self.symlinks.len() as u64) * block;
-        let indirect = data / 1024 + self.files.len() as u64 * 64;
-        let inodes = (self.dirs.len() + self.files.len() + self.symlinks.len()) as u64;
-        (data + meta + indirect + (1 << 20), inodes)
-    }
-}
-
-/// What already exists in the filesystem where fsmaker installs.
-struct Existing {
-    paths: BTreeSet<String>,
-}
-
-impl Existing {
-    fn probe(device: &str, dirs: &[&str]) -> Result<Existing, BuildError> {
-        let mut paths = BTreeSet::new();
-        for d in dirs {
-            if let Some(entries) = debugfs::list(device, d)? {
-                // A directory that exists has parents that exist.
-                let mut acc = String::new();
-                for part in d.split('/').filter(|p| !p.is_empty()) {
-                    acc.push('/');
-                    acc.push_str(part);
-                    paths.insert(acc.clone());
-                }
-                for e in entries {
-                    paths.insert(format!("{}/{}", d.trim_end_matches('/'), e.name));
-                }
-            }
-        }
-        Ok(Existing { paths })
-    }
-
-    fn has(&self, p: &str) -> bool {
-        self.paths.contains(p)
-    }
-}
-
-/// Where `/lib` really is inside the filesystem (merged-/usr systems link it to `usr/lib`).
-fn lib_dir(device: &str) -> Result<String, BuildError> {
-    Ok(match debugfs::read_link(device, "/lib")? {
-        Some(t) if t.starts_with('/') => t,
-        Some(t) => format!("/{t}"),
-        None => "/lib".to_string(),
+    };
+    let kernel = format!("/boot/vmlinuz-{version}");
+    let mut files = vec![(host_kernel, kernel.clone())];
+    let initrd = host_initrd.map(|host| {
+        let dest = format!("/boot/initrd.img-{version}");
+        files.push((host, dest.clone()));
+        dest
+    });
+    Ok(Boot {
+        version,
+        kernel,
+        initrd,
+        files,
+        modules,
     })
 }
 
 /// The newest `vmlinuz-*` (and matching `initrd.img-*`) in the filesystem's /boot.
-fn kernel_in_rootfs(device: &str, rootfs: &Path) -> Result<(String, Option<String>), BuildError> {
-    let boot = debugfs::list(device, "/boot")?.unwrap_or_default();
+fn kernel_in_rootfs(rootfs: &Path) -> Result<(String, Option<String>), BuildError> {
+    let boot = debugfs::list(&device(rootfs), "/boot")?.unwrap_or_default();
     let mut versions: Vec<String> = boot
         .iter()
         .filter(|e| !e.is_dir())
@@ -346,6 +404,161 @@ fn kernel_in_rootfs(device: &str, rootfs: &Path) -> Result<(String, Option<Strin
     let initrd = format!("initrd.img-{v}");
     let has_initrd = boot.iter().any(|e| e.name == initrd);
     Ok((v, has_initrd.then_some(initrd)))
+}
+
+/// `path` as debugfs names a filesystem image.
+fn device(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+/// What goes into the filesystem.
+struct Contents {
+    /// Every file, directory and symlink to write.
+    install: Install,
+    /// What already exists where they go.
+    existing: Existing,
+    /// The kernel command line in grub.cfg.
+    cmdline: String,
+}
+
+/// Stage 3: the files to install (kernel, initrd, modules, GRUB's modules, a `grub.cfg`
+/// written into `workdir`) and what already exists in ROOTFS where they go.
+fn plan_install(
+    plan: &BuildPlan,
+    inputs: &Inputs,
+    boot: &Boot,
+    workdir: &Path,
+) -> Result<Contents, BuildError> {
+    let src = device(&plan.rootfs);
+    let lib = install::lib_dir(&src)?;
+    let modules_root = format!("{lib}/modules");
+    let moddir = format!("{modules_root}/{}", boot.version);
+    let probe = [
+        "/boot",
+        "/boot/grub",
+        "/boot/grub/i386-pc",
+        &lib,
+        &modules_root,
+        &moddir,
+    ];
+    let existing = Existing::probe(&src, &probe)?;
+    let mut install = Install::default();
+    for (host, dest) in &boot.files {
+        install.file(host, dest.clone())?;
+    }
+    if let Some(tree) = &boot.modules
+        && !existing.has(&moddir)
+    {
+        install.tree(tree, &moddir)?;
+    }
+    for f in inputs.grub.runtime_files()? {
+        let name = f.file_name().expect("listed files have names");
+        install.file(&f, format!("/boot/grub/i386-pc/{}", name.to_string_lossy()))?;
+    }
+    let uuid = inputs.sb.uuid_string();
+    let cmdline = cmdline(&uuid, &plan.append);
+    let title = format!("Linux {}", boot.version);
+    let cfg = grub::config(
+        &uuid,
+        &title,
+        &boot.kernel,
+        boot.initrd.as_deref(),
+        &cmdline,
+    );
+    let cfg_path = workdir.join("grub.cfg");
+    std::fs::write(&cfg_path, cfg).map_err(|e| BuildError::io("cannot write grub.cfg", e))?;
+    install.file(&cfg_path, "/boot/grub/grub.cfg".into())?;
+    Ok(Contents {
+        install,
+        existing,
+        cmdline,
+    })
+}
+
+/// Stage 4: whether the filesystem (grown, if `grow`) has the bytes and inodes `install`
+/// needs. Free space counts what growing adds, less ~3% for the new groups' metadata; the
+/// error names a disk size that would fit.
+fn check_room(inputs: &Inputs, grow: bool, install: &Install) -> Result<(), BuildError> {
+    let (sb, layout) = (&inputs.sb, &inputs.layout);
+    let (needed, inodes) = install.needs(sb.block_size);
+    let grown = (layout.part.saturating_sub(sb.size())) / 100 * 97;
+    let free = sb.free_blocks * sb.block_size + grown;
+    let free_inodes = if grow { u64::MAX } else { sb.free_inodes };
+    if needed <= free && inodes <= free_inodes {
+        return Ok(());
+    }
+    let want = PART_START + sb.size() + (needed.saturating_sub(free)) * 11 / 10;
+    let fits_mib = want
+        .div_ceil(1 << 20)
+        .max(layout.disk.div_ceil(1 << 20) + 1);
+    Err(BuildError::TooSmall {
+        needed,
+        free,
+        inodes,
+        free_inodes: sb.free_inodes,
+        fits: fits_mib << 20,
+    })
+}
+
+/// Stage 5: the raw disk, in a temp file next to OUT: the filesystem (grown first if asked)
+/// copied sparsely into partition 1, the files installed by one debugfs batch, then the
+/// MBR and GRUB's core image in the first MiB.
+fn assemble(
+    plan: &BuildPlan,
+    inputs: &Inputs,
+    contents: &Contents,
+    workdir: &Path,
+    on: &mut dyn FnMut(Event),
+) -> Result<NamedTempFile, BuildError> {
+    let disk = temp_next_to(&plan.out, ".tmp")?;
+    let grown = grow_filesystem(plan, inputs, on)?;
+    let source = grown.as_ref().map_or(plan.rootfs.as_path(), |g| g.path());
+    on(Event::Step(
+        "copying the filesystem into partition 1".into(),
+    ));
+    copy_rootfs(source, disk.path(), PART_START, on)?;
+    disk.as_file()
+        .set_len(inputs.layout.disk)
+        .map_err(|e| BuildError::io("cannot size the disk image", e))?;
+    on(Event::Step(
+        "installing the kernel, modules and GRUB files".into(),
+    ));
+    let partition = format!("{}?offset={PART_START}", disk.path().display());
+    install::batch(&contents.install, &contents.existing, inputs.epoch).run(&partition, workdir)?;
+    on(Event::Step("installing GRUB into the MBR".into()));
+    write_boot_sectors(disk.as_file(), inputs, workdir)?;
+    disk.as_file()
+        .sync_all()
+        .map_err(|e| BuildError::io("cannot sync the disk image", e))?;
+    Ok(disk)
+}
+
+/// A copy of ROOTFS grown with `resize2fs` to fill partition 1, when the plan grows it.
+/// resize2fs sizes a regular file to the filesystem's new end, ignoring any `?offset=`,
+/// so the filesystem grows in a file of its own first.
+fn grow_filesystem(
+    plan: &BuildPlan,
+    inputs: &Inputs,
+    on: &mut dyn FnMut(Event),
+) -> Result<Option<NamedTempFile>, BuildError> {
+    let (sb, layout) = (&inputs.sb, &inputs.layout);
+    if !plan.grow || layout.part <= sb.size() {
+        return Ok(None);
+    }
+    on(Event::Step("growing the filesystem".into()));
+    let fs = temp_next_to(&plan.out, ".fs.tmp")?;
+    copy_rootfs(&plan.rootfs, fs.path(), 0, on)?;
+    // libext2fs takes its clock from E2FSPROGS_FAKE_TIME: the grown filesystem's
+    // timestamps are then the same on every run.
+    tool::run(
+        Command::new("resize2fs")
+            .env("E2FSPROGS_FAKE_TIME", inputs.epoch.to_string())
+            .arg("-f")
+            .arg(fs.path())
+            .arg((layout.part / sb.block_size).to_string()),
+        "e2fsprogs",
+    )?;
+    Ok(Some(fs))
 }
 
 /// Copies the filesystem image into `disk` at byte `offset` with the sparse engine:
@@ -364,244 +577,25 @@ fn copy_rootfs(
             total: p.total,
         })
     })
-    .map_err(|e| BuildError::Copy(e.to_string()))?;
+    .map_err(BuildError::Copy)?;
     Ok(())
 }
 
-/// Builds the image described by `plan`.
-pub fn build(plan: &BuildPlan, on: &mut dyn FnMut(Event)) -> Result<Summary, BuildError> {
-    on(Event::Step("checking the inputs".into()));
-    let sb = Superblock::read(&plan.rootfs)?;
-    if !plan.force && plan.out.symlink_metadata().is_ok() {
-        return Err(BuildError::OutExists(plan.out.clone()));
-    }
-    if let (Ok(a), Ok(b)) = (plan.rootfs.canonicalize(), plan.out.canonicalize())
-        && a == b
-    {
-        return Err(BuildError::Usage(format!(
-            "OUT {} is ROOTFS itself: fsmaker never modifies its input",
-            plan.out.display()
-        )));
-    }
-    let grub = GrubDir::locate(&plan.grub_dir)?;
-    let layout: Layout = layout::plan(sb.size(), sb.block_size, plan.size, plan.grow)?;
-    let uuid = sb.uuid_string();
-    let epoch = plan.epoch.unwrap_or(sb.wtime);
-    let work = tempfile::tempdir().map_err(|e| BuildError::io("cannot create a temp dir", e))?;
-
-    // What goes where.
-    let src_device = plan.rootfs.to_string_lossy().into_owned();
-    let lib = lib_dir(&src_device)?;
-    let modules_root = format!("{lib}/modules");
-    let mut probe_dirs = vec![
-        "/boot",
-        "/boot/grub",
-        "/boot/grub/i386-pc",
-        lib.as_str(),
-        modules_root.as_str(),
-    ];
-    let (version, kernel_dest, initrd_dest, mut install) = match &plan.kernel {
-        KernelSource::Cached(k) => {
-            let v = k.meta.version.clone();
-            let mut ins = Install::default();
-            ins.file(&k.vmlinuz(), format!("/boot/vmlinuz-{v}"))?;
-            ins.file(&k.initrd(), format!("/boot/initrd.img-{v}"))?;
-            (
-                v.clone(),
-                format!("/boot/vmlinuz-{v}"),
-                Some(format!("/boot/initrd.img-{v}")),
-                ins,
-            )
-        }
-        KernelSource::Files { kernel, initrd } => {
-            let v = kernel::bzimage_version(kernel)?;
-            let mut ins = Install::default();
-            ins.file(kernel, format!("/boot/vmlinuz-{v}"))?;
-            if let Some(i) = initrd {
-                ins.file(i, format!("/boot/initrd.img-{v}"))?;
-            }
-            (
-                v.clone(),
-                format!("/boot/vmlinuz-{v}"),
-                initrd.as_ref().map(|_| format!("/boot/initrd.img-{v}")),
-                ins,
-            )
-        }
-        KernelSource::InRootfs => {
-            let (v, initrd) = kernel_in_rootfs(&src_device, &plan.rootfs)?;
-            (
-                v.clone(),
-                format!("/boot/vmlinuz-{v}"),
-                initrd.map(|i| format!("/boot/{i}")),
-                Install::default(),
-            )
-        }
-    };
-    let moddir_dest = format!("{modules_root}/{version}");
-    probe_dirs.push(&moddir_dest);
-    let existing = Existing::probe(&src_device, &probe_dirs)?;
-    if let KernelSource::Cached(k) = &plan.kernel
-        && !existing.has(&moddir_dest)
-    {
-        install.tree(&k.modules(), &moddir_dest)?;
-    }
-    for f in grub.runtime_files()? {
-        let name = f
-            .file_name()
-            .expect("listed files have names")
-            .to_string_lossy()
-            .into_owned();
-        install.file(&f, format!("/boot/grub/i386-pc/{name}"))?;
-    }
-    let cmdline = cmdline(&uuid, &plan.append);
-    let cfg = grub::config(
-        &uuid,
-        &format!("Linux {version}"),
-        &kernel_dest,
-        initrd_dest.as_deref(),
-        &cmdline,
-    );
-    let cfg_path = work.path().join("grub.cfg");
-    std::fs::write(&cfg_path, cfg).map_err(|e| BuildError::io("cannot write grub.cfg", e))?;
-    install.file(&cfg_path, "/boot/grub/grub.cfg".into())?;
-
-    // Room: free space now plus what growing adds (less ~3% for new group metadata).
-    let (needed, inodes) = install.needs(sb.block_size);
-    let grown = (layout.part.saturating_sub(sb.size())) / 100 * 97;
-    let free = sb.free_blocks * sb.block_size + grown;
-    let free_inodes = if plan.grow { u64::MAX } else { sb.free_inodes };
-    if needed > free || inodes > free_inodes {
-        let want = PART_START + sb.size() + (needed.saturating_sub(free)) * 11 / 10;
-        let suggest_mib = want
-            .div_ceil(1 << 20)
-            .max(layout.disk.div_ceil(1 << 20) + 1);
-        return Err(BuildError::TooSmall {
-            needed,
-            free,
-            inodes,
-            free_inodes: sb.free_inodes,
-            suggest: format!("{suggest_mib}M"),
-        });
-    }
-
-    // The disk, built in a temp file next to OUT.
-    let out_dir = match plan.out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let name = plan
-        .out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".tmp")
-        .tempfile_in(&out_dir)
-        .map_err(|e| {
-            BuildError::io(
-                format!("cannot create a temp file in {}", out_dir.display()),
-                e,
-            )
-        })?;
-    if plan.grow && layout.part > sb.size() {
-        // resize2fs sizes a regular file to the filesystem's new end, ignoring any
-        // ?offset=, so the filesystem grows in a file of its own first.
-        on(Event::Step("growing the filesystem".into()));
-        let fs = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
-            .suffix(".fs.tmp")
-            .tempfile_in(&out_dir)
-            .map_err(|e| BuildError::io("cannot create a temp file", e))?;
-        copy_rootfs(&plan.rootfs, fs.path(), 0, on)?;
-        let blocks = (layout.part / sb.block_size).to_string();
-        // libext2fs takes its clock from E2FSPROGS_FAKE_TIME: the grown filesystem's
-        // timestamps are then the same on every run.
-        run_tool(
-            Command::new("resize2fs")
-                .env("E2FSPROGS_FAKE_TIME", epoch.to_string())
-                .arg("-f")
-                .arg(fs.path())
-                .arg(&blocks),
-            "e2fsprogs",
-        )?;
-        on(Event::Step(
-            "copying the filesystem into partition 1".into(),
-        ));
-        copy_rootfs(fs.path(), tmp.path(), PART_START, on)?;
-    } else {
-        on(Event::Step(
-            "copying the filesystem into partition 1".into(),
-        ));
-        copy_rootfs(&plan.rootfs, tmp.path(), PART_START, on)?;
-    }
-    tmp.as_file()
-        .set_len(layout.disk)
-        .map_err(|e| BuildError::io("cannot size the disk image", e))?;
-    let device = format!("{}?offset={PART_START}", tmp.path().display());
-
-    on(Event::Step(
-        "installing the kernel, modules and GRUB files".into(),
-    ));
-    batch(&install, &existing, epoch).run(&device, work.path())?;
-
-    on(Event::Step("installing GRUB into the MBR".into()));
-    let core = grub::patch_core_img(&grub.mkimage(work.path())?, 1)?;
+/// Sector 0 (boot.img patched around the partition table) and GRUB's core image from
+/// sector 1, which must end before partition 1.
+fn write_boot_sectors(disk: &File, inputs: &Inputs, workdir: &Path) -> Result<(), BuildError> {
+    let core = grub::patch_core_img(&inputs.grub.mkimage(workdir)?, 1)?;
     if core.len() as u64 > PART_START - layout::SECTOR {
         return Err(BuildError::Grub(format!(
             "core.img ({} bytes) does not fit before partition 1",
             core.len()
         )));
     }
-    let table = layout::mbr(&layout, [sb.uuid[0], sb.uuid[1], sb.uuid[2], sb.uuid[3]])?;
-    let mbr = grub::patch_boot_img(&grub.boot_img()?, &table, 1);
-    write_at(tmp.as_file(), 0, &mbr)?;
-    write_at(tmp.as_file(), layout::SECTOR, &core)?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| BuildError::io("cannot sync the disk image", e))?;
-
-    let final_tmp = match plan.format {
-        Format::Raw => tmp,
-        Format::Qcow2 => {
-            on(Event::Step("converting to qcow2".into()));
-            let q = tempfile::Builder::new()
-                .prefix(&format!(".{name}."))
-                .suffix(".qcow2.tmp")
-                .tempfile_in(&out_dir)
-                .map_err(|e| BuildError::io("cannot create a temp file", e))?;
-            run_tool(
-                Command::new("qemu-img")
-                    .args(["convert", "-f", "raw", "-O", "qcow2"])
-                    .arg(tmp.path())
-                    .arg(q.path()),
-                "qemu-utils",
-            )?;
-            q
-        }
-    };
-    final_tmp
-        .as_file()
-        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
-        .map_err(|e| BuildError::io("cannot set the image's permissions", e))?;
-    let done = final_tmp
-        .persist(&plan.out)
-        .map_err(|e| BuildError::io(format!("cannot create {}", plan.out.display()), e.error))?;
-    let meta = done
-        .metadata()
-        .map_err(|e| BuildError::io("cannot stat the image", e))?;
-    Ok(Summary {
-        out: plan.out.clone(),
-        format: plan.format,
-        disk_size: layout.disk,
-        allocated: meta.blocks() * 512,
-        fs_kind: sb.kind.to_string(),
-        root_uuid: uuid,
-        kernel_version: version,
-        kernel_path: kernel_dest,
-        initrd_path: initrd_dest,
-        cmdline,
-    })
+    let uuid = &inputs.sb.uuid;
+    let table = layout::mbr(&inputs.layout, [uuid[0], uuid[1], uuid[2], uuid[3]])?;
+    let mbr = grub::patch_boot_img(&inputs.grub.boot_img()?, &table, 1);
+    write_at(disk, 0, &mbr)?;
+    write_at(disk, layout::SECTOR, &core)
 }
 
 fn write_at(f: &File, at: u64, data: &[u8]) -> Result<(), BuildError> {
@@ -611,39 +605,62 @@ fn write_at(f: &File, at: u64, data: &[u8]) -> Result<(), BuildError> {
         .map_err(|e| BuildError::io("cannot write the boot sectors", e))
 }
 
-/// The debugfs batch: parents before children, replaced files removed first.
-fn batch(install: &Install, existing: &Existing, epoch: i64) -> Batch {
-    let mut b = Batch::new(epoch);
-    let mut made: BTreeSet<String> = BTreeSet::new();
-    let ensure = |b: &mut Batch, dir: &str, made: &mut BTreeSet<String>| {
-        let mut acc = String::new();
-        for part in dir.split('/').filter(|p| !p.is_empty()) {
-            acc.push('/');
-            acc.push_str(part);
-            if !existing.has(&acc) && made.insert(acc.clone()) {
-                b.mkdir(&acc);
-            }
+/// Stage 6: the image in the plan's format: the raw disk itself, or a qcow2 converted
+/// from it into another temp file next to OUT.
+fn convert(
+    plan: &BuildPlan,
+    raw: NamedTempFile,
+    on: &mut dyn FnMut(Event),
+) -> Result<NamedTempFile, BuildError> {
+    match plan.format {
+        Format::Raw => Ok(raw),
+        Format::Qcow2 => {
+            on(Event::Step("converting to qcow2".into()));
+            let q = temp_next_to(&plan.out, ".qcow2.tmp")?;
+            tool::run(
+                Command::new("qemu-img")
+                    .args(["convert", "-f", "raw", "-O", "qcow2"])
+                    .arg(raw.path())
+                    .arg(q.path()),
+                "qemu-utils",
+            )?;
+            Ok(q)
         }
+    }
+}
+
+/// Stage 7: makes the image world-readable and renames it onto `out`; returns the bytes
+/// it allocates.
+fn persist(image: NamedTempFile, out: &Path) -> Result<u64, BuildError> {
+    image
+        .as_file()
+        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .map_err(|e| BuildError::io("cannot set the image's permissions", e))?;
+    let done = image
+        .persist(out)
+        .map_err(|e| BuildError::io(format!("cannot create {}", out.display()), e.error))?;
+    let meta = done
+        .metadata()
+        .map_err(|e| BuildError::io("cannot stat the image", e))?;
+    Ok(meta.blocks() * 512)
+}
+
+/// A temp file in `out`'s directory named `.<out's name>.<random><suffix>`, so that
+/// renaming it onto `out` is atomic; dropped (on any error) it is deleted.
+fn temp_next_to(out: &Path, suffix: &str) -> Result<NamedTempFile, BuildError> {
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
     };
-    for d in &install.dirs {
-        ensure(&mut b, d, &mut made);
-    }
-    for f in &install.files {
-        if let Some((parent, _)) = f.dest.rsplit_once('/') {
-            ensure(&mut b, parent, &mut made);
-        }
-        if existing.has(&f.dest) {
-            b.rm(&f.dest);
-        }
-        b.write(&f.host, &f.dest);
-    }
-    for (path, target) in &install.symlinks {
-        if existing.has(path) {
-            b.rm(path);
-        }
-        b.symlink(path, target);
-    }
-    b
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(suffix)
+        .tempfile_in(dir)
+        .map_err(|e| BuildError::io(format!("cannot create a temp file in {}", dir.display()), e))
 }
 
 #[cfg(test)]
@@ -659,35 +676,6 @@ mod tests {
         assert_eq!(
             cmdline("u", " quiet "),
             "root=UUID=u ro console=tty0 console=ttyS0,115200 quiet"
-        );
-    }
-
-    #[test]
-    fn batch_creates_parents_once_and_replaces_files() {
-        let mut ins = Install::default();
-        ins.files.push(Put {
-            host: "/h/a".into(),
-            dest: "/boot/grub/i386-pc/a.mod".into(),
-            size: 1,
-        });
-        ins.files.push(Put {
-            host: "/h/cfg".into(),
-            dest: "/boot/grub/grub.cfg".into(),
-            size: 1,
-        });
-        let existing = Existing {
-            paths: [
-                "/boot".to_string(),
-                "/boot/grub/grub.cfg".to_string(),
-                "/boot/grub".to_string(),
-            ]
-            .into(),
-        };
-        let s = batch(&ins, &existing, 0).script().to_string();
-        assert_eq!(
-            s,
-            "set_current_time @0\nmkdir \"/boot/grub/i386-pc\"\nwrite \"/h/a\" \"/boot/grub/i386-pc/a.mod\"\n\
-             rm \"/boot/grub/grub.cfg\"\nwrite \"/h/cfg\" \"/boot/grub/grub.cfg\"\n"
         );
     }
 }

@@ -13,32 +13,32 @@ const INCOMPAT_EXTENTS: u32 = 0x40;
 const INCOMPAT_64BIT: u32 = 0x80;
 const INCOMPAT_FLEX_BG: u32 = 0x200;
 
-/// Which member of the ext family a filesystem is, judged by its feature flags.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExtKind {
-    Ext2,
-    Ext3,
-    Ext4,
-}
-
-impl std::fmt::Display for ExtKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            ExtKind::Ext2 => "ext2",
-            ExtKind::Ext3 => "ext3",
-            ExtKind::Ext4 => "ext4",
-        })
+crate::named_enum! {
+    /// Which member of the ext family a filesystem is, judged by its feature flags.
+    pub enum ExtKind("ext filesystem kind") {
+        /// No journal, no ext4 feature.
+        Ext2 = "ext2",
+        /// A journal, no ext4 feature.
+        Ext3 = "ext3",
+        /// Extents, flex_bg or 64bit.
+        Ext4 = "ext4",
     }
 }
 
 /// The superblock facts fsmaker uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Superblock {
+    /// ext2, ext3 or ext4.
     pub kind: ExtKind,
+    /// The filesystem UUID (what `root=UUID=` names).
     pub uuid: [u8; 16],
+    /// Bytes per block.
     pub block_size: u64,
+    /// The filesystem's length in blocks.
     pub blocks: u64,
+    /// Blocks free for new files.
     pub free_blocks: u64,
+    /// Inodes free for new files.
     pub free_inodes: u64,
     /// Last write time (seconds since 1970).
     pub wtime: i64,

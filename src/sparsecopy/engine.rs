@@ -1,4 +1,9 @@
 //! The copy loop: pieces of SRC in, data runs and zero runs out.
+//!
+//! [`copy_with`] opens SRC ([`super::input`]) and DST ([`super::output`]) and runs the
+//! copy as named steps: the bounds DST allows, the pieces, DST's final size, the
+//! verification, the backup GPT, the sync. It reports progress to its observer only and
+//! never prints; a DST it created is removed when the copy fails.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -9,19 +14,11 @@ use std::time::Instant;
 use super::input::{CHUNK, Identity, Input, Piece};
 use super::output::{DeviceZero, Output, Target, write_error};
 use super::zero::is_zero;
-use super::{CopyPlan, CopyStats, Progress, Source, SparseError, progress};
+use super::{CopyPlan, CopyStats, Progress, Source, SparseError};
 use crate::disk::blockdev::{self, RealDevice};
 
-/// Copy as the plan says; draw a progress bar on stderr if `plan.progress`
-/// and stderr is a terminal.
+/// Copy as the plan says, silently.
 pub fn copy(plan: &CopyPlan) -> Result<CopyStats, SparseError> {
-    if plan.progress
-        && let Some(mut bar) = progress::Bar::on_terminal()
-    {
-        let res = copy_with(plan, &mut |p| bar.update(p));
-        bar.finish();
-        return res;
-    }
     copy_with(plan, &mut |_| {})
 }
 
@@ -141,61 +138,147 @@ fn open_device(
 
 /// What happens when SRC's region would pass the end DST allows.
 enum Limit {
+    /// Nothing: a file DST grows as needed.
     None,
+    /// The copy stops at this final size of a file DST (the plan allows cutting).
     Cut(u64),
+    /// A file DST must end at this size and SRC must fit before it.
     SizeTooSmall(u64),
+    /// A block device of this size: SRC must fit on it.
     Device(u64),
 }
 
-/// The copy proper, once SRC and DST are open.
+/// Where the copy may go in DST: starting at the seek offset, up to the limit.
+struct Bounds<'a> {
+    /// DST's path, for messages.
+    dst: &'a Path,
+    /// Where in DST the copy starts.
+    seek: u64,
+    /// Where DST ends, or must end.
+    limit: Limit,
+}
+
+impl<'a> Bounds<'a> {
+    /// The bounds of `plan`'s copy into `out` (a device is asked its size).
+    fn of(plan: &'a CopyPlan, out: &Output) -> Result<Bounds<'a>, SparseError> {
+        let limit = match (&out.target, plan.size) {
+            (Target::Device { dev, .. }, _) => {
+                Limit::Device(dev.size().map_err(|source| SparseError::Device {
+                    op: "BLKGETSIZE64",
+                    offset: 0,
+                    source,
+                })?)
+            }
+            (Target::File { .. }, Some(size)) if plan.truncate => Limit::Cut(size),
+            (Target::File { .. }, Some(size)) => Limit::SizeTooSmall(size),
+            (Target::File { .. }, None) => Limit::None,
+        };
+        Ok(Bounds {
+            dst: &plan.dst,
+            seek: plan.seek,
+            limit,
+        })
+    }
+
+    /// Refuses `needed` bytes of SRC at the seek offset if they pass DST's end.
+    fn check(&self, needed: u64) -> Result<(), SparseError> {
+        let seek = self.seek;
+        match self.limit {
+            Limit::SizeTooSmall(size) if seek.saturating_add(needed) > size => {
+                Err(SparseError::SizeTooSmall { size, needed, seek })
+            }
+            Limit::Device(size) if seek.saturating_add(needed) > size => {
+                Err(SparseError::TooLarge {
+                    path: self.dst.to_path_buf(),
+                    needed,
+                    seek,
+                    size,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The most bytes of SRC to copy.
+    fn max(&self) -> u64 {
+        match self.limit {
+            Limit::Cut(size) => size.saturating_sub(self.seek),
+            _ => u64::MAX,
+        }
+    }
+
+    /// The size of a device DST.
+    fn device_size(&self) -> Option<u64> {
+        match self.limit {
+            Limit::Device(size) => Some(size),
+            _ => None,
+        }
+    }
+}
+
+/// The copy proper, once SRC and DST are open: check the bounds, copy the pieces, give a
+/// file DST its final size, verify, move a backup GPT to the end, sync.
 pub(super) fn run(
     plan: &CopyPlan,
     mut input: Input,
     mut out: Output,
     observer: &mut dyn FnMut(Progress),
 ) -> Result<CopyStats, SparseError> {
-    let seek = plan.seek;
-    let dev_size = match &out.target {
-        Target::Device { dev, .. } => Some(dev.size().map_err(|source| SparseError::Device {
-            op: "BLKGETSIZE64",
-            offset: 0,
-            source,
-        })?),
-        Target::File { .. } => None,
-    };
-    let limit = match (dev_size, plan.size) {
-        (Some(size), _) => Limit::Device(size),
-        (None, Some(size)) if plan.truncate => Limit::Cut(size),
-        (None, Some(size)) => Limit::SizeTooSmall(size),
-        (None, None) => Limit::None,
-    };
-    let too_far = |needed: u64| -> Option<SparseError> {
-        match limit {
-            Limit::SizeTooSmall(size) if seek.saturating_add(needed) > size => {
-                Some(SparseError::SizeTooSmall { size, needed, seek })
-            }
-            Limit::Device(size) if seek.saturating_add(needed) > size => {
-                Some(SparseError::TooLarge {
-                    path: plan.dst.clone(),
-                    needed,
-                    seek,
-                    size,
-                })
-            }
-            _ => None,
-        }
-    };
-    if let Some(e) = input.len.and_then(too_far) {
-        return Err(e);
+    let bounds = Bounds::of(plan, &out)?;
+    if let Some(len) = input.len {
+        bounds.check(len)?;
     }
-    let max = match limit {
-        Limit::Cut(size) => size.saturating_sub(seek),
-        _ => u64::MAX,
-    };
-    let total = input.len.map(|l| l.min(max));
     out.preallocate = matches!(out.target, Target::File { .. }) && input.whole_runs();
-    let record_crcs = plan.verify && plan.src == Source::Stdin;
-    let mut crcs = Vec::new();
+    let Copied { done, crcs } = copy_pieces(plan, &mut input, &mut out, &bounds, observer)?;
+    let bytes_read = input.bytes_read;
+    drop(input);
+    let end = plan.seek + done;
+    let dst_size = final_size(plan, &out, &bounds, end)?;
+    // Verify first: moving the backup GPT clears its old copy inside the region.
+    if plan.verify {
+        verify(plan, &out.file, done, crcs)?;
+    }
+    let mut gpt_relocated = false;
+    if plan.seek == 0 && plan.skip == 0 && dst_size > done {
+        gpt_relocated = crate::disk::gpt::relocate_backup(&out.file, done, dst_size)
+            .map_err(SparseError::Gpt)?;
+    }
+    let mut warnings = Vec::new();
+    sync_dst(plan, &out, end, &mut warnings)?;
+    Ok(CopyStats {
+        bytes_read,
+        bytes_written: out.bytes_written,
+        bytes_skipped: done - out.bytes_written,
+        copied: done,
+        dst_size,
+        elapsed: Default::default(),
+        gpt_relocated,
+        warnings,
+    })
+}
+
+/// What the copy loop did.
+struct Copied {
+    /// Bytes of SRC's region copied.
+    done: u64,
+    /// For a stdin SRC that is to be verified: (DST offset, length, CRC32) of each data
+    /// piece, since stdin cannot be read again.
+    crcs: Option<Vec<(u64, u64, u32)>>,
+}
+
+/// Copies SRC's pieces into DST within `bounds`: holes become zero ranges, data is
+/// written block by block; `observer` hears after every piece.
+fn copy_pieces(
+    plan: &CopyPlan,
+    input: &mut Input,
+    out: &mut Output,
+    bounds: &Bounds,
+    observer: &mut dyn FnMut(Progress),
+) -> Result<Copied, SparseError> {
+    let seek = plan.seek;
+    let max = bounds.max();
+    let total = input.len.map(|l| l.min(max));
+    let mut crcs = (plan.verify && plan.src == Source::Stdin).then(Vec::new);
     let mut done = 0u64;
     while done < max {
         let Some(piece) = input.next_piece()? else {
@@ -206,84 +289,81 @@ pub(super) fn run(
             Piece::Data(d) => d.len() as u64,
         };
         let take = len.min(max - done);
-        if let Some(e) = too_far(done + take) {
-            return Err(e);
-        }
+        bounds.check(done + take)?;
         match piece {
             Piece::Hole(_) => out.zero(seek + done, take)?,
             Piece::Data(d) => {
                 let d = &d[..take as usize];
-                if record_crcs {
+                if let Some(crcs) = &mut crcs {
                     crcs.push((seek + done, take, crc32fast::hash(d)));
                 }
-                write_blocks(&mut out, seek + done, d, plan.block_size as u64)?;
+                write_blocks(out, seek + done, d, plan.block_size as u64)?;
             }
         }
         done += take;
         observer(Progress { done, total });
     }
     out.flush_zeros()?;
-    let mut stats = CopyStats {
-        bytes_read: input.bytes_read,
-        bytes_written: out.bytes_written,
-        bytes_skipped: done - out.bytes_written,
-        copied: done,
-        dst_size: 0,
-        elapsed: Default::default(),
-        gpt_relocated: false,
-        warnings: Vec::new(),
+    Ok(Copied { done, crcs })
+}
+
+/// Gives a file DST its final size (the plan's `size`, the copy's `end`, or at least its
+/// old length) and returns DST's size: a device's is its own.
+fn final_size(
+    plan: &CopyPlan,
+    out: &Output,
+    bounds: &Bounds,
+    end: u64,
+) -> Result<u64, SparseError> {
+    let old_len = match (&out.target, bounds.device_size()) {
+        (_, Some(size)) => return Ok(size),
+        (Target::File { old_len }, None) => *old_len,
+        (Target::Device { .. }, None) => unreachable!("a device always has a size"),
     };
-    drop(input);
-    let end = seek + done;
-    stats.dst_size = match (dev_size, &out.target) {
-        (Some(size), _) => size,
-        (None, Target::File { old_len }) => {
-            let want = match plan.size {
-                Some(size) => size,
-                None if plan.truncate => end,
-                None => end.max(*old_len),
-            };
-            let now = out
-                .file
-                .metadata()
-                .map_err(|e| write_error(end, out.bytes_written, e))?
-                .len();
-            if now != want {
-                out.file
-                    .set_len(want)
-                    .map_err(|e| write_error(want, out.bytes_written, e))?;
-            }
-            want
-        }
-        (None, Target::Device { .. }) => unreachable!("a device always has a size"),
+    let want = match plan.size {
+        Some(size) => size,
+        None if plan.truncate => end,
+        None => end.max(old_len),
     };
-    // Verify first: moving the backup GPT clears its old copy inside the region.
-    if plan.verify {
-        verify(plan, &out.file, done, record_crcs.then_some(crcs))?;
+    let now = out
+        .file
+        .metadata()
+        .map_err(|e| write_error(end, out.bytes_written, e))?
+        .len();
+    if now != want {
+        out.file
+            .set_len(want)
+            .map_err(|e| write_error(want, out.bytes_written, e))?;
     }
-    if seek == 0 && plan.skip == 0 && stats.dst_size > done {
-        stats.gpt_relocated = crate::disk::gpt::relocate_backup(&out.file, done, stats.dst_size)
-            .map_err(SparseError::Gpt)?;
-    }
+    Ok(want)
+}
+
+/// Makes the copy durable: a device is always flushed and its partition table re-read (a
+/// failure there is a warning); a file only when the plan syncs.
+fn sync_dst(
+    plan: &CopyPlan,
+    out: &Output,
+    end: u64,
+    warnings: &mut Vec<String>,
+) -> Result<(), SparseError> {
+    let sync = || {
+        out.file
+            .sync_all()
+            .map_err(|e| write_error(end, out.bytes_written, e))
+    };
     match &out.target {
         Target::Device { dev, .. } => {
-            out.file
-                .sync_all()
-                .map_err(|e| write_error(end, out.bytes_written, e))?;
+            sync()?;
             if let Err(e) = dev.reread_partitions() {
-                stats.warnings.push(format!(
+                warnings.push(format!(
                     "could not re-read the partition table (BLKRRPART): {e}"
                 ));
             }
         }
-        Target::File { .. } if plan.sync => {
-            out.file
-                .sync_all()
-                .map_err(|e| write_error(end, out.bytes_written, e))?;
-        }
+        Target::File { .. } if plan.sync => sync()?,
         Target::File { .. } => {}
     }
-    Ok(stats)
+    Ok(())
 }
 
 /// Write the non-zero blocks of `data` (which goes at DST `offset`) and zero
@@ -513,7 +593,7 @@ mod tests {
         let (res, content, calls) = copy_to_fake(&plan, DeviceZero::ZeroOut);
         assert_eq!(
             res.unwrap_err().to_string(),
-            "SRC does not fit: 29672 bytes needed at --seek 1044480, but DST device /dev/fake has 1048576 bytes"
+            "SRC does not fit: 29672 bytes needed at seek offset 1044480, but DST device /dev/fake has 1048576 bytes"
         );
         assert!(content.iter().all(|&b| b == 0xaa));
         assert!(calls.is_empty());

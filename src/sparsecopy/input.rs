@@ -42,11 +42,22 @@ pub enum Piece<'a> {
 /// Identifies the file behind SRC, to refuse copying a file onto itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Identity {
-    Inode { dev: u64, ino: u64 },
-    Device { rdev: u64 },
+    /// A file, by its filesystem's device and its inode number.
+    Inode {
+        /// The device of the filesystem holding it.
+        dev: u64,
+        /// Its inode number.
+        ino: u64,
+    },
+    /// A block device, by its device number.
+    Device {
+        /// The device number it stands for.
+        rdev: u64,
+    },
 }
 
 impl Identity {
+    /// The identity of the file `meta` describes.
     pub fn of(meta: &std::fs::Metadata) -> Self {
         if meta.file_type().is_block_device() {
             Identity::Device { rdev: meta.rdev() }
@@ -185,18 +196,7 @@ impl Input {
     /// what verification wants.
     pub fn open(plan: &CopyPlan, use_extents: bool) -> Result<Input, SparseError> {
         let path = match &plan.src {
-            Source::Stdin => {
-                grow_pipe(io::stdin());
-                // stdin redirected from a file still must not be DST.
-                let identity = rustix::fs::fstat(io::stdin())
-                    .ok()
-                    .filter(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_file())
-                    .map(|st| Identity::Inode {
-                        dev: st.st_dev,
-                        ino: st.st_ino,
-                    });
-                return Self::stream(Box::new(io::stdin()), identity, plan);
-            }
+            Source::Stdin => return Self::stdin(plan),
             Source::Path(p) => p,
         };
         let src_err = |e| SparseError::SrcOpen {
@@ -209,32 +209,46 @@ impl Input {
             return Err(src_err(io::Error::from_raw_os_error(libc::EISDIR)));
         }
         let identity = Some(Identity::of(&meta));
-        let size = if meta.file_type().is_block_device() {
-            Some(
-                RealDevice::new(file.try_clone().map_err(src_err)?)
-                    .size()
-                    .map_err(src_err)?,
-            )
-        } else if meta.is_file() {
-            Some(meta.len())
-        } else {
-            None
-        };
-        let Some(size) = size else {
+        let Some(size) = known_size(&file, &meta).map_err(src_err)? else {
             grow_pipe(&file);
             return Self::stream(Box::new(file), identity, plan);
         };
-        let mut head = [0u8; sniff::MAGIC_LEN];
-        let n = read_at_most(&file, &mut head, 0).map_err(src_err)?;
-        if sniff::compression(&head[..n]).is_some() {
+        if is_compressed(&file).map_err(src_err)? {
             return Self::stream(Box::new(file), identity, plan);
         }
+        Self::region(plan, file, size, identity, use_extents).map_err(src_err)
+    }
+
+    /// Standard input, always a stream.
+    fn stdin(plan: &CopyPlan) -> Result<Input, SparseError> {
+        grow_pipe(io::stdin());
+        // stdin redirected from a file still must not be DST.
+        let identity = rustix::fs::fstat(io::stdin())
+            .ok()
+            .filter(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_file())
+            .map(|st| Identity::Inode {
+                dev: st.st_dev,
+                ino: st.st_ino,
+            });
+        Self::stream(Box::new(io::stdin()), identity, plan)
+    }
+
+    /// The plan's region of an uncompressed file or device of `size` bytes: mapped and
+    /// scanned ahead by a helper thread, or (for verification, or where mapping fails)
+    /// read with `pread`s.
+    fn region(
+        plan: &CopyPlan,
+        file: File,
+        size: u64,
+        identity: Option<Identity>,
+        use_extents: bool,
+    ) -> io::Result<Input> {
         let start = plan.skip.min(size);
         let end = plan
             .count
             .map_or(size, |c| start.saturating_add(c).min(size));
         let extents = if use_extents {
-            data_extents(&file, start..end).map_err(src_err)?
+            data_extents(&file, start..end)?
         } else {
             std::iter::once(start..end).collect()
         };
@@ -537,6 +551,25 @@ fn read_at_most(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         }
     }
     Ok(done)
+}
+
+/// The size of a regular file or block device; `None` for anything else (a pipe, a
+/// character device), which is read as a stream.
+fn known_size(file: &File, meta: &std::fs::Metadata) -> io::Result<Option<u64>> {
+    if meta.file_type().is_block_device() {
+        RealDevice::new(file.try_clone()?).size().map(Some)
+    } else if meta.is_file() {
+        Ok(Some(meta.len()))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Whether the file starts with a gzip, zstd or xz magic number.
+fn is_compressed(file: &File) -> io::Result<bool> {
+    let mut head = [0u8; sniff::MAGIC_LEN];
+    let n = read_at_most(file, &mut head, 0)?;
+    Ok(sniff::compression(&head[..n]).is_some())
 }
 
 /// The reader thread: decompress, skip, and send full buffers.

@@ -5,19 +5,18 @@
 //! magic, [`input`]); every block is checked for zeros ([`zero`]) and only
 //! non-zero blocks are written ([`output`]), so DST holds holes wherever SRC
 //! is zero. Block devices are reached through [`crate::disk::blockdev`]. This module never
-//! prints: progress goes to an observer ([`copy_with`]); the terminal bar is
-//! one such observer ([`progress`]).
+//! prints: progress goes to an observer ([`copy_with`]) as [`Progress`] events; the
+//! terminal bar is the command line's (`crate::cli::progress`).
 //!
 //! DST semantics: DST is never truncated unless asked. Bytes outside
 //! `[seek, seek + copied)` are untouched; a file DST ends at
-//! `max(old size, seek + copied)`, or exactly `size` if given; `--truncate`
+//! `max(old size, seek + copied)`, or exactly `size` if given; `truncate`
 //! lets it end at `seek + copied` (or `size`) even if that cuts SRC or DST.
 
 mod engine;
 pub mod extents;
 pub mod input;
 pub mod output;
-pub mod progress;
 pub mod zero;
 
 use std::io;
@@ -40,7 +39,9 @@ pub enum Source {
 /// Everything one copy needs, resolved from the command line or built by code.
 #[derive(Debug, Clone)]
 pub struct CopyPlan {
+    /// Where the bytes come from.
     pub src: Source,
+    /// Where they go: a file (created if missing) or a block device.
     pub dst: PathBuf,
     /// Zero-detection granularity in bytes (default 4096): a power of two, 512 to 1 MiB.
     pub block_size: usize,
@@ -60,13 +61,13 @@ pub struct CopyPlan {
     pub discard: bool,
     /// Block device: DST already reads as zeros, skip zero ranges.
     pub assume_zero: bool,
-    /// Show a progress bar on stderr if it is a terminal.
-    pub progress: bool,
     /// `fsync` a file DST at the end (a block device is always flushed).
     pub sync: bool,
 }
 
 impl CopyPlan {
+    /// A plain copy of all of `src` to the start of `dst`: 4 KiB blocks, no final size,
+    /// no cutting, no verification, no sync.
     pub fn new(src: Source, dst: impl Into<PathBuf>) -> Self {
         CopyPlan {
             src,
@@ -80,7 +81,6 @@ impl CopyPlan {
             verify: false,
             discard: false,
             assume_zero: false,
-            progress: false,
             sync: false,
         }
     }
@@ -99,6 +99,7 @@ pub struct CopyStats {
     pub copied: u64,
     /// DST's size at the end.
     pub dst_size: u64,
+    /// How long the copy took.
     pub elapsed: Duration,
     /// The backup GPT was moved to the end of a larger DST.
     pub gpt_relocated: bool,
@@ -115,66 +116,145 @@ pub struct Progress {
     pub total: Option<u64>,
 }
 
-/// Why a copy failed. Every message is one line.
+/// Why a copy failed. Every message is one line and speaks of the plan ([`CopyPlan`]),
+/// never of a command-line flag: fsmaker copies through this engine too, and the
+/// `sparsecopy` binary adds the flag hints.
 #[derive(Debug, thiserror::Error)]
 pub enum SparseError {
+    /// SRC cannot be opened (or is a directory).
     #[error("cannot read SRC {path}: {source}")]
-    SrcOpen { path: PathBuf, source: io::Error },
+    SrcOpen {
+        /// SRC's path.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// Reading SRC failed partway.
     #[error("reading SRC at offset {offset}: {source}")]
-    SrcRead { offset: u64, source: io::Error },
+    SrcRead {
+        /// Where in SRC (after decompression) the read failed.
+        offset: u64,
+        /// The cause.
+        source: io::Error,
+    },
+    /// A compressed SRC does not decode to its end.
     #[error("corrupt or truncated {format} stream after {at} bytes of output: {message}")]
     Corrupt {
+        /// The compression format.
         format: Compression,
+        /// How many decompressed bytes came out before the fault.
         at: u64,
+        /// The decoder's complaint.
         message: String,
     },
+    /// DST cannot be opened or created.
     #[error("cannot open DST {path}: {source}")]
-    DstOpen { path: PathBuf, source: io::Error },
+    DstOpen {
+        /// DST's path.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// DST is a directory.
     #[error("DST {0} is a directory")]
     DstIsDir(PathBuf),
+    /// DST is something other than a regular file or a block device.
     #[error("DST {0} is neither a regular file nor a block device")]
     DstKind(PathBuf),
+    /// DST is the very file (or device) SRC is.
     #[error("DST {0} is the same file as SRC")]
     SameFile(PathBuf),
+    /// DST is a block device with a mounted filesystem on it (or on a partition).
     #[error("DST {path} is mounted on {mountpoint}; unmount it first")]
-    Mounted { path: PathBuf, mountpoint: String },
+    Mounted {
+        /// The device.
+        path: PathBuf,
+        /// Where it (or one of its partitions) is mounted.
+        mountpoint: String,
+    },
+    /// SRC's region, placed at the seek offset, runs past the end of a DST device.
     #[error(
-        "SRC does not fit: {needed} bytes needed at --seek {seek}, but DST device {path} has {size} bytes"
+        "SRC does not fit: {needed} bytes needed at seek offset {seek}, but DST device {path} has {size} bytes"
     )]
     TooLarge {
+        /// The device.
         path: PathBuf,
+        /// Bytes of SRC to place.
         needed: u64,
+        /// Where in DST they would start.
         seek: u64,
+        /// The device's size in bytes.
         size: u64,
     },
-    #[error("--size {size} is too small: SRC needs {} bytes ({needed} at --seek {seek}); add --truncate to cut it", seek + needed)]
-    SizeTooSmall { size: u64, needed: u64, seek: u64 },
-    #[error("--size cannot resize block device {0}")]
+    /// The final DST size asked for ends before SRC's region does, and cutting was not
+    /// allowed.
+    #[error(
+        "size {size} is too small: SRC's {needed} bytes at seek offset {seek} end at byte {}",
+        seek + needed
+    )]
+    SizeTooSmall {
+        /// The DST size asked for.
+        size: u64,
+        /// Bytes of SRC to place.
+        needed: u64,
+        /// Where in DST they start.
+        seek: u64,
+    },
+    /// A final size was asked for a block device, which cannot be resized.
+    #[error("block device {0} cannot be given another size")]
     SizeOnDevice(PathBuf),
+    /// DST's filesystem (or device) is full.
     #[error("no space left on DST at offset {offset} after writing {written} bytes: {source}")]
     NoSpace {
+        /// Where the write failed.
         offset: u64,
+        /// Bytes written before it.
         written: u64,
+        /// The cause (`ENOSPC`, `EFBIG`).
         source: io::Error,
     },
+    /// Writing (or reading back) DST failed.
     #[error("writing DST at offset {offset}: {source}")]
-    DstWrite { offset: u64, source: io::Error },
+    DstWrite {
+        /// Where in DST.
+        offset: u64,
+        /// The cause.
+        source: io::Error,
+    },
+    /// A block-device operation on DST failed.
     #[error("{op} on DST at offset {offset} failed: {source}")]
     Device {
+        /// The operation (`BLKZEROOUT`, `BLKDISCARD`, `BLKGETSIZE64`).
         op: &'static str,
+        /// Where in DST.
         offset: u64,
+        /// The cause.
         source: io::Error,
     },
+    /// A size in the plan's text form does not parse.
     #[error(transparent)]
     BadSize(#[from] crate::units::SizeError),
+    /// The zero-detection block size is not a power of two from 512 to 1 MiB.
     #[error("invalid block size {0}: use a power of two from 512 to 1M")]
     BadBlockSize(usize),
+    /// Verification found DST differing from SRC at a byte.
     #[error("verify failed: DST differs from SRC at DST offset {offset}")]
-    Mismatch { offset: u64 },
+    Mismatch {
+        /// The first differing byte of DST.
+        offset: u64,
+    },
+    /// Verification of a stream found a chunk of DST differing from what was read.
     #[error("verify failed: DST differs from SRC within DST bytes {start}..{end}")]
-    MismatchIn { start: u64, end: u64 },
+    MismatchIn {
+        /// The chunk's first byte in DST.
+        start: u64,
+        /// The byte after its last.
+        end: u64,
+    },
+    /// Moving the backup GPT to the end of a larger DST failed.
     #[error("relocating the backup GPT: {0}")]
     Gpt(String),
+    /// A bug: something that cannot happen did.
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -3,8 +3,9 @@
 //! Zero ranges are coalesced and then made to read as zeros as cheaply as the
 //! target allows: in a file, nothing at all where the file was a hole or
 //! beyond its old end (it is extended with `set_len`), a punched hole where it
-//! had data; on a block device, `BLKZEROOUT`, `BLKDISCARD` (`--discard`) or
-//! nothing (`--assume-zero`), with explicit zeros for unaligned edges.
+//! had data; on a block device, `BLKZEROOUT`, `BLKDISCARD` (the plan's `discard`) or
+//! nothing (`assume_zero`), with explicit zeros for unaligned edges. It never reads SRC
+//! and never decides where bytes go: the copy loop gives every offset.
 
 use std::fs::File;
 use std::io;
@@ -20,25 +21,35 @@ use crate::disk::blockdev::BlockDevice;
 /// How zero ranges are made to read as zeros on a block device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceZero {
+    /// `BLKZEROOUT`: the device writes (or unmaps) zeros itself.
     ZeroOut,
+    /// `BLKDISCARD`: the range is discarded (reads as zeros on devices that promise it).
     Discard,
+    /// Nothing: the device already reads as zeros.
     AssumeZero,
 }
 
 /// Where the bytes go.
 pub enum Target {
     /// A regular file; bytes at or beyond `old_len` are holes already.
-    File { old_len: u64 },
+    File {
+        /// Its length before the copy.
+        old_len: u64,
+    },
     /// A block device driven through `dev`.
     Device {
+        /// The device's block-layer operations.
         dev: Box<dyn BlockDevice>,
+        /// How zero ranges are made to read as zeros on it.
         zero: DeviceZero,
     },
 }
 
 /// DST with a pending zero range.
 pub struct Output {
+    /// DST, open for reading and writing.
     pub file: File,
+    /// What kind of DST it is.
     pub target: Target,
     pending: Option<Range<u64>>,
     /// Bytes written with data.

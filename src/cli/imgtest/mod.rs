@@ -13,6 +13,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use super::live::Live;
+use super::with_hint;
 use crate::checks::{self, CATALOGUE};
 use crate::exit;
 use crate::facts::AccelDecision;
@@ -197,7 +198,7 @@ fn run_images(
                 reports.push(r);
             }
             Err(e) => {
-                eprintln!("imgtest: {e}{}", run_hint(&e));
+                eprintln!("imgtest: {}", with_hint(&e.to_string(), run_hint(&e)));
                 code = exit::ERROR;
             }
         }
@@ -210,11 +211,11 @@ fn run_images(
 }
 
 /// What the user can do about a run error, naming the flag or command that helps.
-fn run_hint(e: &RunError) -> &'static str {
+fn run_hint(e: &RunError) -> Option<String> {
     match e {
-        RunError::Agent(_) => "; pass --user NAME",
-        RunError::Vm(VmError::Spawn { .. }) => " (is it installed? see `imgtest doctor`)",
-        _ => "",
+        RunError::Agent(_) => Some("pass --user NAME".into()),
+        RunError::Vm(VmError::Spawn { .. }) => Some("is it installed? see `imgtest doctor`".into()),
+        _ => None,
     }
 }
 
@@ -288,9 +289,8 @@ mod tests {
     #[test]
     fn errors_get_the_hint_that_helps() {
         let e = RunError::Agent(crate::cloudinit::NoDefaultUser);
-        assert!(format!("{e}{}", run_hint(&e)).contains("pass --user NAME"));
-        let e = RunError::Interrupted;
-        assert_eq!(run_hint(&e), "");
+        assert!(with_hint(&e.to_string(), run_hint(&e)).contains("pass --user NAME"));
+        assert_eq!(run_hint(&RunError::Interrupted), None);
     }
 
     #[test]
