@@ -7,13 +7,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use super::source_date_epoch;
 use crate::cli::progress::StepSpinner;
 use crate::cli::{value_enum, with_hint};
 use crate::exit;
 use crate::fsmaker::kernel::{Cache, DEFAULT_PACKAGE};
 use crate::fsmaker::{BuildError, BuildPlan, Format, KernelSource, Summary, build, grub};
 use crate::units::{self, human};
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
@@ -99,17 +100,6 @@ fn parse_size(s: &str) -> Result<u64, String> {
     units::parse_size(s).map_err(|e| e.to_string())
 }
 
-fn source_date_epoch() -> Result<Option<i64>> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) if !v.is_empty() => {
-            Ok(Some(v.trim().parse().with_context(|| {
-                format!("SOURCE_DATE_EPOCH={v:?} is not a number")
-            })?))
-        }
-        _ => Ok(None),
-    }
-}
-
 fn plan(a: BuildArgs) -> Result<BuildPlan> {
     let kernel = if a.kernel_in_rootfs {
         KernelSource::InRootfs
@@ -134,7 +124,7 @@ fn plan(a: BuildArgs) -> Result<BuildPlan> {
         kernel,
         grub_dir: a.grub_dir,
         append: a.append,
-        epoch: source_date_epoch()?,
+        epoch: source_date_epoch().map_err(anyhow::Error::msg)?,
     })
 }
 
@@ -178,7 +168,12 @@ fn run_kernel(cmd: KernelCmd) -> Result<()> {
                 (Some(p), None) => p,
                 (None, None) => DEFAULT_PACKAGE.to_string(),
             };
-            let k = cache.fetch(&what, source_date_epoch()?.unwrap_or(0))?;
+            let k = cache.fetch(
+                &what,
+                source_date_epoch()
+                    .map_err(anyhow::Error::msg)?
+                    .unwrap_or(0),
+            )?;
             println!(
                 "fsmaker: cached kernel {} from {} {} (sha256 {})",
                 k.meta.version, k.meta.package, k.meta.package_version, k.meta.deb_sha256

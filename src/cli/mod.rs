@@ -9,6 +9,18 @@ mod live;
 pub mod progress;
 pub mod sparsecopy;
 
+/// `SOURCE_DATE_EPOCH`, the timestamp reproducible builds give every file they write.
+pub fn source_date_epoch() -> Result<Option<i64>, String> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("SOURCE_DATE_EPOCH={v:?} is not a number")),
+        _ => Ok(None),
+    }
+}
+
 /// A library error's message with the flag hint a tool adds to it (`... already exists
 /// (use --force to replace it)`). The library says what is wrong; only the tool knows its
 /// flags.

@@ -197,8 +197,9 @@ pub struct MatrixPlan {
 impl MatrixPlan {
     /// A plan testing `rootfs` with each kernel of `specs`, every kernel's run as `run`
     /// describes (its images are filled per kernel) and `append` on every kernel command
-    /// line. `specs` are kept in the given order: callers sort them ([`sorted_specs`]) for
-    /// a matrix and keep them for a bisection.
+    /// line; `epoch` dates the files fsmaker writes (`SOURCE_DATE_EPOCH`). `specs` are kept
+    /// in the given order: callers sort them ([`sorted_specs`]) for a matrix and keep them
+    /// for a bisection.
     pub fn new(
         rootfs: PathBuf,
         specs: Vec<String>,
@@ -206,6 +207,7 @@ impl MatrixPlan {
         jobs: Option<usize>,
         run: RunPlan,
         append: String,
+        epoch: Option<i64>,
     ) -> Result<MatrixPlan, MatrixError> {
         if !rootfs.is_file() {
             return Err(MatrixError::Usage(format!(
@@ -232,12 +234,6 @@ impl MatrixPlan {
                 u64::from(run.memory_mib) + QEMU_OVERHEAD_MIB,
             )
         });
-        let epoch = match std::env::var("SOURCE_DATE_EPOCH") {
-            Ok(v) if !v.is_empty() => Some(v.trim().parse().map_err(|_| {
-                MatrixError::Usage(format!("SOURCE_DATE_EPOCH={v:?} is not a number"))
-            })?),
-            _ => None,
-        };
         Ok(MatrixPlan {
             epoch,
             rootfs,

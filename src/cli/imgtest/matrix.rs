@@ -70,7 +70,8 @@ fn matrix_plan(
     opts: &RunOptions,
 ) -> Result<(MatrixPlan, AccelDecision), String> {
     let run = RunPlan::load(opts.boot.request(), relay_program()).map_err(|e| e.to_string())?;
-    let plan = MatrixPlan::new(rootfs, specs, shard, jobs, run, opts.append.clone())
+    let epoch = crate::cli::source_date_epoch()?;
+    let plan = MatrixPlan::new(rootfs, specs, shard, jobs, run, opts.append.clone(), epoch)
         .map_err(|e| e.to_string())?;
     let decision = decide_accel(&plan.run)?;
     Ok((plan, decision))
