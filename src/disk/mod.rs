@@ -13,3 +13,16 @@ pub mod gpt;
 pub mod image;
 pub mod sniff;
 pub mod table;
+
+/// Opens `path` for reading with its metadata; a directory is an error (`EISDIR`), as
+/// reading one would be.
+pub fn open_for_reading(
+    path: &std::path::Path,
+) -> std::io::Result<(std::fs::File, std::fs::Metadata)> {
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if meta.is_dir() {
+        return Err(std::io::Error::from_raw_os_error(libc::EISDIR));
+    }
+    Ok((file, meta))
+}

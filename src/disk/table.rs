@@ -99,11 +99,7 @@ pub fn inspect(path: &Path) -> Result<ImageInfo, InfoError> {
         path: path.to_path_buf(),
         source: e,
     };
-    let file = File::open(path).map_err(read_err)?;
-    let meta = file.metadata().map_err(read_err)?;
-    if meta.is_dir() {
-        return Err(read_err(io::Error::from_raw_os_error(libc::EISDIR)));
-    }
+    let (file, meta) = super::open_for_reading(path).map_err(read_err)?;
     let (size, allocated) = if meta.file_type().is_block_device() {
         let size = RealDevice::new(file.try_clone().map_err(read_err)?)
             .size()

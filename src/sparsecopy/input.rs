@@ -203,11 +203,7 @@ impl Input {
             path: path.clone(),
             source: e,
         };
-        let file = File::open(path).map_err(src_err)?;
-        let meta = file.metadata().map_err(src_err)?;
-        if meta.is_dir() {
-            return Err(src_err(io::Error::from_raw_os_error(libc::EISDIR)));
-        }
+        let (file, meta) = crate::disk::open_for_reading(path).map_err(src_err)?;
         let identity = Some(Identity::of(&meta));
         let Some(size) = known_size(&file, &meta).map_err(src_err)? else {
             grow_pipe(&file);
