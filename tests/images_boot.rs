@@ -270,28 +270,10 @@ fn server_takes_its_password_from_metadata_and_lets_root_in() {
          | grep ^ssh- | cut -d' ' -f2",
     );
     assert!(
-        guest_keys.lines().any(|k| k == base64(&keys)),
+        guest_keys
+            .lines()
+            .any(|k| k == imgtest::metadata::base64(&keys)),
         "handshake key {} is not among the guest's host keys:\n{guest_keys}",
-        base64(&keys)
+        imgtest::metadata::base64(&keys)
     );
-}
-
-/// Standard base64 with padding, as OpenSSH's public key lines write key blobs.
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }

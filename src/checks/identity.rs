@@ -1,8 +1,8 @@
 //! Rule 4: information that must be unique per server (SSH host keys, machine-id) is not
 //! in the image and is different on every boot.
 
-use super::{Judgement, fail, list, pass, short, skip};
-use crate::facts::{BootFacts, Facts, Offline, OfflineFacts};
+use super::{Judgement, fail, files, list, pass, short, skip};
+use crate::facts::{BootFacts, Facts, FileKind, Finding, Offline, OfflineFacts};
 
 /// `hostkeys.absent`: no SSH host key files in the image.
 pub(super) fn host_keys_absent(f: &OfflineFacts, _: &Facts) -> Judgement {
@@ -100,4 +100,75 @@ fn duplicate<'a>(items: &[(usize, &'a String)]) -> Option<(usize, usize, &'a Str
             .find(|(_, kb)| *kb == ka)
             .map(|&(b, _)| (a, b, ka))
     })
+}
+
+/// `identity.dbus-machine-id`: no D-Bus machine-id systemd would copy into every clone.
+pub(super) fn dbus_machine_id(f: &OfflineFacts, _: &Facts) -> Judgement {
+    files(f, FileKind::DbusMachineId, "no D-Bus machine-id of its own")
+}
+
+/// `identity.seeds`: no saved entropy or shared secret. A seed is used at boot, before
+/// anything could replace it, so its presence alone fails.
+pub(super) fn seeds(f: &OfflineFacts, _: &Facts) -> Judgement {
+    files(
+        f,
+        FileKind::Seed,
+        "no saved random seed or credential secret",
+    )
+}
+
+/// `identity.persistent-net`: no interface names pinned to the build machine's MACs.
+pub(super) fn persistent_net(f: &OfflineFacts, _: &Facts) -> Judgement {
+    files(f, FileKind::PersistentNet, "no persistent-net rules")
+}
+
+/// `identity.cloud-init-state`: no state of a cloud-init instance that already ran.
+pub(super) fn cloud_init_state(f: &OfflineFacts, _: &Facts) -> Judgement {
+    files(f, FileKind::CloudInitState, "no cloud-init instance state")
+}
+
+/// `identity.private-keys`: no private key every server would share. A key the image holds
+/// passes only when every probed boot shows a different one at its path (the image's key
+/// is then not what the servers use), as cloud-init does with host keys.
+pub(super) fn private_keys(f: &OfflineFacts, facts: &Facts) -> Judgement {
+    let found = f.found(FileKind::PrivateKey);
+    if found.is_empty() {
+        return pass("no private key in the image");
+    }
+    let kept: Vec<String> = found
+        .iter()
+        .filter(|k| !replaced_at_every_boot(k, facts))
+        .map(Finding::evidence)
+        .collect();
+    if kept.is_empty() {
+        pass(format!(
+            "{} private key(s) in the image, each replaced with a different one on every boot",
+            found.len()
+        ))
+    } else {
+        fail(list(&kept))
+    }
+}
+
+/// Whether every boot was probed and holds, at `k`'s path, a key other than the image's and
+/// other than every other boot's.
+fn replaced_at_every_boot(k: &Finding, facts: &Facts) -> bool {
+    let runtime: Vec<Option<&String>> = facts
+        .boots
+        .iter()
+        .map(|b| {
+            let p = b.probe.as_ref()?;
+            p.files.iter().find(|x| x.path == k.path).map(|x| &x.sha256)
+        })
+        .collect();
+    let shas: Vec<&String> = runtime.iter().flatten().copied().collect();
+    !runtime.is_empty()
+        && shas.len() == runtime.len()
+        && shas
+            .iter()
+            .all(|s| !s.is_empty() && Some(*s) != k.sha256.as_ref())
+        && shas
+            .iter()
+            .enumerate()
+            .all(|(i, s)| !shas[i + 1..].contains(s))
 }

@@ -24,7 +24,7 @@ mod logs;
 
 use serde::{Deserialize, Serialize};
 
-use crate::facts::{BootFacts, Facts, Login, Offline, OfflineFacts};
+use crate::facts::{BootFacts, Facts, FileKind, Finding, Login, Offline, OfflineFacts};
 use crate::named::Named;
 
 crate::named_enum! {
@@ -42,6 +42,18 @@ crate::named_enum! {
         FirstbootFailSafe = "firstboot.fail-safe",
         /// A wrong password is rejected.
         SshWrongPassword = "ssh.wrong-password",
+        /// An empty password is rejected for every account with a login shell.
+        LoginsEmptyPassword = "logins.empty-password",
+        /// No copy of the account files holds a usable password.
+        LoginsPasswordCopies = "logins.password-copies",
+        /// No SSH public key in the image lets anyone in.
+        LoginsAuthorizedKeys = "logins.authorized-keys",
+        /// No host-based trust.
+        LoginsHostTrust = "logins.host-trust",
+        /// sshd's effective configuration lets no one in without a secret of the server's.
+        LoginsSshdConfig = "logins.sshd-config",
+        /// At runtime, accounts accept only the metadata service's SSH keys.
+        LoginsRuntimeKeys = "logins.runtime-keys",
         /// No SSH host keys in the image.
         HostkeysAbsent = "hostkeys.absent",
         /// Host keys are generated at first boot.
@@ -54,10 +66,32 @@ crate::named_enum! {
         LogsClean = "logs.clean",
         /// No leftover test scripts.
         ScriptsNone = "scripts.none",
+        /// No file no package owns where builds leave leftovers.
+        LeftoversUnowned = "leftovers.unowned",
+        /// No mail or cron spool.
+        LogsSpools = "logs.spools",
+        /// No crash dump.
+        LogsCrashDumps = "logs.crash-dumps",
+        /// No DHCP or NetworkManager lease.
+        LogsLeases = "logs.leases",
+        /// Nothing left in /tmp and /var/tmp.
+        LogsTempFiles = "logs.temp-files",
+        /// No package cache.
+        LogsPackageCache = "logs.package-cache",
         /// machine-id is empty in the image.
         MachineIdEmpty = "machine-id.empty",
         /// machine-id differs between boots.
         MachineIdUnique = "machine-id.unique",
+        /// No D-Bus machine-id systemd would reuse.
+        IdentityDbusMachineId = "identity.dbus-machine-id",
+        /// No saved entropy or shared secret.
+        IdentitySeeds = "identity.seeds",
+        /// No interface names pinned to the build machine.
+        IdentityPersistentNet = "identity.persistent-net",
+        /// No cloud-init instance state.
+        IdentityCloudInitState = "identity.cloud-init-state",
+        /// No private key every server would share.
+        IdentityPrivateKeys = "identity.private-keys",
         /// The first-boot agent ran and disabled itself.
         FirstbootDisabled = "firstboot.disabled",
         /// ACPI power-off completes.
@@ -121,6 +155,9 @@ crate::named_enum! {
         Probe = "probe",
         /// One login with a wrong password, on the first boot whose SSH server answers.
         WrongPassword = "wrong-password",
+        /// Logins with an empty password, one per account with a login shell, on the boot
+        /// that tries the wrong password.
+        EmptyPasswords = "empty-passwords",
         /// For cloud-init: waiting for cloud-init to finish the instance (needs a login).
         CloudInitFinished = "cloud-init-finished",
         /// The ACPI power button, on the first boot to finish its other work.
@@ -230,14 +267,17 @@ impl Check {
                     }
                 },
             )],
-            Judge::Boot(_) if facts.boots.is_empty() => {
-                vec![self.result(None, skip("no boot was run"))]
-            }
+            Judge::Boot(_) if facts.boots.is_empty() => vec![self.result(
+                None,
+                skip(facts.no_boot.as_deref().unwrap_or("no boot was run")),
+            )],
             Judge::Boot(judge) => facts
                 .boots
                 .iter()
                 .map(|b| {
-                    let j = if self.needs.contains(&Need::Userspace) && !b.reached_userspace() {
+                    let j = if let Some(why) = &b.stopped {
+                        skip(why.clone())
+                    } else if self.needs.contains(&Need::Userspace) && !b.reached_userspace() {
                         skip("the boot did not reach userspace (see boot.userspace)")
                     } else {
                         judge(b, facts)
@@ -325,6 +365,60 @@ pub const CATALOGUE: &[Check] = &[
         judge: Judge::Boots(logins::wrong_password),
     },
     Check {
+        id: CheckId::LoginsEmptyPassword,
+        title: "an empty password is refused for every account with a login shell",
+        holds: "an SSH login with an empty password is refused for every account with a login shell (tried once, beside the wrong password)",
+        rule: Rule::Logins,
+        severity: Severity::Error,
+        needs: &[Need::Login, Need::EmptyPasswords],
+        judge: Judge::Boots(logins::empty_password),
+    },
+    Check {
+        id: CheckId::LoginsPasswordCopies,
+        title: "no copy of the account files holds a usable password",
+        holds: "no backup or editor copy of `passwd`, `shadow`, `gshadow` or `group` (`shadow-`, `*.bak`, `*~`, `*.dpkg-old`, ...) in `/etc`, `/var/backups` or a home holds a usable or empty password",
+        rule: Rule::Logins,
+        severity: Severity::Error,
+        needs: &[],
+        judge: Judge::Image(logins::password_copies),
+    },
+    Check {
+        id: CheckId::LoginsAuthorizedKeys,
+        title: "no SSH public key in the image lets anyone in",
+        holds: "no account has authorized keys (`authorized_keys`, `authorized_keys2`, `sshd_config`'s `AuthorizedKeysFile`) and cloud-init's configuration installs none (`ssh_authorized_keys`)",
+        rule: Rule::Logins,
+        severity: Severity::Error,
+        needs: &[],
+        judge: Judge::Image(logins::authorized_keys),
+    },
+    Check {
+        id: CheckId::LoginsHostTrust,
+        title: "no host-based trust",
+        holds: "no `.rhosts`, `.shosts`, `/etc/hosts.equiv` or `/etc/ssh/shosts.equiv` with entries",
+        rule: Rule::Logins,
+        severity: Severity::Error,
+        needs: &[],
+        judge: Judge::Image(logins::host_trust),
+    },
+    Check {
+        id: CheckId::LoginsSshdConfig,
+        title: "the SSH server admits no one without a secret of this server's",
+        holds: "`sshd -T` at runtime: no `PermitEmptyPasswords yes`, no `TrustedUserCAKeys`, no `HostbasedAuthentication yes`; dropbear without `-B`",
+        rule: Rule::Logins,
+        severity: Severity::Error,
+        needs: &[Need::Userspace, Need::Login, Need::Probe],
+        judge: Judge::Boot(logins::sshd_config),
+    },
+    Check {
+        id: CheckId::LoginsRuntimeKeys,
+        title: "at runtime, accounts accept only the metadata service's SSH keys",
+        holds: "after first boot, every account's authorized keys are the ones the metadata service handed out (keys already in the image are `logins.authorized-keys`')",
+        rule: Rule::Logins,
+        severity: Severity::Error,
+        needs: &[Need::Userspace, Need::Login, Need::Probe],
+        judge: Judge::Boot(logins::runtime_keys),
+    },
+    Check {
         id: CheckId::HostkeysAbsent,
         title: "no SSH host keys in the image",
         holds: "no SSH host keys (OpenSSH or dropbear) in the image",
@@ -354,7 +448,7 @@ pub const CATALOGUE: &[Check] = &[
     Check {
         id: CheckId::PasswordsNoneFixed,
         title: "no account has a usable fixed password",
-        holds: "no account in `/etc/shadow` has a usable or empty password",
+        holds: "no account has a usable or empty password in `/etc/shadow` or in `/etc/passwd`'s legacy field",
         rule: Rule::Logins,
         severity: Severity::Error,
         needs: &[],
@@ -363,7 +457,7 @@ pub const CATALOGUE: &[Check] = &[
     Check {
         id: CheckId::LogsClean,
         title: "logs, login records and shell histories are empty",
-        holds: "`/var/log/**` (incl. wtmp/btmp/lastlog) and shell histories are empty",
+        holds: "`/var/log/**` (journal, wtmp, btmp, lastlog included), `/var/lib/wtmpdb`, a stale `utmp`, and the shell and tool histories of every home (bash, zsh, fish, python, node, mysql, psql, sqlite, less, vim, wget, `known_hosts`) are empty",
         rule: Rule::Logs,
         severity: Severity::Error,
         needs: &[],
@@ -377,6 +471,60 @@ pub const CATALOGUE: &[Check] = &[
         severity: Severity::Error,
         needs: &[],
         judge: Judge::Image(leftovers::no_test_scripts),
+    },
+    Check {
+        id: CheckId::LeftoversUnowned,
+        title: "no file outside the installed packages where builds leave them",
+        holds: "with a package database (dpkg, apk): no regular file in `/root`, `/home`, `/usr/local`, `/opt`, `/srv` (and no script in `/tmp`, `/var/tmp`) that no package owns, unless `[checks] allow` allows it or it is a copy of `/etc/skel`'s; without one, no script or program in `/root`, `/home`, `/tmp`, `/var/tmp`",
+        rule: Rule::Leftovers,
+        severity: Severity::Error,
+        needs: &[],
+        judge: Judge::Image(leftovers::unowned),
+    },
+    Check {
+        id: CheckId::LogsSpools,
+        title: "no mail or cron spool",
+        holds: "`/var/mail`, `/var/spool/{mail,cron}` and mail queues are empty",
+        rule: Rule::Logs,
+        severity: Severity::Error,
+        needs: &[],
+        judge: Judge::Image(logs::spools),
+    },
+    Check {
+        id: CheckId::LogsCrashDumps,
+        title: "no crash dump",
+        holds: "no crash dump (`/var/crash`, systemd's and apport's coredumps, `core` files)",
+        rule: Rule::Logs,
+        severity: Severity::Error,
+        needs: &[],
+        judge: Judge::Image(logs::crash_dumps),
+    },
+    Check {
+        id: CheckId::LogsLeases,
+        title: "no DHCP or NetworkManager lease",
+        holds: "no lease of the build network (dhclient, dhcpcd, NetworkManager, udhcpc)",
+        rule: Rule::Logs,
+        severity: Severity::Error,
+        needs: &[],
+        judge: Judge::Image(logs::leases),
+    },
+    Check {
+        id: CheckId::LogsTempFiles,
+        title: "nothing left in /tmp and /var/tmp",
+        holds: "`/tmp` and `/var/tmp` hold no files (scripts there are `leftovers.unowned`')",
+        rule: Rule::Logs,
+        severity: Severity::Error,
+        needs: &[],
+        judge: Judge::Image(logs::temp_files),
+    },
+    Check {
+        id: CheckId::LogsPackageCache,
+        title: "no package cache",
+        holds: "no downloaded `.deb` or apt lists (warning only, with their size)",
+        rule: Rule::Logs,
+        severity: Severity::Warning,
+        needs: &[],
+        judge: Judge::Image(logs::package_cache),
     },
     Check {
         id: CheckId::MachineIdEmpty,
@@ -395,6 +543,51 @@ pub const CATALOGUE: &[Check] = &[
         severity: Severity::Error,
         needs: &[Need::Login, Need::Probe],
         judge: Judge::Boots(identity::machine_id_unique),
+    },
+    Check {
+        id: CheckId::IdentityDbusMachineId,
+        title: "no D-Bus machine-id systemd would reuse",
+        holds: "`/var/lib/dbus/machine-id` is absent, empty or a link to `/etc/machine-id` (systemd copies a regular one into every clone)",
+        rule: Rule::Identity,
+        severity: Severity::Error,
+        needs: &[],
+        judge: Judge::Image(identity::dbus_machine_id),
+    },
+    Check {
+        id: CheckId::IdentitySeeds,
+        title: "no saved entropy or shared secret",
+        holds: "no saved random seed (`/var/lib/systemd/random-seed` and equivalents) or systemd credential secret: a clone uses them at boot, before anything could replace them",
+        rule: Rule::Identity,
+        severity: Severity::Error,
+        needs: &[],
+        judge: Judge::Image(identity::seeds),
+    },
+    Check {
+        id: CheckId::IdentityPersistentNet,
+        title: "no interface names pinned to the build machine",
+        holds: "no `70-persistent-net.rules` naming interfaces after the build machine's MACs",
+        rule: Rule::Identity,
+        severity: Severity::Error,
+        needs: &[],
+        judge: Judge::Image(identity::persistent_net),
+    },
+    Check {
+        id: CheckId::IdentityCloudInitState,
+        title: "no cloud-init instance state",
+        holds: "`/var/lib/cloud/{instances,data,sem}` are empty (`cloud-init clean`)",
+        rule: Rule::Identity,
+        severity: Severity::Error,
+        needs: &[],
+        judge: Judge::Image(identity::cloud_init_state),
+    },
+    Check {
+        id: CheckId::IdentityPrivateKeys,
+        title: "no private key every server would share",
+        holds: "no private key (PEM, OpenSSH, PuTTY, dropbear) in `/etc`, `/var/lib`, `/usr/local`, `/opt`, `/srv` or a home, unless every boot replaced it with a different one (SSH host keys at their usual paths are `hostkeys.absent`')",
+        rule: Rule::Identity,
+        severity: Severity::Error,
+        needs: &[Need::Login, Need::Probe],
+        judge: Judge::Image(identity::private_keys),
     },
     Check {
         id: CheckId::FirstbootDisabled,
@@ -484,6 +677,47 @@ pub fn evaluate(facts: &Facts, selection: &Selection) -> Vec<CheckResult> {
         .collect()
 }
 
+impl Rule {
+    /// The rule's number in the image guide (1 to 4), None for boot and first-boot health.
+    pub fn number(self) -> Option<u8> {
+        match self {
+            Rule::Boot | Rule::FirstBoot => None,
+            Rule::Leftovers => Some(1),
+            Rule::Logins => Some(2),
+            Rule::Logs => Some(3),
+            Rule::Identity => Some(4),
+        }
+    }
+}
+
+/// What `results` leave unjudged: each of the guide's rules whose selected checks all
+/// skipped (with their reasons), and a run whose every check skipped. Such a run is not a
+/// pass: a gate fails closed.
+pub fn unjudged(results: &[CheckResult]) -> Vec<String> {
+    let mut out = Vec::new();
+    for rule in Rule::ALL.iter().filter(|r| r.number().is_some()) {
+        let mine: Vec<&CheckResult> = results
+            .iter()
+            .filter(|r| find(r.id).rule == *rule)
+            .collect();
+        if !mine.is_empty() && mine.iter().all(|r| r.status == Status::Skip) {
+            let why: Vec<String> = mine
+                .iter()
+                .map(|r| format!("{}: {}", r.id, r.evidence))
+                .collect();
+            out.push(format!(
+                "rule {} ({rule}): no check could judge it ({})",
+                rule.number().unwrap_or(0),
+                list(&why)
+            ));
+        }
+    }
+    if !results.is_empty() && results.iter().all(|r| r.status == Status::Skip) {
+        out.push("the image: every selected check was skipped".into());
+    }
+    out
+}
+
 /// The catalogue as the README's Markdown table, grouped by rule.
 pub fn markdown_table() -> String {
     let mut s = String::from(
@@ -517,6 +751,17 @@ fn list(items: &[String]) -> String {
         s.push_str(&format!(" and {} more", items.len() - SHOWN));
     }
     s
+}
+
+/// The files of `kind` an offline scan found: none passes with `clean`, any fails with
+/// each file, its size, mode and why.
+fn files(f: &OfflineFacts, kind: FileKind, clean: &str) -> Judgement {
+    let found: Vec<String> = f.found(kind).iter().map(Finding::evidence).collect();
+    if found.is_empty() {
+        pass(clean)
+    } else {
+        fail(list(&found))
+    }
 }
 
 /// A fingerprint shortened for evidence.

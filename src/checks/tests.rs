@@ -42,7 +42,18 @@ fn boot(i: usize) -> BootFacts {
             firstboot_state: "done".into(),
             firstboot_hook: "disabled".into(),
             password_accounts: vec!["root".into()],
+            sshd: [("permitemptypasswords".to_string(), "no".to_string())].into(),
+            ..Default::default()
         }),
+        // Tried once per run, beside the wrong password.
+        empty_passwords: if i == 0 {
+            vec![Tried {
+                user: "root".into(),
+                rejected: Some(true),
+            }]
+        } else {
+            Vec::new()
+        },
         shutdown: Shutdown::Clean { secs: 2.0 },
         ..BootFacts::new(i)
     }
@@ -50,10 +61,11 @@ fn boot(i: usize) -> BootFacts {
 
 fn clean() -> Facts {
     Facts {
-        offline: Offline::Read(offline()),
+        offline: Offline::Read(Box::new(offline())),
         boots: vec![boot(0), boot(1)],
         fault: Fault::None,
         agent: None,
+        no_boot: None,
     }
 }
 
@@ -128,6 +140,114 @@ fn offline_defects() -> Vec<(&'static str, Defect)> {
                     b.probe.as_mut().unwrap().machine_id = "same".into();
                 }
             }),
+        ),
+    ]
+}
+
+/// A file finding of `kind`, as the offline scan reports one.
+fn finding(f: &mut Facts, kind: FileKind, path: &str) {
+    off(f).findings.entry(kind).or_default().push(Finding {
+        path: path.into(),
+        size: 42,
+        mode: 0o644,
+        why: "planted".into(),
+        sha256: Some("image".into()),
+    });
+}
+
+/// The hygiene checks that judge files: one planted file each fails exactly that check.
+fn file_defects() -> Vec<(&'static str, Defect)> {
+    [
+        (
+            "logins.password-copies",
+            FileKind::PasswordCopy,
+            "/etc/shadow-",
+        ),
+        (
+            "logins.authorized-keys",
+            FileKind::AuthorizedKey,
+            "/root/.ssh/authorized_keys",
+        ),
+        ("logins.host-trust", FileKind::HostTrust, "/root/.rhosts"),
+        ("leftovers.unowned", FileKind::Unowned, "/opt/ci/smoke"),
+        ("logs.spools", FileKind::Spool, "/var/mail/root"),
+        (
+            "logs.crash-dumps",
+            FileKind::CrashDump,
+            "/var/crash/x.crash",
+        ),
+        (
+            "logs.leases",
+            FileKind::Lease,
+            "/var/lib/dhcp/dhclient.eth0.leases",
+        ),
+        ("logs.temp-files", FileKind::TempFile, "/tmp/build.out"),
+        (
+            "logs.package-cache",
+            FileKind::PackageCache,
+            "/var/cache/apt/archives/a.deb",
+        ),
+        (
+            "identity.dbus-machine-id",
+            FileKind::DbusMachineId,
+            "/var/lib/dbus/machine-id",
+        ),
+        (
+            "identity.seeds",
+            FileKind::Seed,
+            "/var/lib/systemd/random-seed",
+        ),
+        (
+            "identity.persistent-net",
+            FileKind::PersistentNet,
+            "/etc/udev/rules.d/70-persistent-net.rules",
+        ),
+        (
+            "identity.cloud-init-state",
+            FileKind::CloudInitState,
+            "/var/lib/cloud/data/instance-id",
+        ),
+        (
+            "identity.private-keys",
+            FileKind::PrivateKey,
+            "/etc/ssl/private/ssl-cert-snakeoil.key",
+        ),
+    ]
+    .into_iter()
+    .map(|(id, kind, path)| -> (&'static str, Defect) {
+        (id, Box::new(move |f| finding(f, kind, path)))
+    })
+    .collect()
+}
+
+/// Login defects the running guests show, each with the one check that must fail.
+fn login_defects() -> Vec<(&'static str, Defect)> {
+    vec![
+        (
+            "logins.sshd-config",
+            Box::new(|f| {
+                let p = f.boots[1].probe.as_mut().unwrap();
+                p.sshd.insert("permitemptypasswords".into(), "yes".into());
+            }),
+        ),
+        (
+            "logins.runtime-keys",
+            Box::new(|f| {
+                f.boots[0]
+                    .probe
+                    .as_mut()
+                    .unwrap()
+                    .authorized_keys
+                    .push(RuntimeKey {
+                        user: "root".into(),
+                        file: "/root/.ssh/authorized_keys".into(),
+                        key: "ssh-ed25519 AAAAbuilder".into(),
+                    })
+            }),
+        ),
+        (
+            "logins.empty-password",
+            Box::new(|f| f.boots[0].empty_passwords[0].rejected = Some(false)),
         ),
     ]
 }
@@ -214,7 +334,11 @@ fn online_defects() -> Vec<(&'static str, Defect)> {
 
 #[test]
 fn each_defect_fails_exactly_one_check() {
-    let cases = offline_defects().into_iter().chain(online_defects());
+    let cases = offline_defects()
+        .into_iter()
+        .chain(file_defects())
+        .chain(login_defects())
+        .chain(online_defects());
     for (expected, defect) in cases {
         let mut f = clean();
         defect(&mut f);
@@ -350,7 +474,7 @@ fn catalogue_ids_are_unique_and_stable() {
     sorted.sort();
     sorted.dedup();
     assert_eq!(sorted.len(), ids.len());
-    assert_eq!(ids.len(), 16);
+    assert_eq!(ids.len(), 33);
     // Every id has exactly one entry, and the catalogue lists them in declaration order.
     assert_eq!(
         CATALOGUE.iter().map(|c| c.id).collect::<Vec<_>>(),
@@ -443,4 +567,92 @@ fn host_keys_unreadable_to_the_login_user_are_not_judged() {
         .collect();
     assert_eq!(r.len(), 2, "judged on each boot");
     assert!(r.iter().all(|r| r.status == Status::Skip), "{r:#?}");
+}
+
+#[test]
+fn runtime_keys_from_the_metadata_service_or_already_judged_offline_pass() {
+    let mut f = clean();
+    let key = |k: &str| RuntimeKey {
+        user: "root".into(),
+        file: "/root/.ssh/authorized_keys".into(),
+        key: k.into(),
+    };
+    f.boots[0].metadata_key = Some("ssh-ed25519 AAAAmeta imgtest-boot-0".into());
+    f.boots[0].probe.as_mut().unwrap().authorized_keys = vec![key("ssh-ed25519 AAAAmeta")];
+    assert!(failing(&f).is_empty());
+    // A key baked into the image is logins.authorized-keys' failure, not a second one.
+    off(&mut f).baked_keys = vec!["ssh-rsa AAAAbaked".into()];
+    finding(
+        &mut f,
+        FileKind::AuthorizedKey,
+        "/root/.ssh/authorized_keys",
+    );
+    f.boots[0]
+        .probe
+        .as_mut()
+        .unwrap()
+        .authorized_keys
+        .push(key("ssh-rsa AAAAbaked"));
+    assert_eq!(failing(&f), ["logins.authorized-keys"]);
+}
+
+#[test]
+fn an_empty_password_the_image_shows_is_judged_offline_only() {
+    let mut f = clean();
+    off(&mut f).password_accounts = vec!["root (empty password)".into()];
+    f.boots[0].empty_passwords[0].rejected = Some(false);
+    assert_eq!(failing(&f), ["passwords.none-fixed"]);
+}
+
+#[test]
+fn a_private_key_replaced_on_every_boot_passes_one_kept_fails() {
+    let mut f = clean();
+    finding(&mut f, FileKind::PrivateKey, "/etc/app/key.pem");
+    let at_boot = |sha: &str| KeyFile {
+        path: "/etc/app/key.pem".into(),
+        sha256: sha.into(),
+    };
+    // No boot showed the file: the image's key is what the servers use.
+    assert_eq!(failing(&f), ["identity.private-keys"]);
+    f.boots[0].probe.as_mut().unwrap().files = vec![at_boot("boot0")];
+    f.boots[1].probe.as_mut().unwrap().files = vec![at_boot("boot1")];
+    assert!(
+        failing(&f).is_empty(),
+        "{:#?}",
+        evaluate(&f, &Selection::default())
+    );
+    assert!(evidence(&f, "identity.private-keys").contains("replaced"));
+    // The same new key on both boots, or the image's key on one: not unique per server.
+    f.boots[1].probe.as_mut().unwrap().files = vec![at_boot("boot0")];
+    assert_eq!(failing(&f), ["identity.private-keys"]);
+    f.boots[1].probe.as_mut().unwrap().files = vec![at_boot("image")];
+    assert_eq!(failing(&f), ["identity.private-keys"]);
+}
+
+#[test]
+fn a_rule_no_check_could_judge_is_named_and_all_skipped_is_never_a_pass() {
+    let mut f = clean();
+    f.offline = Offline::Unreadable {
+        reason: "XFS".into(),
+    };
+    let results = evaluate(&f, &Selection::default());
+    let u = unjudged(&results);
+    // Leftovers and logs are judged only offline; logins and identity also online.
+    assert_eq!(u.len(), 2, "{u:#?}");
+    assert!(
+        u[0].starts_with("rule 1 (leftovers): no check could judge it"),
+        "{u:?}"
+    );
+    assert!(u[0].contains("XFS"), "{u:?}");
+    assert!(u[1].starts_with("rule 3 (logs)"), "{u:?}");
+    // The readable image is judged on every rule.
+    assert!(unjudged(&evaluate(&clean(), &Selection::default())).is_empty());
+    // Only checks that cannot judge selected: the whole run is unjudged.
+    let sel = Selection {
+        only: vec![CheckId::LogsClean],
+        skip: vec![],
+    };
+    let u = unjudged(&evaluate(&f, &sel));
+    assert_eq!(u.len(), 2, "{u:?}");
+    assert_eq!(u[1], "the image: every selected check was skipped");
 }

@@ -163,6 +163,27 @@ pub fn lookup<'a>(doc: &'a Yaml, path: &[&str]) -> Option<&'a Yaml> {
     })
 }
 
+/// How many SSH public keys `doc` hands cloud-init to install: `ssh_authorized_keys` at the
+/// top, for `system_info`'s default user, and for each entry of `users` (cloud-init also
+/// reads the dashed spelling there).
+pub fn authorized_keys(doc: &Yaml) -> usize {
+    let count = |v: Option<&Yaml>| match v {
+        Some(Yaml::Array(a)) => a.len(),
+        Some(Yaml::String(s)) if !s.trim().is_empty() => 1,
+        _ => 0,
+    };
+    let of_user = |u: &Yaml| {
+        count(lookup(u, &["ssh_authorized_keys"])) + count(lookup(u, &["ssh-authorized-keys"]))
+    };
+    let users = match lookup(doc, &["users"]) {
+        Some(Yaml::Array(a)) => a.iter().map(of_user).sum(),
+        _ => 0,
+    };
+    count(lookup(doc, &["ssh_authorized_keys"]))
+        + lookup(doc, &["system_info", "default_user"]).map_or(0, of_user)
+        + users
+}
+
 /// A scalar node as text (strings, numbers, booleans), None for mappings, lists and null.
 pub fn scalar(v: &Yaml) -> Option<String> {
     match v {

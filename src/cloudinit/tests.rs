@@ -142,7 +142,7 @@ fn detects_cloud_init_and_later_drop_ins_win() {
 }
 
 fn read(firstboot: bool, user: Option<&str>) -> Offline {
-    Offline::Read(OfflineFacts {
+    Offline::Read(Box::new(OfflineFacts {
         firstboot_program: firstboot,
         cloud_init: Some(CloudInitFacts {
             installed: true,
@@ -151,7 +151,7 @@ fn read(firstboot: bool, user: Option<&str>) -> Offline {
             ssh_deletekeys: true,
         }),
         ..Default::default()
-    })
+    }))
 }
 
 #[test]
@@ -165,12 +165,7 @@ fn auto_picks_cloud_init_without_firstboot_and_its_default_user() {
     );
     let a = choose(FirstbootChoice::Auto, None, &read(true, Some("debian"))).unwrap();
     assert_eq!((a.agent, a.user.as_str()), (Agent::Firstboot, "root"));
-    let a = choose(
-        FirstbootChoice::Auto,
-        None,
-        &Offline::Read(OfflineFacts::default()),
-    )
-    .unwrap();
+    let a = choose(FirstbootChoice::Auto, None, &Offline::Read(Box::default())).unwrap();
     assert_eq!(a.agent, Agent::Firstboot);
     let iso = Offline::Unreadable {
         reason: "ISO".into(),

@@ -7,11 +7,13 @@
 
 mod conditions;
 mod console;
+mod files;
 
 use serde::{Deserialize, Serialize};
 
 pub use conditions::{Accel, AccelDecision, Fault};
 pub use console::{ConsoleFailure, ConsoleSummary, FailureKind, Phase};
+pub use files::{Account, FileKind, Finding, RuntimeKey, Tried};
 
 /// A host key file and the SHA-256 of its contents.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +48,35 @@ pub struct OfflineFacts {
     /// cloud-init as installed and configured in the image (None: not installed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloud_init: Option<CloudInitFacts>,
+    /// The accounts of `/etc/passwd`.
+    #[serde(default)]
+    pub accounts: Vec<Account>,
+    /// The package database leftovers are judged against (`dpkg`, `apk`), None without one.
+    #[serde(default)]
+    pub package_db: Option<String>,
+    /// SSH servers the image can run; empty: none can (see [`OfflineFacts::no_ssh`]).
+    #[serde(default)]
+    pub ssh_servers: Vec<String>,
+    /// Why no SSH server can ever answer, when the image shows it (programs absent, units
+    /// masked).
+    #[serde(default)]
+    pub no_ssh: Option<String>,
+    /// Why no SSH server starts at boot (none enabled), when the image shows it.
+    #[serde(default)]
+    pub ssh_disabled: Option<String>,
+    /// The SSH public keys (`type base64`) the image's authorized keys files hold.
+    #[serde(default)]
+    pub baked_keys: Vec<String>,
+    /// Files the hygiene checks found, by kind.
+    #[serde(default)]
+    pub findings: std::collections::BTreeMap<FileKind, Vec<Finding>>,
+}
+
+impl OfflineFacts {
+    /// The files found of `kind`.
+    pub fn found(&self, kind: FileKind) -> &[Finding] {
+        self.findings.get(&kind).map_or(&[], Vec::as_slice)
+    }
 }
 
 /// cloud-init in the image, read from its files and `/etc/cloud/cloud.cfg` (+ `cloud.cfg.d`).
@@ -101,7 +132,7 @@ pub struct AgentFacts {
 #[serde(rename_all = "lowercase", tag = "status")]
 pub enum Offline {
     /// The root filesystem was read.
-    Read(OfflineFacts),
+    Read(Box<OfflineFacts>),
     /// It could not be (ISO, unknown filesystem, ...).
     Unreadable {
         /// Why.
@@ -126,6 +157,23 @@ pub struct ProbeFacts {
     pub firstboot_hook: String,
     /// Accounts with a usable password at runtime.
     pub password_accounts: Vec<String>,
+    /// Accounts with a login shell (for the empty-password logins).
+    #[serde(default)]
+    pub login_accounts: Vec<String>,
+    /// sshd's effective settings (`sshd -T`) that decide who may log in, by lower-case name;
+    /// empty without OpenSSH.
+    #[serde(default)]
+    pub sshd: std::collections::BTreeMap<String, String>,
+    /// Dropbear's command lines, when it runs (its options are flags).
+    #[serde(default)]
+    pub dropbear: Vec<String>,
+    /// The SSH public keys accounts accept at runtime.
+    #[serde(default)]
+    pub authorized_keys: Vec<RuntimeKey>,
+    /// SHA-256 of the files imgtest asked about (the image's private keys): whether each
+    /// boot replaced them. Empty SHA-256: the file is gone.
+    #[serde(default)]
+    pub files: Vec<KeyFile>,
 }
 
 /// How logging in with the metadata password went.
@@ -207,6 +255,16 @@ pub struct BootFacts {
     /// `/var/lib/cloud/instance/boot-finished` existed, None if it never did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloud_init_finished_secs: Option<f64>,
+    /// The SSH public key the metadata service handed this boot (`public-keys`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_key: Option<String>,
+    /// Logins with an empty password, one per account with a login shell (tried once per
+    /// run, on the boot that tried the wrong password).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub empty_passwords: Vec<Tried>,
+    /// Why the boot was stopped before its stages ended (`--fail-fast` after a failure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
 }
 
 impl BootFacts {
@@ -230,6 +288,9 @@ impl BootFacts {
                 reason: "the guest did not boot".into(),
             },
             cloud_init_finished_secs: None,
+            metadata_key: None,
+            empty_passwords: Vec::new(),
+            stopped: None,
         }
     }
 
@@ -251,6 +312,9 @@ pub struct Facts {
     /// The first-boot agent and login user (None: firstboot as root, the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<AgentFacts>,
+    /// Why no boot ran although a selected check needed one (`--fail-fast`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_boot: Option<String>,
 }
 
 impl Facts {

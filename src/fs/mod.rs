@@ -47,6 +47,24 @@ impl Ext4Read for OffsetReader {
     }
 }
 
+/// A regular file found by [`FsView::files`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileInfo {
+    /// Absolute path inside the filesystem.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Permission bits (without the file type).
+    pub mode: u32,
+}
+
+impl FileInfo {
+    /// Whether anyone may execute it.
+    pub fn executable(&self) -> bool {
+        self.mode & 0o111 != 0
+    }
+}
+
 /// An open filesystem.
 pub struct FsView {
     fs: Ext4,
@@ -106,29 +124,83 @@ impl FsView {
             .collect()
     }
 
-    fn is_dir(&self, path: &str) -> bool {
-        self.fs
-            .symlink_metadata(path)
-            .map(|m| m.is_dir())
-            .unwrap_or(false)
+    /// Every regular file below `dir`, recursively, with its size and mode (symlinks are
+    /// not followed), sorted by path. Directory entries carry their type, so only regular
+    /// files cost an inode read.
+    pub fn files(&self, dir: &str) -> Vec<FileInfo> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.trim_end_matches('/').to_string()];
+        while let Some(d) = stack.pop() {
+            let Ok(rd) = self
+                .fs
+                .read_dir(if d.is_empty() { "/" } else { d.as_str() })
+            else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let Ok(name) = e.file_name().as_str().map(str::to_string) else {
+                    continue;
+                };
+                if name == "." || name == ".." {
+                    continue;
+                }
+                let p = format!("{d}/{name}");
+                match e.file_type() {
+                    Ok(t) if t.is_dir() => stack.push(p),
+                    Ok(t) if t.is_regular_file() => {
+                        if let Ok(m) = e.metadata() {
+                            out.push(FileInfo {
+                                path: p,
+                                size: m.len(),
+                                mode: u32::from(m.mode()) & 0o7777,
+                            });
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        out
     }
 
     /// Every regular file below `dir`, recursively (symlinks are not followed).
     pub fn walk_files(&self, dir: &str) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut stack = vec![dir.trim_end_matches('/').to_string()];
-        while let Some(d) = stack.pop() {
-            for name in self.list(&d) {
-                let p = format!("{d}/{name}");
-                if self.is_dir(&p) {
-                    stack.push(p);
-                } else if self.file_len(&p).is_some() {
-                    out.push(p);
-                }
+        self.files(dir).into_iter().map(|f| f.path).collect()
+    }
+
+    /// The regular file at `path` with its size and mode (None: absent or not a file).
+    pub fn file(&self, path: &str) -> Option<FileInfo> {
+        let m = self.fs.symlink_metadata(path).ok()?;
+        m.file_type().is_regular_file().then(|| FileInfo {
+            path: path.to_string(),
+            size: m.len(),
+            mode: u32::from(m.mode()) & 0o7777,
+        })
+    }
+
+    /// At most `limit` bytes from the start of the regular file at `path`.
+    pub fn head(&self, path: &str, limit: usize) -> Option<Vec<u8>> {
+        let mut f = self.fs.open(path).ok()?;
+        if !f.metadata().file_type().is_regular_file() {
+            return None;
+        }
+        let mut buf = vec![0u8; limit.min(usize::try_from(f.metadata().len()).unwrap_or(limit))];
+        let mut got = 0;
+        while got < buf.len() {
+            match f.read_bytes(&mut buf[got..]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
             }
         }
-        out.sort();
-        out
+        buf.truncate(got);
+        Some(buf)
+    }
+
+    /// Where the symlink at `path` points (None: not a symlink).
+    pub fn link_target(&self, path: &str) -> Option<String> {
+        let target = self.fs.read_link(path).ok()?;
+        target.to_str().ok().map(str::to_string)
     }
 
     /// Absolute paths matching `pattern`, where `*` and `?` match within one component.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use ssh2::{HashType, Session};
 
-use crate::facts::{Login, ProbeFacts};
+use crate::facts::{Login, ProbeFacts, Tried};
 
 /// The guest-side fact gatherer, run once per boot.
 pub const PROBE_SCRIPT: &str = include_str!("../../harness/probe.sh");
@@ -22,6 +22,15 @@ const RETRY_PAUSE: Duration = Duration::from_secs(1);
 const RECONNECT: Duration = Duration::from_millis(250);
 /// How long a newer connection may wait for the banner; the oldest waits [`IO_TIMEOUT`].
 const PROBE_WAIT: Duration = Duration::from_secs(1);
+
+/// Asked between waits: Some(reason) ends the wait (QEMU exited, the run was stopped, the
+/// guest showed it will never let anyone in).
+pub type Stop<'a> = dyn FnMut() -> Option<String> + 'a;
+
+/// Never stops a wait early.
+pub fn never() -> Option<String> {
+    None
+}
 
 /// Outcome of one connection attempt.
 pub enum Attempt {
@@ -43,11 +52,7 @@ pub enum Attempt {
 /// that starts listening is reached within [`RECONNECT`]. Newer connections are dropped
 /// after [`PROBE_WAIT`], but the oldest waits up to [`IO_TIMEOUT`], so a server slow to
 /// send its banner still answers on it.
-pub fn connect(
-    port: u16,
-    deadline: Instant,
-    alive: &mut dyn FnMut() -> bool,
-) -> Result<TcpStream, String> {
+pub fn connect(port: u16, deadline: Instant, stop: &mut Stop) -> Result<TcpStream, String> {
     use rustix::event::{PollFd, PollFlags, Timespec};
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut pending: Vec<(Instant, TcpStream)> = Vec::new();
@@ -58,8 +63,8 @@ pub fn connect(
         if now >= deadline {
             return Err(last_error);
         }
-        if !alive() {
-            return Err("QEMU exited".into());
+        if let Some(why) = stop() {
+            return Err(why);
         }
         let oldest = pending.first().map(|(t, _)| *t);
         pending.retain(|(t, _)| {
@@ -110,9 +115,9 @@ pub fn attempt(
     user: &str,
     password: &str,
     deadline: Instant,
-    alive: &mut dyn FnMut() -> bool,
+    stop: &mut Stop,
 ) -> Attempt {
-    let tcp = match connect(port, deadline, alive) {
+    let tcp = match connect(port, deadline, stop) {
         Ok(t) => t,
         Err(e) => return Attempt::NoSsh(e),
     };
@@ -150,14 +155,16 @@ pub struct LoginResult {
     pub session: Option<Session>,
 }
 
-/// Logs in with `password`, retrying until `deadline` or until `alive` says the VM is gone.
+/// Logs in with `password`, retrying until `deadline` or until `stop` gives a reason; with
+/// `retry` false, the first refusal ends it (nothing in the guest will ever set the
+/// password).
 pub fn login(
     port: u16,
     user: &str,
     password: &str,
-    start: Instant,
-    deadline: Instant,
-    alive: &mut dyn FnMut() -> bool,
+    (start, deadline): (Instant, Instant),
+    retry: bool,
+    stop: &mut Stop,
 ) -> LoginResult {
     let mut r = LoginResult {
         login: Login::NoSsh {
@@ -168,8 +175,7 @@ pub fn login(
         session: None,
     };
     while Instant::now() < deadline {
-        if !alive() {
-            let reason = "QEMU exited".to_string();
+        if let Some(reason) = stop() {
             r.login = if r.ssh_secs.is_some() {
                 Login::Refused { reason }
             } else {
@@ -177,7 +183,7 @@ pub fn login(
             };
             return r;
         }
-        match attempt(port, user, password, deadline, alive) {
+        match attempt(port, user, password, deadline, stop) {
             Attempt::Accepted(s, fp) => {
                 let t = start.elapsed().as_secs_f64();
                 r.ssh_secs.get_or_insert(t);
@@ -190,6 +196,9 @@ pub fn login(
                 r.ssh_secs.get_or_insert(start.elapsed().as_secs_f64());
                 r.host_key = Some(fp);
                 r.login = Login::Refused { reason: e };
+                if !retry {
+                    return r;
+                }
             }
             Attempt::NoSsh(e) => {
                 if r.ssh_secs.is_none() {
@@ -210,7 +219,7 @@ pub fn rejects(port: u16, user: &str, password: &str) -> Option<bool> {
         user,
         password,
         Instant::now() + IO_TIMEOUT,
-        &mut || true,
+        &mut never,
     ) {
         Attempt::Accepted(..) => Some(false),
         Attempt::Rejected(..) => Some(true),
@@ -218,17 +227,48 @@ pub fn rejects(port: u16, user: &str, password: &str) -> Option<bool> {
     }
 }
 
+/// One login with `password` for each of `users`, all at once (each on its own
+/// connection, so the guest's failure delays overlap).
+pub fn try_each(port: u16, users: &[String], password: &str) -> Vec<Tried> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = users
+            .iter()
+            .map(|u| s.spawn(move || rejects(port, u, password)))
+            .collect();
+        users
+            .iter()
+            .zip(handles)
+            .map(|(user, h)| Tried {
+                user: user.clone(),
+                rejected: h.join().unwrap_or(None),
+            })
+            .collect()
+    })
+}
+
 /// How the probe is started: as root, or through passwordless `sudo` when logged in as
 /// another user (cloud-init's default user; host keys and /etc/shadow are root's).
 pub const PROBE_COMMAND: &str = r#"if [ "$(id -u)" != 0 ] && sudo -n true 2>/dev/null; then exec sudo -n sh -s; fi; exec sh -s"#;
 
-/// Runs [`PROBE_SCRIPT`] with [`PROBE_COMMAND`] in one round trip and parses its JSON.
-pub fn probe(session: &Session) -> Result<ProbeFacts, String> {
+/// The probe's script, told to hash `paths` (one per line, in `HASH_PATHS`).
+pub fn probe_script(paths: &[String]) -> String {
+    let quoted = paths
+        .iter()
+        .filter(|p| !p.contains('\n'))
+        .map(|p| p.replace('\'', "'\\''"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    format!("HASH_PATHS='{quoted}'\n{PROBE_SCRIPT}")
+}
+
+/// Runs [`PROBE_SCRIPT`] (hashing `paths`) with [`PROBE_COMMAND`] in one round trip and
+/// parses its JSON.
+pub fn probe(session: &Session, paths: &[String]) -> Result<ProbeFacts, String> {
     let mut ch = session
         .channel_session()
         .map_err(|e| format!("channel: {e}"))?;
     ch.exec(PROBE_COMMAND).map_err(|e| format!("exec: {e}"))?;
-    ch.write_all(PROBE_SCRIPT.as_bytes())
+    ch.write_all(probe_script(paths).as_bytes())
         .map_err(|e| format!("sending the probe: {e}"))?;
     ch.send_eof().map_err(|e| format!("eof: {e}"))?;
     let mut out = String::new();
@@ -246,16 +286,16 @@ pub fn probe(session: &Session) -> Result<ProbeFacts, String> {
 }
 
 /// Polls (every [`RETRY_PAUSE`]) until `path` exists in the guest: seconds since `start`
-/// when it did, None at `deadline`, when `alive` says the VM is gone, or on SSH errors.
+/// when it did, None at `deadline`, when `stop` gives a reason, or on SSH errors.
 pub fn wait_for_path(
     session: &Session,
     path: &str,
     start: Instant,
     deadline: Instant,
-    alive: &mut dyn FnMut() -> bool,
+    stop: &mut Stop,
 ) -> Option<f64> {
     let cmd = format!("test -e '{}'", path.replace('\'', "'\\''"));
-    while Instant::now() < deadline && alive() {
+    while Instant::now() < deadline && stop().is_none() {
         let mut ch = session.channel_session().ok()?;
         ch.exec(&cmd).ok()?;
         let mut sink = String::new();
@@ -339,7 +379,7 @@ mod tests {
     fn a_server_that_comes_up_is_reached_although_earlier_connections_hang() {
         let port = fake_port(Duration::from_millis(600), Duration::ZERO);
         let start = Instant::now();
-        let mut stream = connect(port, start + IO_TIMEOUT, &mut || true).unwrap();
+        let mut stream = connect(port, start + IO_TIMEOUT, &mut never).unwrap();
         // The first connection hangs for good: waiting on it alone would take IO_TIMEOUT.
         assert!(
             start.elapsed() < Duration::from_secs(3),
@@ -356,7 +396,7 @@ mod tests {
         // Slower than PROBE_WAIT on every connection: only the oldest can answer.
         let port = fake_port(Duration::ZERO, PROBE_WAIT * 2);
         let start = Instant::now();
-        assert!(connect(port, start + IO_TIMEOUT, &mut || true).is_ok());
+        assert!(connect(port, start + IO_TIMEOUT, &mut never).is_ok());
         assert!(start.elapsed() >= PROBE_WAIT * 2);
     }
 
@@ -364,10 +404,10 @@ mod tests {
     fn waiting_for_the_banner_stops_at_the_deadline_or_when_the_vm_is_gone() {
         let port = fake_port(Duration::from_secs(60), Duration::ZERO);
         let start = Instant::now();
-        let e = connect(port, start + Duration::from_millis(700), &mut || true).unwrap_err();
+        let e = connect(port, start + Duration::from_millis(700), &mut never).unwrap_err();
         assert!(e.contains("no SSH banner"), "{e}");
         assert!(start.elapsed() < Duration::from_secs(3));
-        let e = connect(port, start + IO_TIMEOUT, &mut || false).unwrap_err();
+        let e = connect(port, start + IO_TIMEOUT, &mut || Some("QEMU exited".into())).unwrap_err();
         assert_eq!(e, "QEMU exited");
     }
 
@@ -381,13 +421,59 @@ mod tests {
             port,
             "root",
             "x",
-            start,
-            start + Duration::from_millis(500),
-            &mut || true,
+            (start, start + Duration::from_millis(500)),
+            true,
+            &mut never,
         );
         assert!(matches!(r.login, Login::NoSsh { .. }));
         assert!(r.session.is_none() && r.ssh_secs.is_none());
         assert!(start.elapsed() < Duration::from_secs(5));
         assert_eq!(rejects(port, "root", "x"), None);
+        let tried = try_each(port, &["root".into(), "ops".into()], "");
+        assert_eq!(
+            tried.iter().map(|t| t.rejected).collect::<Vec<_>>(),
+            [None, None]
+        );
+    }
+
+    #[test]
+    fn a_stop_reason_ends_the_login_wait_with_that_reason() {
+        let port = fake_port(Duration::from_secs(60), Duration::ZERO);
+        let start = Instant::now();
+        let r = login(
+            port,
+            "root",
+            "x",
+            (start, start + IO_TIMEOUT),
+            true,
+            &mut || Some("the guest cannot run an SSH server".into()),
+        );
+        assert_eq!(
+            r.login,
+            Login::NoSsh {
+                reason: "the guest cannot run an SSH server".into()
+            }
+        );
+        assert!(start.elapsed() < Duration::from_secs(3));
+    }
+
+    #[test]
+    fn the_probe_is_told_which_files_to_hash() {
+        let script = probe_script(&[
+            "/etc/ssl/private/it's.key".into(),
+            "/root/.ssh/id_rsa".into(),
+        ]);
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "{}printf '%s' \"$HASH_PATHS\"",
+                &script[..script.len() - PROBE_SCRIPT.len()]
+            ))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "/etc/ssl/private/it's.key\n/root/.ssh/id_rsa"
+        );
     }
 }

@@ -502,6 +502,7 @@ fn run_kernel(
             outcome.verdict = match r.verdict {
                 Verdict::Pass => KernelVerdict::Pass,
                 Verdict::Fail => KernelVerdict::Fail,
+                Verdict::Unjudged => KernelVerdict::Error,
             };
             outcome.report = Some(r);
         }

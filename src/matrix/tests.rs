@@ -26,6 +26,7 @@ fn report(version: &str, checks: Vec<CheckResult>) -> Report {
         boots: Vec::new(),
         fault: Fault::None,
         agent: None,
+        no_boot: None,
     };
     crate::report::tests::tcg_report(version, checks, facts, 42.0, None)
 }

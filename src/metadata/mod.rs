@@ -60,9 +60,44 @@ impl BootSecrets {
             password: random_string(20)?,
             instance_id: format!("i-imgtest-{index}-{id}"),
             hostname: format!("imgtest-{index}-{}", &id[..4].to_ascii_lowercase()),
-            ssh_key: None,
+            ssh_key: Some(random_public_key(&format!("imgtest-boot-{index}"))?),
         })
     }
+}
+
+/// A fresh Ed25519 public key in OpenSSH's one-line form, `ssh-ed25519 AAAA... comment`:
+/// 32 random bytes as the key. No one holds its private half; it stands for the platform
+/// user's key that the metadata service hands out, so a run can tell it from any other
+/// key the guest accepts.
+pub fn random_public_key(comment: &str) -> std::io::Result<String> {
+    let mut key = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut key)?;
+    let mut blob = Vec::with_capacity(51);
+    for field in [&b"ssh-ed25519"[..], &key[..]] {
+        blob.extend_from_slice(&(field.len() as u32).to_be_bytes());
+        blob.extend_from_slice(field);
+    }
+    Ok(format!("ssh-ed25519 {} {comment}", base64(&blob)))
+}
+
+/// Standard base64 with padding, as OpenSSH's public key lines write key blobs.
+pub fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// `len` random alphanumeric characters from /dev/urandom.
@@ -379,6 +414,21 @@ pub fn relay(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn public_keys_are_well_formed_and_fresh() {
+        assert_eq!(base64(b"Man"), "TWFu");
+        assert_eq!(base64(b"Ma"), "TWE=");
+        assert_eq!(base64(b"M"), "TQ==");
+        let a = random_public_key("imgtest-boot-0").unwrap();
+        let b = random_public_key("imgtest-boot-0").unwrap();
+        assert_ne!(a, b);
+        let words: Vec<&str> = a.split(' ').collect();
+        assert_eq!(words[0], "ssh-ed25519");
+        assert!(words[1].starts_with("AAAAC3NzaC1lZDI1NTE5AAAAI"), "{a}");
+        assert_eq!(words[1].len(), 68);
+        assert_eq!(words[2], "imgtest-boot-0");
+    }
 
     fn secrets() -> BootSecrets {
         BootSecrets {

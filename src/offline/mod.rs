@@ -1,22 +1,43 @@
 //! Offline facts: what an image file shows before it boots. [`read`] finds the root
 //! filesystem (the whole image, or one of its partitions; a qcow2 or vmdk is first
 //! converted to a sparse raw copy in the run's temp dir, never written), and [`facts`]
-//! reads from it what the image checks judge: accounts, baked keys, logs, leftovers,
-//! machine-id and the first-boot agent. Nothing here boots or writes the image.
+//! reads from it what the image checks judge, one collector per rule: [`accounts`] (who
+//! could log in), [`leftovers`], [`usage`] (logs and usage information), [`identity`]
+//! (what must be unique per server), and [`agent`] (the first-boot agent and the SSH
+//! servers). Nothing here boots or writes the image.
 
+mod accounts;
+mod agent;
+mod identity;
+mod leftovers;
+mod usage;
+
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use crate::cloudinit;
 use crate::disk::image::{self, ImageInfo, ImageKind};
-use crate::facts::{KeyFile, Offline, OfflineFacts};
-use crate::fs::FsView;
+use crate::facts::{Account, FileKind, Finding, Offline, OfflineFacts};
+use crate::fs::{FileInfo, FsView};
 use crate::tool::{self, ToolError};
 
-/// Reads the offline facts of the image `info` describes, with `test_scripts` as the
-/// leftover patterns; temp files go to `tmp`. An image without a readable root filesystem
+pub use accounts::{key_lines, usable_password_accounts};
+pub use identity::{HOST_KEY_PATTERNS, private_key_kind};
+
+/// What the offline phase is told to look for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Globs of leftover test scripts (judged by name on every image).
+    pub test_scripts: Vec<String>,
+    /// Globs of files no package owns that are still fine to publish.
+    pub allow: Vec<String>,
+}
+
+/// Reads the offline facts of the image `info` describes, looking for what `options` name;
+/// temp files go to `tmp`. An image without a readable root filesystem
 /// (an ISO, an unknown filesystem) gives [`Offline::Unreadable`] with the reason; only a
 /// failing conversion is an error.
-pub fn read(info: &ImageInfo, test_scripts: &[String], tmp: &Path) -> Result<Offline, ToolError> {
+pub fn read(info: &ImageInfo, options: &Options, tmp: &Path) -> Result<Offline, ToolError> {
     let raw = match info.kind {
         ImageKind::Iso { .. } => {
             return Ok(Offline::Unreadable {
@@ -37,19 +58,19 @@ pub fn read(info: &ImageInfo, test_scripts: &[String], tmp: &Path) -> Result<Off
             raw
         }
     };
-    let found = root_filesystem(&raw, test_scripts);
+    let found = root_filesystem(&raw, options);
     let _ = std::fs::remove_file(tmp.join("offline.raw"));
     Ok(found)
 }
 
 /// The facts of the first candidate filesystem with an `/etc`, or why there is none.
-fn root_filesystem(raw: &Path, test_scripts: &[String]) -> Offline {
+fn root_filesystem(raw: &Path, options: &Options) -> Offline {
     let mut tried = Vec::new();
     for (what, offset) in image::root_candidates(raw) {
         match FsView::open(raw, offset) {
             Ok(view) if view.exists("/etc") => {
                 let source = format!("ext2/3/4 root filesystem on {what}");
-                return Offline::Read(facts(&view, &source, test_scripts));
+                return Offline::Read(Box::new(facts(&view, &source, options)));
             }
             Ok(_) => tried.push(format!("{what}: no /etc")),
             Err(e) => tried.push(format!("{what}: {e}")),
@@ -64,94 +85,184 @@ fn root_filesystem(raw: &Path, test_scripts: &[String]) -> Offline {
     }
 }
 
-/// Accounts in a shadow file whose password field allows a password login: not locked
-/// (`!`, `*`) and not empty (an empty field means *no* password, reported as such).
-pub fn usable_password_accounts(shadow: &str) -> Vec<String> {
-    shadow
-        .lines()
-        .filter_map(|l| {
-            let mut f = l.split(':');
-            let (name, hash) = (f.next()?, f.next()?);
-            if name.is_empty() || hash.starts_with('!') || hash.starts_with('*') {
-                None
-            } else if hash.is_empty() {
-                Some(format!("{name} (empty password)"))
-            } else {
-                Some(name.to_string())
-            }
-        })
-        .collect()
+/// The scan of one root filesystem: the view, its accounts, what was found so far.
+pub(crate) struct Scan<'a> {
+    view: &'a FsView,
+    options: &'a Options,
+    accounts: Vec<Account>,
+    findings: BTreeMap<FileKind, Vec<Finding>>,
+    /// Paths other checks judge (histories, pattern scripts): leftovers leaves them alone.
+    claimed: HashSet<String>,
+    /// Public keys found in authorized keys files.
+    baked_keys: Vec<String>,
 }
 
-/// Where host keys live.
-pub const HOST_KEY_PATTERNS: &[&str] = &[
-    "/etc/ssh/ssh_host_*_key",
-    "/etc/dropbear/dropbear_*_host_key",
-];
-
-/// Reads the facts the offline checks judge from the root filesystem in `view`. `source` describes where the filesystem was
-/// found; `test_script_patterns` are globs of leftover test scripts.
-pub fn facts(view: &FsView, source: &str, test_script_patterns: &[String]) -> OfflineFacts {
-    let shadow = view
-        .read("/etc/shadow")
-        .map(|b| String::from_utf8_lossy(&b).into_owned());
-    let host_keys = HOST_KEY_PATTERNS
+/// Directories that are no one's home to scan, though system accounts name them.
+fn system_dir(home: &str) -> bool {
+    home == "/"
+        || [
+            "/bin", "/sbin", "/usr", "/lib", "/dev", "/proc", "/sys", "/run", "/boot", "/etc",
+        ]
         .iter()
-        .flat_map(|p| view.glob(p))
-        .map(|path| {
-            use sha2::Digest;
-            let sha256 = hex::encode(sha2::Sha256::digest(view.read(&path).unwrap_or_default()));
-            KeyFile { path, sha256 }
-        })
-        .collect();
-    let mut dirty = Vec::new();
-    let mut histories = view.glob("/root/.*history");
-    histories.extend(view.glob("/home/*/.*history"));
-    for f in view.walk_files("/var/log").into_iter().chain(histories) {
-        if let Some(n) = view.file_len(&f).filter(|&n| n > 0) {
-            dirty.push(format!("{f} ({n} bytes)"));
+        .any(|d| home == *d || home.starts_with(&format!("{d}/")))
+        || home == "/nonexistent"
+}
+
+impl<'a> Scan<'a> {
+    fn new(view: &'a FsView, options: &'a Options) -> Self {
+        let passwd = view.read("/etc/passwd").unwrap_or_default();
+        Scan {
+            view,
+            options,
+            accounts: accounts::parse_passwd(&String::from_utf8_lossy(&passwd)),
+            findings: BTreeMap::new(),
+            claimed: HashSet::new(),
+            baked_keys: Vec::new(),
         }
     }
-    let mut scripts: Vec<String> = test_script_patterns
-        .iter()
-        .flat_map(|p| view.glob(p))
-        .collect();
-    scripts.sort();
-    scripts.dedup();
-    let machine_id = view
-        .read("/etc/machine-id")
-        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
-        .filter(|s| !s.is_empty() && s != "uninitialized");
-    let mut hooks = view.glob("/etc/systemd/system/*/firstboot.service");
-    hooks.extend(view.glob("/etc/init.d/firstboot"));
-    if let Some(inittab) = view.read("/etc/inittab")
-        && String::from_utf8_lossy(&inittab)
-            .lines()
-            .any(|l| !l.trim_start().starts_with('#') && l.contains("firstboot"))
-    {
-        hooks.push("/etc/inittab".into());
+
+    /// The accounts, with root's entry even when `/etc/passwd` lacks it.
+    fn accounts_with_root(&self) -> Vec<Account> {
+        let mut all = self.accounts.clone();
+        if !all.iter().any(|a| a.uid == 0) {
+            all.push(Account {
+                name: "root".into(),
+                uid: 0,
+                home: "/root".into(),
+                shell: "/bin/sh".into(),
+            });
+        }
+        all
     }
+
+    /// The homes to look into: `/root`, every `/home/*`, and the home of every account that
+    /// can log in (system directories aside), each once, those that exist.
+    fn homes(&self) -> Vec<String> {
+        let mut homes = vec!["/root".to_string()];
+        homes.extend(self.view.list("/home").iter().map(|n| format!("/home/{n}")));
+        homes.extend(
+            self.accounts
+                .iter()
+                .filter(|a| a.can_log_in() && !system_dir(&a.home))
+                .map(|a| a.home.trim_end_matches('/').to_string()),
+        );
+        let mut seen = HashSet::new();
+        homes.retain(|h| seen.insert(h.clone()) && self.view.exists(h));
+        homes
+    }
+
+    /// Records a finding of `kind`.
+    fn found(&mut self, kind: FileKind, f: &FileInfo, why: String) {
+        self.found_with(kind, f, why, None);
+    }
+
+    /// Records a finding identified by the SHA-256 of its contents.
+    fn found_with_sha(&mut self, kind: FileKind, f: &FileInfo, why: String, sha256: String) {
+        self.found_with(kind, f, why, Some(sha256));
+    }
+
+    fn found_with(&mut self, kind: FileKind, f: &FileInfo, why: String, sha256: Option<String>) {
+        self.findings.entry(kind).or_default().push(Finding {
+            path: f.path.clone(),
+            size: f.size,
+            mode: f.mode,
+            why,
+            sha256,
+        });
+    }
+
+    /// Every path a check other than `leftovers.unowned` judges.
+    fn judged_paths(&self) -> HashSet<String> {
+        let mut paths = self.claimed.clone();
+        for (kind, found) in &self.findings {
+            if *kind != FileKind::Unowned {
+                paths.extend(found.iter().map(|f| f.path.clone()));
+            }
+        }
+        paths.extend(identity::host_keys(self.view).into_iter().map(|k| k.path));
+        paths
+    }
+}
+
+/// Whether a file is a script (`#!`) or a program (anyone may execute it).
+fn is_script(view: &FsView, f: &FileInfo) -> bool {
+    f.executable() || view.head(&f.path, 2).is_some_and(|h| h == b"#!")
+}
+
+/// Reads the facts the offline checks judge from the root filesystem in `view`. `source`
+/// describes where the filesystem was found.
+pub fn facts(view: &FsView, source: &str, options: &Options) -> OfflineFacts {
+    let mut scan = Scan::new(view, options);
+    let password_accounts = accounts::fixed_passwords(view);
+    accounts::password_copies(&mut scan);
+    accounts::authorized_keys(&mut scan);
+    accounts::host_trust(&mut scan);
+    let dirty_logs = usage::dirty_logs(&scan);
+    usage::spools(&mut scan);
+    usage::crash_dumps(&mut scan);
+    usage::leases(&mut scan);
+    usage::temp_files(&mut scan);
+    usage::package_cache(&mut scan);
+    identity::dbus_machine_id(&mut scan);
+    identity::seeds(&mut scan);
+    identity::persistent_net(&mut scan);
+    identity::cloud_init_state(&mut scan);
+    identity::private_keys(&mut scan);
+    let test_scripts = test_scripts(view, &options.test_scripts);
+    scan.claimed.extend(test_scripts.iter().cloned());
+    scan.claimed.extend(dirty_logs.iter().map(|l| path_of(l)));
+    let owned = leftovers::owned_paths(view);
+    leftovers::unowned(&mut scan, owned.as_ref().map(|(o, _)| o));
+    let (ssh_servers, no_ssh) = agent::ssh_servers(view);
+    let (firstboot_program, firstboot_hooks) = agent::firstboot(view);
     OfflineFacts {
         source: source.to_string(),
-        shadow_readable: shadow.is_some(),
-        password_accounts: shadow
-            .as_deref()
-            .map(usable_password_accounts)
-            .unwrap_or_default(),
-        host_keys,
-        dirty_logs: dirty,
-        test_scripts: scripts,
-        machine_id,
-        firstboot_program: view.exists("/usr/sbin/firstboot"),
-        firstboot_hooks: hooks,
+        shadow_readable: password_accounts.is_some(),
+        password_accounts: password_accounts.unwrap_or_default(),
+        host_keys: identity::host_keys(view),
+        dirty_logs,
+        test_scripts,
+        machine_id: identity::machine_id(view),
+        firstboot_program,
+        firstboot_hooks,
         cloud_init: cloudinit::offline_facts(view),
+        accounts: scan.accounts,
+        package_db: owned.map(|(_, db)| db.to_string()),
+        ssh_servers,
+        no_ssh,
+        ssh_disabled: agent::ssh_disabled(view),
+        baked_keys: scan.baked_keys,
+        findings: scan.findings,
     }
+}
+
+/// The path of a `path (N bytes)` entry.
+fn path_of(entry: &str) -> String {
+    entry
+        .rsplit_once(" (")
+        .map_or(entry, |(p, _)| p)
+        .to_string()
+}
+
+/// Files matching the test-script globs.
+fn test_scripts(view: &FsView, patterns: &[String]) -> Vec<String> {
+    let mut scripts: Vec<String> = patterns.iter().flat_map(|p| view.glob(p)).collect();
+    scripts.sort();
+    scripts.dedup();
+    scripts
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::fs::testing::ext4_image;
+
+    fn options(test_scripts: &[&str]) -> Options {
+        Options {
+            test_scripts: test_scripts.iter().map(|s| s.to_string()).collect(),
+            allow: Vec::new(),
+        }
+    }
 
     const DIRS: &[&str] = &[
         "etc/ssh",
@@ -185,7 +296,7 @@ mod tests {
             1048576,
         );
         let view = FsView::open(&img, 1048576).unwrap();
-        let f = facts(&view, "test", &["/root/test*.sh".into()]);
+        let f = facts(&view, "test", &options(&["/root/test*.sh"]));
         assert!(f.shadow_readable);
         assert!(
             f.password_accounts.is_empty() && f.host_keys.is_empty() && f.dirty_logs.is_empty()
@@ -215,10 +326,7 @@ mod tests {
         let f = facts(
             &view,
             "test",
-            &[
-                "/root/test*.sh".into(),
-                "/usr/local/bin/run-tests.sh".into(),
-            ],
+            &options(&["/root/test*.sh", "/usr/local/bin/run-tests.sh"]),
         );
         assert_eq!(f.password_accounts, ["root"]);
         assert_eq!(f.host_keys.len(), 1);

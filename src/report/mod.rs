@@ -25,6 +25,8 @@ pub enum Verdict {
     Pass,
     /// At least one error-severity check failed.
     Fail,
+    /// Nothing failed, but a rule could not be judged (see [`Report::unjudged`]).
+    Unjudged,
 }
 
 /// Per-phase deadlines.
@@ -82,15 +84,22 @@ pub struct Report {
     pub duration_secs: f64,
     /// Where artifacts were kept, if anywhere.
     pub artifacts: Option<String>,
+    /// What could not be judged: a rule none of whose checks could judge, or every check
+    /// skipped. Unless allowed, this makes the verdict [`Verdict::Unjudged`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unjudged: Vec<String>,
 }
 
-/// The verdict implied by `checks`.
-pub fn verdict(checks: &[CheckResult]) -> Verdict {
+/// The verdict implied by `checks`: a failure fails; otherwise an unjudged rule (unless
+/// `allow_unjudged`) leaves the image unjudged; otherwise it passes.
+pub fn verdict(checks: &[CheckResult], unjudged: &[String], allow_unjudged: bool) -> Verdict {
     if checks
         .iter()
         .any(|c| c.status == Status::Fail && c.severity == Severity::Error)
     {
         Verdict::Fail
+    } else if !unjudged.is_empty() && !allow_unjudged {
+        Verdict::Unjudged
     } else {
         Verdict::Pass
     }
@@ -137,6 +146,7 @@ pub fn render_summary(r: &Report) -> String {
         match r.verdict {
             Verdict::Pass => "PASS",
             Verdict::Fail => "FAIL",
+            Verdict::Unjudged => "COULD NOT JUDGE",
         },
         count(Status::Pass),
         count(Status::Fail),
@@ -144,6 +154,9 @@ pub fn render_summary(r: &Report) -> String {
         r.duration_secs,
         r.accel.accel.name()
     );
+    for u in &r.unjudged {
+        let _ = writeln!(s, "could not judge {u}");
+    }
     if let Some(a) = &r.artifacts {
         let _ = writeln!(s, "artifacts: {a}");
     }

@@ -36,17 +36,18 @@ fn sample() -> Report {
         ..BootFacts::new(0)
     };
     let facts = Facts {
-        offline: Offline::Read(OfflineFacts {
+        offline: Offline::Read(Box::new(OfflineFacts {
             source: "ext2/3/4 root filesystem on MBR partition 1".into(),
             shadow_readable: true,
             dirty_logs: vec!["/var/log/wtmp (384 bytes)".into()],
             firstboot_program: true,
             firstboot_hooks: vec!["/etc/inittab".into()],
             ..Default::default()
-        }),
+        })),
         boots: vec![boot],
         fault: Fault::None,
         agent: None,
+        no_boot: None,
     };
     let checks = evaluate(&facts, &Selection::default());
     tcg_report(
@@ -79,11 +80,12 @@ pub(crate) fn tcg_report(
             shutdown: Duration::from_secs(120),
             overall: Duration::from_secs(1200),
         },
-        verdict: verdict(&checks),
+        verdict: verdict(&checks, &[], false),
         checks,
         facts,
         duration_secs,
         artifacts,
+        unjudged: Vec::new(),
     }
 }
 
@@ -93,7 +95,12 @@ fn verdict_ignores_warnings_and_skips() {
     assert_eq!(r.verdict, Verdict::Fail);
     let mut only_warning = r.checks.clone();
     only_warning.retain(|c| c.id != CheckId::LogsClean);
-    assert_eq!(verdict(&only_warning), Verdict::Pass);
+    assert_eq!(verdict(&only_warning, &[], false), Verdict::Pass);
+    // A rule no check could judge: not a pass, unless allowed; a failure still fails.
+    let unjudged = ["rule 1 (leftovers): ...".to_string()];
+    assert_eq!(verdict(&only_warning, &unjudged, false), Verdict::Unjudged);
+    assert_eq!(verdict(&only_warning, &unjudged, true), Verdict::Pass);
+    assert_eq!(verdict(&r.checks, &unjudged, false), Verdict::Fail);
 }
 
 #[test]

@@ -19,12 +19,13 @@ use ssh2::Session;
 
 use super::plan::RunPlan;
 use super::{Emit, RunError, io};
-use crate::checks::Need;
+use crate::checks::{self, CheckId, Need, Selection, Status};
 use crate::cloudinit::NOCLOUD_SERIAL;
 use crate::console::{Console, ConsoleEvent, WaitOutcome};
 use crate::disk::image::{ImageInfo, ImageKind};
 use crate::facts::{
-    AccelDecision, Agent, AgentFacts, BootFacts, CLOUD_INIT_BOOT_FINISHED, Login, Phase, Shutdown,
+    AccelDecision, Agent, AgentFacts, BootFacts, CLOUD_INIT_BOOT_FINISHED, Facts, FileKind, Login,
+    Offline, OfflineFacts, Phase, Shutdown,
 };
 use crate::guest;
 use crate::metadata::{self, BootSecrets, MetadataServer};
@@ -40,7 +41,8 @@ const ISO_BLANK_DISK: u64 = 8 << 30;
 pub(super) struct BootContext<'a> {
     pub plan: &'a RunPlan,
     pub accel: &'a AccelDecision,
-    pub agent: &'a AgentFacts,
+    /// What is known before booting: offline facts, agent, fault.
+    pub facts: &'a Facts,
     /// Effective timeouts (after TCG scaling).
     pub timeouts: &'a Timeouts,
     /// The image's overall deadline.
@@ -57,6 +59,21 @@ impl BootContext<'_> {
         self.plan.needs(need)
     }
 
+    /// The first-boot agent and login user.
+    fn agent(&self) -> &AgentFacts {
+        self.facts
+            .agent
+            .as_ref()
+            .expect("the runner chose the agent before booting")
+    }
+
+    fn offline(&self) -> Option<&OfflineFacts> {
+        match &self.facts.offline {
+            Offline::Read(o) => Some(o),
+            Offline::Unreadable { .. } => None,
+        }
+    }
+
     /// `d` from now, but never past the overall deadline.
     fn deadline(&self, d: Duration) -> Instant {
         (Instant::now() + d).min(self.overall)
@@ -70,10 +87,13 @@ impl BootContext<'_> {
 /// then holds up that boot alone. The ACPI power-off is judged once too, on the first boot
 /// to finish its other work; the others are stopped at once, so the guest's shutdown time
 /// is spent while later boots still work, not after them.
+///
+/// With `--fail-fast`, the first boot whose checks fail stops the others ([`Roles::stop`]).
 #[derive(Debug)]
 pub(super) struct Roles {
     wrong_password: AtomicBool,
     power_off: AtomicUsize,
+    stopped: std::sync::Mutex<Option<String>>,
 }
 
 impl Default for Roles {
@@ -81,6 +101,7 @@ impl Default for Roles {
         Roles {
             wrong_password: AtomicBool::new(false),
             power_off: AtomicUsize::new(usize::MAX),
+            stopped: std::sync::Mutex::new(None),
         }
     }
 }
@@ -96,6 +117,22 @@ impl Roles {
         self.power_off
             .compare_exchange(usize::MAX, i, Ordering::SeqCst, Ordering::SeqCst)
             .map(|_| ())
+    }
+
+    /// Stops every boot's waits with `why` (the first reason given stays).
+    fn stop(&self, why: String) {
+        self.stopped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(why);
+    }
+
+    /// Why the boots were stopped, if they were.
+    fn stopped(&self) -> Option<String> {
+        self.stopped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -133,9 +170,18 @@ impl Guest {
         });
     }
 
-    /// QEMU runs, its console shows no failure, and no signal stopped the run.
-    fn alive(&mut self) -> bool {
-        self.vm.try_exited().is_none() && self.console.summary().failure.is_none() && !interrupted()
+    /// Why waiting on this guest is pointless now, if it is: QEMU exited, the console
+    /// showed a failure, a signal or `--fail-fast` stopped the run.
+    fn gone(&mut self, roles: &Roles) -> Option<String> {
+        if self.vm.try_exited().is_some() {
+            Some("QEMU exited".into())
+        } else if let Some(f) = self.console.summary().failure {
+            Some(format!("{:?} on the console", f.kind))
+        } else if interrupted() {
+            Some("interrupted".into())
+        } else {
+            roles.stopped()
+        }
     }
 
     fn since_start(&self) -> f64 {
@@ -147,6 +193,7 @@ impl Guest {
 fn boot_one(ctx: &BootContext, i: usize, emit: &Emit) -> Result<BootFacts, RunError> {
     let mut g = start(ctx, i, emit)?;
     let mut facts = BootFacts::new(i);
+    facts.metadata_key = g.secrets.ssh_key.clone();
     let reached = to_userspace(ctx, &mut g);
     facts.qemu_exit = g.vm.try_exited().map(|s| s.to_string());
     if reached && !interrupted() {
@@ -159,7 +206,34 @@ fn boot_one(ctx: &BootContext, i: usize, emit: &Emit) -> Result<BootFacts, RunEr
             reason: "the guest did not reach userspace".into(),
         };
     }
+    if ctx.plan.fail_fast {
+        fail_fast(ctx, &mut facts);
+    }
     Ok(finish(ctx, g, facts))
+}
+
+/// `--fail-fast`: a boot that another boot's failure cut short is marked stopped (its
+/// checks are not judged); a boot whose own checks fail stops the others.
+fn fail_fast(ctx: &BootContext, facts: &mut BootFacts) {
+    if let Some(why) = ctx.roles.stopped() {
+        facts.stopped = Some(why);
+        return;
+    }
+    let mine = Facts {
+        boots: vec![facts.clone()],
+        ..ctx.facts.clone()
+    };
+    let failed = checks::evaluate(&mine, &ctx.plan.selection)
+        .into_iter()
+        .find(|r| {
+            r.boot.is_some() && r.status == Status::Fail && r.severity == checks::Severity::Error
+        });
+    if let Some(r) = failed {
+        ctx.roles.stop(format!(
+            "--fail-fast: stopped after {} failed on boot {}",
+            r.id, facts.index
+        ));
+    }
 }
 
 /// Stage 1: the overlay (or blank disk for an ISO), this boot's secrets, QEMU and its
@@ -238,7 +312,7 @@ fn spec(ctx: &BootContext, i: usize, secrets: &BootSecrets) -> Result<VmSpec, Ru
         ctx.server
             .relay_command(&plan.relay_program, &secrets.token),
     );
-    if ctx.agent.agent == Agent::CloudInit {
+    if ctx.agent().agent == Agent::CloudInit {
         spec.smbios_serial = Some(NOCLOUD_SERIAL.into());
     }
     spec.qmp_socket = Some(ctx.tmp.join(format!("boot{i}.qmp")));
@@ -266,10 +340,10 @@ fn to_userspace(ctx: &BootContext, g: &mut Guest) -> bool {
         WaitOutcome::TimedOut => !matches!(
             guest::attempt(
                 g.ssh_port,
-                &ctx.agent.user,
+                &ctx.agent().user,
                 "\u{1}",
                 Instant::now() + Duration::from_secs(3),
-                &mut || true,
+                &mut guest::never,
             ),
             guest::Attempt::NoSsh(_)
         ),
@@ -277,7 +351,8 @@ fn to_userspace(ctx: &BootContext, g: &mut Guest) -> bool {
 }
 
 /// Stage 3: the metadata password over SSH, retried until `deadline`. Returns the
-/// authenticated session.
+/// authenticated session. When the image shows that no login can ever work, the wait
+/// ends as soon as the guest's state proves it (see [`no_login_ever`]).
 fn login(
     ctx: &BootContext,
     g: &mut Guest,
@@ -290,21 +365,66 @@ fn login(
         };
         return None;
     }
-    let (port, start) = (g.ssh_port, g.start);
+    if let Some(reason) = no_ssh_server(ctx, g, deadline) {
+        facts.login = Login::NoSsh { reason };
+        g.event(BootEvent::Login(facts.login.clone()));
+        return None;
+    }
+    let (port, start, roles) = (g.ssh_port, g.start, &ctx.roles);
     let password = g.secrets.password.clone();
+    // Nothing in the guest will ever set the password: one refusal proves it.
+    let retry = no_login_ever(ctx.facts).is_none();
     let r = guest::login(
         port,
-        &ctx.agent.user,
+        &ctx.agent().user,
         &password,
-        start,
-        deadline,
-        &mut || g.alive(),
+        (start, deadline),
+        retry,
+        &mut || g.gone(roles),
     );
     facts.ssh_secs = r.ssh_secs;
     facts.host_key_sha256 = r.host_key;
-    facts.login = r.login;
+    facts.login = match (r.login, no_login_ever(ctx.facts)) {
+        (Login::Refused { reason }, Some(why)) => Login::Refused {
+            reason: format!("{reason}; not retried: {why}"),
+        },
+        (l, _) => l,
+    };
     g.event(BootEvent::Login(facts.login.clone()));
     r.session
+}
+
+/// Why no login can ever work on this image, when its offline facts show it: no
+/// first-boot agent will set the password (`firstboot.installed` fails).
+fn no_login_ever(facts: &Facts) -> Option<String> {
+    let only = Selection {
+        only: vec![CheckId::FirstbootInstalled],
+        skip: Vec::new(),
+    };
+    checks::evaluate(facts, &only)
+        .into_iter()
+        .find(|r| r.status == Status::Fail)
+        .map(|r| format!("{} (see firstboot.installed)", r.evidence))
+}
+
+/// Why no SSH server will answer, once the guest proves it: at once when the image has
+/// none that can run (absent, masked); when none is enabled, once the boot finished (the
+/// console's login prompt) without one answering. None: an SSH server answers, or may.
+fn no_ssh_server(ctx: &BootContext, g: &mut Guest, deadline: Instant) -> Option<String> {
+    let offline = ctx.offline()?;
+    if let Some(why) = &offline.no_ssh {
+        return Some(format!("{why}: no SSH server can answer"));
+    }
+    let disabled = offline.ssh_disabled.clone()?;
+    let (port, roles) = (g.ssh_port, &ctx.roles);
+    let waited = guest::connect(port, deadline, &mut || {
+        g.gone(roles).or_else(|| {
+            g.console.summary().reached(Phase::Login).map(|t| {
+                format!("{disabled}, and the boot finished (login prompt at {t:.1}s) without one")
+            })
+        })
+    });
+    waited.err()
 }
 
 /// Stage 4: what the logged-in session shows (cloud-init's finish until `deadline`, then
@@ -318,44 +438,83 @@ fn inspect(
     deadline: Instant,
 ) -> Result<(), RunError> {
     let tries = facts.ssh_secs.is_some()
-        && ctx.needs(Need::WrongPassword)
+        && (ctx.needs(Need::WrongPassword) || ctx.needs(Need::EmptyPasswords))
         && ctx.roles.claim_wrong_password();
-    let wrong = tries
+    let wrong = (tries && ctx.needs(Need::WrongPassword))
         .then(|| metadata::random_string(20))
         .transpose()
         .map_err(io("random"))?;
-    let (port, user, start) = (g.ssh_port, ctx.agent.user.as_str(), g.start);
+    let empty_for = if tries && ctx.needs(Need::EmptyPasswords) {
+        login_accounts(ctx)
+    } else {
+        Vec::new()
+    };
+    let (port, user, start) = (g.ssh_port, ctx.agent().user.as_str(), g.start);
     std::thread::scope(|scope| {
         let rejected = wrong
             .as_deref()
             .map(|w| scope.spawn(move || wrong_password(port, user, w, start)));
+        let empty =
+            (!empty_for.is_empty()).then(|| scope.spawn(|| guest::try_each(port, &empty_for, "")));
         if let Some(session) = &session
-            && ctx.agent.agent == Agent::CloudInit
+            && ctx.agent().agent == Agent::CloudInit
             && ctx.needs(Need::CloudInitFinished)
         {
-            cloud_init_finished(g, facts, session, deadline);
+            cloud_init_finished(ctx, g, facts, session, deadline);
         }
         if ctx.needs(Need::Probe) {
-            probe(g, facts, session.as_ref());
+            probe(ctx, g, facts, session.as_ref());
         }
         if let Some(Ok((rejected, secs))) = rejected.map(|h| h.join()) {
             facts.wrong_password_rejected = rejected;
             g.event(BootEvent::WrongPasswordTried { secs });
         }
+        if let Some(Ok(tried)) = empty.map(|h| h.join()) {
+            facts.empty_passwords = tried;
+        }
     });
     Ok(())
 }
 
+/// The accounts an empty password is tried for: those of the image that have a login
+/// shell, and the login user (at most [`MAX_EMPTY_TRIES`]).
+fn login_accounts(ctx: &BootContext) -> Vec<String> {
+    let mut users = vec![ctx.agent().user.clone()];
+    match ctx.offline() {
+        Some(o) => users.extend(
+            o.accounts
+                .iter()
+                .filter(|a| a.can_log_in())
+                .map(|a| a.name.clone()),
+        ),
+        None => users.push("root".into()),
+    }
+    let mut seen = std::collections::HashSet::new();
+    users.retain(|u| seen.insert(u.clone()));
+    users.truncate(MAX_EMPTY_TRIES);
+    users
+}
+
+/// The most accounts tried with an empty password, each on its own connection at once
+/// (SSH servers limit unauthenticated connections: dropbear to 5 per address).
+const MAX_EMPTY_TRIES: usize = 4;
+
 /// Not readiness (the login already works): whether cloud-init went on to finish this
 /// instance's modules before `deadline`.
-fn cloud_init_finished(g: &mut Guest, facts: &mut BootFacts, session: &Session, deadline: Instant) {
-    let start = g.start;
+fn cloud_init_finished(
+    ctx: &BootContext,
+    g: &mut Guest,
+    facts: &mut BootFacts,
+    session: &Session,
+    deadline: Instant,
+) {
+    let (start, roles) = (g.start, &ctx.roles);
     let secs = guest::wait_for_path(
         session,
         CLOUD_INIT_BOOT_FINISHED,
         start,
         deadline,
-        &mut || g.alive(),
+        &mut || g.gone(roles),
     );
     facts.cloud_init_finished_secs = secs;
     g.event(BootEvent::CloudInitFinished { secs });
@@ -368,13 +527,23 @@ fn wrong_password(port: u16, user: &str, wrong: &str, start: Instant) -> (Option
     (rejected, start.elapsed().as_secs_f64())
 }
 
-/// The probe's facts from inside the guest, over the logged-in session.
-fn probe(g: &Guest, facts: &mut BootFacts, session: Option<&Session>) {
+/// The probe's facts from inside the guest, over the logged-in session; it hashes the
+/// files where the image holds private keys (has each boot replaced them?).
+fn probe(ctx: &BootContext, g: &Guest, facts: &mut BootFacts, session: Option<&Session>) {
     let Some(session) = session else {
         facts.probe_error = Some("no login".into());
         return;
     };
-    match guest::probe(session) {
+    let paths: Vec<String> = ctx
+        .offline()
+        .map(|o| {
+            o.found(FileKind::PrivateKey)
+                .iter()
+                .map(|f| f.path.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    match guest::probe(session, &paths) {
         Ok(p) => facts.probe = Some(p),
         Err(e) => facts.probe_error = Some(e),
     }

@@ -72,7 +72,7 @@ pub fn run_image(
         .prefix("imgtest-")
         .tempdir()
         .map_err(io("temp dir"))?;
-    let offline = crate::offline::read(&info, &plan.test_scripts, tmp.path())?;
+    let offline = crate::offline::read(&info, &plan.offline, tmp.path())?;
     emit(match &offline {
         Offline::Read(f) => Event::OfflineRead {
             source: f.source.clone(),
@@ -85,11 +85,26 @@ pub fn run_image(
     emit(Event::Agent(agent.clone()));
     let timeouts = plan.timeouts.for_accel(accel.accel, plan.tcg_scale);
     let server = MetadataServer::start(plan.fault).map_err(io("metadata server"))?;
-    let boots = if plan.selection.needs_boot() {
+    let mut facts = Facts {
+        offline,
+        boots: Vec::new(),
+        fault: plan.fault,
+        agent: Some(agent),
+        no_boot: None,
+    };
+    let offline_failure = plan
+        .fail_fast
+        .then(|| first_failure(&facts, plan))
+        .flatten();
+    if let Some(failed) = offline_failure {
+        facts.no_boot = Some(format!(
+            "--fail-fast: stopped before booting, {failed} failed"
+        ));
+    } else if plan.selection.needs_boot() {
         let ctx = boot::BootContext {
             plan,
             accel,
-            agent: &agent,
+            facts: &facts,
             timeouts: &timeouts,
             overall: started + timeouts.overall,
             info: &info,
@@ -97,33 +112,27 @@ pub fn run_image(
             tmp: tmp.path(),
             roles: boot::Roles::default(),
         };
-        boot::run_boots(&ctx, &emit)?
-    } else {
-        Vec::new()
-    };
+        facts.boots = boot::run_boots(&ctx, &emit)?;
+    }
     if interrupted() {
         return Err(RunError::Interrupted);
     }
-    let facts = Facts {
-        offline,
-        boots,
-        fault: plan.fault,
-        agent: Some(agent),
-    };
     let results = checks::evaluate(&facts, &plan.selection);
     for r in &results {
         emit(Event::Check(r.clone()));
     }
+    let unjudged = checks::unjudged(&results);
     let mut report = Report {
         image: image.display().to_string(),
         format: info.kind.describe(),
         accel: accel.clone(),
         timeouts,
-        verdict: report::verdict(&results),
+        verdict: report::verdict(&results, &unjudged, plan.allow_unjudged),
         checks: results,
         facts,
         duration_secs: started.elapsed().as_secs_f64(),
         artifacts: None,
+        unjudged,
     };
     if let Some(dir) = artifacts_dir(plan, image, report.verdict) {
         report.artifacts = Some(dir.display().to_string());
@@ -170,6 +179,14 @@ fn save_artifacts(
     )
     .map_err(io("report"))?;
     Ok(())
+}
+
+/// The first error-severity check that fails on `facts` so far, for `--fail-fast`.
+fn first_failure(facts: &Facts, plan: &RunPlan) -> Option<checks::CheckId> {
+    checks::evaluate(facts, &plan.selection)
+        .into_iter()
+        .find(|r| r.status == checks::Status::Fail && r.severity == checks::Severity::Error)
+        .map(|r| r.id)
 }
 
 impl RunPlan {

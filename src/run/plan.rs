@@ -106,6 +106,8 @@ pub struct CheckSettings {
     pub skip: Option<Vec<String>>,
     /// Leftover test-script globs.
     pub test_scripts: Option<Vec<String>>,
+    /// Globs of files no package owns that are still fine to publish.
+    pub allow: Option<Vec<String>>,
 }
 
 /// `[metadata]`.
@@ -138,6 +140,7 @@ impl Settings {
                 only: self.checks.only.or(lower.checks.only),
                 skip: self.checks.skip.or(lower.checks.skip),
                 test_scripts: self.checks.test_scripts.or(lower.checks.test_scripts),
+                allow: self.checks.allow.or(lower.checks.allow),
             },
             metadata: MetadataSettings {
                 fault: self.metadata.fault.or(lower.metadata.fault),
@@ -201,8 +204,12 @@ pub struct RunPlan {
     pub firstboot: FirstbootChoice,
     /// Selected checks.
     pub selection: Selection,
-    /// Test-script globs.
-    pub test_scripts: Vec<String>,
+    /// What the offline phase looks for: test-script globs, allowed unowned files.
+    pub offline: crate::offline::Options,
+    /// Stop at the first failed check.
+    pub fail_fast: bool,
+    /// A rule no check could judge does not stop the run from passing.
+    pub allow_unjudged: bool,
     /// Metadata fault.
     pub fault: Fault,
     /// JSON report path.
@@ -261,6 +268,10 @@ pub struct RunRequest {
     pub artifacts: Option<PathBuf>,
     /// Direct kernel boot instead of the image's bootloader.
     pub direct_kernel: Option<DirectKernel>,
+    /// Stop at the first failed check.
+    pub fail_fast: bool,
+    /// A rule no check could judge does not stop the run from passing.
+    pub allow_unjudged: bool,
 }
 
 /// A field every complete layer stack sets (the built-in defaults set them all: tested).
@@ -334,7 +345,12 @@ impl RunPlan {
             user: s.user,
             firstboot: set(s.firstboot, "firstboot"),
             selection,
-            test_scripts: s.checks.test_scripts.unwrap_or_default(),
+            offline: crate::offline::Options {
+                test_scripts: s.checks.test_scripts.unwrap_or_default(),
+                allow: s.checks.allow.unwrap_or_default(),
+            },
+            fail_fast: request.fail_fast,
+            allow_unjudged: request.allow_unjudged,
             fault,
             json: request.json,
             junit: request.junit,

@@ -80,6 +80,17 @@ pub struct BootOptions {
     /// Test-script pattern (repeatable; replaces the configured list).
     #[arg(long = "test-script", value_name = "GLOB")]
     pub test_scripts: Vec<String>,
+    /// A file no package owns that may stay in the image (repeatable; replaces the
+    /// configured list).
+    #[arg(long = "allow", value_name = "GLOB")]
+    pub allow: Vec<String>,
+    /// Stop at the first failed check (an offline failure ends the run before any boot).
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Let a rule that no check could judge (e.g. an unreadable filesystem) pass instead
+    /// of exiting 2.
+    #[arg(long)]
+    pub allow_unjudged: bool,
     /// Metadata fault: none, delay=DURATION, 404, 500, drop, never [default: none].
     #[arg(long)]
     pub metadata_fault: Option<Fault>,
@@ -115,6 +126,7 @@ impl BootOptions {
                 only: given(self.checks.clone()),
                 skip: given(self.skips.clone()),
                 test_scripts: given(self.test_scripts.clone()),
+                allow: given(self.allow.clone()),
             },
             metadata: MetadataSettings {
                 fault: self.metadata_fault.map(|f| f.to_string()),
@@ -128,6 +140,8 @@ impl BootOptions {
             settings: self.settings(),
             config: self.config.clone(),
             artifacts: self.artifacts.clone(),
+            fail_fast: self.fail_fast,
+            allow_unjudged: self.allow_unjudged,
             ..RunRequest::default()
         }
     }
@@ -294,7 +308,13 @@ mod tests {
         assert_eq!(p.user, None);
         assert_eq!(p.firstboot, FirstbootChoice::Auto);
         assert_eq!(p.fault, Fault::None);
-        assert!(p.test_scripts.contains(&"/root/test*.sh".to_string()));
+        assert!(
+            p.offline
+                .test_scripts
+                .contains(&"/root/test*.sh".to_string())
+        );
+        assert!(p.offline.allow.contains(&"/home/*/.bashrc".to_string()));
+        assert!(!p.fail_fast && !p.allow_unjudged);
         assert_eq!(
             p.timeouts.for_accel(Accel::Tcg, p.tcg_scale).boot,
             Duration::from_secs(240)

@@ -192,8 +192,18 @@ fn run_images(
             Ok(r) => {
                 live.clear();
                 print!("{}", report::render_summary(&r));
-                if r.verdict == Verdict::Fail {
-                    code = code.max(exit::CHECK_FAILED);
+                match r.verdict {
+                    Verdict::Pass => {}
+                    Verdict::Fail => code = code.max(exit::CHECK_FAILED),
+                    Verdict::Unjudged => {
+                        for u in &r.unjudged {
+                            eprintln!(
+                                "imgtest: {}: could not judge {u} (--allow-unjudged passes it)",
+                                r.image
+                            );
+                        }
+                        code = code.max(exit::ERROR);
+                    }
                 }
                 reports.push(r);
             }
