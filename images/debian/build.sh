@@ -21,6 +21,15 @@
 #   baked-host-keys      clean, but the host keys debootstrap's openssh-server made are kept
 #   dirty-logs           clean, but auth.log/messages login lines, a wtmp record and root's
 #                        shell histories (images/defects/build.sh --plant dirty-logs)
+#   authorized-key       clean, but a builder's SSH key in /root/.ssh/authorized_keys
+#   shadow-backup        clean, but /var/backups/shadow.bak (as Debian's daily cron job
+#                        writes it) holds a usable root hash
+#   random-seed          clean, but systemd's saved entropy /var/lib/systemd/random-seed
+#   dbus-machine-id      clean, but a regular /var/lib/dbus/machine-id with an id
+#   unowned-script       clean, but /usr/local/sbin/provision-check, a script no package owns
+#   build-logs           clean, but what an apt-get run and a builder's Python session leave
+#                        (/var/log/apt/*.log, /var/log/dpkg.log, /root/.python_history)
+#   private-key          clean, but a TLS key made at build time in /etc/ssl/private
 #   cloud-init           Debian's cloud-init package (with its Recommends: cloud-guest-utils,
 #                        eatmydata, sudo) INSTEAD of firstboot, in its default configuration:
 #                        the datasource comes from the platform (NoCloud SMBIOS serial)
@@ -41,7 +50,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 die() { echo "debian/build.sh: $*" >&2; exit 2; }
 
-VARIANTS="clean fixed-password baked-host-keys dirty-logs cloud-init cloud-init-keep-keys"
+VARIANTS="clean fixed-password baked-host-keys dirty-logs authorized-key shadow-backup"
+VARIANTS="$VARIANTS random-seed dbus-machine-id unowned-script build-logs private-key"
+VARIANTS="$VARIANTS cloud-init cloud-init-keep-keys"
 SUITE=bookworm
 MIRROR=http://deb.debian.org/debian
 BASE_PKGS="systemd-sysv udev dbus kmod openssh-server wget"
@@ -53,7 +64,7 @@ while [ $# -gt 0 ]; do
     --variant) variant=${2:?--variant needs a name}; shift 2 ;;
     --size) size=${2:?--size needs a size}; shift 2 ;;
     --uuid) uuid=${2:?--uuid needs a UUID}; shift 2 ;;
-    -h|--help) sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,46p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) die "unknown option: $1" ;;
     *) break ;;
   esac
@@ -193,7 +204,48 @@ find "$root/var/cache/apt/archives" -name '*.deb' -delete
 mkdir -p "$root/var/lib/apt/lists/partial"
 rm -rf "$root/tmp"/* "$root/var/tmp"/* "$root/root/.bash_history" "$root/root/.ash_history" \
   "$root/root/.lesshst" "$root/root/.viminfo" "$root/root/.wget-hsts"
-if [ "$variant" = dirty-logs ]; then "$repo/images/defects/build.sh" --plant dirty-logs "$root"; fi
+# 4b. The planted defect, after cleaning.
+case "$variant" in
+  dirty-logs) "$repo/images/defects/build.sh" --plant dirty-logs "$root" ;;
+  authorized-key)
+    install -d -m 0700 "$root/root/.ssh"
+    echo 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl builder@ci' \
+      > "$root/root/.ssh/authorized_keys"
+    chmod 0600 "$root/root/.ssh/authorized_keys"
+    ;;
+  shadow-backup)
+    hash=$(openssl passwd -6 -salt imgtestsalt imgtest-fixed)
+    awk -F: -v OFS=: -v h="$hash" '$1 == "root" { $2 = h } { print }' "$root/etc/shadow" \
+      > "$root/var/backups/shadow.bak"
+    chmod 0600 "$root/var/backups/shadow.bak"
+    ;;
+  random-seed)
+    head -c 512 /dev/urandom > "$root/var/lib/systemd/random-seed"
+    chmod 0600 "$root/var/lib/systemd/random-seed"
+    ;;
+  dbus-machine-id)
+    mkdir -p "$root/var/lib/dbus"
+    echo 0d2a4a7c6f9b4e1f8a3b5c7d9e1f2a3b > "$root/var/lib/dbus/machine-id"
+    ;;
+  unowned-script)
+    mkdir -p "$root/usr/local/sbin"
+    printf '#!/bin/sh\n# checks the image before it is published\nsystemctl is-active ssh && curl -fsS http://localhost/health\n' \
+      > "$root/usr/local/sbin/provision-check"
+    chmod 0755 "$root/usr/local/sbin/provision-check"
+    ;;
+  build-logs)
+    printf 'Start-Date: 2023-11-14  22:10:01\nCommandline: apt-get install -y nginx\nEnd-Date: 2023-11-14  22:10:09\n' \
+      > "$root/var/log/apt/history.log"
+    echo '2023-11-14 22:10:05 install nginx:amd64 <none> 1.22.1-9' > "$root/var/log/dpkg.log"
+    printf 'import os\nos.environ["DEPLOY_TOKEN"]\n' > "$root/root/.python_history"
+    chmod 0600 "$root/root/.python_history"
+    ;;
+  private-key)
+    install -d -m 0710 "$root/etc/ssl/private"
+    openssl genpkey -algorithm ed25519 -out "$root/etc/ssl/private/server.key" 2>/dev/null
+    chmod 0600 "$root/etc/ssl/private/server.key"
+    ;;
+esac
 
 # 5. The filesystem: mke2fs -d, sparse, fixed UUID and hash seed, clamped times.
 find "$root" -newermt "@$SOURCE_DATE_EPOCH" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} + 2>/dev/null || true
