@@ -279,3 +279,60 @@ fn a_closed_stdout_ends_the_listing_quietly() {
         out.status
     );
 }
+
+/// An image whose root filesystem imgtest cannot read (here a FAT partition) is not a
+/// pass: the rules only the image file shows are named and the run exits 2, unless
+/// `--allow-unjudged`.
+#[test]
+fn a_rule_no_check_can_judge_exits_2_unless_allowed() {
+    let d = tempfile::tempdir().unwrap();
+    let img = d.path().join("fat.img");
+    std::fs::write(&img, vec![0u8; 8 << 20]).unwrap();
+    let mut sf = Command::new("sfdisk")
+        .arg("-q")
+        .arg(&img)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        sf.stdin.as_mut().unwrap(),
+        b"label: dos\nstart=2048, type=c\n",
+    )
+    .unwrap();
+    assert!(sf.wait().unwrap().success());
+    // mkfs.vfat writes into the partition through its offset option on the image itself.
+    assert!(
+        Command::new("mkfs.vfat")
+            .args(["--offset", "2048"])
+            .arg(&img)
+            .arg("6144")
+            .status()
+            .unwrap()
+            .success()
+    );
+    let ids = [
+        "logs.clean",
+        "scripts.none",
+        "leftovers.unowned",
+        "hostkeys.absent",
+    ];
+    let mut args = vec!["run", "--accel", "tcg"];
+    for id in &ids {
+        args.extend(["--check", id]);
+    }
+    args.push(img.to_str().unwrap());
+    let (code, out, err) = run(&args, d.path());
+    assert_eq!(code, 2, "{out}\n{err}");
+    for rule in ["rule 1 (leftovers)", "rule 3 (logs)", "rule 4 (identity)"] {
+        assert!(
+            err.contains(&format!("could not judge {rule}")),
+            "{rule}: {err}"
+        );
+    }
+    assert!(err.contains("every selected check was skipped"), "{err}");
+    assert!(out.contains("COULD NOT JUDGE"), "{out}");
+    args.insert(3, "--allow-unjudged");
+    let (code, out, err) = run(&args, d.path());
+    assert_eq!(code, 0, "{out}\n{err}");
+    common::assert_no_temp_left(d.path());
+}

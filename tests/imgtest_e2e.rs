@@ -147,6 +147,111 @@ fn defect_firstboot_missing() {
     );
 }
 
+/// Hygiene defects the image file shows, each with the one check that must fail: a file a
+/// real build leaves behind, under a name no list of examples has.
+const OFFLINE_DEFECTS: &[(&str, &str)] = &[
+    ("authorized-key", "logins.authorized-keys"),
+    ("shadow-backup", "logins.password-copies"),
+    ("rhosts", "logins.host-trust"),
+    ("random-seed", "identity.seeds"),
+    ("dbus-machine-id", "identity.dbus-machine-id"),
+    ("private-key", "identity.private-keys"),
+    ("persistent-net", "identity.persistent-net"),
+    ("cloud-init-state", "identity.cloud-init-state"),
+    ("crash-dump", "logs.crash-dumps"),
+    ("mail-spool", "logs.spools"),
+    ("dhcp-lease", "logs.leases"),
+    ("tmp-files", "logs.temp-files"),
+    ("unowned-script", "leftovers.unowned"),
+    ("package-cache", "logs.package-cache"),
+];
+
+/// The ids of every image-scope check, as `--check` arguments: judged without a boot.
+fn image_checks() -> Vec<String> {
+    let o = Command::new(env!("CARGO_BIN_EXE_imgtest"))
+        .args(["checks", "--json"])
+        .output()
+        .unwrap();
+    let all: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    all.as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["scope"] == "image")
+        .flat_map(|c| ["--check".to_string(), c["id"].as_str().unwrap().to_string()])
+        .collect()
+}
+
+#[test]
+fn each_offline_hygiene_defect_fails_exactly_its_check() {
+    let d = tempfile::tempdir().unwrap();
+    let images: Vec<PathBuf> = OFFLINE_DEFECTS
+        .iter()
+        .map(|(v, _)| disk(d.path(), Some(v), &[]))
+        .collect();
+    let paths: Vec<&Path> = images.iter().map(PathBuf::as_path).collect();
+    let checks = image_checks();
+    let args: Vec<&str> = checks.iter().map(String::as_str).collect();
+    let o = common::imgtest_run_all(d.path(), &paths, &args);
+    assert_eq!(o.code, 1, "{}\n{}", o.out, o.err);
+    for (i, (variant, id)) in OFFLINE_DEFECTS.iter().enumerate() {
+        let r = o.image(i);
+        assert_eq!(r.ids("fail"), [*id], "{variant}: {}", r.out);
+        let evidence = r.evidence(id).join(" ");
+        assert!(evidence.contains("bytes, mode"), "{variant}: {evidence}");
+        // The package cache is a warning: it does not fail the image.
+        let verdict = if *id == "logs.package-cache" {
+            "pass"
+        } else {
+            "fail"
+        };
+        assert_eq!(r.report[0]["verdict"], verdict, "{variant}");
+    }
+    // --fail-fast: an offline failure ends the run before any boot.
+    let o = imgtest(d.path(), &images[0], &["--fail-fast"]);
+    assert_eq!(o.code, 1, "{}\n{}", o.out, o.err);
+    assert_eq!(o.ids("fail"), ["logins.authorized-keys"], "{}", o.out);
+    assert!(!o.err.contains("QEMU started"), "{}", o.err);
+    assert!(o.report[0]["facts"]["boots"].as_array().unwrap().is_empty());
+    assert!(
+        o.evidence("boot.userspace")[0].contains("--fail-fast: stopped before booting"),
+        "{}",
+        o.out
+    );
+}
+
+#[test]
+fn online_hygiene_defects_fail_exactly_their_check() {
+    let d = tempfile::tempdir().unwrap();
+    let cases = [
+        // Clean offline: a boot script adds a builder's key; only the running guest shows it.
+        ("boot-time-key", "logins.runtime-keys"),
+        // dropbear -B lets accounts with a blank password in.
+        ("dropbear-blank", "logins.sshd-config"),
+    ];
+    let images: Vec<PathBuf> = cases
+        .iter()
+        .map(|(v, _)| disk(d.path(), Some(v), &[]))
+        .collect();
+    let paths: Vec<&Path> = images.iter().map(PathBuf::as_path).collect();
+    let o = common::imgtest_run_all(
+        d.path(),
+        &paths,
+        &["-m", "256", "--boots", "1", "--skip", "shutdown.clean"],
+    );
+    assert_eq!(o.code, 1, "{}\n{}", o.out, o.err);
+    for (i, (variant, id)) in cases.iter().enumerate() {
+        let r = o.image(i);
+        assert_eq!(r.ids("fail"), [*id], "{variant}: {}", r.out);
+        // The metadata service's own key is expected; empty passwords were refused.
+        assert_eq!(r.status("logins.empty-password"), ["pass"], "{variant}");
+    }
+    assert!(
+        o.image(0).evidence("logins.runtime-keys")[0].contains("root: ssh-ed25519"),
+        "{}",
+        o.out
+    );
+}
+
 #[test]
 fn kernel_that_cannot_find_root_fails_fast_with_the_console_evidence() {
     let d = tempfile::tempdir().unwrap();
@@ -229,12 +334,24 @@ fn tiny_server_iso_boots_from_cd_and_passes() {
     let o = imgtest(
         d.path(),
         &iso,
-        &["--boots", "1", "--skip", "shutdown.clean"],
+        &[
+            "--boots",
+            "1",
+            "--skip",
+            "shutdown.clean",
+            "--allow-unjudged",
+        ],
     );
     assert_eq!(o.code, 0, "{}\n{}", o.out, o.err);
     assert_eq!(o.report[0]["format"], "ISO 9660 (El Torito bootable)");
     assert_eq!(o.status("metadata.password"), ["pass"]);
     assert_eq!(o.status("logs.clean"), ["skip"]);
+    // What only the image file shows cannot be judged from a CD: named, allowed here.
+    let unjudged = o.report[0]["unjudged"].to_string();
+    assert!(
+        unjudged.contains("rule 1 (leftovers)") && unjudged.contains("rule 3 (logs)"),
+        "{unjudged}"
+    );
     let console = std::fs::read_to_string(d.path().join("artifacts/boot0-console.log")).unwrap();
     let cd = console
         .find("Booting from DVD/CD")

@@ -11,6 +11,23 @@
 #   test-scripts       /root/test.sh and /usr/local/bin/run-tests.sh left behind
 #   no-firstboot       firstboot not installed
 #   machine-id         /etc/machine-id set
+#   authorized-key     a builder's SSH key in /root/.ssh/authorized_keys
+#   shadow-backup      /etc/shadow- (the backup shadow tools keep) with root's real hash
+#   rhosts             /root/.rhosts trusting every host and user ("+ +")
+#   random-seed        saved entropy in /var/lib/random-seed
+#   dbus-machine-id    a regular /var/lib/dbus/machine-id with an id
+#   private-key        a builder's OpenSSH private key, /root/.ssh/id_ed25519
+#   persistent-net     /etc/udev/rules.d/70-persistent-net.rules naming eth0 after a MAC
+#   cloud-init-state   /var/lib/cloud/instances/i-build/ and data/ from a boot at build time
+#   crash-dump         a crash report in /var/crash
+#   mail-spool         cron's mail to root in /var/mail/root
+#   dhcp-lease         the build network's lease in /var/lib/dhcp
+#   tmp-files          the build's output left in /var/tmp
+#   unowned-script     /root/verify-image, a script under a name no pattern guesses
+#   package-cache      a downloaded .deb in /var/cache/apt/archives (a warning only)
+#   boot-time-key      a boot script that adds a builder's SSH key to root's authorized_keys
+#                      (clean offline: only the running guest shows the key)
+#   dropbear-blank     dropbear started with -B (logins with blank passwords allowed)
 #   no-root            the rootfs is clean: the defect is the kernel command line, made by
 #                      fsmaker: `fsmaker --append root=UUID=00000000-0000-0000-0000-000000000000
 #                      ROOTFS OUT.img` (its initrd uses the last root= given), so the root is
@@ -22,6 +39,12 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 die() { echo "defects/build.sh: $*" >&2; exit 2; }
 VARIANTS="fixed-password dirty-logs baked-host-keys test-scripts no-firstboot machine-id no-root"
+VARIANTS="$VARIANTS authorized-key shadow-backup rhosts random-seed dbus-machine-id private-key"
+VARIANTS="$VARIANTS persistent-net cloud-init-state crash-dump mail-spool dhcp-lease tmp-files"
+VARIANTS="$VARIANTS unowned-script package-cache boot-time-key dropbear-blank"
+
+# A builder's public key, as a CI system would bake it.
+BUILDER_KEY='ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl builder@ci'
 
 # wtmp_record USER LINE HOST EPOCH: one x86_64 glibc struct utmp (384 bytes), USER_PROCESS.
 wtmp_record() {
@@ -93,6 +116,85 @@ LOG
       echo 5c4e9d2a7b1f4e08a3c6d9e2f1b0a7c4 > "$root/etc/machine-id"
       ;;
     no-firstboot|no-root) ;;
+    *) plant_hygiene "$variant" "$root" ;;
+  esac
+}
+
+# The hygiene defects: each a file a real build leaves behind.
+plant_hygiene() {
+  variant=$1 root=$2
+  case "$variant" in
+    authorized-key)
+      mkdir -p "$root/root/.ssh"
+      echo "$BUILDER_KEY" > "$root/root/.ssh/authorized_keys"
+      chmod 0700 "$root/root/.ssh"; chmod 0600 "$root/root/.ssh/authorized_keys"
+      ;;
+    shadow-backup)
+      hash=$("$root/bin/busybox" mkpasswd -m sha512 -S imgtestsalt imgtest-fixed)
+      awk -F: -v OFS=: -v h="$hash" '$1 == "root" { $2 = h } { print }' "$root/etc/shadow" \
+        > "$root/etc/shadow-"
+      chmod 0600 "$root/etc/shadow-"
+      ;;
+    rhosts) echo '+ +' > "$root/root/.rhosts" ;;
+    random-seed)
+      mkdir -p "$root/var/lib"
+      head -c 512 /dev/urandom > "$root/var/lib/random-seed"
+      ;;
+    dbus-machine-id)
+      mkdir -p "$root/var/lib/dbus"
+      echo 0d2a4a7c6f9b4e1f8a3b5c7d9e1f2a3b > "$root/var/lib/dbus/machine-id"
+      ;;
+    private-key)
+      command -v ssh-keygen >/dev/null || die "ssh-keygen not found (apt-get install openssh-client)"
+      mkdir -p "$root/root/.ssh"
+      ssh-keygen -q -t ed25519 -N '' -C builder@ci -f "$root/root/.ssh/id_ed25519"
+      ;;
+    persistent-net)
+      mkdir -p "$root/etc/udev/rules.d"
+      echo 'SUBSYSTEM=="net", ACTION=="add", DRIVERS=="?*", ATTR{address}=="52:54:00:12:34:56", NAME="eth0"' \
+        > "$root/etc/udev/rules.d/70-persistent-net.rules"
+      ;;
+    cloud-init-state)
+      mkdir -p "$root/var/lib/cloud/instances/i-build/sem" "$root/var/lib/cloud/data"
+      echo i-build > "$root/var/lib/cloud/data/instance-id"
+      : > "$root/var/lib/cloud/instances/i-build/sem/config_ssh"
+      echo i-build > "$root/var/lib/cloud/instances/i-build/datasource"
+      ;;
+    crash-dump)
+      mkdir -p "$root/var/crash"
+      printf 'ProblemType: Crash\nExecutablePath: /usr/bin/app\nSignal: 11\n' > "$root/var/crash/_usr_bin_app.0.crash"
+      ;;
+    mail-spool)
+      mkdir -p "$root/var/mail"
+      printf 'From root@builder\nSubject: Cron <root@builder> run-tests\n\nall tests passed\n' > "$root/var/mail/root"
+      ;;
+    dhcp-lease)
+      mkdir -p "$root/var/lib/dhcp"
+      printf 'lease {\n  interface "eth0";\n  fixed-address 10.20.0.15;\n  option routers 10.20.0.1;\n}\n' \
+        > "$root/var/lib/dhcp/dhclient.eth0.leases"
+      ;;
+    tmp-files)
+      mkdir -p "$root/var/tmp"
+      printf 'build 4711: 132 tests passed\n' > "$root/var/tmp/build-output.txt"
+      ;;
+    unowned-script)
+      printf '#!/bin/sh\n# run before publishing\nwget -qO- http://localhost/ | grep -q ok\n' > "$root/root/verify-image"
+      chmod 0755 "$root/root/verify-image"
+      ;;
+    package-cache)
+      mkdir -p "$root/var/cache/apt/archives"
+      head -c 4096 /dev/zero > "$root/var/cache/apt/archives/curl_7.88.1-10_amd64.deb"
+      ;;
+    boot-time-key)
+      # shellcheck disable=SC2016 # the script's own variables
+      printf '#!/bin/sh\n# give the build system access to every server\n[ "$1" = start ] || exit 0\nmkdir -p /root/.ssh\necho "%s" >> /root/.ssh/authorized_keys\n' \
+        "$BUILDER_KEY" > "$root/etc/init.d/S48builder-access"
+      chmod 0755 "$root/etc/init.d/S48builder-access"
+      ;;
+    dropbear-blank)
+      sed -i 's/dropbear -R -p 22/dropbear -R -B -p 22/' "$root/etc/init.d/S50dropbear"
+      grep -q 'dropbear -R -B' "$root/etc/init.d/S50dropbear" || die "S50dropbear changed: cannot plant -B"
+      ;;
     *) die "unknown variant '$variant' (one of: $VARIANTS)" ;;
   esac
 }

@@ -82,10 +82,11 @@ pub(super) fn sshd_config(b: &BootFacts, _: &Facts) -> Judgement {
     if setting("hostbasedauthentication") == Some("yes") {
         wrong.push("HostbasedAuthentication yes: trusted hosts log in without a secret".into());
     }
-    for cmd in &p.dropbear {
-        if cmd.split_whitespace().any(|w| w == "-B") {
-            wrong.push(format!("dropbear -B (blank passwords allowed): {cmd}"));
-        }
+    if let Some(cmd) = p.dropbear.iter().find(|c| blank_passwords_allowed(c)) {
+        wrong.push(format!(
+            "dropbear -B (blank passwords allowed): {}",
+            cmd.trim()
+        ));
     }
     match (wrong.is_empty(), p.sshd.is_empty() && p.dropbear.is_empty()) {
         (false, _) => fail(list(&wrong)),
@@ -138,6 +139,20 @@ pub(super) fn runtime_keys(b: &BootFacts, facts: &Facts) -> Judgement {
     }
 }
 
+/// Whether a dropbear command line lets accounts with a blank password in.
+fn blank_passwords_allowed(cmdline: &str) -> bool {
+    cmdline.split_whitespace().any(|w| w == "-B")
+}
+
+/// Whether a boot's SSH server is configured to let accounts without a password in
+/// (`logins.sshd-config` names that).
+fn server_allows_empty(b: &BootFacts) -> bool {
+    b.probe.as_ref().is_some_and(|p| {
+        p.sshd.get("permitemptypasswords").map(String::as_str) == Some("yes")
+            || p.dropbear.iter().any(|c| blank_passwords_allowed(c))
+    })
+}
+
 /// A key's type and the start of its blob.
 fn abbreviate(key: &str) -> String {
     match key.split_once(' ') {
@@ -175,6 +190,11 @@ pub(super) fn empty_password(facts: &Facts) -> Judgement {
     if accepted.is_empty() {
         let names: Vec<String> = tried.iter().map(|t| t.user.clone()).collect();
         pass(format!("refused for {}", list(&names)))
+    } else if facts.boots.iter().any(server_allows_empty) {
+        skip(format!(
+            "an empty password logs in as {}: the SSH server allows it (see logins.sshd-config)",
+            list(&accepted)
+        ))
     } else {
         fail(format!(
             "an empty password logs in over SSH as: {}",

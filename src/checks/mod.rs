@@ -130,14 +130,14 @@ crate::named_enum! {
         /// The platform's first-boot handover works: the password from the metadata
         /// service, and nothing else, opens the server.
         FirstBoot = "first-boot",
-        /// Rule 1: the author's test scripts and build leftovers are erased.
+        /// The author's test scripts and build leftovers are erased.
         Leftovers = "leftovers",
-        /// Rule 2: no login is reachable over the network that the image's author (or
+        /// No login is reachable over the network that the image's author (or
         /// anyone holding the image) can use.
         Logins = "logins",
-        /// Rule 3: logs and usage information are cleared.
+        /// Logs and usage information are cleared.
         Logs = "logs",
-        /// Rule 4: information that must be unique per server is regenerated.
+        /// Information that must be unique per server is regenerated.
         Identity = "identity",
     }
 }

@@ -129,6 +129,15 @@ impl FsView {
     /// files cost an inode read.
     pub fn files(&self, dir: &str) -> Vec<FileInfo> {
         let mut out = Vec::new();
+        // A linked directory (`/tmp` -> `/var/tmp`) is walked, and named, where it really is.
+        let Some(dir) = self
+            .fs
+            .canonicalize(dir)
+            .ok()
+            .and_then(|p| p.to_str().ok().map(str::to_string))
+        else {
+            return out;
+        };
         let mut stack = vec![dir.trim_end_matches('/').to_string()];
         while let Some(d) = stack.pop() {
             let Ok(rd) = self

@@ -133,6 +133,8 @@ pub(super) fn leases(scan: &mut Scan) {
 pub(super) fn temp_files(scan: &mut Scan) {
     let mut files = scan.view.files("/tmp");
     files.extend(scan.view.files("/var/tmp"));
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    files.dedup_by(|a, b| a.path == b.path);
     for f in files {
         if !is_script(scan.view, &f) {
             scan.found(

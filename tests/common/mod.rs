@@ -358,6 +358,16 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// The outcome of the `i`-th image of a run of several (same output, its report).
+    pub fn image(&self, i: usize) -> Outcome {
+        Outcome {
+            code: self.code,
+            out: self.out.clone(),
+            err: self.err.clone(),
+            report: serde_json::Value::Array(vec![self.report[i].clone()]),
+        }
+    }
+
     fn checks(&self) -> impl Iterator<Item = &serde_json::Value> {
         self.report[0]["checks"].as_array().into_iter().flatten()
     }
@@ -400,8 +410,13 @@ impl Outcome {
 /// `dir`, one VM test at a time (the `vm` lock). Asserts that the image file is unchanged
 /// and that no temp file is left behind.
 pub fn imgtest_run(dir: &Path, image: &Path, args: &[&str]) -> Outcome {
+    imgtest_run_all(dir, &[image], args)
+}
+
+/// `imgtest run` of several images in one invocation; `Outcome::image(i)` is the i-th's.
+pub fn imgtest_run_all(dir: &Path, images: &[&Path], args: &[&str]) -> Outcome {
     let _vm = lock("vm");
-    let before = sha256(image);
+    let before: Vec<String> = images.iter().map(|i| sha256(i)).collect();
     let json = dir.join("report.json");
     let _ = std::fs::remove_file(&json);
     let out = Command::new(env!("CARGO_BIN_EXE_imgtest"))
@@ -411,11 +426,13 @@ pub fn imgtest_run(dir: &Path, image: &Path, args: &[&str]) -> Outcome {
         .arg(&json)
         .arg("--artifacts")
         .arg(dir.join("artifacts"))
-        .arg(image)
+        .args(images)
         .env("TMPDIR", dir)
         .output()
         .unwrap();
-    assert_eq!(sha256(image), before, "imgtest changed {}", image.display());
+    for (image, before) in images.iter().zip(before) {
+        assert_eq!(sha256(image), before, "imgtest changed {}", image.display());
+    }
     assert_no_temp_left(dir);
     Outcome {
         code: out.status.code().unwrap_or(-1),

@@ -18,6 +18,7 @@ use crate::checks::{self, CATALOGUE};
 use crate::exit;
 use crate::facts::AccelDecision;
 use crate::fsmaker::kernel::Cache;
+use crate::named::Named;
 use crate::report::{self, Event, Report, Verdict};
 use crate::run::plan::{DEFAULT_CONFIG, RunPlan};
 use crate::run::{self, RunError};
@@ -126,15 +127,21 @@ fn list_checks(json: bool, markdown: bool) -> i32 {
     } else if markdown {
         print!("{}", checks::markdown_table());
     } else {
-        for c in CATALOGUE {
-            println!(
-                "{:<22} {:<8} {:<6} {:<11} {}",
-                c.id,
-                c.severity,
-                c.scope(),
-                c.rule,
-                c.title
-            );
+        for rule in checks::Rule::ALL {
+            let number = rule
+                .number()
+                .map(|n| format!("rule {n}, "))
+                .unwrap_or_default();
+            println!("# {number}{rule}: {}", rule.help());
+            for c in CATALOGUE.iter().filter(|c| c.rule == *rule) {
+                println!(
+                    "{:<26} {:<8} {:<6} {}",
+                    c.id,
+                    c.severity,
+                    c.scope(),
+                    c.title
+                );
+            }
         }
     }
     exit::SUCCESS
