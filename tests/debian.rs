@@ -15,7 +15,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{assets_dir, imgtest_run, lock, run_ok, sha256};
+use common::{assets_dir, image_checks, imgtest_run, lock, run_ok, sha256};
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("images/debian/build.sh")
@@ -82,23 +82,6 @@ fn installed(fs: &Path, package: &str) -> bool {
         stanza.lines().any(|l| l == format!("Package: {package}"))
             && stanza.contains("Status: install ok installed")
     })
-}
-
-/// `--check ID` for every image-scope check of `imgtest checks --json`: judged without booting.
-fn image_checks() -> Vec<String> {
-    let o = run_ok(Command::new(env!("CARGO_BIN_EXE_imgtest")).args(["checks", "--json"]));
-    let catalogue: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let ids: Vec<String> = catalogue
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["scope"] == "image")
-        .map(|c| c["id"].as_str().unwrap().to_string())
-        .collect();
-    assert!(ids.len() >= 6, "image checks: {ids:?}");
-    ids.iter()
-        .flat_map(|id| ["--check".to_string(), id.clone()])
-        .collect()
 }
 
 fn work_dir() -> tempfile::TempDir {
@@ -231,6 +214,36 @@ fn debian_baked_host_keys_fail_hostkeys_absent_also_when_booted() {
     assert_eq!(v.ids("fail"), ["hostkeys.absent"], "{}", v.log());
     for id in ["metadata.password", "hostkeys.regenerated"] {
         assert!(v.ids("pass").contains(&id.to_string()), "{id}: {}", v.log());
+    }
+}
+
+/// Real builds break the hygiene rules in ways no list of names foresees: each of these
+/// variants fails exactly its check, judged on the image alone.
+#[test]
+fn debian_hygiene_defects_fail_exactly_their_check() {
+    let d = work_dir();
+    let cases = [
+        ("authorized-key", "logins.authorized-keys"),
+        ("shadow-backup", "logins.password-copies"),
+        ("random-seed", "identity.seeds"),
+        ("dbus-machine-id", "identity.dbus-machine-id"),
+        ("unowned-script", "leftovers.unowned"),
+        ("build-logs", "logs.clean"),
+        ("private-key", "identity.private-keys"),
+    ];
+    let images: Vec<PathBuf> = cases.iter().map(|(v, _)| disk(d.path(), v)).collect();
+    let paths: Vec<&Path> = images.iter().map(PathBuf::as_path).collect();
+    let checks = image_checks();
+    let args: Vec<&str> = checks.iter().map(String::as_str).collect();
+    let v = common::imgtest_run_all(d.path(), &paths, &args);
+    assert_eq!(v.code, 1, "{}", v.log());
+    for (i, (variant, id)) in cases.iter().enumerate() {
+        let r = v.image(i);
+        assert_eq!(r.ids("fail"), [*id], "{variant}: {}", r.log());
+        assert!(
+            r.report[0]["facts"]["offline"]["package_db"] == "dpkg",
+            "{variant}: leftovers judged by package ownership"
+        );
     }
 }
 

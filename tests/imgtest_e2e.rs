@@ -166,21 +166,6 @@ const OFFLINE_DEFECTS: &[(&str, &str)] = &[
     ("package-cache", "logs.package-cache"),
 ];
 
-/// The ids of every image-scope check, as `--check` arguments: judged without a boot.
-fn image_checks() -> Vec<String> {
-    let o = Command::new(env!("CARGO_BIN_EXE_imgtest"))
-        .args(["checks", "--json"])
-        .output()
-        .unwrap();
-    let all: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    all.as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["scope"] == "image")
-        .flat_map(|c| ["--check".to_string(), c["id"].as_str().unwrap().to_string()])
-        .collect()
-}
-
 #[test]
 fn each_offline_hygiene_defect_fails_exactly_its_check() {
     let d = tempfile::tempdir().unwrap();
@@ -189,7 +174,7 @@ fn each_offline_hygiene_defect_fails_exactly_its_check() {
         .map(|(v, _)| disk(d.path(), Some(v), &[]))
         .collect();
     let paths: Vec<&Path> = images.iter().map(PathBuf::as_path).collect();
-    let checks = image_checks();
+    let checks = common::image_checks();
     let args: Vec<&str> = checks.iter().map(String::as_str).collect();
     let o = common::imgtest_run_all(d.path(), &paths, &args);
     assert_eq!(o.code, 1, "{}\n{}", o.out, o.err);

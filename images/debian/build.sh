@@ -36,6 +36,8 @@
 #   cloud-init-keep-keys cloud-init, plus /etc/cloud/cloud.cfg.d/99-keep-keys.cfg
 #                        (ssh_deletekeys: false) and the baked host keys kept
 # --size SIZE          ext4 size (default 1536M, sparse): room for fsmaker's ~100 MiB kernel.
+# --extra "PKG..."     also apt-get install these packages (e.g. to make a bigger image for
+#                      bench/offline.sh); cached as a tarball of their own.
 # --uuid UUID          filesystem UUID (default fixed; /etc/fstab uses it).
 #
 # Cache: debootstrap's result is kept as a tarball per package set under
@@ -58,13 +60,14 @@ MIRROR=http://deb.debian.org/debian
 BASE_PKGS="systemd-sysv udev dbus kmod openssh-server wget"
 CLOUD_PKGS="cloud-init cloud-guest-utils eatmydata sudo"
 
-variant=clean size=1536M uuid=6b1c1a0e-5d2f-4c3b-9a8e-0d1e2f3a4b5c
+variant=clean size=1536M uuid=6b1c1a0e-5d2f-4c3b-9a8e-0d1e2f3a4b5c extra=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --variant) variant=${2:?--variant needs a name}; shift 2 ;;
     --size) size=${2:?--size needs a size}; shift 2 ;;
     --uuid) uuid=${2:?--uuid needs a UUID}; shift 2 ;;
-    -h|--help) sed -n '2,46p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --extra) extra=${2:?--extra needs package names}; shift 2 ;;
+    -h|--help) sed -n '2,47p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) die "unknown option: $1" ;;
     *) break ;;
   esac
@@ -112,10 +115,30 @@ cloud_key=$(printf '%s\n' "$base_key" $CLOUD_PKGS | sha256sum | cut -c1-12)
 cloud_tar="$cache/cloud-init-$SUITE-$cloud_key.tar"
 tarball=$base_tar
 [ $flavour = firstboot ] || tarball=$cloud_tar
+flavour_tar=$tarball
+if [ -n "$extra" ]; then
+  extra_key=$(printf '%s\n' "$flavour_tar" $extra | sha256sum | cut -c1-12)
+  tarball="$cache/extra-$SUITE-$extra_key.tar"
+fi
 pack() { # pack TARBALL: the tree into the cache, atomically
   tar -C "$work/tree" -cf "$1.tmp" $tar_opts .
   mv "$1.tmp" "$1"
   rm -rf "$work/tree"
+}
+apt_layer() { # apt_layer FROM_TAR TO_TAR PKG...: FROM plus `apt-get install PKG...`, cached
+  from=$1 to=$2
+  shift 2
+  echo "debian/build.sh: apt-get install $*" >&2
+  mkdir -p "$work/tree"
+  tar -C "$work/tree" -xpf "$from" $tar_opts
+  mount -t proc proc "$work/tree/proc"
+  if ! chroot "$work/tree" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+      --no-install-recommends "$@" > "$work/log" 2>&1; then
+    tail -n 20 "$work/log" >&2
+    die "apt-get install $* failed (network to $MIRROR?)"
+  fi
+  umount "$work/tree/proc"
+  pack "$to"
 }
 (
   flock 9
@@ -128,19 +151,8 @@ pack() { # pack TARBALL: the tree into the cache, atomically
     fi
     pack "$base_tar"
   fi
-  if [ ! -f "$tarball" ]; then
-    echo "debian/build.sh: apt-get install $CLOUD_PKGS" >&2
-    mkdir -p "$work/tree"
-    tar -C "$work/tree" -xpf "$base_tar" $tar_opts
-    mount -t proc proc "$work/tree/proc"
-    if ! chroot "$work/tree" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-        --no-install-recommends $CLOUD_PKGS > "$work/log" 2>&1; then
-      tail -n 20 "$work/log" >&2
-      die "apt-get install $CLOUD_PKGS failed (network to $MIRROR?)"
-    fi
-    umount "$work/tree/proc"
-    pack "$cloud_tar"
-  fi
+  if [ ! -f "$flavour_tar" ]; then apt_layer "$base_tar" "$cloud_tar" $CLOUD_PKGS; fi
+  if [ ! -f "$tarball" ]; then apt_layer "$flavour_tar" "$tarball" $extra; fi
 ) 9>"$cache/debootstrap.lock"
 tar -C "$root" -xpf "$tarball" $tar_opts
 

@@ -82,6 +82,10 @@ pub struct Report {
     pub facts: Facts,
     /// Wall time of the run in seconds.
     pub duration_secs: f64,
+    /// Seconds spent on the image before any boot: recognising it and reading its offline
+    /// facts.
+    #[serde(default)]
+    pub offline_secs: f64,
     /// Where artifacts were kept, if anywhere.
     pub artifacts: Option<String>,
     /// What could not be judged: a rule none of whose checks could judge, or every check

@@ -84,6 +84,7 @@ pub(crate) fn tcg_report(
         checks,
         facts,
         duration_secs,
+        offline_secs: 0.25,
         artifacts,
         unjudged: Vec::new(),
     }

@@ -81,6 +81,7 @@ pub fn run_image(
             reason: reason.clone(),
         },
     });
+    let offline_secs = started.elapsed().as_secs_f64();
     let agent = cloudinit::choose(plan.firstboot, plan.user.as_deref(), &offline)?;
     emit(Event::Agent(agent.clone()));
     let timeouts = plan.timeouts.for_accel(accel.accel, plan.tcg_scale);
@@ -131,6 +132,7 @@ pub fn run_image(
         checks: results,
         facts,
         duration_secs: started.elapsed().as_secs_f64(),
+        offline_secs,
         artifacts: None,
         unjudged,
     };

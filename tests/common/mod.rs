@@ -444,3 +444,21 @@ pub fn imgtest_run_all(dir: &Path, images: &[&Path], args: &[&str]) -> Outcome {
             .unwrap_or_default(),
     }
 }
+
+/// `--check ID` for every image-scope check of `imgtest checks --json`: judged without
+/// booting.
+pub fn image_checks() -> Vec<String> {
+    let o = run_ok(Command::new(env!("CARGO_BIN_EXE_imgtest")).args(["checks", "--json"]));
+    let catalogue: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ids: Vec<String> = catalogue
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["scope"] == "image")
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(ids.len() >= 6, "image checks: {ids:?}");
+    ids.iter()
+        .flat_map(|id| ["--check".to_string(), id.clone()])
+        .collect()
+}
