@@ -631,5 +631,13 @@ mod tests {
         assert_eq!(roles.claim_power_off(1), Ok(()));
         assert_eq!(roles.claim_power_off(0), Err(1));
         assert_eq!(roles.claim_power_off(1), Err(1));
+        // --fail-fast: the first failure's reason stops every boot.
+        assert_eq!(roles.stopped(), None);
+        roles.stop("boot.userspace failed on boot 1".into());
+        roles.stop("console.clean failed on boot 0".into());
+        assert_eq!(
+            roles.stopped().as_deref(),
+            Some("boot.userspace failed on boot 1")
+        );
     }
 }
