@@ -117,7 +117,7 @@ tarball=$base_tar
 [ $flavour = firstboot ] || tarball=$cloud_tar
 flavour_tar=$tarball
 if [ -n "$extra" ]; then
-  extra_key=$(printf '%s\n' "$flavour_tar" $extra | sha256sum | cut -c1-12)
+  extra_key=$(printf '%s\n' "$(basename "$flavour_tar")" $extra | sha256sum | cut -c1-12)
   tarball="$cache/extra-$SUITE-$extra_key.tar"
 fi
 pack() { # pack TARBALL: the tree into the cache, atomically
