@@ -75,9 +75,12 @@ for k in permitemptypasswords passwordauthentication permitrootlogin pubkeyauthe
     [ -n "$v" ] && add sshd "$(q "$k"):$(q "$v")"
 done
 dropbear=""
-for c in /proc/[0-9]*/cmdline; do
-    line=$( (tr '\000' ' ' <"$c") 2>/dev/null)
-    case "$line" in *dropbear*) add dropbear "$(q "$line")" ;; esac
+for d in /proc/[0-9]*; do
+    # `read` is built in: only dropbear's own command line costs a process.
+    read -r comm 2>/dev/null <"$d/comm" || continue
+    case "$comm" in dropbear*) ;; *) continue ;; esac
+    line=$( (tr '\000' ' ' <"$d/cmdline") 2>/dev/null)
+    [ -n "$line" ] && add dropbear "$(q "$line")"
 done
 
 files=""

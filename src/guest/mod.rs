@@ -14,8 +14,13 @@ use crate::facts::{Login, ProbeFacts, Tried};
 /// The guest-side fact gatherer, run once per boot.
 pub const PROBE_SCRIPT: &str = include_str!("../../harness/probe.sh");
 
-/// Per-operation network timeout.
+/// Per-operation network timeout of the login attempts, retried until the login deadline.
 const IO_TIMEOUT: Duration = Duration::from_secs(15);
+/// Per-operation network timeout of a login tried once (a wrong or empty password): it runs
+/// beside other connections to a guest that may be slow under emulation, with no retry.
+const TRY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the probe may take to answer: it runs a few dozen commands in the guest.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Pause between login attempts once the SSH server answers.
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
 /// While no SSH server has answered, a new connection is opened this often.
@@ -112,23 +117,23 @@ pub fn connect(port: u16, deadline: Instant, stop: &mut Stop) -> Result<TcpStrea
 /// try `password` for `user`.
 pub fn attempt(
     port: u16,
-    user: &str,
-    password: &str,
+    (user, password): (&str, &str),
     deadline: Instant,
+    io: Duration,
     stop: &mut Stop,
 ) -> Attempt {
     let tcp = match connect(port, deadline, stop) {
         Ok(t) => t,
         Err(e) => return Attempt::NoSsh(e),
     };
-    let _ = tcp.set_read_timeout(Some(IO_TIMEOUT));
-    let _ = tcp.set_write_timeout(Some(IO_TIMEOUT));
+    let _ = tcp.set_read_timeout(Some(io));
+    let _ = tcp.set_write_timeout(Some(io));
     let mut s = match Session::new() {
         Ok(s) => s,
         Err(e) => return Attempt::NoSsh(e.to_string()),
     };
     s.set_tcp_stream(tcp);
-    s.set_timeout(IO_TIMEOUT.as_millis() as u32);
+    s.set_timeout(io.as_millis() as u32);
     if let Err(e) = s.handshake() {
         return Attempt::NoSsh(format!("handshake: {e}"));
     }
@@ -183,7 +188,7 @@ pub fn login(
             };
             return r;
         }
-        match attempt(port, user, password, deadline, stop) {
+        match attempt(port, (user, password), deadline, IO_TIMEOUT, stop) {
             Attempt::Accepted(s, fp) => {
                 let t = start.elapsed().as_secs_f64();
                 r.ssh_secs.get_or_insert(t);
@@ -214,13 +219,8 @@ pub fn login(
 
 /// Whether `password` is rejected (Some(true)), accepted (Some(false)); None without SSH.
 pub fn rejects(port: u16, user: &str, password: &str) -> Option<bool> {
-    match attempt(
-        port,
-        user,
-        password,
-        Instant::now() + IO_TIMEOUT,
-        &mut never,
-    ) {
+    let deadline = Instant::now() + TRY_TIMEOUT;
+    match attempt(port, (user, password), deadline, TRY_TIMEOUT, &mut never) {
         Attempt::Accepted(..) => Some(false),
         Attempt::Rejected(..) => Some(true),
         Attempt::NoSsh(_) => None,
@@ -268,6 +268,15 @@ pub fn probe(session: &Session, paths: &[String]) -> Result<ProbeFacts, String> 
         .channel_session()
         .map_err(|e| format!("channel: {e}"))?;
     ch.exec(PROBE_COMMAND).map_err(|e| format!("exec: {e}"))?;
+    let io = session.timeout();
+    session.set_timeout(PROBE_TIMEOUT.as_millis() as u32);
+    let answer = read_probe(ch, paths);
+    session.set_timeout(io);
+    answer
+}
+
+/// Sends the probe's script on `ch` and parses the JSON line it prints.
+fn read_probe(mut ch: ssh2::Channel, paths: &[String]) -> Result<ProbeFacts, String> {
     ch.write_all(probe_script(paths).as_bytes())
         .map_err(|e| format!("sending the probe: {e}"))?;
     ch.send_eof().map_err(|e| format!("eof: {e}"))?;

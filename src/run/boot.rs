@@ -340,9 +340,9 @@ fn to_userspace(ctx: &BootContext, g: &mut Guest) -> bool {
         WaitOutcome::TimedOut => !matches!(
             guest::attempt(
                 g.ssh_port,
-                &ctx.agent().user,
-                "\u{1}",
+                (&ctx.agent().user, "\u{1}"),
                 Instant::now() + Duration::from_secs(3),
+                Duration::from_secs(3),
                 &mut guest::never,
             ),
             guest::Attempt::NoSsh(_)
