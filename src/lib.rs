@@ -13,6 +13,7 @@ pub mod cli;
 pub mod cloudinit;
 pub mod console;
 pub mod disk;
+pub mod encoding;
 pub mod exit;
 pub mod facts;
 pub mod fs;

@@ -272,8 +272,8 @@ fn server_takes_its_password_from_metadata_and_lets_root_in() {
     assert!(
         guest_keys
             .lines()
-            .any(|k| k == imgtest::metadata::base64(&keys)),
+            .any(|k| k == imgtest::encoding::base64(&keys)),
         "handshake key {} is not among the guest's host keys:\n{guest_keys}",
-        imgtest::metadata::base64(&keys)
+        imgtest::encoding::base64(&keys)
     );
 }

@@ -13,8 +13,18 @@ pub(super) fn host_keys_absent(f: &OfflineFacts, _: &Facts) -> Judgement {
     fail(format!("host keys baked in: {}", list(&paths)))
 }
 
-/// `hostkeys.regenerated`: the running guest has host keys, and none is the image's.
+/// `hostkeys.regenerated`: the running guest has host keys, and none is the image's: the
+/// handshake's key is not one of the image's public host keys, and the probe finds no
+/// key file with the image's contents.
 pub(super) fn host_keys_regenerated(b: &BootFacts, facts: &Facts) -> Judgement {
+    if let (Some(fp), Offline::Read(off)) = (&b.host_key_sha256, &facts.offline)
+        && off.host_key_fingerprints.contains(fp)
+    {
+        return fail(format!(
+            "still the image's baked key: the SSH handshake shows it (SHA256 {})",
+            short(fp)
+        ));
+    }
     match (&b.host_key_sha256, &b.probe, &facts.offline) {
         (None, _, _) => skip("no SSH handshake"),
         (Some(_), Some(p), _) if p.host_keys.iter().any(|k| k.sha256.is_empty()) => {

@@ -656,3 +656,31 @@ fn a_rule_no_check_could_judge_is_named_and_all_skipped_is_never_a_pass() {
     assert_eq!(u.len(), 2, "{u:?}");
     assert_eq!(u[1], "the image: every selected check was skipped");
 }
+
+#[test]
+fn a_baked_host_key_in_the_handshake_fails_even_without_a_probe() {
+    let mut f = clean();
+    let fp = f.boots[0].host_key_sha256.clone().unwrap();
+    off(&mut f).host_key_fingerprints = vec![fp];
+    off(&mut f).host_keys = vec![KeyFile {
+        path: "/etc/ssh/ssh_host_ed25519_key".into(),
+        sha256: "private".into(),
+    }];
+    for b in &mut f.boots {
+        b.probe = None;
+    }
+    let r = evaluate(&f, &Selection::default());
+    let regenerated: Vec<_> = r
+        .iter()
+        .filter(|r| r.id == CheckId::HostkeysRegenerated)
+        .collect();
+    assert_eq!(regenerated.len(), 2);
+    assert_eq!(regenerated[0].status, Status::Fail, "{regenerated:?}");
+    assert!(
+        regenerated[0]
+            .evidence
+            .contains("still the image's baked key")
+    );
+    // The other boot showed a key of its own: judged as before.
+    assert_eq!(regenerated[1].status, Status::Pass, "{regenerated:?}");
+}

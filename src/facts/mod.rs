@@ -64,6 +64,10 @@ pub struct OfflineFacts {
     /// Why no SSH server starts at boot (none enabled), when the image shows it.
     #[serde(default)]
     pub ssh_disabled: Option<String>,
+    /// SHA-256 (hex) of the public host keys baked into the image (`ssh_host_*_key.pub`),
+    /// as an SSH handshake shows a server's key.
+    #[serde(default)]
+    pub host_key_fingerprints: Vec<String>,
     /// The SSH public keys (`type base64`) the image's authorized keys files hold.
     #[serde(default)]
     pub baked_keys: Vec<String>,

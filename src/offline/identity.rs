@@ -27,6 +27,21 @@ pub(super) fn host_keys(view: &FsView) -> Vec<KeyFile> {
         .collect()
 }
 
+/// SHA-256 (hex) of each baked public host key's blob, the fingerprint an SSH handshake
+/// with a server holding that key shows.
+pub(super) fn host_key_fingerprints(view: &FsView) -> Vec<String> {
+    view.glob("/etc/ssh/ssh_host_*_key.pub")
+        .iter()
+        .filter_map(|p| view.read(p))
+        .filter_map(|b| {
+            let text = String::from_utf8_lossy(&b).into_owned();
+            let blob = text.split_whitespace().nth(1)?.to_string();
+            crate::encoding::base64_decode(&blob)
+        })
+        .map(|blob| hex::encode(sha2::Sha256::digest(&blob)))
+        .collect()
+}
+
 /// `/etc/machine-id` when it holds an id.
 pub(super) fn machine_id(view: &FsView) -> Option<String> {
     view.read("/etc/machine-id")

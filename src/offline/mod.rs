@@ -220,6 +220,7 @@ pub fn facts(view: &FsView, source: &str, options: &Options) -> OfflineFacts {
         shadow_readable: password_accounts.is_some(),
         password_accounts: password_accounts.unwrap_or_default(),
         host_keys: identity::host_keys(view),
+        host_key_fingerprints: identity::host_key_fingerprints(view),
         dirty_logs,
         test_scripts,
         machine_id: identity::machine_id(view),
