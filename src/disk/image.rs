@@ -226,7 +226,7 @@ pub fn partitions(path: &Path) -> Vec<(String, u64, u64)> {
         return Vec::new();
     };
     let (kind, parts) = match info.table {
-        Table::None => return Vec::new(),
+        Table::None | Table::Unread => return Vec::new(),
         Table::Mbr { partitions, .. } => ("MBR", partitions),
         Table::Gpt { partitions, .. } => ("GPT", partitions),
     };

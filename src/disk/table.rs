@@ -56,8 +56,10 @@ pub struct ImageInfo {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Table {
-    /// No partition table (a bare filesystem, an empty disk, a compressed stream).
+    /// No partition table (a bare filesystem, an empty disk).
     None,
+    /// Not read: the image is compressed (its table is in the decompressed bytes).
+    Unread,
     /// An MBR (DOS) partition table.
     Mbr {
         /// The 32-bit disk signature at byte 440, as hex.
@@ -111,7 +113,9 @@ pub fn inspect(path: &Path) -> Result<ImageInfo, InfoError> {
     let mut mbr = [0u8; 512];
     let n = file.read_at(&mut mbr, 0).map_err(read_err)?;
     let compression = sniff::compression(&mbr[..n]);
-    let table = if compression.is_some() || n < 512 || mbr[510..512] != [0x55, 0xaa] {
+    let table = if compression.is_some() {
+        Table::Unread
+    } else if n < 512 || mbr[510..512] != [0x55, 0xaa] {
         Table::None
     } else if (0..4).any(|i| mbr[446 + 16 * i + 4] == 0xee) {
         read_gpt(path, &file, size)?
@@ -230,6 +234,13 @@ pub fn render(info: &ImageInfo) -> String {
     let partitions = match &info.table {
         Table::None => {
             let _ = writeln!(s, "  partition table: none");
+            return s;
+        }
+        Table::Unread => {
+            let _ = writeln!(
+                s,
+                "  partition table: not read (decompress the image to see it)"
+            );
             return s;
         }
         Table::Mbr {
