@@ -79,10 +79,11 @@ pub struct BisectReport {
 }
 
 /// Bisects `plan.specs` (in their given order): each step resolves, builds and tests one
-/// kernel as the matrix does. A kernel that cannot be judged stops the search.
+/// kernel as the matrix does. A kernel that cannot be judged stops the search; a list
+/// that names a kernel twice (the good end as the bad one) is refused.
 pub fn run_bisect(
     plan: &super::MatrixPlan,
-    accel: &crate::facts::AccelDecision,
+    accel: &crate::vm::accel::Pending,
     emit: super::MatrixEmit,
     mut on_step: impl FnMut(&Step, &super::KernelOutcome),
 ) -> Result<BisectReport, super::MatrixError> {
@@ -90,6 +91,17 @@ pub fn run_bisect(
         return Err(super::MatrixError::Usage(
             "a bisection needs a good and a bad kernel".into(),
         ));
+    }
+    if let Some(twice) = plan
+        .specs
+        .iter()
+        .enumerate()
+        .find(|(i, s)| plan.specs[..*i].contains(s))
+    {
+        return Err(super::MatrixError::Usage(format!(
+            "kernel {} is named twice: the list must go from a good kernel to another, bad one",
+            twice.1
+        )));
     }
     let work = super::work_dir()?;
     let cache_lock = std::sync::Mutex::new(());

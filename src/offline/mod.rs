@@ -48,6 +48,10 @@ pub fn read(info: &ImageInfo, options: &Options, tmp: &Path) -> Result<Offline, 
         ImageKind::Qcow2 | ImageKind::Vmdk => {
             // A sparse raw copy in the temp dir: qemu-img reads the image, never writes it.
             let raw = tmp.join("offline.raw");
+            crate::scratch::private_file(&raw).map_err(|source| ToolError::Spawn {
+                tool: "qemu-img".into(),
+                source,
+            })?;
             tool::run(
                 std::process::Command::new("qemu-img")
                     .args(["convert", "-f", info.kind.qemu_format(), "-O", "raw"])
