@@ -421,35 +421,8 @@ fn bad_input_gets_one_line_and_exit_2() {
         "size too small at seek",
         sc(d, &["-f", "6M", "--seek", "1M", "src.img", "out.img"]),
     );
-    fs::write(d.join("long.img"), vec![7u8; 2 * MIB as usize]).unwrap();
-    case(
-        "size shorter than an existing DST",
-        sc(d, &["-f1M", "/dev/null", "long.img"]),
-    );
-    assert_eq!(fs::metadata(d.join("long.img")).unwrap().len(), 2 * MIB);
-    case(
-        "skip past the end of SRC",
-        sc(d, &["--skip", "7M", "src.img", "out.img"]),
-    );
-    case(
-        "skip past the end of a stream",
-        run_in(
-            d,
-            Command::new(BIN).args(["--skip", "7M", "-", "out.img"]),
-            Some(&fs::read(d.join("src.img")).unwrap()),
-        ),
-    );
-    case(
-        "seek past the largest file offset",
-        sc(d, &["--seek", "9000000T", "/dev/null", "out.img"]),
-    );
     case("unknown suffix", sc(d, &["-f2Q", "/dev/null", "out.img"]));
-    case("--json without --info", sc(d, &["--json", "src.img", "out.img"]));
     case("--info on a missing image", sc(d, &["--info", "nope.img"]));
-    case(
-        "--info on a pipe",
-        run_in(d, Command::new(BIN).args(["--info", "-"]), Some(b"x")),
-    );
     case(
         "bad block size",
         sc(d, &["-b", "1000", "src.img", "out.img"]),
@@ -479,6 +452,58 @@ fn bad_input_gets_one_line_and_exit_2() {
         "a failed copy leaves no DST it created"
     );
     insta::assert_snapshot!("bad_input", lines.join("\n"));
+}
+
+/// Flags that would cut an existing DST, copy nothing or be ignored: refused, one line,
+/// exit 2, nothing written.
+#[test]
+fn flags_that_would_lose_data_or_do_nothing_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    image(d);
+    fs::write(d.join("long.img"), vec![7u8; 2 * MIB as usize]).unwrap();
+    let stream = fs::read(d.join("src.img")).unwrap();
+    let skip = ["--skip", "7M", "-", "out.img"];
+    let lines = [
+        (
+            "size shorter than an existing DST",
+            sc(d, &["-f1M", "/dev/null", "long.img"]),
+        ),
+        (
+            "skip past the end of SRC",
+            sc(d, &["--skip", "7M", "src.img", "out.img"]),
+        ),
+        (
+            "skip past the end of a stream",
+            run_in(d, Command::new(BIN).args(skip), Some(&stream)),
+        ),
+        (
+            "seek past the largest file offset",
+            sc(d, &["--seek", "9000000T", "/dev/null", "out.img"]),
+        ),
+        (
+            "--json without --info",
+            sc(d, &["--json", "src.img", "out.img"]),
+        ),
+        (
+            "--info on a pipe",
+            run_in(d, Command::new(BIN).args(["--info", "-"]), Some(b"x")),
+        ),
+    ]
+    .map(|(name, out)| format!("{name}: {}", fails(out)));
+    assert_eq!(
+        fs::read(d.join("long.img")).unwrap(),
+        vec![7u8; 2 * MIB as usize]
+    );
+    assert!(!d.join("out.img").exists());
+    insta::assert_snapshot!(lines.join("\n"), @r"
+    size shorter than an existing DST: sparsecopy: error: size 1048576 would cut DST short: it has 2097152 bytes (add --truncate to cut it)
+    skip past the end of SRC: sparsecopy: error: skip offset 7340032 is past the end of SRC (6291456 bytes) (lower --skip)
+    skip past the end of a stream: sparsecopy: error: skip offset 7340032 is past the end of SRC (6291456 bytes) (lower --skip)
+    seek past the largest file offset: sparsecopy: error: DST cannot reach byte 9895604649984000000: past the largest file offset, 2^63 - 1
+    --json without --info: sparsecopy: error: --json only changes what --info prints: add --info
+    --info on a pipe: sparsecopy: error: --info reads a file or a block device, and standard input is a stream: name the image, or redirect it from a file
+    ");
 }
 
 #[test]
