@@ -17,6 +17,8 @@ pub mod exit;
 pub mod facts;
 pub mod fs;
 pub mod fsmaker;
+#[cfg(test)]
+pub(crate) mod fuzz;
 pub mod guest;
 pub mod interrupt;
 pub mod matrix;

@@ -630,6 +630,32 @@ mod tests {
         assert_eq!(parse(&headers), Err(RequestError::TooManyHeaders));
     }
 
+    proptest::proptest! {
+        #![proptest_config(crate::fuzz::config())]
+
+        /// Whatever a guest sends: a request, or a clear error; never a panic, never a wait
+        /// past the bytes it sent.
+        #[test]
+        fn any_bytes_are_a_request_or_a_clear_error(
+            sent in proptest::prop_oneof![
+                crate::fuzz::bytes(2_000),
+                crate::fuzz::mutated(
+                    b"GET /latest/meta-data/initial-password HTTP/1.0\r\nHost: 169.254.169.254\r\n\r\n"
+                        .to_vec()
+                ),
+            ]
+        ) {
+            let parsed = crate::fuzz::within(move || parse_request(std::io::Cursor::new(sent)));
+            match parsed {
+                Ok((method, path)) => {
+                    proptest::prop_assert!(!method.is_empty() && !path.is_empty());
+                    let _ = response(Fault::None, &method, &path, &secrets());
+                }
+                Err(e) => proptest::prop_assert!(!e.to_string().is_empty()),
+            }
+        }
+    }
+
     #[test]
     fn parses_faults_and_relay_command_quotes() {
         assert_eq!(
