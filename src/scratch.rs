@@ -25,7 +25,7 @@ const LOCK: &str = ".owner.lock";
 
 /// A directory whose lock is free is removed only once its lock file is this old: its
 /// owner may be between creating the lock file and taking the lock.
-const GRACE: Duration = Duration::from_secs(10);
+const GRACE: Duration = Duration::from_secs(3);
 
 /// A private temp directory, removed when dropped; while it exists its owner holds the
 /// lock that tells later runs it is alive.

@@ -194,6 +194,16 @@ fn jobs_fit_cpus_and_memory() {
 }
 
 #[test]
+fn a_bisection_list_goes_from_one_kernel_to_another() {
+    let list =
+        |s: &[&str]| bisect::check_list(&s.iter().map(|x| x.to_string()).collect::<Vec<_>>());
+    assert!(list(&["a", "b"]).is_ok() && list(&["a", "x", "b"]).is_ok());
+    let e = list(&["a", "a"]).unwrap_err().to_string();
+    assert!(e.starts_with("kernel a is named twice"), "{e}");
+    assert!(list(&["a", "b", "a"]).is_err() && list(&["a"]).is_err());
+}
+
+#[test]
 fn bisect_steps_and_bounds() {
     assert_eq!(
         [2, 3, 4, 5, 6, 9, 10, 17].map(max_steps),

@@ -171,6 +171,7 @@ impl MetadataServer {
     pub fn register(&self, boot: usize, secrets: BootSecrets) -> std::io::Result<PathBuf> {
         let socket = self.dir.join(format!("boot{boot}-metadata.sock"));
         let listener = UnixListener::bind(&socket)?;
+        std::fs::set_permissions(&socket, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
         let inner = self.inner.clone();
         let accept = std::thread::spawn(move || {
             for conn in listener.incoming() {

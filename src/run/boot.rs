@@ -221,7 +221,14 @@ fn boot_one(ctx: &BootContext, i: usize, emit: &Emit) -> Result<BootFacts, RunEr
 /// at all, not even the firmware. The reason is QEMU's last word on its stderr (memory,
 /// CPU count, firmware, accelerator, image format).
 fn host_fault(ctx: &BootContext, g: &mut Guest) -> Option<String> {
-    let status = g.vm.try_exited()?;
+    // A console QEMU closed means QEMU is exiting: wait for it to be done.
+    let status = match g.vm.try_exited() {
+        Some(s) => s,
+        None if g.console.summary().closed => {
+            g.vm.wait_until(Instant::now() + Duration::from_secs(5))?
+        }
+        None => return None,
+    };
     if status.success() || interrupted() || !g.console.summary().silent() {
         return None;
     }

@@ -41,7 +41,13 @@ pub fn copy_with(
     if !bs.is_power_of_two() || !(512..=CHUNK).contains(&bs) {
         return Err(SparseError::BadBlockSize(bs));
     }
-    let input = Input::open(plan, true)?;
+    let input = Input::open(plan, true).map_err(|e| match e {
+        // Asked to stop before anything was written.
+        _ if crate::interrupt::requested() => SparseError::Interrupted {
+            written: plan.dst.exists().then_some((plan.seek, plan.seek)),
+        },
+        e => e,
+    })?;
     let (out, new) = open_dst(plan, input.identity)?;
     let mut stats = run(plan, input, out, observer).map_err(|e| match (e, &new) {
         // A DST this copy was creating is never linked: there is none.

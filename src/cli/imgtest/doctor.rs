@@ -15,13 +15,10 @@ use crate::vm::accel::{self, ProbeSetup};
 
 const QEMU: &str = "qemu-system-x86_64";
 
-/// How a line of the report ends.
-enum Found {
-    /// Present: what was found.
-    Ok(String),
-    /// Missing or unusable: why, and what to do.
-    No(String, &'static str),
-}
+/// The word of an item `imgtest run` needs and the host lacks (exit 2).
+const MISSING: &str = "MISSING";
+/// The word of an item `imgtest run` does without.
+const ABSENT: &str = "absent";
 
 /// `imgtest doctor`.
 pub(super) fn doctor() -> i32 {
@@ -32,19 +29,19 @@ pub(super) fn doctor() -> i32 {
             "qemu-system-x86_64",
             version(QEMU),
             "install: apt-get install qemu-system-x86",
-            true,
+            MISSING,
         ),
         line(
             "qemu-img",
             version("qemu-img"),
             "install: apt-get install qemu-utils",
-            true,
+            MISSING,
         ),
         line(
             "SeaBIOS",
             seabios(),
             "install: apt-get install seabios",
-            true,
+            MISSING,
         ),
     ]
     .iter()
@@ -57,7 +54,7 @@ pub(super) fn doctor() -> i32 {
             .map(|k| k.display().to_string())
             .ok_or("none".into()),
         "run `fsmaker kernel fetch`; without it KVM is not proven and TCG is used",
-        false,
+        ABSENT,
     );
     let setup = ProbeSetup {
         qemu: QEMU.into(),
@@ -74,20 +71,17 @@ pub(super) fn doctor() -> i32 {
     if run_ok { exit::SUCCESS } else { exit::ERROR }
 }
 
-/// Prints one line; returns false if a required item is missing.
-fn line(name: &str, found: Result<String, String>, hint: &str, required: bool) -> bool {
-    let found = match found {
-        Ok(v) => Found::Ok(v),
-        Err(e) => Found::No(e, if required { "MISSING" } else { "absent" }),
-    };
+/// Prints one line: `ok` and what was found, or `missing` (the word) with why and what to
+/// do; returns false if `imgtest run` cannot work without it.
+fn line(name: &str, found: Result<String, String>, hint: &str, missing: &str) -> bool {
     match found {
-        Found::Ok(v) => {
+        Ok(v) => {
             println!("  ok       {name:<22} {v}");
             true
         }
-        Found::No(e, word) => {
-            println!("  {word:<8} {name:<22} {e}; {hint}");
-            !required
+        Err(e) => {
+            println!("  {missing:<8} {name:<22} {e}; {hint}");
+            missing != MISSING
         }
     }
 }
@@ -118,16 +112,19 @@ fn seabios() -> Result<String, String> {
 /// The KVM line: no `/dev/kvm`, a `/dev/kvm` that does not work, or a working one.
 fn kvm(setup: &ProbeSetup) -> bool {
     let answer = accel::probe_and_remember(setup);
-    let found = match (&answer, Path::new("/dev/kvm").exists()) {
-        (Ok(()), _) => Ok("usable: a kernel booted under KVM".to_string()),
-        (Err(why), false) => Err(format!("not present ({why})")),
-        (Err(why), true) => Err(format!("/dev/kvm is present but unusable: {why}")),
+    let (found, word) = match (&answer, Path::new("/dev/kvm").exists()) {
+        (Ok(()), _) => (Ok("usable: a kernel booted under KVM".to_string()), ABSENT),
+        (Err(why), false) => (Err(format!("not present ({why})")), ABSENT),
+        (Err(why), true) => (
+            Err(format!("/dev/kvm is present but unusable: {why}")),
+            "unusable",
+        ),
     };
     line(
         "KVM",
         found,
         "runs use TCG (slower; timeouts are scaled)",
-        false,
+        word,
     );
     answer.is_ok()
 }
@@ -141,7 +138,7 @@ fn matrix_needs() {
             .map(|g| g.dir.display().to_string())
             .map_err(|e| e.to_string()),
         "install: apt-get install grub-pc-bin",
-        false,
+        ABSENT,
     );
     for (program, package) in [
         ("grub-mkimage", "grub-common"),
@@ -157,7 +154,7 @@ fn matrix_needs() {
                 .map(|p| p.display().to_string())
                 .ok_or_else(|| "not installed".into()),
             &format!("install: apt-get install {package}"),
-            false,
+            ABSENT,
         );
     }
     line(
@@ -167,7 +164,7 @@ fn matrix_needs() {
             .then(|| BUSYBOX.to_string())
             .ok_or_else(|| "not found".into()),
         &format!("install: apt-get install {BUSYBOX_PACKAGE}"),
-        false,
+        ABSENT,
     );
     let cached = Cache::from_env().map_err(|e| e.to_string()).and_then(|c| {
         let all = c.list().map_err(|e| e.to_string())?;
@@ -185,6 +182,6 @@ fn matrix_needs() {
         "kernel cache",
         cached,
         "run `fsmaker kernel fetch`, or name .deb files or packages as kernels",
-        false,
+        ABSENT,
     );
 }

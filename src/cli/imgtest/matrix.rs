@@ -124,6 +124,10 @@ pub(super) fn bisect(args: BisectArgs) -> i32 {
     let mut specs = vec![args.good];
     specs.extend(args.kernels);
     specs.push(args.bad);
+    if let Err(e) = matrix::bisect::check_list(&specs) {
+        eprintln!("imgtest: {e}");
+        return exit::ERROR;
+    }
     let n = specs.len();
     let reports = (args.json.as_deref(), None);
     let (plan, accel) = match matrix_plan(args.rootfs, specs, None, Some(1), &args.run, reports) {
