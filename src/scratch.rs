@@ -116,15 +116,25 @@ pub struct Unnamed {
     named: Option<tempfile::TempPath>,
 }
 
+/// The directory `path` is in (`.` for a bare name) and its file name.
+pub fn dir_and_name(path: &Path) -> (&Path, String) {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    (dir, name)
+}
+
 impl Unnamed {
-    /// A new empty file (0600) in `dir`, for a file that will be named `name` there. Where
-    /// the filesystem cannot make unnamed files it is `.NAME.XXXXXX.tmp` until then.
-    pub fn new_in(dir: &Path, name: &str) -> io::Result<Unnamed> {
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
+    /// A new empty file (0600) in `dest`'s directory, to be named `dest` by
+    /// [`Unnamed::link`]. Where the filesystem cannot make unnamed files it is
+    /// `.NAME.XXXXXX.tmp` until then.
+    pub fn next_to(dest: &Path) -> io::Result<Unnamed> {
+        let (dir, name) = dir_and_name(dest);
         let flags = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC;
         match rustix::fs::open(dir, flags, Mode::from_raw_mode(0o600)) {
             Ok(fd) => Ok(Unnamed {
@@ -166,7 +176,7 @@ impl Unnamed {
         }
     }
 
-    /// Gives the file its name `dest` (in the directory it was made in) and returns it.
+    /// Gives the file its name `dest` (the one it was made for) and returns it.
     /// Without `replace`, an existing `dest` is an error (`AlreadyExists`) and is left
     /// alone; with it, `dest` is replaced atomically.
     pub fn link(self, dest: &Path, replace: bool) -> io::Result<File> {
@@ -176,14 +186,7 @@ impl Unnamed {
             Some(p) => p.persist_noclobber(dest).map_err(|e| e.error)?,
             None if !replace => link_fd(&file, dest)?,
             None => {
-                let dir = match dest.parent() {
-                    Some(d) if !d.as_os_str().is_empty() => d,
-                    _ => Path::new("."),
-                };
-                let name = dest
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
+                let (dir, name) = dir_and_name(dest);
                 let hidden = tempfile::Builder::new()
                     .prefix(&format!(".{name}."))
                     .suffix(".tmp")
@@ -248,13 +251,13 @@ mod tests {
     #[test]
     fn an_unnamed_file_appears_only_when_linked() {
         let dir = tempfile::tempdir().unwrap();
-        let u = Unnamed::new_in(dir.path(), "out.img").unwrap();
+        let dest = dir.path().join("out.img");
+        let u = Unnamed::next_to(&dest).unwrap();
         u.file().write_all_at(b"data", 0).unwrap();
         assert_eq!(std::fs::read(u.path()).unwrap(), b"data");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-        let dest = dir.path().join("out.img");
         std::fs::write(&dest, b"old").unwrap();
-        let e = Unnamed::new_in(dir.path(), "out.img")
+        let e = Unnamed::next_to(&dest)
             .unwrap()
             .link(&dest, false)
             .unwrap_err();
@@ -265,7 +268,7 @@ mod tests {
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
         assert_eq!(names.len(), 1, "{names:?}");
         // Dropped unlinked, it leaves nothing.
-        drop(Unnamed::new_in(dir.path(), "gone").unwrap());
+        drop(Unnamed::next_to(&dir.path().join("gone")).unwrap());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

@@ -723,16 +723,10 @@ fn persist(image: Unnamed, out: &Path, replace: bool) -> Result<u64, BuildError>
 /// A file for an image of `out`, in `out`'s directory (so that linking it as `out` is one
 /// step) and without a name until then: dropped (on any error), it leaves nothing.
 fn temp_next_to(out: &Path) -> Result<Unnamed, BuildError> {
-    let dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    Unnamed::new_in(dir, &name)
-        .map_err(|e| BuildError::io(format!("cannot create a temp file in {}", dir.display()), e))
+    Unnamed::next_to(out).map_err(|e| {
+        let dir = crate::scratch::dir_and_name(out).0.display().to_string();
+        BuildError::io(format!("cannot create a temp file in {dir}"), e)
+    })
 }
 
 #[cfg(test)]

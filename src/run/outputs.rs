@@ -202,10 +202,7 @@ fn usable(out: &Output) -> Result<(), OutputError> {
         (Ok(_), Output::Dir(..)) => writable(path).map_err(bad),
         (Err(e), _) if e.kind() != std::io::ErrorKind::NotFound => Err(bad(e.to_string())),
         (Err(_), _) => {
-            let parent = match path.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p,
-                _ => Path::new("."),
-            };
+            let parent = crate::scratch::dir_and_name(path).0;
             if !parent.is_dir() {
                 return Err(bad(format!(
                     "its directory {} does not exist",

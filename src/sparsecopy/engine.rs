@@ -117,12 +117,7 @@ fn open_dst(
 
 /// A new DST: a file without a name in DST's directory.
 fn new_dst(plan: &CopyPlan) -> io::Result<(Output, Option<Unnamed>)> {
-    let dir = plan.dst.parent().unwrap_or(Path::new("."));
-    let name = plan
-        .dst
-        .file_name()
-        .map_or_else(|| "dst".into(), |n| n.to_string_lossy());
-    let new = Unnamed::new_in(dir, &name)?;
+    let new = Unnamed::next_to(&plan.dst)?;
     let file = new.file().try_clone()?;
     let out = Output::new(file, Target::File { old_len: 0 }, plan.sync);
     Ok((out, Some(new)))
