@@ -18,13 +18,17 @@ pub mod exit;
 pub mod facts;
 pub mod fs;
 pub mod fsmaker;
+#[cfg(test)]
+pub(crate) mod fuzz;
 pub mod guest;
+pub mod interrupt;
 pub mod matrix;
 pub mod metadata;
 pub mod named;
 pub mod offline;
 pub mod report;
 pub mod run;
+pub mod scratch;
 pub mod sparsecopy;
 pub mod tool;
 pub mod units;

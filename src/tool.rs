@@ -1,12 +1,20 @@
 //! Running the helper programs the tools drive (`qemu-img`, `debugfs`, `grub-mkimage`,
-//! `dpkg-deb`, ...): one function, [`run`], that runs a command to completion, captures
-//! its output and turns every way it can go wrong into a [`ToolError`] naming the
-//! program (and, when it is not installed, the Debian package that has it).
+//! `dpkg-deb`, ...): [`run`] runs a command to completion, captures its output and turns
+//! every way it can go wrong into a [`ToolError`] naming the program (and, when it is not
+//! installed, the Debian package that has it); [`output`] does the same but leaves the
+//! exit status to the caller. A helper dies with the thread that started it
+//! ([`die_with_parent`], also for SIGKILL) and is killed when the process is asked to stop
+//! ([`crate::interrupt`]).
 //!
 //! `std::process::Command` is enough here: every helper is one program with arguments,
 //! never a pipeline, so a process-composition crate would add nothing but a dependency.
 
-use std::process::Command;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use wait_timeout::ChildExt;
 
 /// Why a helper program did not do its job.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +35,12 @@ pub enum ToolError {
         /// The cause.
         #[source]
         source: std::io::Error,
+    },
+    /// The process was asked to stop while the program ran; the program was killed.
+    #[error("interrupted while {tool} ran")]
+    Interrupted {
+        /// The program.
+        tool: String,
     },
     /// The program ran and failed.
     #[error("{tool} failed: {message}")]
@@ -51,8 +65,34 @@ pub struct Output {
 /// naming `package`; a non-zero exit is [`ToolError::Failed`] with the last non-empty line
 /// of its standard error.
 pub fn run(cmd: &mut Command, package: &str) -> Result<Output, ToolError> {
+    let (status, out) = output(cmd, package)?;
+    if !status.success() {
+        let last = out
+            .stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("no error output")
+            .trim();
+        return Err(ToolError::Failed {
+            tool: cmd.get_program().to_string_lossy().into_owned(),
+            message: format!("{last} ({status})"),
+        });
+    }
+    Ok(out)
+}
+
+/// Runs `cmd` to completion (its standard input empty) and returns its exit status and
+/// what it printed, whatever the status. Errors: the program is missing or cannot start
+/// ([`ToolError::Missing`], [`ToolError::Spawn`]), or the process was asked to stop
+/// meanwhile ([`ToolError::Interrupted`], the program killed).
+pub fn output(cmd: &mut Command, package: &str) -> Result<(ExitStatus, Output), ToolError> {
     let tool = cmd.get_program().to_string_lossy().into_owned();
-    let out = cmd.output().map_err(|source| {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    die_with_parent(cmd);
+    let mut child = cmd.spawn().map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
             ToolError::Missing {
                 tool: tool.clone(),
@@ -65,21 +105,77 @@ pub fn run(cmd: &mut Command, package: &str) -> Result<Output, ToolError> {
             }
         }
     })?;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    if !out.status.success() {
-        let last = stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("no error output")
-            .trim();
-        return Err(ToolError::Failed {
-            tool,
-            message: format!("{last} ({})", out.status),
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let status = wait_unless_interrupted(&mut child);
+    let out = Output {
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    };
+    match status {
+        Some(status) => Ok((status, out)),
+        None => Err(ToolError::Interrupted { tool }),
+    }
+}
+
+/// Reads a child's pipe to its end on a thread of its own, so neither pipe can fill up
+/// while the other is read.
+fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut p) = pipe {
+            let _ = p.read_to_end(&mut bytes);
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+/// The child's exit status, or None after killing it because the process was asked to
+/// stop ([`crate::interrupt::requested`]).
+fn wait_unless_interrupted(child: &mut Child) -> Option<ExitStatus> {
+    loop {
+        match child.wait_timeout(Duration::from_millis(100)) {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if !crate::interrupt::requested() => {}
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+}
+
+/// `program` as `exec` would find it: a path as it is (if it is a file), a name in
+/// `PATH`.
+pub fn find(program: &str) -> Option<std::path::PathBuf> {
+    if program.contains('/') {
+        return Some(std::path::PathBuf::from(program)).filter(|p| p.is_file());
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+/// Makes the program `cmd` starts die (SIGKILL) when the thread that starts it ends, also
+/// when this process is killed with SIGKILL and can clean up nothing: Linux's
+/// `PR_SET_PDEATHSIG`, set in the child before it runs the program, and a check that the
+/// parent did not already die between the fork and that call.
+pub fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: the hook calls only prctl and getppid, both async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
         });
     }
-    Ok(Output { stdout, stderr })
 }
 
 #[cfg(test)]
@@ -107,6 +203,28 @@ mod tests {
     }
 
     #[test]
+    fn a_helper_dies_with_the_thread_that_started_it() {
+        use std::os::unix::process::ExitStatusExt;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut cmd = Command::new("sleep");
+            cmd.arg("30");
+            die_with_parent(&mut cmd);
+            tx.send(cmd.spawn().unwrap()).unwrap();
+            // The thread ends without waiting: the kernel kills the helper.
+        })
+        .join()
+        .unwrap();
+        let mut child = rx.recv().unwrap();
+        let status = child.wait_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(
+            status.and_then(|s| s.signal()),
+            Some(libc::SIGKILL),
+            "sleep outlived the thread that started it"
+        );
+    }
+
+    #[test]
     fn a_failure_quotes_the_last_error_line_and_the_status() {
         let e = run(
             Command::new("sh").args([
@@ -117,5 +235,11 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.to_string(), "sh failed: the reason (exit status: 3)");
+        let (status, out) = output(
+            Command::new("sh").args(["-c", "echo partial; exit 3"]),
+            "dash",
+        )
+        .unwrap();
+        assert_eq!((status.code(), out.stdout.as_str()), (Some(3), "partial\n"));
     }
 }

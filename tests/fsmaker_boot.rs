@@ -58,13 +58,24 @@ fn boots_on_virtio_through_grub_and_initrd() {
     boots_to_marker(&disk, Bus::Virtio, &version, &uuid_of(&summary));
 }
 
+/// Also: extra kernel arguments holding what GRUB's script gives a meaning to (`$`, `;`,
+/// a double-quoted value with a space) reach the kernel as the kernel reads them.
 #[test]
 fn boots_on_ide() {
     let version = cached_kernel_version();
     let dir = tempfile::tempdir().unwrap();
     let disk = dir.path().join("disk.img");
-    let summary = build_disk(&tiny_rootfs(), &disk, &[]);
-    boots_to_marker(&disk, Bus::Ide, &version, &uuid_of(&summary));
+    let append = r#"x=$y;z a="b c""#;
+    let summary = build_disk(&tiny_rootfs(), &disk, &["--append", append]);
+    let console = boots_to_marker(&disk, Bus::Ide, &version, &uuid_of(&summary));
+    let cmdline = console
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("cmdline="))
+        .expect("the marker prints the command line");
+    assert!(
+        cmdline.ends_with(r#"console=ttyS0,115200 x=$y;z "a=b c""#),
+        "{cmdline}"
+    );
 }
 
 #[test]

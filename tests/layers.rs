@@ -10,7 +10,16 @@ use std::path::Path;
 /// before it on the same line.
 const LAYERS: &[&[&str]] = &[
     // Foundations: no knowledge of images or VMs.
-    &["exit", "units", "named", "tool", "encoding"],
+    &[
+        "exit",
+        "units",
+        "named",
+        "interrupt",
+        "scratch",
+        "tool",
+        "encoding",
+        "fuzz",
+    ],
     // The result model: facts, the check catalogue over them, the report and its events.
     &["facts", "checks", "report"],
     // Readers and collectors: each fills facts from one source.

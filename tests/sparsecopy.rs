@@ -367,6 +367,29 @@ fn info_describes_gpt_and_mbr_images() {
     mbr_disk(dir.path());
     let human = String::from_utf8(ok(sc(dir.path(), &["--info", "disk.img"])).stdout).unwrap();
     insta::assert_snapshot!("info_mbr_human", mask_allocated(&human));
+    // Standard input redirected from the image is the image.
+    let stdin = Command::new(BIN)
+        .args(["--info", "-"])
+        .stdin(File::open(dir.path().join("disk.img")).unwrap())
+        .output()
+        .unwrap();
+    let from_stdin = String::from_utf8(ok(stdin).stdout).unwrap();
+    assert_eq!(
+        from_stdin.replace("/dev/stdin", "disk.img"),
+        human,
+        "{from_stdin}"
+    );
+    // A compressed image's table is in its decompressed bytes: not read, and not "none".
+    tool(dir.path(), "gzip", &["-kf", "disk.img"]);
+    let gz = String::from_utf8(ok(sc(dir.path(), &["--info", "disk.img.gz"])).stdout).unwrap();
+    assert!(gz.contains("compressed: gzip"), "{gz}");
+    assert!(
+        gz.contains("partition table: not read (decompress the image to see it)"),
+        "{gz}"
+    );
+    let json = ok(sc(dir.path(), &["--info", "--json", "disk.img.gz"])).stdout;
+    let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(v["table"]["kind"], "unread");
 }
 
 #[test]
@@ -431,6 +454,58 @@ fn bad_input_gets_one_line_and_exit_2() {
     insta::assert_snapshot!("bad_input", lines.join("\n"));
 }
 
+/// Flags that would cut an existing DST, copy nothing or be ignored: refused, one line,
+/// exit 2, nothing written.
+#[test]
+fn flags_that_would_lose_data_or_do_nothing_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    image(d);
+    fs::write(d.join("long.img"), vec![7u8; 2 * MIB as usize]).unwrap();
+    let stream = fs::read(d.join("src.img")).unwrap();
+    let skip = ["--skip", "7M", "-", "out.img"];
+    let lines = [
+        (
+            "size shorter than an existing DST",
+            sc(d, &["-f1M", "/dev/null", "long.img"]),
+        ),
+        (
+            "skip past the end of SRC",
+            sc(d, &["--skip", "7M", "src.img", "out.img"]),
+        ),
+        (
+            "skip past the end of a stream",
+            run_in(d, Command::new(BIN).args(skip), Some(&stream)),
+        ),
+        (
+            "seek past the largest file offset",
+            sc(d, &["--seek", "9000000T", "/dev/null", "out.img"]),
+        ),
+        (
+            "--json without --info",
+            sc(d, &["--json", "src.img", "out.img"]),
+        ),
+        (
+            "--info on a pipe",
+            run_in(d, Command::new(BIN).args(["--info", "-"]), Some(b"x")),
+        ),
+    ]
+    .map(|(name, out)| format!("{name}: {}", fails(out)));
+    assert_eq!(
+        fs::read(d.join("long.img")).unwrap(),
+        vec![7u8; 2 * MIB as usize]
+    );
+    assert!(!d.join("out.img").exists());
+    insta::assert_snapshot!(lines.join("\n"), @r"
+    size shorter than an existing DST: sparsecopy: error: size 1048576 would cut DST short: it has 2097152 bytes (add --truncate to cut it)
+    skip past the end of SRC: sparsecopy: error: skip offset 7340032 is past the end of SRC (6291456 bytes) (lower --skip)
+    skip past the end of a stream: sparsecopy: error: skip offset 7340032 is past the end of SRC (6291456 bytes) (lower --skip)
+    seek past the largest file offset: sparsecopy: error: DST cannot reach byte 9895604649984000000: past the largest file offset, 2^63 - 1
+    --json without --info: sparsecopy: error: --json only changes what --info prints: add --info
+    --info on a pipe: sparsecopy: error: --info reads a file or a block device, and standard input is a stream: name the image, or redirect it from a file
+    ");
+}
+
 #[test]
 fn size_smaller_than_src_is_allowed_with_truncate() {
     let dir = tempfile::tempdir().unwrap();
@@ -452,16 +527,17 @@ fn size_smaller_than_src_is_allowed_with_truncate() {
     assert_eq!(fs::read(dir.path().join("long.img")).unwrap(), bytes);
 }
 
-/// Running out of space: RLIMIT_FSIZE makes writes past 1 MiB fail with EFBIG,
-/// as a full file system fails with ENOSPC, without root, mounts or loop devices.
+/// A file that may not grow further: RLIMIT_FSIZE makes writes past 1 MiB fail with
+/// EFBIG, as a filesystem's largest file does, without root, mounts or loop devices. It
+/// is not called a full filesystem.
 #[test]
-fn no_space_left_says_how_far_it_got() {
+fn a_file_that_may_not_grow_says_where() {
     let dir = tempfile::tempdir().unwrap();
     image(dir.path());
     File::create(dir.path().join("existing.img")).unwrap();
     let script = format!("trap '' XFSZ; ulimit -f 1024; exec {BIN} src.img existing.img");
     let out = run_in(dir.path(), Command::new("bash").args(["-c", &script]), None);
-    insta::assert_snapshot!(fails(out), @"sparsecopy: error: no space left on DST at offset 4194304 after writing 1048576 bytes: File too large (os error 27)");
+    insta::assert_snapshot!(fails(out), @"sparsecopy: error: DST cannot reach byte 4194304: File too large (os error 27)");
     // An existing DST stays, holding what was written.
     assert_eq!(
         fs::metadata(dir.path().join("existing.img")).unwrap().len(),

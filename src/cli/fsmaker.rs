@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use super::source_date_epoch;
 use crate::cli::progress::StepSpinner;
-use crate::cli::{value_enum, with_hint};
+use crate::cli::{error_line, value_enum, with_hint};
 use crate::exit;
 use crate::fsmaker::kernel::{Cache, DEFAULT_PACKAGE};
 use crate::fsmaker::{BuildError, BuildPlan, Format, KernelSource, Summary, build, grub};
@@ -217,27 +217,37 @@ fn hint(e: &BuildError) -> Option<String> {
         BuildError::NoKernelInRootfs(_) => {
             "drop --kernel-in-rootfs to boot a cached kernel, or use --kernel FILE".into()
         }
+        BuildError::OutKind {
+            kind: "a block device",
+            ..
+        } => "write an image file, then copy it onto the device with `sparsecopy IMAGE DEVICE`"
+            .into(),
+        BuildError::BadAppend(_) => "change --append".into(),
         _ => return None,
     })
 }
 
-/// The `fsmaker` binary.
+/// The `fsmaker` binary. SIGINT, SIGTERM and SIGHUP stop a build at its next step,
+/// leaving no temp file and OUT as it was.
 pub fn main() -> ExitCode {
-    exit::quiet_on_closed_stdout();
-    let cli = Cli::parse();
-    let r = match cli.cmd {
-        Some(Cmd::Kernel { cmd }) => run_kernel(cmd),
-        None => run_build(cli.build),
-    };
-    if let Err(e) = r {
-        let hint = e
-            .chain()
-            .find_map(|c| c.downcast_ref::<BuildError>())
-            .and_then(hint);
-        eprintln!("fsmaker: {}", with_hint(&format!("{e:#}"), hint));
-        return exit::code(exit::ERROR);
-    }
-    exit::code(exit::SUCCESS)
+    crate::cli::guarded("fsmaker", || {
+        exit::quiet_on_closed_stdout();
+        crate::vm::process::install_signal_guard();
+        let cli = Cli::parse();
+        let r = match cli.cmd {
+            Some(Cmd::Kernel { cmd }) => run_kernel(cmd),
+            None => run_build(cli.build),
+        };
+        if let Err(e) = r {
+            let hint = e
+                .chain()
+                .find_map(|c| c.downcast_ref::<BuildError>())
+                .and_then(hint);
+            eprintln!("fsmaker: {}", with_hint(&error_line(&e), hint));
+            return exit::ERROR;
+        }
+        exit::SUCCESS
+    })
 }
 
 #[cfg(test)]

@@ -68,23 +68,31 @@ struct Args {
     #[arg(long, conflicts_with_all = ["dst", "seek", "skip", "count", "size"])]
     info: bool,
     /// With --info: print JSON.
-    #[arg(long, requires = "info")]
+    #[arg(long)]
     json: bool,
 }
 
-/// The `sparsecopy` binary.
+/// The `sparsecopy` binary. SIGINT, SIGTERM and SIGHUP stop the copy between two pieces:
+/// a DST it was creating is not created, an existing one is left as written so far.
 pub fn main() -> ExitCode {
-    exit::quiet_on_closed_stdout();
-    let args = Args::parse();
-    let result = if args.info { info(&args) } else { run(&args) };
-    match result {
-        Ok(()) => exit::code(exit::SUCCESS),
-        Err(e) => {
-            let hint = e.downcast_ref::<SparseError>().and_then(hint);
-            eprintln!("sparsecopy: error: {}", with_hint(&e.to_string(), hint));
-            exit::code(exit::ERROR)
+    crate::cli::guarded("sparsecopy", || {
+        exit::quiet_on_closed_stdout();
+        crate::vm::process::install_signal_guard();
+        let args = Args::parse();
+        if args.json && !args.info {
+            eprintln!("sparsecopy: error: --json only changes what --info prints: add --info");
+            return exit::ERROR;
         }
-    }
+        let result = if args.info { info(&args) } else { run(&args) };
+        match result {
+            Ok(()) => exit::SUCCESS,
+            Err(e) => {
+                let hint = e.downcast_ref::<SparseError>().and_then(hint);
+                eprintln!("sparsecopy: error: {}", with_hint(&e.to_string(), hint));
+                exit::ERROR
+            }
+        }
+    })
 }
 
 /// The flag that would get past `e`, if there is one.
@@ -93,18 +101,37 @@ fn hint(e: &SparseError) -> Option<String> {
         SparseError::SizeTooSmall { .. } => "add --truncate to cut it".into(),
         SparseError::TooLarge { .. } => "lower --seek, or copy less with --count".into(),
         SparseError::SizeOnDevice(_) => "--size is for a file DST".into(),
+        SparseError::WouldShorten { .. } => "add --truncate to cut it".into(),
+        SparseError::SkipPastEnd { .. } => "lower --skip".into(),
         _ => return None,
     })
 }
 
 fn info(args: &Args) -> anyhow::Result<()> {
-    let info = table::inspect(args.src.as_ref())?;
+    let info = table::inspect(&info_source(&args.src)?)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&info)?);
     } else {
         print!("{}", table::render(&info));
     }
     Ok(())
+}
+
+/// What `--info` reads: SRC, or for `-` standard input when it is a file or a block
+/// device (a pipe cannot be looked into without consuming it).
+fn info_source(src: &str) -> anyhow::Result<PathBuf> {
+    if src != "-" {
+        return Ok(PathBuf::from(src));
+    }
+    let st = rustix::fs::fstat(std::io::stdin())?;
+    match rustix::fs::FileType::from_raw_mode(st.st_mode) {
+        rustix::fs::FileType::RegularFile | rustix::fs::FileType::BlockDevice => {
+            Ok(PathBuf::from("/dev/stdin"))
+        }
+        _ => anyhow::bail!(
+            "--info reads a file or a block device, and standard input is a stream: name the image, or redirect it from a file"
+        ),
+    }
 }
 
 fn plan(args: &Args) -> Result<CopyPlan, SparseError> {

@@ -11,7 +11,13 @@
 //! The configuration is YAML, read with `yaml-rust2` (flow and block styles, anchors and
 //! aliases, block scalars, quoting); YAML 1.1 merge keys (`<<:`), which PyYAML (cloud-init's
 //! parser) honours, are merged here too, and booleans are read as cloud-init reads them.
+//! The files come from the image under test: one larger than [`MAX_CONFIG`], nested deeper
+//! than [`MAX_NESTING`], or expanding (aliases resolved) to more than [`MAX_NODES`] nodes is
+//! skipped as not parsing, before it is built.
 
+use std::collections::HashMap;
+
+use yaml_rust2::parser::{Event, EventReceiver, Parser};
 use yaml_rust2::{Yaml, YamlLoader};
 
 use crate::facts::{Agent, AgentFacts, CloudInitFacts, Offline};
@@ -114,13 +120,73 @@ pub fn choose(
     })
 }
 
-/// One YAML document, None if it does not parse (cloud-init skips such a file too).
+/// The largest configuration file read, in bytes: cloud-init's own are a few KiB.
+pub const MAX_CONFIG: usize = 1 << 20;
+
+/// The deepest nesting of mappings and lists read.
+pub const MAX_NESTING: usize = 64;
+
+/// The most nodes a document may hold once its aliases are resolved: a few lines of
+/// aliases of aliases can otherwise expand beyond any memory.
+pub const MAX_NODES: u64 = 100_000;
+
+/// One YAML document, None if it does not parse (cloud-init skips such a file too) or
+/// is larger, deeper or expands to more than this reads (see the module note).
 pub fn parse(text: &str) -> Option<Yaml> {
+    if text.len() > MAX_CONFIG {
+        return None;
+    }
+    let mut shape = Shape::default();
+    Parser::new_from_str(text).load(&mut shape, false).ok()?;
+    if shape.too_big {
+        return None;
+    }
     YamlLoader::load_from_str(text)
         .ok()?
         .into_iter()
         .next()
         .map(merge_keys)
+}
+
+/// A first pass over a document's events, before any node is built: how deep it nests and
+/// how many nodes it expands to with its aliases resolved.
+#[derive(Default)]
+struct Shape {
+    /// The open mappings and lists: their anchor and the nodes in them so far.
+    open: Vec<(usize, u64)>,
+    /// The nodes each anchor stands for.
+    anchors: HashMap<usize, u64>,
+    /// The nodes of the finished top-level values.
+    nodes: u64,
+    /// Whether it nests deeper than [`MAX_NESTING`] or holds more than [`MAX_NODES`].
+    too_big: bool,
+}
+
+impl EventReceiver for Shape {
+    fn on_event(&mut self, ev: Event) {
+        let done = match ev {
+            Event::Scalar(_, _, anchor, _) => Some((anchor, 1)),
+            Event::Alias(id) => Some((0, self.anchors.get(&id).copied().unwrap_or(1))),
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                self.open.push((anchor, 1));
+                self.too_big |= self.open.len() > MAX_NESTING;
+                None
+            }
+            Event::SequenceEnd | Event::MappingEnd => self.open.pop(),
+            _ => None,
+        };
+        if let Some((anchor, n)) = done {
+            if anchor != 0 {
+                self.anchors.insert(anchor, n);
+            }
+            let total = match self.open.last_mut() {
+                Some((_, inside)) => inside,
+                None => &mut self.nodes,
+            };
+            *total = total.saturating_add(n);
+            self.too_big |= *total > MAX_NODES;
+        }
+    }
 }
 
 /// The document with YAML 1.1 merge keys applied: `<<: *base` (or a list of them) adds the

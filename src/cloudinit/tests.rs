@@ -187,3 +187,54 @@ fn auto_picks_cloud_init_without_firstboot_and_its_default_user() {
     .unwrap();
     assert_eq!((a.agent, a.user.as_str()), (Agent::Firstboot, "admin"));
 }
+
+#[test]
+fn documents_too_deep_or_expanding_too_far_are_skipped() {
+    assert!(parse("a: [1, [2, [3]]]").is_some());
+    let deep = format!(
+        "{}1{}",
+        "[".repeat(MAX_NESTING + 1),
+        "]".repeat(MAX_NESTING + 1)
+    );
+    assert_eq!(parse(&deep), None);
+    let block_deep: String = (0..=MAX_NESTING)
+        .map(|i| format!("{}k:\n", "  ".repeat(i)))
+        .collect();
+    assert_eq!(
+        parse(&format!("{block_deep}{}v\n", "  ".repeat(MAX_NESTING + 1))),
+        None
+    );
+    // Ten aliases of ten aliases of ...: 10^9 nodes from a few lines.
+    let mut laughs = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n".to_string();
+    for i in 1..9 {
+        let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+        laughs.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+    }
+    let t = std::time::Instant::now();
+    assert_eq!(parse(&laughs), None);
+    assert!(t.elapsed() < std::time::Duration::from_secs(2));
+    assert_eq!(parse(&"x".repeat(MAX_CONFIG + 1)), None);
+}
+
+proptest::proptest! {
+    #![proptest_config(crate::fuzz::config())]
+
+    /// Random and damaged configuration files: a document or nothing, never a panic or a
+    /// hang, and what the offline facts read from it is read without one either.
+    #[test]
+    fn any_text_parses_or_is_skipped(
+        bytes in proptest::prop_oneof![
+            crate::fuzz::bytes(2_000),
+            crate::fuzz::mutated(DEBIAN_CLOUD_CFG.as_bytes().to_vec()),
+        ]
+    ) {
+        crate::fuzz::within(move || {
+            let text = String::from_utf8_lossy(&bytes);
+            if let Some(doc) = parse(&text) {
+                let _ = lookup(&doc, &["system_info", "default_user", "name"]).and_then(scalar);
+                let _ = authorized_keys(&doc);
+                let _ = lookup(&doc, &["ssh_deletekeys"]).map(cloud_init_true);
+            }
+        });
+    }
+}

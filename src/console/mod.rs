@@ -152,7 +152,7 @@ impl Console {
         start: Instant,
         on_event: impl Fn(ConsoleEvent) + Send + 'static,
     ) -> std::io::Result<Console> {
-        let file = BufWriter::new(File::create(&log)?);
+        let file = BufWriter::new(crate::scratch::private_file(&log)?);
         let shared = Arc::new(ConsoleState {
             state: Mutex::new(ConsoleSummary::default()),
             cond: Condvar::new(),

@@ -1,6 +1,8 @@
 //! What `imgtest run` was given: raw disk, qcow2, vmdk, ISO 9660 (with or without an
 //! El Torito boot record), or something it must refuse (missing, empty, compressed,
-//! truncated, unrecognisable). qcow2/vmdk are confirmed with `qemu-img info`; ISO 9660
+//! truncated, corrupt, unrecognisable, depending on other files). A qcow2 header is read
+//! first ([`super::qcow2`]); qcow2/vmdk are then confirmed with `qemu-img info` and
+//! checked with `qemu-img check`, so a corrupt one is refused before it boots; ISO 9660
 //! is read from its volume descriptors at 32 KiB. Nothing here writes the image.
 //!
 //! [`root_candidates`] lists where an ext2/3/4 root filesystem may start (the whole
@@ -12,8 +14,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::qcow2::{self, HeaderError};
 use super::table::Table;
-use crate::tool::ToolError;
+use crate::tool::{self, ToolError};
 
 /// The image's format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,6 +102,22 @@ pub enum ImageError {
         /// What does not fit.
         reason: String,
     },
+    /// Its structures contradict each other (`qemu-img check`).
+    #[error("{path}: corrupt image: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// It is a valid image imgtest will not boot.
+    #[error("{path}: {reason}")]
+    Unsupported {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// It could not be read.
     #[error("{path}: {message}")]
     Io {
@@ -137,7 +156,21 @@ pub fn sniff(path: &Path) -> Result<ImageInfo, ImageError> {
             kind: kind.to_string(),
         });
     }
-    if head.starts_with(b"QFI\xfb") {
+    if head.starts_with(&qcow2::MAGIC) {
+        qcow2::Header::parse(head, meta.len()).map_err(|e| match e {
+            HeaderError::Invalid(reason) => ImageError::Corrupt {
+                path: path.into(),
+                reason,
+            },
+            HeaderError::Truncated(reason) => ImageError::Truncated {
+                path: path.into(),
+                reason,
+            },
+            HeaderError::Unsupported(reason) => ImageError::Unsupported {
+                path: path.into(),
+                reason,
+            },
+        })?;
         return qemu_img_info(&abs, ImageKind::Qcow2);
     }
     if head.starts_with(b"KDMV") || head.starts_with(b"# Disk DescriptorFile") {
@@ -145,14 +178,10 @@ pub fn sniff(path: &Path) -> Result<ImageInfo, ImageError> {
     }
     let mut vd = [0u8; 2048 * 2];
     let got = file.read_at(&mut vd, ISO_PVD).unwrap_or(0);
-    if got >= 6 && &vd[1..6] == b"CD001" {
-        let el_torito = got >= 2048 + 32
-            && vd[2048] == 0
-            && &vd[2048 + 1..2048 + 6] == b"CD001"
-            && vd[2048 + 7..2048 + 30].starts_with(b"EL TORITO SPECIFICATION");
+    if let Some(kind) = iso_kind(&vd[..got]) {
         return Ok(ImageInfo {
             path: abs,
-            kind: ImageKind::Iso { el_torito },
+            kind,
             virtual_size: meta.len(),
         });
     }
@@ -182,6 +211,18 @@ pub fn sniff(path: &Path) -> Result<ImageInfo, ImageError> {
     })
 }
 
+/// An ISO 9660 image, if `vd` (the bytes from 32 KiB on: its first two volume
+/// descriptors) holds one, with or without an El Torito boot record as the second.
+fn iso_kind(vd: &[u8]) -> Option<ImageKind> {
+    if vd.get(1..6) != Some(b"CD001") {
+        return None;
+    }
+    let el_torito = vd.get(2048..2048 + 30).is_some_and(|b| {
+        b[0] == 0 && &b[1..6] == b"CD001" && b[7..].starts_with(b"EL TORITO SPECIFICATION")
+    });
+    Some(ImageKind::Iso { el_torito })
+}
+
 fn io_err(path: &Path, e: std::io::Error) -> ImageError {
     ImageError::Io {
         path: path.into(),
@@ -189,8 +230,15 @@ fn io_err(path: &Path, e: std::io::Error) -> ImageError {
     }
 }
 
+/// A qcow2 or vmdk image as `qemu-img info` sees it, after `qemu-img check` found it
+/// consistent; one that depends on another file (a backing file, a vmdk extent elsewhere)
+/// is refused.
 fn qemu_img_info(path: &Path, kind: ImageKind) -> Result<ImageInfo, ImageError> {
-    let out = crate::tool::run(
+    let tool_error = |e: ToolError| ImageError::Io {
+        path: path.into(),
+        message: e.to_string(),
+    };
+    let out = tool::run(
         std::process::Command::new("qemu-img")
             .args(["info", "--output=json", "-f", kind.qemu_format()])
             .arg(path),
@@ -202,21 +250,80 @@ fn qemu_img_info(path: &Path, kind: ImageKind) -> Result<ImageInfo, ImageError> 
             path: path.into(),
             reason: message,
         },
-        e => ImageError::Io {
-            path: path.into(),
-            message: e.to_string(),
-        },
+        e => tool_error(e),
     })?;
     let v: serde_json::Value = serde_json::from_str(&out.stdout).map_err(|e| ImageError::Io {
         path: path.into(),
         message: format!("qemu-img info: {e}"),
     })?;
-    let virtual_size = v["virtual-size"].as_u64().unwrap_or(0);
+    if let Some(other) = other_files(&v, path) {
+        return Err(ImageError::Unsupported {
+            path: path.into(),
+            reason: format!(
+                "it reads another file, {other}: imgtest tests one self-contained image"
+            ),
+        });
+    }
+    qemu_img_check(path, kind)?;
     Ok(ImageInfo {
         path: path.into(),
         kind,
-        virtual_size,
+        virtual_size: v["virtual-size"].as_u64().unwrap_or(0),
     })
+}
+
+/// The first file other than `path` that `qemu-img info`'s JSON `v` says the image reads:
+/// a backing file, or a vmdk extent.
+fn other_files(v: &serde_json::Value, path: &Path) -> Option<String> {
+    if let Some(backing) = v["backing-filename"].as_str() {
+        return Some(backing.to_string());
+    }
+    let extents = v["format-specific"]["data"]["extents"].as_array()?;
+    extents
+        .iter()
+        .filter_map(|e| e["filename"].as_str())
+        .find(|f| Path::new(f) != path)
+        .map(str::to_string)
+}
+
+/// `qemu-img check`: corruptions (or a check that could not complete) refuse the image;
+/// leaked clusters only waste space and pass, as do formats without checks.
+fn qemu_img_check(path: &Path, kind: ImageKind) -> Result<(), ImageError> {
+    let (status, out) = tool::output(
+        std::process::Command::new("qemu-img")
+            .args(["check", "--output=json", "-f", kind.qemu_format()])
+            .arg(path),
+        "qemu-utils",
+    )
+    .map_err(|e| ImageError::Io {
+        path: path.into(),
+        message: e.to_string(),
+    })?;
+    let corrupt = |reason: String| {
+        Err(ImageError::Corrupt {
+            path: path.into(),
+            reason,
+        })
+    };
+    match status.code() {
+        Some(0 | 3 | 63) => Ok(()),
+        Some(2) => {
+            let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_default();
+            corrupt(format!(
+                "qemu-img check found {} corruption(s)",
+                v["corruptions"].as_u64().unwrap_or(0)
+            ))
+        }
+        _ => corrupt(format!(
+            "qemu-img check could not complete: {}",
+            out.stderr
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("no error output")
+                .trim()
+        )),
+    }
 }
 
 /// Partitions of a raw disk as (description, start, size) in bytes; empty without a
@@ -226,7 +333,7 @@ pub fn partitions(path: &Path) -> Vec<(String, u64, u64)> {
         return Vec::new();
     };
     let (kind, parts) = match info.table {
-        Table::None => return Vec::new(),
+        Table::None | Table::Unread => return Vec::new(),
         Table::Mbr { partitions, .. } => ("MBR", partitions),
         Table::Gpt { partitions, .. } => ("GPT", partitions),
     };
@@ -253,6 +360,46 @@ pub fn root_candidates(path: &Path) -> Vec<(String, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The first 36 KiB of a bootable ISO: its primary volume descriptor at 32 KiB and an
+    /// El Torito boot record after it.
+    fn iso_sample() -> Vec<u8> {
+        let mut b = vec![0u8; 36 << 10];
+        b[32768] = 1;
+        b[32769..32774].copy_from_slice(b"CD001");
+        b[34816..34822].copy_from_slice(b"\0CD001");
+        b[34823..34846].copy_from_slice(b"EL TORITO SPECIFICATION");
+        b
+    }
+
+    proptest! {
+        #![proptest_config(crate::fuzz::config())]
+
+        /// Random files, damaged ISOs and damaged partitioned disks: recognised, or refused
+        /// with a clear error, never a panic or a hang. (A qcow2 or vmdk header goes to
+        /// qemu-img once its header reads: `qcow2`'s own property covers that header.)
+        #[test]
+        fn any_file_is_recognised_or_refused_clearly(
+            bytes in prop_oneof![
+                crate::fuzz::bytes(40_000),
+                crate::fuzz::mutated(iso_sample()),
+                crate::fuzz::mutated(crate::disk::table::tests::mbr_sample()),
+            ]
+        ) {
+            let mut bytes = bytes;
+            if [&b"QFI\xfb"[..], b"KDMV", b"# Disk"].iter().any(|m| bytes.starts_with(m)) {
+                bytes[0] ^= 0x80;
+            }
+            let file = crate::fuzz::file_with(&bytes);
+            let path = file.path().to_path_buf();
+            let iso = iso_kind(bytes.get(32768..).unwrap_or(&[]));
+            match crate::fuzz::within(move || sniff(&path).map(|i| i.kind)) {
+                Ok(kind) => prop_assert!(iso.is_none() || Some(kind) == iso),
+                Err(e) => prop_assert!(!e.to_string().is_empty()),
+            }
+        }
+    }
 
     fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
         let p = dir.join(name);
@@ -332,6 +479,44 @@ mod tests {
         );
         let info = sniff(&q).unwrap();
         assert_eq!((info.kind, info.virtual_size), (ImageKind::Qcow2, 64 << 20));
+        // With data written, then cut short: the header still reads, `qemu-img check`
+        // finds the clusters past the end.
+        let run = |args: &[&str], p: &Path| {
+            let ok = std::process::Command::new(args[0])
+                .args(&args[1..])
+                .arg(p)
+                .output()
+                .unwrap()
+                .status
+                .success();
+            assert!(ok, "{args:?}");
+        };
+        let cut = d.path().join("cut.qcow2");
+        std::fs::copy(&q, &cut).unwrap();
+        run(&["qemu-io", "-c", "write -P 0x55 0 8M"], &cut);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&cut)
+            .unwrap()
+            .set_len(2 << 20)
+            .unwrap();
+        let e = sniff(&cut).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("corrupt image: qemu-img check found"),
+            "{e}"
+        );
+        // An overlay reads its backing file: not one self-contained image.
+        let overlay = d.path().join("overlay.qcow2");
+        let backing = format!("{}", q.display());
+        run(
+            &[
+                "qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", &backing,
+            ],
+            &overlay,
+        );
+        let e = sniff(&overlay).unwrap_err();
+        assert!(e.to_string().contains("backing file"), "{e}");
         let v = d.path().join("a.vmdk");
         assert!(
             std::process::Command::new("qemu-img")

@@ -71,6 +71,11 @@ impl ConsoleSummary {
             .map(|&(_, t)| t)
     }
 
+    /// Whether the console showed nothing at all (not even the firmware's banner).
+    pub fn silent(&self) -> bool {
+        self.phases.is_empty() && self.tail.iter().all(|l| l.trim().is_empty())
+    }
+
     /// The last non-empty line, or `(console empty)`.
     pub fn last_line(&self) -> String {
         self.tail

@@ -1,7 +1,12 @@
 //! A read-only view of an ext2/3/4 filesystem inside an image file (at a byte offset,
 //! e.g. a partition), through `ext4-view`: nothing is mounted and nothing is written.
 //! It knows files and directories, not what they mean: `crate::offline` reads the facts.
+//! The filesystem is untrusted: a walk goes at most [`MAX_DEPTH`] directories deep and
+//! through at most [`MAX_ENTRIES`] entries, so that a damaged or crafted filesystem whose
+//! directories loop cannot hold a run; a view that met either bound says so
+//! ([`FsView::overrun`]).
 
+use std::cell::Cell;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
@@ -65,9 +70,19 @@ impl FileInfo {
     }
 }
 
+/// The deepest directory a walk enters, below the directory it starts from.
+pub const MAX_DEPTH: usize = 64;
+
+/// The most directory entries the walks of one view go through.
+pub const MAX_ENTRIES: u64 = 2_000_000;
+
 /// An open filesystem.
 pub struct FsView {
     fs: Ext4,
+    /// Directory entries walked so far.
+    walked: Cell<u64>,
+    /// Whether a walk met [`MAX_DEPTH`] or [`MAX_ENTRIES`].
+    overrun: Cell<bool>,
 }
 
 /// Whether the bytes at `offset` carry the ext2/3/4 superblock magic.
@@ -89,12 +104,26 @@ impl FsView {
             path: image.display().to_string(),
             source,
         })?;
-        let fs =
-            Ext4::load(Box::new(OffsetReader { file, offset })).map_err(|e| FsError::NotExt {
-                offset,
-                message: e.to_string(),
-            })?;
-        Ok(FsView { fs })
+        Self::load(Box::new(OffsetReader { file, offset }), offset)
+    }
+
+    /// Opens the filesystem `reader` reads (found `offset` bytes into its image).
+    pub fn load(reader: Box<dyn Ext4Read>, offset: u64) -> Result<Self, FsError> {
+        let fs = Ext4::load(reader).map_err(|e| FsError::NotExt {
+            offset,
+            message: e.to_string(),
+        })?;
+        Ok(FsView {
+            fs,
+            walked: Cell::new(0),
+            overrun: Cell::new(false),
+        })
+    }
+
+    /// Whether a walk stopped at [`MAX_DEPTH`] or [`MAX_ENTRIES`]: the filesystem's
+    /// directories loop, or there are more than this reads.
+    pub fn overrun(&self) -> bool {
+        self.overrun.get()
     }
 
     /// The file's bytes, None if it does not exist or is not a regular file.
@@ -126,7 +155,7 @@ impl FsView {
 
     /// Every regular file below `dir`, recursively, with its size and mode (symlinks are
     /// not followed), sorted by path. Directory entries carry their type, so only regular
-    /// files cost an inode read.
+    /// files cost an inode read. Bounded (see the module note).
     pub fn files(&self, dir: &str) -> Vec<FileInfo> {
         let mut out = Vec::new();
         // A linked directory (`/tmp` -> `/var/tmp`) is walked, and named, where it really is.
@@ -138,8 +167,8 @@ impl FsView {
         else {
             return out;
         };
-        let mut stack = vec![dir.trim_end_matches('/').to_string()];
-        while let Some(d) = stack.pop() {
+        let mut stack = vec![(dir.trim_end_matches('/').to_string(), 0)];
+        while let Some((d, depth)) = stack.pop() {
             let Ok(rd) = self
                 .fs
                 .read_dir(if d.is_empty() { "/" } else { d.as_str() })
@@ -147,6 +176,11 @@ impl FsView {
                 continue;
             };
             for e in rd.flatten() {
+                self.walked.set(self.walked.get() + 1);
+                if self.walked.get() > MAX_ENTRIES {
+                    self.overrun.set(true);
+                    break;
+                }
                 let Ok(name) = e.file_name().as_str().map(str::to_string) else {
                     continue;
                 };
@@ -155,7 +189,8 @@ impl FsView {
                 }
                 let p = format!("{d}/{name}");
                 match e.file_type() {
-                    Ok(t) if t.is_dir() => stack.push(p),
+                    Ok(t) if t.is_dir() && depth < MAX_DEPTH => stack.push((p, depth + 1)),
+                    Ok(t) if t.is_dir() => self.overrun.set(true),
                     Ok(t) if t.is_regular_file() => {
                         if let Ok(m) = e.metadata() {
                             out.push(FileInfo {
@@ -295,6 +330,41 @@ pub(crate) mod testing {
             .unwrap();
         assert!(st.success());
         (dir, img)
+    }
+
+    /// The bytes of a 256 KiB ext4 filesystem (1 KiB blocks, no journal) holding `files`:
+    /// small enough to copy and damage thousands of times.
+    pub fn small_ext4(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        for (path, content) in files {
+            let p = root.join(path.trim_start_matches('/'));
+            std::fs::create_dir_all(p.parent().unwrap_or(Path::new("/"))).unwrap();
+            std::fs::write(p, content).unwrap();
+        }
+        let img = dir.path().join("fs.img");
+        let st = std::process::Command::new("mke2fs")
+            .args([
+                "-q",
+                "-F",
+                "-t",
+                "ext4",
+                "-O",
+                "^has_journal",
+                "-N",
+                "64",
+                "-b",
+                "1024",
+            ])
+            .arg("-d")
+            .arg(&root)
+            .arg(&img)
+            .arg("256K")
+            .status()
+            .unwrap();
+        assert!(st.success());
+        std::fs::read(&img).unwrap()
     }
 }
 

@@ -140,28 +140,23 @@ impl Cache {
     /// `apt-get download` (a meta package such as `linux-image-cloud-amd64` is resolved
     /// to the `linux-image-<version>` package it depends on).
     pub fn fetch(&self, what: &str, epoch: i64) -> Result<CachedKernel, BuildError> {
+        let local = is_path(what).then(|| local_deb(what)).transpose()?;
         std::fs::create_dir_all(self.kernels())
             .map_err(|e| BuildError::io(format!("cannot create {}", self.root.display()), e))?;
         let work = tempfile::Builder::new()
             .prefix(".fetch-")
             .tempdir_in(&self.root)
             .map_err(|e| BuildError::io("cannot create a temp dir in the cache", e))?;
-        let deb = if what.ends_with(".deb") || Path::new(what).is_file() {
-            let p = PathBuf::from(what);
-            if !p.is_file() {
-                return Err(BuildError::BadDeb {
-                    deb: p,
-                    why: "no such file".into(),
-                });
-            }
-            p
-        } else {
-            let first = apt_download(what, work.path())?;
-            if deb_has_kernel(&first)? {
-                first
-            } else {
-                let dep = kernel_dependency(&first)?;
-                apt_download(&dep, work.path())?
+        let deb = match local {
+            Some(p) => p,
+            None => {
+                let first = apt_download(what, work.path())?;
+                if deb_has_kernel(&first)? {
+                    first
+                } else {
+                    let dep = kernel_dependency(&first)?;
+                    apt_download(&dep, work.path())?
+                }
             }
         };
         self.import(&deb, work.path(), epoch)
@@ -233,6 +228,30 @@ impl Cache {
         mv(&entry, &dest)?;
         Ok(CachedKernel { meta, dir: dest })
     }
+}
+
+/// `what` as a package file to import, if it is a regular file.
+fn local_deb(what: &str) -> Result<PathBuf, BuildError> {
+    let p = PathBuf::from(what);
+    let why = if p.is_file() {
+        return Ok(p);
+    } else if p.is_dir() {
+        "a directory, not a .deb file"
+    } else if p.exists() {
+        "not a regular file"
+    } else {
+        "no such file"
+    };
+    Err(BuildError::BadDeb {
+        deb: p,
+        why: why.into(),
+    })
+}
+
+/// Whether `what` names a file rather than a package: it ends in `.deb`, it has a `/`
+/// (which no Debian package name has), or something by that name exists.
+fn is_path(what: &str) -> bool {
+    what.ends_with(".deb") || what.contains('/') || Path::new(what).exists()
 }
 
 fn apt_download(package: &str, dir: &Path) -> Result<PathBuf, BuildError> {

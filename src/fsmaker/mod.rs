@@ -7,8 +7,12 @@
 //! assemble the disk in a temp file next to OUT (grow a copy with `resize2fs` if asked,
 //! copy the filesystem sparsely into partition 1, one `debugfs -w` batch for the kernel,
 //! initrd, `/lib/modules/<version>`, GRUB modules and `grub.cfg`, then MBR, boot.img and
-//! core.img in the first MiB) -> convert (optional qcow2) -> rename onto OUT.
-//! On any error the temp files are dropped, so OUT is either complete or untouched.
+//! core.img in the first MiB) -> convert (optional qcow2) -> link it as OUT.
+//! The disk is built in files that have no name until the end
+//! ([`crate::scratch::Unnamed`]), so OUT is either complete or untouched, and a build
+//! that fails, is interrupted (SIGINT, SIGTERM: [`crate::interrupt`]) or is killed leaves
+//! no temp file. OUT must be a regular file or absent: fsmaker never writes into a device,
+//! a FIFO or a directory.
 //!
 //! The library never prints and knows no command-line flag: progress goes out as
 //! [`Event`]s, the result as a [`Summary`], failures as a [`BuildError`] that says what is
@@ -28,8 +32,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use tempfile::NamedTempFile;
-
+use crate::scratch::Unnamed;
 use crate::sparsecopy;
 use crate::tool;
 use crate::units::human;
@@ -44,6 +47,20 @@ use superblock::Superblock;
 /// flags, such as `imgtest matrix`): the `fsmaker` binary adds the flag hints.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    /// OUT exists and is not a regular file (or a link to replace).
+    #[error("OUT {path} is {kind}: fsmaker writes a regular file")]
+    OutKind {
+        /// OUT.
+        path: PathBuf,
+        /// What it is (`a block device`, `a directory`, ...).
+        kind: &'static str,
+    },
+    /// The extra kernel arguments cannot reach the kernel through GRUB unchanged.
+    #[error("the extra kernel arguments cannot be written into grub.cfg: {0}")]
+    BadAppend(String),
+    /// The process was asked to stop (SIGINT, SIGTERM) before the image was complete.
+    #[error("interrupted; OUT was not written")]
+    Interrupted,
     /// OUT names the root filesystem image itself.
     #[error("OUT {0} is ROOTFS itself: fsmaker never modifies its input")]
     OutIsRootfs(PathBuf),
@@ -270,18 +287,34 @@ pub fn cmdline(uuid: &str, append: &str) -> String {
 }
 
 /// Builds the image described by `plan`, as a short sequence of stages: check the inputs,
-/// resolve the kernel, plan what to install, check the room, assemble the disk in a temp
-/// file next to OUT, convert it, and rename it onto OUT.
+/// resolve the kernel, plan what to install, check the room, assemble the disk in an
+/// unnamed file next to OUT, convert it, and link it as OUT. Asked to stop, it stops at
+/// the next step with [`BuildError::Interrupted`].
 pub fn build(plan: &BuildPlan, on: &mut dyn FnMut(Event)) -> Result<Summary, BuildError> {
+    stages(plan, on).map_err(|e| {
+        if crate::interrupt::requested() {
+            BuildError::Interrupted
+        } else {
+            e
+        }
+    })
+}
+
+/// [`build`]'s stages in order; between the long ones, whether to go on.
+fn stages(plan: &BuildPlan, on: &mut dyn FnMut(Event)) -> Result<Summary, BuildError> {
     on(Event::Step("checking the inputs".into()));
     let inputs = check_inputs(plan)?;
-    let work = tempfile::tempdir().map_err(|e| BuildError::io("cannot create a temp dir", e))?;
+    let work = crate::scratch::Dir::new("fsmaker-")
+        .map_err(|e| BuildError::io("cannot create a temp dir", e))?;
     let boot = resolve_kernel(&plan.kernel, &plan.rootfs)?;
     let contents = plan_install(plan, &inputs, &boot, work.path())?;
     check_room(&inputs, plan.grow, &contents.install)?;
+    go_on()?;
     let disk = assemble(plan, &inputs, &contents, work.path(), on)?;
+    go_on()?;
     let image = convert(plan, disk, on)?;
-    let allocated = persist(image, &plan.out)?;
+    go_on()?;
+    let allocated = persist(image, &plan.out, plan.force)?;
     Ok(Summary {
         out: plan.out.clone(),
         format: plan.format,
@@ -294,6 +327,14 @@ pub fn build(plan: &BuildPlan, on: &mut dyn FnMut(Event)) -> Result<Summary, Bui
         initrd_path: boot.initrd,
         cmdline: contents.cmdline,
     })
+}
+
+/// Err when the process was asked to stop ([`crate::interrupt`]).
+fn go_on() -> Result<(), BuildError> {
+    if crate::interrupt::requested() {
+        return Err(BuildError::Interrupted);
+    }
+    Ok(())
 }
 
 /// The checked inputs of a build: the root filesystem's superblock, the GRUB directory,
@@ -309,13 +350,13 @@ struct Inputs {
     epoch: i64,
 }
 
-/// Stage 1: reads ROOTFS's superblock, refuses an OUT that exists (unless forced) or that
-/// is ROOTFS itself, checks the GRUB directory and works out the layout.
+/// Stage 1: reads ROOTFS's superblock, refuses an OUT that is not a regular file, that
+/// exists (unless forced) or that is ROOTFS itself, and extra kernel arguments GRUB cannot
+/// pass on; checks the GRUB directory and works out the layout.
 fn check_inputs(plan: &BuildPlan) -> Result<Inputs, BuildError> {
     let sb = Superblock::read(&plan.rootfs)?;
-    if !plan.force && plan.out.symlink_metadata().is_ok() {
-        return Err(BuildError::OutExists(plan.out.clone()));
-    }
+    check_out(&plan.out, plan.force)?;
+    grub::linux_args(&plan.append).map_err(BuildError::BadAppend)?;
     if let (Ok(a), Ok(b)) = (plan.rootfs.canonicalize(), plan.out.canonicalize())
         && a == b
     {
@@ -330,6 +371,41 @@ fn check_inputs(plan: &BuildPlan) -> Result<Inputs, BuildError> {
         layout,
         epoch,
     })
+}
+
+/// Refuses an OUT that is anything but a regular file (a symbolic link is replaced, never
+/// followed), or that exists unless `force`.
+fn check_out(out: &Path, force: bool) -> Result<(), BuildError> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = match out.symlink_metadata() {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(BuildError::io(
+                format!("cannot look at {}", out.display()),
+                e,
+            ));
+        }
+    };
+    let t = meta.file_type();
+    let kind = match () {
+        _ if t.is_file() || t.is_symlink() => None,
+        _ if t.is_dir() => Some("a directory"),
+        _ if t.is_block_device() => Some("a block device"),
+        _ if t.is_char_device() => Some("a character device"),
+        _ if t.is_fifo() => Some("a FIFO"),
+        _ => Some("a socket"),
+    };
+    if let Some(kind) = kind {
+        return Err(BuildError::OutKind {
+            path: out.to_owned(),
+            kind,
+        });
+    }
+    if !force {
+        return Err(BuildError::OutExists(out.to_owned()));
+    }
+    Ok(())
 }
 
 /// The kernel the image boots: where it and its initrd go, and the host files behind them.
@@ -458,13 +534,8 @@ fn plan_install(
     let uuid = inputs.sb.uuid_string();
     let cmdline = cmdline(&uuid, &plan.append);
     let title = format!("Linux {}", boot.version);
-    let cfg = grub::config(
-        &uuid,
-        &title,
-        &boot.kernel,
-        boot.initrd.as_deref(),
-        &cmdline,
-    );
+    let args = grub::linux_args(&cmdline).map_err(BuildError::BadAppend)?;
+    let cfg = grub::config(&uuid, &title, &boot.kernel, boot.initrd.as_deref(), &args);
     let cfg_path = workdir.join("grub.cfg");
     std::fs::write(&cfg_path, cfg).map_err(|e| BuildError::io("cannot write grub.cfg", e))?;
     install.file(&cfg_path, "/boot/grub/grub.cfg".into())?;
@@ -509,15 +580,15 @@ fn assemble(
     contents: &Contents,
     workdir: &Path,
     on: &mut dyn FnMut(Event),
-) -> Result<NamedTempFile, BuildError> {
-    let disk = temp_next_to(&plan.out, ".tmp")?;
+) -> Result<Unnamed, BuildError> {
+    let disk = temp_next_to(&plan.out)?;
     let grown = grow_filesystem(plan, inputs, on)?;
-    let source = grown.as_ref().map_or(plan.rootfs.as_path(), |g| g.path());
+    let source = grown.as_ref().map_or(plan.rootfs.clone(), |g| g.path());
     on(Event::Step(
         "copying the filesystem into partition 1".into(),
     ));
-    copy_rootfs(source, disk.path(), PART_START, on)?;
-    disk.as_file()
+    copy_rootfs(&source, &disk.path(), PART_START, on)?;
+    disk.file()
         .set_len(inputs.layout.disk)
         .map_err(|e| BuildError::io("cannot size the disk image", e))?;
     on(Event::Step(
@@ -526,8 +597,8 @@ fn assemble(
     let partition = format!("{}?offset={PART_START}", disk.path().display());
     install::batch(&contents.install, &contents.existing, inputs.epoch).run(&partition, workdir)?;
     on(Event::Step("installing GRUB into the MBR".into()));
-    write_boot_sectors(disk.as_file(), inputs, workdir)?;
-    disk.as_file()
+    write_boot_sectors(disk.file(), inputs, workdir)?;
+    disk.file()
         .sync_all()
         .map_err(|e| BuildError::io("cannot sync the disk image", e))?;
     Ok(disk)
@@ -540,14 +611,14 @@ fn grow_filesystem(
     plan: &BuildPlan,
     inputs: &Inputs,
     on: &mut dyn FnMut(Event),
-) -> Result<Option<NamedTempFile>, BuildError> {
+) -> Result<Option<Unnamed>, BuildError> {
     let (sb, layout) = (&inputs.sb, &inputs.layout);
     if !plan.grow || layout.part <= sb.size() {
         return Ok(None);
     }
     on(Event::Step("growing the filesystem".into()));
-    let fs = temp_next_to(&plan.out, ".fs.tmp")?;
-    copy_rootfs(&plan.rootfs, fs.path(), 0, on)?;
+    let fs = temp_next_to(&plan.out)?;
+    copy_rootfs(&plan.rootfs, &fs.path(), 0, on)?;
     // libext2fs takes its clock from E2FSPROGS_FAKE_TIME: the grown filesystem's
     // timestamps are then the same on every run.
     tool::run(
@@ -606,17 +677,17 @@ fn write_at(f: &File, at: u64, data: &[u8]) -> Result<(), BuildError> {
 }
 
 /// Stage 6: the image in the plan's format: the raw disk itself, or a qcow2 converted
-/// from it into another temp file next to OUT.
+/// from it into another unnamed file next to OUT.
 fn convert(
     plan: &BuildPlan,
-    raw: NamedTempFile,
+    raw: Unnamed,
     on: &mut dyn FnMut(Event),
-) -> Result<NamedTempFile, BuildError> {
+) -> Result<Unnamed, BuildError> {
     match plan.format {
         Format::Raw => Ok(raw),
         Format::Qcow2 => {
             on(Event::Step("converting to qcow2".into()));
-            let q = temp_next_to(&plan.out, ".qcow2.tmp")?;
+            let q = temp_next_to(&plan.out)?;
             tool::run(
                 Command::new("qemu-img")
                     .args(["convert", "-f", "raw", "-O", "qcow2"])
@@ -629,38 +700,33 @@ fn convert(
     }
 }
 
-/// Stage 7: makes the image world-readable and renames it onto `out`; returns the bytes
-/// it allocates.
-fn persist(image: NamedTempFile, out: &Path) -> Result<u64, BuildError> {
+/// Stage 7: makes the image world-readable and links it as `out` (replacing an existing
+/// `out` only if `replace`); returns the bytes it allocates.
+fn persist(image: Unnamed, out: &Path, replace: bool) -> Result<u64, BuildError> {
     image
-        .as_file()
+        .file()
         .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
         .map_err(|e| BuildError::io("cannot set the image's permissions", e))?;
-    let done = image
-        .persist(out)
-        .map_err(|e| BuildError::io(format!("cannot create {}", out.display()), e.error))?;
+    let done = image.link(out, replace).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            BuildError::OutExists(out.to_owned())
+        } else {
+            BuildError::io(format!("cannot create {}", out.display()), e)
+        }
+    })?;
     let meta = done
         .metadata()
         .map_err(|e| BuildError::io("cannot stat the image", e))?;
     Ok(meta.blocks() * 512)
 }
 
-/// A temp file in `out`'s directory named `.<out's name>.<random><suffix>`, so that
-/// renaming it onto `out` is atomic; dropped (on any error) it is deleted.
-fn temp_next_to(out: &Path, suffix: &str) -> Result<NamedTempFile, BuildError> {
-    let dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(suffix)
-        .tempfile_in(dir)
-        .map_err(|e| BuildError::io(format!("cannot create a temp file in {}", dir.display()), e))
+/// A file for an image of `out`, in `out`'s directory (so that linking it as `out` is one
+/// step) and without a name until then: dropped (on any error), it leaves nothing.
+fn temp_next_to(out: &Path) -> Result<Unnamed, BuildError> {
+    Unnamed::next_to(out).map_err(|e| {
+        let dir = crate::scratch::dir_and_name(out).0.display().to_string();
+        BuildError::io(format!("cannot create a temp file in {dir}"), e)
+    })
 }
 
 #[cfg(test)]

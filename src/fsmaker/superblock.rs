@@ -53,7 +53,8 @@ fn u32_at(b: &[u8], o: usize) -> u32 {
 }
 
 impl Superblock {
-    /// Parses the 1024-byte superblock (as found at byte 1024 of the filesystem).
+    /// Parses the 1024-byte superblock (as found at byte 1024 of the filesystem); None
+    /// unless it is one, with a size in bytes that a `u64` holds.
     pub fn parse(sb: &[u8]) -> Option<Superblock> {
         if sb.len() < 1024 || u16_at(sb, 0x38) != MAGIC {
             return None;
@@ -81,11 +82,13 @@ impl Superblock {
         };
         let mut uuid = [0; 16];
         uuid.copy_from_slice(&sb[0x68..0x78]);
+        let blocks = u64::from(u32_at(sb, 0x04)) | hi(0x150);
+        blocks.checked_mul(1024 << log)?;
         Some(Superblock {
             kind,
             uuid,
             block_size: 1024 << log,
-            blocks: u64::from(u32_at(sb, 0x04)) | hi(0x150),
+            blocks,
             free_blocks: u64::from(u32_at(sb, 0x0C)) | hi(0x158),
             free_inodes: u64::from(u32_at(sb, 0x10)),
             wtime: i64::from(u32_at(sb, 0x30)),
@@ -170,5 +173,26 @@ mod tests {
     fn rejects_other_bytes() {
         assert!(Superblock::parse(&[0u8; 1024]).is_none());
         assert!(Superblock::parse(&[0u8; 100]).is_none());
+        let mut huge = sample(INCOMPAT_64BIT, 0);
+        huge[0x150..0x154].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(Superblock::parse(&huge).is_none(), "a size past 2^64 bytes");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::fuzz::config())]
+
+        /// Random and damaged superblocks: a superblock whose numbers hold, or None.
+        #[test]
+        fn any_bytes_are_a_superblock_or_none(
+            sb in proptest::prop_oneof![
+                crate::fuzz::bytes(1100),
+                crate::fuzz::mutated(sample(INCOMPAT_64BIT | INCOMPAT_EXTENTS, 4)),
+            ]
+        ) {
+            if let Some(s) = crate::fuzz::within(move || Superblock::parse(&sb)) {
+                proptest::prop_assert!(s.block_size >= 1024);
+                let _ = (s.size(), s.uuid_string());
+            }
+        }
     }
 }

@@ -61,6 +61,27 @@ pub fn bisect<E>(
     })
 }
 
+/// Refuses a list no bisection can search: fewer than a good and a bad kernel, or a
+/// kernel named twice (the good end as the bad one).
+pub fn check_list(specs: &[String]) -> Result<(), super::MatrixError> {
+    if specs.len() < 2 {
+        return Err(super::MatrixError::Usage(
+            "a bisection needs a good and a bad kernel".into(),
+        ));
+    }
+    if let Some(twice) = specs
+        .iter()
+        .enumerate()
+        .find(|(i, s)| specs[..*i].contains(s))
+    {
+        return Err(super::MatrixError::Usage(format!(
+            "kernel {} is named twice: the list must go from a good kernel to another, bad one",
+            twice.1
+        )));
+    }
+    Ok(())
+}
+
 /// A bisection over real kernels.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BisectReport {
@@ -79,18 +100,15 @@ pub struct BisectReport {
 }
 
 /// Bisects `plan.specs` (in their given order): each step resolves, builds and tests one
-/// kernel as the matrix does. A kernel that cannot be judged stops the search.
+/// kernel as the matrix does. A kernel that cannot be judged stops the search; a list
+/// that names a kernel twice (the good end as the bad one) is refused.
 pub fn run_bisect(
     plan: &super::MatrixPlan,
-    accel: &crate::facts::AccelDecision,
+    accel: &crate::vm::accel::Pending,
     emit: super::MatrixEmit,
     mut on_step: impl FnMut(&Step, &super::KernelOutcome),
 ) -> Result<BisectReport, super::MatrixError> {
-    if plan.specs.len() < 2 {
-        return Err(super::MatrixError::Usage(
-            "a bisection needs a good and a bad kernel".into(),
-        ));
-    }
+    check_list(&plan.specs)?;
     let work = super::work_dir()?;
     let cache_lock = std::sync::Mutex::new(());
     let mut tested: Vec<super::KernelOutcome> = Vec::new();

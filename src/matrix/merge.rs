@@ -1,7 +1,8 @@
 //! `imgtest report merge`: joins the JSON reports of a matrix's shards (or any disjoint
 //! parts of it) into the report of the whole matrix, as an unsharded run would have
 //! written it: kernels in spec order, `shard` unset, wall time the longest part's.
-//! Refuses parts of different matrices, a kernel reported twice, or a kernel missing.
+//! Refuses parts of different matrices, a kernel reported twice, a kernel missing, or a
+//! duration that is not a number of seconds (the parts are files anyone may have edited).
 
 use std::collections::BTreeMap;
 
@@ -22,6 +23,20 @@ pub enum MergeError {
     /// Kernels no part tested.
     #[error("no report has kernel(s) {0}: is a shard missing?")]
     Missing(String),
+    /// A part holds a duration that is negative or not a number.
+    #[error("{0}")]
+    BadNumber(String),
+}
+
+/// Refuses a duration of a part (`name`) that is not a finite, non-negative number of
+/// seconds.
+fn seconds(name: &str, what: &str, v: f64) -> Result<(), MergeError> {
+    if v.is_finite() && v >= 0.0 {
+        return Ok(());
+    }
+    Err(MergeError::BadNumber(format!(
+        "{name}: {what} {v} is not a number of seconds"
+    )))
 }
 
 /// Merges `parts` (each from a JSON file named in the same position of `names`).
@@ -40,8 +55,14 @@ pub fn merge(parts: Vec<MatrixReport>, names: &[String]) -> Result<MatrixReport,
                 specs.join(" ")
             )));
         }
+        seconds(name, "duration_secs", p.duration_secs)?;
         duration = duration.max(p.duration_secs);
         for k in p.kernels {
+            seconds(name, "build_secs", k.build_secs)?;
+            if let Some(r) = &k.report {
+                seconds(name, "duration_secs", r.duration_secs)?;
+                seconds(name, "offline_secs", r.offline_secs)?;
+            }
             if k.index >= specs.len() || specs[k.index] != k.spec {
                 return Err(MergeError::Mismatch(format!(
                     "{name}: kernel {} is not spec #{} of the matrix",

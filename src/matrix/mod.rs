@@ -25,13 +25,17 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::facts::{Accel, AccelDecision};
+use crate::disk::image;
+use crate::facts::Accel;
 use crate::fsmaker::kernel::{Cache, CachedKernel, KernelMeta, sha256_file, version_cmp};
 use crate::fsmaker::{self, BuildError, BuildPlan, Format, KernelSource};
 use crate::report::Event;
 use crate::report::{Report, Verdict};
 use crate::run;
+use crate::run::outputs::{self, Output, OutputError};
 use crate::run::plan::RunPlan;
+use crate::vm;
+use crate::vm::accel::Pending;
 
 /// A slice of the matrix: shard `index` (1-based) of `total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,6 +145,53 @@ pub enum MatrixError {
     /// A kernel a bisection needed could not be judged.
     #[error("could not judge {0}")]
     NotJudged(String),
+    /// A report or the artifacts directory cannot be written as asked.
+    #[error(transparent)]
+    Output(#[from] OutputError),
+}
+
+/// Checks what a matrix (or bisection) reads and writes, before it starts: its reports
+/// (`json`, `junit`) and artifacts directory against each other and against its inputs
+/// (the root filesystem, the config file, `.deb` specs), and its parallel boots against
+/// the host's memory. Then the artifacts directory is made afresh (a previous one is
+/// replaced as a whole).
+pub fn check(
+    plan: &MatrixPlan,
+    json: Option<&Path>,
+    junit: Option<&Path>,
+) -> Result<(), MatrixError> {
+    let mut outs: Vec<Output> = Vec::new();
+    outs.extend(
+        plan.run
+            .artifacts
+            .as_deref()
+            .map(|a| Output::Dir(a, "the artifacts directory")),
+    );
+    outs.extend(json.map(|j| Output::File(j, "the JSON report")));
+    outs.extend(junit.map(|j| Output::File(j, "the JUnit report")));
+    let debs: Vec<PathBuf> = plan
+        .specs
+        .iter()
+        .filter_map(|s| match KernelSpec::parse(s) {
+            KernelSpec::Deb(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    let mut inputs: Vec<&Path> = vec![&plan.rootfs];
+    inputs.extend(plan.run.config.as_deref());
+    inputs.extend(debs.iter().map(PathBuf::as_path));
+    outputs::check(&outs, &inputs)?;
+    let parallel = plan.jobs.min(plan.selected().len().max(1)) * plan.run.boots;
+    vm::fits_memory(
+        parallel,
+        plan.run.memory_mib,
+        vm::available_mib().unwrap_or(u64::MAX),
+    )
+    .map_err(|why| MatrixError::Usage(format!("the kernels tested at once do not fit: {why}")))?;
+    if let Some(dir) = &plan.run.artifacts {
+        outputs::replace_dir(dir, "the artifacts directory")?;
+    }
+    Ok(())
 }
 
 /// Sorts and de-duplicates specs: the order shards and reports use.
@@ -159,17 +210,6 @@ pub fn default_jobs(host_cpus: usize, avail_mib: u64, boots: usize, per_boot_mib
     let by_mem = (avail_mib / (per_boot_mib * boots as u64).max(1)) as usize;
     by_cpu.min(by_mem).max(1)
 }
-
-/// `MemAvailable` of /proc/meminfo, in MiB.
-pub fn available_mib() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024)
-}
-
-/// QEMU's own memory next to the guest's, per boot, when sizing `--jobs`.
-const QEMU_OVERHEAD_MIB: u64 = 160;
 
 /// Everything one matrix (or bisection) does.
 #[derive(Debug, Clone)]
@@ -229,9 +269,9 @@ impl MatrixPlan {
         let jobs = jobs.unwrap_or_else(|| {
             default_jobs(
                 host_cpus,
-                available_mib().unwrap_or(1024),
+                vm::available_mib().unwrap_or(1024),
                 run.boots,
-                u64::from(run.memory_mib) + QEMU_OVERHEAD_MIB,
+                u64::from(run.memory_mib) + vm::QEMU_OVERHEAD_MIB,
             )
         });
         Ok(MatrixPlan {
@@ -381,7 +421,7 @@ pub type MatrixEmit = Arc<dyn Fn(MatrixEvent) + Send + Sync>;
 pub fn test_kernel(
     plan: &MatrixPlan,
     index: usize,
-    accel: &AccelDecision,
+    accel: &Pending,
     work: &Path,
     cache_lock: &Mutex<()>,
     emit: &MatrixEmit,
@@ -473,7 +513,7 @@ fn build_kernel(
 fn run_kernel(
     plan: &MatrixPlan,
     built: Built,
-    accel: &AccelDecision,
+    accel: &Pending,
     emit: &MatrixEmit,
 ) -> KernelOutcome {
     let Built {
@@ -484,7 +524,7 @@ fn run_kernel(
     let index = outcome.index;
     let mut run_plan = plan.run.clone();
     run_plan.images = vec![image.clone()];
-    run_plan.smp = plan.vcpus_for(accel.accel);
+    run_plan.smp = plan.vcpus_for(accel.wait().0.accel);
     run_plan.artifacts = plan.run.artifacts.as_ref().map(|d| d.join(&version));
     let run_emit: run::Emit = {
         let (emit, version) = (emit.clone(), version.clone());
@@ -496,7 +536,10 @@ fn run_kernel(
             })
         })
     };
-    match run::run_image(&run_plan, &image, accel, run_emit) {
+    let tested = image::sniff(&image)
+        .map_err(run::RunError::from)
+        .and_then(|info| run::run_image(&run_plan, &image, &info, accel, run_emit));
+    match tested {
         Ok(mut r) => {
             r.image = version.clone();
             outcome.verdict = match r.verdict {
@@ -517,18 +560,16 @@ fn run_kernel(
     outcome
 }
 
-/// A temp dir for the matrix's images.
-pub fn work_dir() -> Result<tempfile::TempDir, MatrixError> {
-    tempfile::Builder::new()
-        .prefix("imgtest-matrix-")
-        .tempdir()
+/// A private temp dir for the matrix's images.
+pub fn work_dir() -> Result<crate::scratch::Dir, MatrixError> {
+    crate::scratch::Dir::new("imgtest-matrix-")
         .map_err(|e| MatrixError::Io(format!("temp dir: {e}")))
 }
 
 /// Runs the matrix (this shard of it): `plan.jobs` kernels at a time.
 pub fn run_matrix(
     plan: &MatrixPlan,
-    accel: &AccelDecision,
+    accel: &Pending,
     emit: MatrixEmit,
 ) -> Result<MatrixReport, MatrixError> {
     let started = Instant::now();

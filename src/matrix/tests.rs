@@ -194,6 +194,16 @@ fn jobs_fit_cpus_and_memory() {
 }
 
 #[test]
+fn a_bisection_list_goes_from_one_kernel_to_another() {
+    let list =
+        |s: &[&str]| bisect::check_list(&s.iter().map(|x| x.to_string()).collect::<Vec<_>>());
+    assert!(list(&["a", "b"]).is_ok() && list(&["a", "x", "b"]).is_ok());
+    let e = list(&["a", "a"]).unwrap_err().to_string();
+    assert!(e.starts_with("kernel a is named twice"), "{e}");
+    assert!(list(&["a", "b", "a"]).is_err() && list(&["a"]).is_err());
+}
+
+#[test]
 fn bisect_steps_and_bounds() {
     assert_eq!(
         [2, 3, 4, 5, 6, 9, 10, 17].map(max_steps),
@@ -249,6 +259,113 @@ fn merging_shards_gives_the_unsharded_report() {
         );
         assert_eq!(render::to_junit(&merged), render::to_junit(&whole));
         assert_eq!(merged.verdict(), MatrixVerdict::Error);
+    }
+}
+
+#[test]
+fn merge_refuses_durations_that_are_not_seconds() {
+    let mut parts = split(&sample(), 2);
+    parts[1].duration_secs = -3.0;
+    assert_eq!(
+        merge(parts.clone(), &["a.json".into(), "b.json".into()]),
+        Err(MergeError::BadNumber(
+            "b.json: duration_secs -3 is not a number of seconds".into()
+        ))
+    );
+    parts[1].duration_secs = 1.0;
+    parts[0].kernels[0].build_secs = f64::INFINITY;
+    assert!(matches!(merge(parts, &[]), Err(MergeError::BadNumber(_))));
+}
+
+/// Numbers a damaged or crafted report may hold where a report has numbers.
+const ODD_NUMBERS: &[&str] = &[
+    "-1",
+    "-0.5",
+    "0",
+    "1e308",
+    "-1e308",
+    "18446744073709551615",
+    "-9223372036854775808",
+    "4294967296",
+    "1.5",
+    "1e-320",
+];
+
+/// How many numbers `v` holds.
+fn numbers(v: &serde_json::Value) -> usize {
+    match v {
+        serde_json::Value::Number(_) => 1,
+        serde_json::Value::Array(a) => a.iter().map(numbers).sum(),
+        serde_json::Value::Object(o) => o.values().map(numbers).sum(),
+        _ => 0,
+    }
+}
+
+/// Replaces the `n`-th number of `v` (depth first) with `with`; true once done.
+fn replace_number(v: &mut serde_json::Value, n: &mut usize, with: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Number(_) if *n == 0 => {
+            *v = with.clone();
+            true
+        }
+        serde_json::Value::Number(_) => {
+            *n -= 1;
+            false
+        }
+        serde_json::Value::Array(a) => a.iter_mut().any(|x| replace_number(x, n, with)),
+        serde_json::Value::Object(o) => o.values_mut().any(|x| replace_number(x, n, with)),
+        _ => false,
+    }
+}
+
+/// Parses `text` as a shard report and merges it with `other`, then renders the result
+/// every way: an error or a report, never a panic.
+fn merge_text(text: &str, other: &MatrixReport) {
+    let Ok(part) = serde_json::from_str::<MatrixReport>(text) else {
+        return;
+    };
+    match merge(
+        vec![part, other.clone()],
+        &["a.json".into(), "b.json".into()],
+    ) {
+        Ok(m) => {
+            let _ = (
+                render::table(&m),
+                render::to_json(&m),
+                render::to_junit(&m),
+                m.verdict(),
+            );
+        }
+        Err(e) => assert!(!e.to_string().is_empty()),
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(crate::fuzz::config())]
+
+    /// A shard report with damaged bytes: refused at parsing or merging with a clear
+    /// error, or merged and rendered; never a panic.
+    #[test]
+    fn any_damaged_shard_report_is_refused_or_merged(
+        text in crate::fuzz::mutated(render::to_json(&split(&sample(), 2)[0]).into_bytes())
+    ) {
+        let other = split(&sample(), 2).remove(1);
+        crate::fuzz::within(move || merge_text(&String::from_utf8_lossy(&text), &other));
+    }
+
+    /// A shard report with an odd number anywhere it has a number.
+    #[test]
+    fn any_number_in_a_shard_report_is_refused_or_merged(
+        n in 0usize..1000,
+        odd in proptest::sample::select(ODD_NUMBERS),
+    ) {
+        let mut parts = split(&sample(), 2);
+        let other = parts.remove(1);
+        let mut v = serde_json::to_value(&parts[0]).unwrap();
+        let mut at = n % numbers(&v);
+        replace_number(&mut v, &mut at, &serde_json::from_str(odd).unwrap());
+        let text = v.to_string();
+        crate::fuzz::within(move || merge_text(&text, &other));
     }
 }
 

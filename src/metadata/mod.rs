@@ -1,20 +1,24 @@
 //! The platform's metadata service as the guest sees it at 169.254.169.254:80.
 //!
-//! An in-process HTTP/1.0 server on 127.0.0.1 (ephemeral port) serves EC2-style paths
-//! under `/2009-04-04/` and `/latest/` and a cloud-init NoCloud seed at the root
-//! ([`answer`]). QEMU reaches it through a
-//! `guestfwd ... cmd:` rule that runs `imgtest __relay ADDR TOKEN` per guest connection:
-//! the relay ([`relay`]) sends one preamble line naming the boot's token, then copies
-//! bytes both ways, so the server knows which boot asked and answers with that boot's
-//! secrets. Every request is logged (paths and status only, never bodies, so secrets, also
-//! the password inside user-data, stay out of the log) and a [`Fault`] can be injected for every request.
+//! An in-process HTTP/1.0 server serves EC2-style paths under `/2009-04-04/` and
+//! `/latest/` and a cloud-init NoCloud seed at the root ([`answer`]). It listens on one
+//! Unix socket per boot, in the run's private (0700) temp dir, and answers only
+//! connections from its own user: which socket a connection came in on says which boot
+//! asked, and nothing another local user can see (no argv, no environment, no TCP port)
+//! lets them ask. QEMU reaches it through a `guestfwd ... cmd:` rule that runs
+//! `imgtest __relay SOCKET` per guest connection; the relay ([`relay`]) copies bytes both
+//! ways. Requests are parsed with bounds ([`parse_request`]): a guest cannot make the
+//! server wait or grow without end. Every request is logged (paths and status only, never
+//! bodies, so secrets, also the password inside user-data, stay out of the log) and a
+//! [`Fault`] can be injected for every request.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
+use std::net::Shutdown;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -22,17 +26,18 @@ use serde::{Deserialize, Serialize};
 use crate::encoding;
 use crate::facts::Fault;
 
-/// The first line a relay sends, followed by the boot token.
-pub const PREAMBLE: &str = "IMGTEST-RELAY";
-
 /// How long a connection may take to send its request.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The longest request line or header line read.
+const MAX_LINE: u64 = 8 << 10;
+
+/// The most header lines read.
+const MAX_HEADERS: usize = 100;
 
 /// One boot's secrets, unique per boot.
 #[derive(Clone, PartialEq, Eq)]
 pub struct BootSecrets {
-    /// Identifies the boot's relay connections.
-    pub token: String,
     /// The initial password the guest must set.
     pub password: String,
     /// `instance-id`.
@@ -57,7 +62,6 @@ impl BootSecrets {
     pub fn generate(index: usize) -> std::io::Result<Self> {
         let id = random_string(8)?;
         Ok(BootSecrets {
-            token: random_string(24)?,
             password: random_string(20)?,
             instance_id: format!("i-imgtest-{index}-{id}"),
             hostname: format!("imgtest-{index}-{}", &id[..4].to_ascii_lowercase()),
@@ -97,7 +101,7 @@ pub fn random_string(len: usize) -> std::io::Result<String> {
 pub struct RequestRecord {
     /// Milliseconds since the server started.
     pub at_ms: u64,
-    /// The boot that asked (None: unknown token or no preamble).
+    /// The boot that asked (None: a connection from another user, refused).
     pub boot: Option<usize>,
     /// HTTP method.
     pub method: String,
@@ -108,60 +112,65 @@ pub struct RequestRecord {
 }
 
 struct Inner {
-    boots: Mutex<HashMap<String, (usize, BootSecrets)>>,
     log: Mutex<Vec<RequestRecord>>,
     fault: Fault,
     stop: AtomicBool,
     start: Instant,
 }
 
+/// One boot's socket and the thread accepting on it.
+struct Listener {
+    socket: PathBuf,
+    accept: JoinHandle<()>,
+}
+
 /// A running metadata server; stops (and unblocks never-answering connections) on drop.
 pub struct MetadataServer {
-    addr: SocketAddr,
+    dir: PathBuf,
     inner: Arc<Inner>,
-    accept: Option<std::thread::JoinHandle<()>>,
+    listeners: Mutex<Vec<Listener>>,
 }
 
 impl MetadataServer {
-    /// Binds 127.0.0.1 on an ephemeral port and starts serving with `fault`.
-    pub fn start(fault: Fault) -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let addr = listener.local_addr()?;
-        let inner = Arc::new(Inner {
-            boots: Mutex::new(HashMap::new()),
-            log: Mutex::new(Vec::new()),
-            fault,
-            stop: AtomicBool::new(false),
-            start: Instant::now(),
-        });
-        let i2 = inner.clone();
-        let accept = std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if i2.stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                if let Ok(stream) = conn {
-                    let i3 = i2.clone();
-                    std::thread::spawn(move || serve(stream, &i3));
-                }
-            }
-        });
+    /// A server with `fault`, whose sockets go in `dir` (which must be private: see the
+    /// module note).
+    pub fn start(fault: Fault, dir: &Path) -> std::io::Result<Self> {
         Ok(MetadataServer {
-            addr,
-            inner,
-            accept: Some(accept),
+            dir: dir.to_path_buf(),
+            inner: Arc::new(Inner {
+                log: Mutex::new(Vec::new()),
+                fault,
+                stop: AtomicBool::new(false),
+                start: Instant::now(),
+            }),
+            listeners: Mutex::new(Vec::new()),
         })
     }
 
-    /// Where the server listens.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Makes the server answer `secrets` to connections carrying their token.
-    pub fn register(&self, boot: usize, secrets: BootSecrets) {
-        let mut boots = self.inner.boots.lock().unwrap_or_else(|e| e.into_inner());
-        boots.insert(secrets.token.clone(), (boot, secrets));
+    /// Starts answering `secrets` to boot number `boot` on a socket of its own; returns
+    /// the socket's path, for [`MetadataServer::relay_command`].
+    pub fn register(&self, boot: usize, secrets: BootSecrets) -> std::io::Result<PathBuf> {
+        let socket = self.dir.join(format!("boot{boot}-metadata.sock"));
+        let listener = UnixListener::bind(&socket)?;
+        std::fs::set_permissions(&socket, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        let inner = self.inner.clone();
+        let accept = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if inner.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(stream) = conn {
+                    let (inner, secrets) = (inner.clone(), secrets.clone());
+                    std::thread::spawn(move || serve(stream, boot, &secrets, &inner));
+                }
+            }
+        });
+        let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        listeners.push(Listener {
+            socket: socket.clone(),
+            accept,
+        });
+        Ok(socket)
     }
 
     /// The requests so far.
@@ -173,12 +182,12 @@ impl MetadataServer {
             .clone()
     }
 
-    /// The shell command QEMU runs per guest connection: `'PROGRAM' __relay ADDR TOKEN`.
-    pub fn relay_command(&self, program: &Path, token: &str) -> String {
+    /// The shell command QEMU runs per guest connection: `'PROGRAM' __relay 'SOCKET'`.
+    pub fn relay_command(&self, program: &Path, socket: &Path) -> String {
         format!(
-            "{} __relay {} {token}",
+            "{} __relay {}",
             shell_quote(&program.to_string_lossy()),
-            self.addr
+            shell_quote(&socket.to_string_lossy())
         )
     }
 }
@@ -186,9 +195,13 @@ impl MetadataServer {
 impl Drop for MetadataServer {
     fn drop(&mut self) {
         self.inner.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr);
-        if let Some(a) = self.accept.take() {
-            let _ = a.join();
+        let listeners =
+            std::mem::take(&mut *self.listeners.lock().unwrap_or_else(|e| e.into_inner()));
+        for l in listeners {
+            // Wake the accept loop, which then sees the stop.
+            let _ = UnixStream::connect(&l.socket);
+            let _ = l.accept.join();
+            let _ = std::fs::remove_file(&l.socket);
         }
     }
 }
@@ -261,80 +274,102 @@ fn cloud_config_user_data(s: &BootSecrets) -> String {
     )
 }
 
-/// One request as read from a connection.
-struct Request {
-    /// The boot whose token the relay named, with its secrets.
-    boot: Option<(usize, BootSecrets)>,
-    method: String,
-    path: String,
+/// A request line that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// The connection ended (or timed out) before a complete request.
+    #[error("the connection ended before the request did")]
+    Incomplete,
+    /// A line was longer than the server reads.
+    #[error("a request line longer than {MAX_LINE} bytes")]
+    LineTooLong,
+    /// More header lines than the server reads.
+    #[error("more than {MAX_HEADERS} header lines")]
+    TooManyHeaders,
+    /// The request line is not `METHOD PATH VERSION`.
+    #[error("not an HTTP request line")]
+    NotHttp,
 }
 
-fn serve(stream: TcpStream, inner: &Inner) {
+/// Reads one HTTP request from `reader`: the request line's method and path, its headers
+/// skipped up to the blank line. Bounded: at most [`MAX_LINE`] bytes a line and
+/// [`MAX_HEADERS`] header lines, whatever the guest sends.
+pub fn parse_request(mut reader: impl BufRead) -> Result<(String, String), RequestError> {
+    let request_line = read_line(&mut reader)?;
+    for _ in 0..MAX_HEADERS {
+        if read_line(&mut reader)?.trim().is_empty() {
+            let mut parts = request_line.split_whitespace();
+            return match (parts.next(), parts.next(), parts.next()) {
+                (Some(method), Some(path), Some(v)) if v.starts_with("HTTP/") => {
+                    Ok((method.to_string(), path.to_string()))
+                }
+                _ => Err(RequestError::NotHttp),
+            };
+        }
+    }
+    Err(RequestError::TooManyHeaders)
+}
+
+/// One line of at most [`MAX_LINE`] bytes, ended by `\n`.
+fn read_line(reader: &mut impl BufRead) -> Result<String, RequestError> {
+    let mut line = Vec::new();
+    let n = reader
+        .take(MAX_LINE + 1)
+        .read_until(b'\n', &mut line)
+        .map_err(|_| RequestError::Incomplete)?;
+    match line.last() {
+        Some(b'\n') => Ok(String::from_utf8_lossy(&line).into_owned()),
+        _ if n as u64 > MAX_LINE => Err(RequestError::LineTooLong),
+        _ => Err(RequestError::Incomplete),
+    }
+}
+
+/// Serves one connection on boot `boot`'s socket: only from this server's own user.
+fn serve(stream: UnixStream, boot: usize, secrets: &BootSecrets, inner: &Inner) {
     let _ = stream.set_read_timeout(Some(REQUEST_DEADLINE));
     let Ok(mut out) = stream.try_clone() else {
         return;
     };
-    let Some(req) = read_request(BufReader::new(stream), inner) else {
+    let mine = rustix::net::sockopt::socket_peercred(&stream)
+        .is_ok_and(|c| c.uid == rustix::process::getuid());
+    let Ok((method, path)) = parse_request(BufReader::new(stream)) else {
         return;
     };
-    let (status, body) = response(inner.fault, &req);
+    if inner.stop.load(Ordering::SeqCst) {
+        return;
+    }
+    let (status, body) = match mine {
+        true => response(inner.fault, &method, &path, secrets),
+        false => (Some(403), "not yours\n".to_string()),
+    };
     inner
         .log
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .push(RequestRecord {
             at_ms: inner.start.elapsed().as_millis() as u64,
-            boot: req.boot.as_ref().map(|(i, _)| *i),
-            method: req.method,
-            path: req.path,
+            boot: mine.then_some(boot),
+            method,
+            path,
             status,
         });
     send(&mut out, inner, status, &body);
     let _ = out.shutdown(Shutdown::Both);
 }
 
-/// The relay's preamble (naming the boot) and the HTTP request line; headers are skipped.
-fn read_request(mut reader: BufReader<TcpStream>, inner: &Inner) -> Option<Request> {
-    let mut first = String::new();
-    if reader.read_line(&mut first).unwrap_or(0) == 0 || inner.stop.load(Ordering::SeqCst) {
-        return None;
-    }
-    let (boot, request_line) = match first.strip_prefix(PREAMBLE) {
-        Some(token) => {
-            let boots = inner.boots.lock().unwrap_or_else(|e| e.into_inner());
-            let boot = boots.get(token.trim()).map(|(i, s)| (*i, s.clone()));
-            drop(boots);
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return None;
-            }
-            (boot, line)
-        }
-        None => (None, first),
-    };
-    // Skip headers up to the blank line.
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
-            break;
-        }
-    }
-    let mut parts = request_line.split_whitespace();
-    Some(Request {
-        boot,
-        method: parts.next().unwrap_or("").to_string(),
-        path: parts.next().unwrap_or("").to_string(),
-    })
-}
-
-/// The status (None: no answer at all) and body for `req` under `fault`.
-fn response(fault: Fault, req: &Request) -> (Option<u16>, String) {
-    match (fault, &req.boot) {
-        (Fault::Drop | Fault::NeverAnswer, _) => (None, String::new()),
-        (Fault::NotFound, _) => (Some(404), "not found\n".to_string()),
-        (Fault::ServerError, _) => (Some(500), "internal error\n".to_string()),
-        (_, None) => (Some(403), "unknown boot\n".to_string()),
-        (_, Some((_, secrets))) => match (req.method.as_str(), answer(&req.path, secrets)) {
+/// The status (None: no answer at all) and body for a `method` request of `path` under
+/// `fault`.
+fn response(
+    fault: Fault,
+    method: &str,
+    path: &str,
+    secrets: &BootSecrets,
+) -> (Option<u16>, String) {
+    match fault {
+        Fault::Drop | Fault::NeverAnswer => (None, String::new()),
+        Fault::NotFound => (Some(404), "not found\n".to_string()),
+        Fault::ServerError => (Some(500), "internal error\n".to_string()),
+        _ => match (method, answer(path, secrets)) {
             ("GET", Some(b)) => (Some(200), b),
             _ => (Some(404), "not found\n".to_string()),
         },
@@ -342,7 +377,7 @@ fn response(fault: Fault, req: &Request) -> (Option<u16>, String) {
 }
 
 /// Sends the answer as the fault wants it: after its delay, or never.
-fn send(out: &mut TcpStream, inner: &Inner, status: Option<u16>, body: &str) {
+fn send(out: &mut UnixStream, inner: &Inner, status: Option<u16>, body: &str) {
     match (inner.fault, status) {
         (Fault::NeverAnswer, _) => {
             while !inner.stop.load(Ordering::SeqCst) {
@@ -352,7 +387,7 @@ fn send(out: &mut TcpStream, inner: &Inner, status: Option<u16>, body: &str) {
         (_, None) => {}
         (fault, Some(code)) => {
             if let Fault::Delay(d) = fault {
-                let until = Instant::now() + d;
+                let until = Instant::now().checked_add(d).unwrap_or_else(Instant::now);
                 while Instant::now() < until && !inner.stop.load(Ordering::SeqCst) {
                     std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
                 }
@@ -372,17 +407,15 @@ fn send(out: &mut TcpStream, inner: &Inner, status: Option<u16>, body: &str) {
     }
 }
 
-/// The relay QEMU runs per guest connection: connect to the server at `addr`, name the
-/// boot with `token`, then copy `input` to the server and the server's answer to `output`
-/// until the server closes the connection.
+/// The relay QEMU runs per guest connection: connect to the boot's `socket`, then copy
+/// `input` to the server and the server's answer to `output` until the server closes the
+/// connection.
 pub fn relay(
-    addr: &str,
-    token: &str,
+    socket: &Path,
     mut input: impl Read + Send + 'static,
     mut output: impl Write,
 ) -> std::io::Result<()> {
-    let mut server = TcpStream::connect(addr)?;
-    server.write_all(format!("{PREAMBLE} {token}\n").as_bytes())?;
+    let mut server = UnixStream::connect(socket)?;
     let mut up = server.try_clone()?;
     std::thread::spawn(move || {
         let _ = std::io::copy(&mut input, &mut up);
@@ -410,7 +443,6 @@ mod tests {
 
     fn secrets() -> BootSecrets {
         BootSecrets {
-            token: "tok0".into(),
             password: "pw-zero".into(),
             instance_id: "i-0".into(),
             hostname: "h0".into(),
@@ -418,17 +450,19 @@ mod tests {
         }
     }
 
-    fn get(server: &MetadataServer, token: &str, path: &str) -> String {
+    fn get(socket: &Path, path: &str) -> String {
         let mut out = Vec::new();
         let req = format!("GET {path} HTTP/1.0\r\nHost: 169.254.169.254\r\n\r\n");
-        relay(
-            &server.addr().to_string(),
-            token,
-            std::io::Cursor::new(req.into_bytes()),
-            &mut out,
-        )
-        .unwrap();
+        relay(socket, std::io::Cursor::new(req.into_bytes()), &mut out).unwrap();
         String::from_utf8(out).unwrap()
+    }
+
+    /// A server with `fault` in a temp dir, with boot 0 registered.
+    fn server(fault: Fault) -> (tempfile::TempDir, MetadataServer, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let server = MetadataServer::start(fault, dir.path()).unwrap();
+        let socket = server.register(0, secrets()).unwrap();
+        (dir, server, socket)
     }
 
     #[test]
@@ -499,29 +533,28 @@ mod tests {
     }
 
     #[test]
-    fn serves_each_boot_its_own_secrets_over_tcp_and_logs_without_bodies() {
-        let server = MetadataServer::start(Fault::None).unwrap();
-        server.register(0, secrets());
-        let mut s1 = secrets();
-        s1.token = "tok1".into();
-        s1.password = "pw-one".into();
-        server.register(1, s1);
-        let r0 = get(&server, "tok0", "/2009-04-04/meta-data/initial-password");
-        let r1 = get(&server, "tok1", "/2009-04-04/meta-data/initial-password");
-        assert!(get(&server, "tok0", "/user-data").contains("\"pw-zero\""));
+    fn serves_each_boot_its_own_secrets_and_logs_without_bodies() {
+        let (_dir, server, s0) = server(Fault::None);
+        let mut one = secrets();
+        one.password = "pw-one".into();
+        let s1 = server.register(1, one).unwrap();
+        let r0 = get(&s0, "/2009-04-04/meta-data/initial-password");
+        let r1 = get(&s1, "/2009-04-04/meta-data/initial-password");
+        assert!(get(&s0, "/user-data").contains("\"pw-zero\""));
         assert!(
             r0.starts_with("HTTP/1.0 200 OK") && r0.ends_with("\r\n\r\npw-zero"),
             "{r0}"
         );
         assert!(r1.ends_with("pw-one"), "{r1}");
-        assert!(get(&server, "tok1", "/2009-04-04/meta-data/nope").starts_with("HTTP/1.0 404"));
-        assert!(get(&server, "bogus", "/latest/meta-data/hostname").starts_with("HTTP/1.0 403"));
+        assert!(get(&s1, "/2009-04-04/meta-data/nope").starts_with("HTTP/1.0 404"));
         let log = server.requests();
-        assert_eq!(log.len(), 5);
+        assert_eq!(log.len(), 4);
         assert_eq!((log[0].boot, log[0].status), (Some(0), Some(200)));
-        assert_eq!(log[4].boot, None);
+        assert_eq!((log[1].boot, log[3].boot), (Some(1), Some(1)));
         let json = serde_json::to_string(&log).unwrap();
         assert!(!json.contains("pw-zero") && !json.contains("pw-one"));
+        drop(server);
+        assert!(!s0.exists() && !s1.exists(), "sockets removed");
     }
 
     #[test]
@@ -531,28 +564,25 @@ mod tests {
             (Fault::ServerError, "HTTP/1.0 500"),
             (Fault::Drop, ""),
         ] {
-            let server = MetadataServer::start(fault).unwrap();
-            server.register(0, secrets());
-            let r = get(&server, "tok0", "/latest/meta-data/initial-password");
+            let (_dir, _server, socket) = server(fault);
+            let r = get(&socket, "/latest/meta-data/initial-password");
             assert!(
                 r.starts_with(prefix) && (fault != Fault::Drop || r.is_empty()),
                 "{fault}: {r}"
             );
             assert!(!r.contains("pw-zero"));
         }
-        let server = MetadataServer::start(Fault::Delay(Duration::from_millis(300))).unwrap();
-        server.register(0, secrets());
+        let (_dir, _server, socket) = server(Fault::Delay(Duration::from_millis(300)));
         let t = Instant::now();
-        assert!(get(&server, "tok0", "/latest/meta-data/hostname").ends_with("h0"));
+        assert!(get(&socket, "/latest/meta-data/hostname").ends_with("h0"));
         assert!(t.elapsed() >= Duration::from_millis(300));
     }
 
     #[test]
     fn never_answer_holds_until_the_server_stops() {
-        let server = MetadataServer::start(Fault::NeverAnswer).unwrap();
-        server.register(0, secrets());
-        let mut conn = TcpStream::connect(server.addr()).unwrap();
-        conn.write_all(b"IMGTEST-RELAY tok0\nGET /latest/meta-data/hostname HTTP/1.0\r\n\r\n")
+        let (_dir, server, socket) = server(Fault::NeverAnswer);
+        let mut conn = UnixStream::connect(&socket).unwrap();
+        conn.write_all(b"GET /latest/meta-data/hostname HTTP/1.0\r\n\r\n")
             .unwrap();
         conn.set_read_timeout(Some(Duration::from_millis(400)))
             .unwrap();
@@ -565,6 +595,47 @@ mod tests {
     }
 
     #[test]
+    fn requests_are_read_with_bounds() {
+        let parse = |b: &[u8]| parse_request(std::io::Cursor::new(b.to_vec()));
+        assert_eq!(
+            parse(b"GET /a HTTP/1.0\r\nHost: x\r\n\r\n"),
+            Ok(("GET".into(), "/a".into()))
+        );
+        assert_eq!(parse(b"GET /a HTTP/1.0\r\n"), Err(RequestError::Incomplete));
+        assert_eq!(parse(b"hello\n\n"), Err(RequestError::NotHttp));
+        let long = [b"GET /".as_slice(), &[b'a'; 9000], b" HTTP/1.0\n\n"].concat();
+        assert_eq!(parse(&long), Err(RequestError::LineTooLong));
+        let headers = [b"GET / HTTP/1.0\n".as_slice(), &b"X: y\n".repeat(200)].concat();
+        assert_eq!(parse(&headers), Err(RequestError::TooManyHeaders));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::fuzz::config())]
+
+        /// Whatever a guest sends: a request, or a clear error; never a panic, never a wait
+        /// past the bytes it sent.
+        #[test]
+        fn any_bytes_are_a_request_or_a_clear_error(
+            sent in proptest::prop_oneof![
+                crate::fuzz::bytes(2_000),
+                crate::fuzz::mutated(
+                    b"GET /latest/meta-data/initial-password HTTP/1.0\r\nHost: 169.254.169.254\r\n\r\n"
+                        .to_vec()
+                ),
+            ]
+        ) {
+            let parsed = crate::fuzz::within(move || parse_request(std::io::Cursor::new(sent)));
+            match parsed {
+                Ok((method, path)) => {
+                    proptest::prop_assert!(!method.is_empty() && !path.is_empty());
+                    let _ = response(Fault::None, &method, &path, &secrets());
+                }
+                Err(e) => proptest::prop_assert!(!e.to_string().is_empty()),
+            }
+        }
+    }
+
+    #[test]
     fn parses_faults_and_relay_command_quotes() {
         assert_eq!(
             "delay=2s".parse::<Fault>().unwrap(),
@@ -572,11 +643,11 @@ mod tests {
         );
         assert_eq!("never".parse::<Fault>().unwrap().to_string(), "never");
         assert!("sometimes".parse::<Fault>().is_err());
-        let server = MetadataServer::start(Fault::None).unwrap();
-        let cmd = server.relay_command(Path::new("/o'k/imgtest"), "T");
+        let (_dir, server, socket) = server(Fault::None);
+        let cmd = server.relay_command(Path::new("/o'k/imgtest"), &socket);
         assert_eq!(
             cmd,
-            format!("'/o'\\''k/imgtest' __relay {} T", server.addr())
+            format!("'/o'\\''k/imgtest' __relay '{}'", socket.display())
         );
         let a = BootSecrets::generate(0).unwrap();
         let b = BootSecrets::generate(1).unwrap();

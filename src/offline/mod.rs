@@ -48,6 +48,10 @@ pub fn read(info: &ImageInfo, options: &Options, tmp: &Path) -> Result<Offline, 
         ImageKind::Qcow2 | ImageKind::Vmdk => {
             // A sparse raw copy in the temp dir: qemu-img reads the image, never writes it.
             let raw = tmp.join("offline.raw");
+            crate::scratch::private_file(&raw).map_err(|source| ToolError::Spawn {
+                tool: "qemu-img".into(),
+                source,
+            })?;
             tool::run(
                 std::process::Command::new("qemu-img")
                     .args(["convert", "-f", info.kind.qemu_format(), "-O", "raw"])
@@ -70,7 +74,17 @@ fn root_filesystem(raw: &Path, options: &Options) -> Offline {
         match FsView::open(raw, offset) {
             Ok(view) if view.exists("/etc") => {
                 let source = format!("ext2/3/4 root filesystem on {what}");
-                return Offline::Read(Box::new(facts(&view, &source, options)));
+                let read = facts(&view, &source, options);
+                if view.overrun() {
+                    return Offline::Unreadable {
+                        reason: format!(
+                            "{what}: its directories nest deeper than {} or hold more than {} entries (they may loop)",
+                            crate::fs::MAX_DEPTH,
+                            crate::fs::MAX_ENTRIES
+                        ),
+                    };
+                }
+                return Offline::Read(Box::new(read));
             }
             Ok(_) => tried.push(format!("{what}: no /etc")),
             Err(e) => tried.push(format!("{what}: {e}")),
@@ -273,6 +287,101 @@ mod tests {
         "home/alice",
         "usr/sbin",
     ];
+
+    /// A small root filesystem with something for every collector to read: accounts,
+    /// keys, cloud-init's configuration, logs, histories, leftovers, the first-boot agent.
+    fn small_root() -> Vec<u8> {
+        crate::fs::testing::small_ext4(&[
+            (
+                "/etc/passwd",
+                b"root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n",
+            ),
+            ("/etc/shadow", b"root:$6$s$h:19000::::::\nalice:!:1::::::\n"),
+            (
+                "/etc/ssh/ssh_host_ed25519_key",
+                b"-----BEGIN OPENSSH PRIVATE KEY-----\nAA\n",
+            ),
+            (
+                "/etc/ssh/sshd_config",
+                b"PermitRootLogin yes\nAuthorizedKeysFile .ssh/k\n",
+            ),
+            (
+                "/etc/cloud/cloud.cfg",
+                b"system_info:\n  default_user:\n    name: debian\nssh_authorized_keys: [a]\n",
+            ),
+            ("/etc/machine-id", b"0123456789abcdef0123456789abcdef\n"),
+            ("/var/log/auth.log", b"login\n"),
+            ("/root/.bash_history", b"ls\n"),
+            ("/root/test-run.sh", b"#!/bin/sh\n"),
+            ("/home/alice/.ssh/authorized_keys", b"ssh-ed25519 AAAA x\n"),
+            ("/usr/sbin/firstboot", b"#!/bin/sh\n"),
+            (
+                "/var/lib/dpkg/status",
+                b"Package: a\nStatus: install ok installed\n\n",
+            ),
+            ("/var/lib/dpkg/info/a.list", b"/usr/sbin/firstboot\n"),
+        ])
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::fuzz::config())]
+
+        /// A damaged root filesystem: opened and walked, every directory listed and every
+        /// file read, or refused; never a panic or a hang.
+        #[test]
+        fn any_damaged_filesystem_is_read_or_refused(
+            bytes in crate::fuzz::mutated(small_root())
+        ) {
+            crate::fuzz::within(move || {
+                let Ok(view) = FsView::load(Box::new(bytes), 0) else {
+                    return;
+                };
+                for f in view.files("/") {
+                    let _ = (view.head(&f.path, 4096), view.link_target(&f.path));
+                }
+                for dir in ["/", "/etc", "/etc/ssh", "/root", "/home/alice/.ssh", "/var/log"] {
+                    let _ = (view.list(dir), view.glob(&format!("{dir}/*")));
+                }
+            });
+        }
+
+        /// The same, read by every offline collector (accounts, keys, logs, leftovers,
+        /// cloud-init's configuration, package ownership): facts, never a panic or a hang.
+        #[test]
+        fn any_damaged_root_gives_facts(bytes in crate::fuzz::mutated(small_root())) {
+            crate::fuzz::within(move || {
+                if let Ok(view) = FsView::load(Box::new(bytes), 0) {
+                    let _ = facts(&view, "fuzz", &options(&["/root/test*.sh"]));
+                }
+            });
+        }
+
+        /// The text parsers of the files an image holds, on random and damaged text:
+        /// `passwd`, `shadow`, authorized keys, private key headers.
+        #[test]
+        fn any_account_and_key_text_is_read(
+            bytes in proptest::prop_oneof![
+                crate::fuzz::bytes(2_000),
+                crate::fuzz::mutated(b"root:$6$s$h:19000:0:99999:7:::\nalice::1::::::\nssh-ed25519 AAAA k\n".to_vec()),
+            ]
+        ) {
+            crate::fuzz::within(move || {
+                let text = String::from_utf8_lossy(&bytes);
+                let _ = (usable_password_accounts(&text), key_lines(&text));
+                let _ = accounts::parse_passwd(&text);
+                let _ = private_key_kind(&bytes);
+            });
+        }
+    }
+
+    #[test]
+    fn the_small_root_shows_its_defects() {
+        let view = FsView::load(Box::new(small_root()), 0).unwrap();
+        let f = facts(&view, "test", &options(&["/root/test*.sh"]));
+        assert_eq!(f.password_accounts, ["root"]);
+        assert!(!f.host_keys.is_empty() && !f.dirty_logs.is_empty());
+        assert_eq!(f.test_scripts, ["/root/test-run.sh"]);
+    }
 
     #[test]
     fn shadow_usable_hashes() {

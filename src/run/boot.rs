@@ -11,7 +11,7 @@
 //!
 //! A stage runs only when a selected check [`Need`]s what it collects.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -196,6 +196,10 @@ fn boot_one(ctx: &BootContext, i: usize, emit: &Emit) -> Result<BootFacts, RunEr
     facts.metadata_key = g.secrets.ssh_key.clone();
     let reached = to_userspace(ctx, &mut g);
     facts.qemu_exit = g.vm.try_exited().map(|s| s.to_string());
+    if !reached && let Some(why) = host_fault(ctx, &mut g) {
+        ctx.roles.stop(why.clone());
+        return Err(RunError::Host(why));
+    }
     if reached && !interrupted() {
         let login_deadline = ctx.deadline(ctx.timeouts.login);
         let session = login(ctx, &mut g, &mut facts, login_deadline);
@@ -210,6 +214,36 @@ fn boot_one(ctx: &BootContext, i: usize, emit: &Emit) -> Result<BootFacts, RunEr
         fail_fast(ctx, &mut facts);
     }
     Ok(finish(ctx, g, facts))
+}
+
+/// Why the host, not the image, stopped the boot, if it did: QEMU ended (with an error
+/// status, or killed by a signal imgtest did not send) before the console showed anything
+/// at all, not even the firmware. The reason is QEMU's last word on its stderr (memory,
+/// CPU count, firmware, accelerator, image format).
+fn host_fault(ctx: &BootContext, g: &mut Guest) -> Option<String> {
+    // A console QEMU closed means QEMU is exiting: wait for it to be done.
+    let status = match g.vm.try_exited() {
+        Some(s) => s,
+        None if g.console.summary().closed => {
+            g.vm.wait_until(Instant::now() + Duration::from_secs(5))?
+        }
+        None => return None,
+    };
+    if status.success() || interrupted() || !g.console.summary().silent() {
+        return None;
+    }
+    let log =
+        std::fs::read_to_string(ctx.tmp.join(format!("boot{}-qemu.log", g.i))).unwrap_or_default();
+    let said = log
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(|l| l.strip_prefix(&format!("{}: ", ctx.plan.qemu)).unwrap_or(l));
+    Some(match said {
+        Some(reason) => format!("QEMU could not run the guest: {reason}"),
+        None => format!("QEMU could not run the guest ({status}) and said nothing"),
+    })
 }
 
 /// `--fail-fast`: a boot that another boot's failure cut short is marked stopped (its
@@ -240,8 +274,11 @@ fn fail_fast(ctx: &BootContext, facts: &mut BootFacts) {
 /// console.
 fn start(ctx: &BootContext, i: usize, emit: &Emit) -> Result<Guest, RunError> {
     let secrets = BootSecrets::generate(i).map_err(io("random"))?;
-    ctx.server.register(i, secrets.clone());
-    let spec = spec(ctx, i, &secrets)?;
+    let socket = ctx
+        .server
+        .register(i, secrets.clone())
+        .map_err(io("metadata socket"))?;
+    let spec = spec(ctx, i, &socket)?;
     let (ssh_port, qmp) = (
         spec.ssh_port.expect("spec forwards SSH"),
         spec.qmp_socket.clone().expect("spec has QMP"),
@@ -256,7 +293,7 @@ fn start(ctx: &BootContext, i: usize, emit: &Emit) -> Result<Guest, RunError> {
     let console = Console::attach(
         serial,
         ctx.tmp.join(format!("boot{i}-console.log")),
-        vec![secrets.password.clone(), secrets.token.clone()],
+        vec![secrets.password.clone()],
         start,
         move |e| {
             let event = match e {
@@ -287,8 +324,9 @@ fn start(ctx: &BootContext, i: usize, emit: &Emit) -> Result<Guest, RunError> {
     Ok(g)
 }
 
-/// The QEMU invocation of boot `i`: its disk, network forwards and QMP socket.
-fn spec(ctx: &BootContext, i: usize, secrets: &BootSecrets) -> Result<VmSpec, RunError> {
+/// The QEMU invocation of boot `i`: its disk, network forwards (the metadata relay to
+/// the boot's `socket`) and QMP socket.
+fn spec(ctx: &BootContext, i: usize, socket: &Path) -> Result<VmSpec, RunError> {
     let plan = ctx.plan;
     let host_cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
     let mut spec = VmSpec::new(
@@ -308,10 +346,7 @@ fn spec(ctx: &BootContext, i: usize, secrets: &BootSecrets) -> Result<VmSpec, Ru
     spec.disk_bus = plan.disk_bus;
     spec.direct_kernel = plan.direct_kernel.clone();
     spec.ssh_port = Some(free_port()?);
-    spec.metadata_cmd = Some(
-        ctx.server
-            .relay_command(&plan.relay_program, &secrets.token),
-    );
+    spec.metadata_cmd = Some(ctx.server.relay_command(&plan.relay_program, socket));
     if ctx.agent().agent == Agent::CloudInit {
         spec.smbios_serial = Some(NOCLOUD_SERIAL.into());
     }

@@ -1,13 +1,20 @@
 //! The runner: a [`plan::RunPlan`] in, [`Event`]s out, a [`Report`] at the end.
 //!
-//! For one image: sniff -> offline facts ([`crate::offline`]) -> first-boot agent ->
-//! metadata server -> N boots in parallel ([`boot`]: each with its own overlay, password,
-//! SSH port, QMP socket and console log) -> checks -> artifacts. Every wait is bounded by
-//! its stage's deadline and by the overall deadline, and notices a dead QEMU. QEMU,
-//! sockets and overlays live in a temp dir and process groups that are gone when this
-//! returns, also on error, panic or SIGINT.
+//! Before anything else, [`check`] looks at every input and output: the images are
+//! recognised ([`crate::disk::image::sniff`]), the reports and artifacts directories must
+//! be writable and clobber nothing ([`outputs`]), the boots must fit the host's memory.
+//! Then [`start_accel`] decides the accelerator, on a thread of its own when the probe has
+//! to run, and for each image [`run_image`] does: offline facts ([`crate::offline`],
+//! while the probe runs) -> first-boot agent -> metadata server -> N boots in parallel
+//! ([`boot`]: each with its own overlay, password, SSH port, QMP socket and console log)
+//! -> checks -> artifacts. Every wait is bounded by its stage's deadline and by the
+//! overall deadline, and notices a dead QEMU; a QEMU that could not start the guest at all
+//! is the host's fault, not the image's ([`RunError::Host`]). QEMU, sockets and overlays
+//! live in a private temp dir ([`crate::scratch::Dir`]) and process groups that are gone
+//! when this returns, also on error, panic, SIGINT or (for QEMU) SIGKILL.
 
 mod boot;
+pub mod outputs;
 pub mod plan;
 
 use std::path::{Path, PathBuf};
@@ -16,13 +23,16 @@ use std::time::Instant;
 
 use crate::checks::{self, Need};
 use crate::cloudinit::{self, NoDefaultUser};
-use crate::disk::image::{self, ImageError};
-use crate::facts::{AccelDecision, Facts, Offline};
+use crate::disk::image::{self, ImageError, ImageInfo};
+use crate::facts::{Facts, Offline};
+use crate::fsmaker::kernel::Cache;
 use crate::metadata::MetadataServer;
 use crate::report::{self, Event, Report, Verdict};
 use crate::tool::ToolError;
 use crate::vm::VmError;
+use crate::vm::accel::{AccelChoice, Pending, ProbeSetup};
 use crate::vm::process::interrupted;
+use outputs::{Output, OutputError};
 use plan::RunPlan;
 
 /// Why a run could not judge the image.
@@ -46,6 +56,13 @@ pub enum RunError {
     /// The login user of a cloud-init image cannot be told.
     #[error(transparent)]
     Agent(#[from] NoDefaultUser),
+    /// A report or artifacts directory cannot be written as asked.
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    /// The host cannot run the boots: not enough memory, or QEMU could not start the
+    /// guest (the reason QEMU gave).
+    #[error("{0}")]
+    Host(String),
 }
 
 fn io(what: &str) -> impl Fn(std::io::Error) -> RunError + '_ {
@@ -55,24 +72,149 @@ fn io(what: &str) -> impl Fn(std::io::Error) -> RunError + '_ {
 /// Where events go; shared with console reader threads.
 pub type Emit = Arc<dyn Fn(Event) + Send + Sync>;
 
-/// Tests one image.
+/// The image artifacts go under when one fails and no artifacts directory was named.
+pub const DEFAULT_ARTIFACTS: &str = "imgtest-artifacts";
+
+/// Checks every input and output of `plan` before anything runs or boots, and returns
+/// what each image is: the outputs ([`outputs::check`]), the boots against the host's
+/// memory, the direct-boot kernel and initrd, then each image.
+pub fn check(plan: &RunPlan) -> Result<Vec<ImageInfo>, RunError> {
+    let dirs = artifacts_dirs(plan)?;
+    let mut outs: Vec<Output> = dirs
+        .iter()
+        .map(|d| Output::Dir(d, "the artifacts directory"))
+        .collect();
+    outs.extend(
+        plan.json
+            .as_deref()
+            .map(|j| Output::File(j, "the JSON report")),
+    );
+    outs.extend(
+        plan.junit
+            .as_deref()
+            .map(|j| Output::File(j, "the JUnit report")),
+    );
+    outputs::check(&outs, &inputs(plan))?;
+    if plan.selection.needs_boot() {
+        let available = crate::vm::available_mib().unwrap_or(u64::MAX);
+        crate::vm::fits_memory(plan.boots, plan.memory_mib, available)
+            .map_err(|why| RunError::Host(format!("the boots do not fit: {why}")))?;
+    }
+    if let Some(k) = &plan.direct_kernel {
+        for f in std::iter::once(&k.kernel).chain(&k.initrd) {
+            std::fs::File::open(f).map_err(io(&f.display().to_string()))?;
+        }
+    }
+    plan.images
+        .iter()
+        .map(|i| image::sniff(i).map_err(RunError::from))
+        .collect()
+}
+
+/// The artifacts directories `plan` may replace: the one it names; or, without one, the
+/// directory of each image under [`DEFAULT_ARTIFACTS`] (written only if the image fails),
+/// or that directory itself while it does not exist. Two images whose artifacts would
+/// share a directory are refused.
+fn artifacts_dirs(plan: &RunPlan) -> Result<Vec<PathBuf>, RunError> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for image in &plan.images {
+        let dir = artifacts_dir(plan, image, Verdict::Fail).unwrap_or_default();
+        if dirs.contains(&dir) {
+            return Err(RunError::Output(OutputError::Unusable {
+                what: "the artifacts directory",
+                path: dir,
+                why: "two images have this name".into(),
+            }));
+        }
+        dirs.push(dir);
+    }
+    Ok(match &plan.artifacts {
+        Some(a) => vec![a.clone()],
+        None if !Path::new(DEFAULT_ARTIFACTS).exists() => vec![PathBuf::from(DEFAULT_ARTIFACTS)],
+        None => dirs,
+    })
+}
+
+/// Every file `plan` reads: the images, the config file, the direct-boot kernel and initrd.
+fn inputs(plan: &RunPlan) -> Vec<&Path> {
+    let mut v: Vec<&Path> = plan.images.iter().map(PathBuf::as_path).collect();
+    v.extend(plan.config.as_deref());
+    if let Some(k) = &plan.direct_kernel {
+        v.push(&k.kernel);
+        v.extend(k.initrd.as_deref());
+    }
+    v
+}
+
+/// Makes a fresh artifacts directory for a run of several images (each writes its own
+/// subdirectory into it): the previous one is replaced as a whole.
+pub fn prepare_artifacts(plan: &RunPlan) -> Result<(), RunError> {
+    if let Some(dir) = plan.artifacts.as_deref().filter(|_| plan.images.len() > 1) {
+        outputs::replace_dir(dir, "the artifacts directory")?;
+    }
+    Ok(())
+}
+
+/// Starts deciding the accelerator for `plan`: KVM or TCG as asked, or the probe's answer
+/// (remembered in `cache`, else probed on a thread of its own) for `auto`. A plan that
+/// boots nothing uses TCG without probing.
+pub fn start_accel(plan: &RunPlan, cache: Option<PathBuf>) -> Pending {
+    let choice = if plan.selection.needs_boot() {
+        plan.accel
+    } else {
+        AccelChoice::Tcg
+    };
+    let setup = ProbeSetup {
+        qemu: plan.qemu.clone(),
+        kernel: probe_kernel(plan.direct_kernel.as_ref().map(|k| k.kernel.as_path())),
+        cache,
+    };
+    Pending::start(choice, setup)
+}
+
+/// A kernel the KVM probe can boot: `direct` (a run's direct-boot kernel), else the
+/// newest in fsmaker's kernel cache, else the host's newest readable `/boot/vmlinuz-*`.
+pub fn probe_kernel(direct: Option<&Path>) -> Option<PathBuf> {
+    if let Some(k) = direct {
+        return Some(k.to_path_buf());
+    }
+    let cached = Cache::from_env()
+        .and_then(|c| c.pick(None))
+        .ok()
+        .map(|k| k.vmlinuz());
+    cached.or_else(|| {
+        let mut host: Vec<PathBuf> = std::fs::read_dir("/boot")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz"))
+            })
+            .filter(|p| std::fs::File::open(p).is_ok())
+            .collect();
+        host.sort();
+        host.pop()
+    })
+}
+
+/// Tests one image, recognised by [`check`] (its `path` as given by `image`), under the
+/// accelerator `accel` decides.
 pub fn run_image(
     plan: &RunPlan,
     image: &Path,
-    accel: &AccelDecision,
+    info: &ImageInfo,
+    accel: &Pending,
     emit: Emit,
 ) -> Result<Report, RunError> {
     let started = Instant::now();
-    let info = image::sniff(image)?;
     emit(Event::Image {
         image: image.display().to_string(),
         format: info.kind.describe(),
     });
-    let tmp = tempfile::Builder::new()
-        .prefix("imgtest-")
-        .tempdir()
-        .map_err(io("temp dir"))?;
-    let offline = crate::offline::read(&info, &plan.offline, tmp.path())?;
+    let tmp = crate::scratch::Dir::new("imgtest-").map_err(io("temp dir"))?;
+    let offline = crate::offline::read(info, &plan.offline, tmp.path())?;
     emit(match &offline {
         Offline::Read(f) => Event::OfflineRead {
             source: f.source.clone(),
@@ -84,8 +226,12 @@ pub fn run_image(
     let offline_secs = started.elapsed().as_secs_f64();
     let agent = cloudinit::choose(plan.firstboot, plan.user.as_deref(), &offline)?;
     emit(Event::Agent(agent.clone()));
+    let (accel, first) = accel.wait();
+    if first {
+        emit(Event::Accel(accel.clone()));
+    }
     let timeouts = plan.timeouts.for_accel(accel.accel, plan.tcg_scale);
-    let server = MetadataServer::start(plan.fault).map_err(io("metadata server"))?;
+    let server = MetadataServer::start(plan.fault, tmp.path()).map_err(io("metadata server"))?;
     let mut facts = Facts {
         offline,
         boots: Vec::new(),
@@ -104,11 +250,11 @@ pub fn run_image(
     } else if plan.selection.needs_boot() {
         let ctx = boot::BootContext {
             plan,
-            accel,
+            accel: &accel,
             facts: &facts,
             timeouts: &timeouts,
             overall: started + timeouts.overall,
-            info: &info,
+            info,
             server: &server,
             tmp: tmp.path(),
             roles: boot::Roles::default(),
@@ -152,17 +298,18 @@ fn artifacts_dir(plan: &RunPlan, image: &Path, verdict: Verdict) -> Option<PathB
     match &plan.artifacts {
         Some(dir) if plan.images.len() > 1 => Some(dir.join(name)),
         Some(dir) => Some(dir.clone()),
-        None => (verdict == Verdict::Fail).then(|| PathBuf::from("imgtest-artifacts").join(name)),
+        None => (verdict == Verdict::Fail).then(|| PathBuf::from(DEFAULT_ARTIFACTS).join(name)),
     }
 }
 
+/// Writes the run's logs, request log and report into `dir`, which is replaced as a whole.
 fn save_artifacts(
     dir: &Path,
     tmp: &Path,
     server: &MetadataServer,
     report: &Report,
 ) -> Result<(), RunError> {
-    std::fs::create_dir_all(dir).map_err(io("artifacts dir"))?;
+    outputs::replace_dir(dir, "the artifacts directory")?;
     for e in std::fs::read_dir(tmp).map_err(io("temp dir"))?.flatten() {
         let name = e.file_name();
         if name.to_string_lossy().ends_with(".log") {

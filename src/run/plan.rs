@@ -20,6 +20,15 @@ use crate::vm::{DirectKernel, DiskBus};
 /// The commented default configuration.
 pub const DEFAULT_CONFIG: &str = include_str!("imgtest.toml");
 
+/// The most parallel boots of one image (each is a QEMU with its own RAM).
+pub const MAX_BOOTS: usize = 16;
+
+/// The longest deadline a phase (or the metadata fault's delay) may have.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// The largest TCG timeout multiplier.
+pub const MAX_TCG_SCALE: u32 = 100;
+
 /// One layer of settings: every field is optional, a layer sets what it names. The
 /// fields are `imgtest.toml`'s.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -220,7 +229,9 @@ pub struct RunPlan {
     pub artifacts: Option<PathBuf>,
     /// Direct kernel boot instead of the image's bootloader.
     pub direct_kernel: Option<DirectKernel>,
-    /// The program QEMU runs as metadata relay (`PROGRAM __relay ADDR TOKEN`).
+    /// The configuration file the settings came from, if any.
+    pub config: Option<PathBuf>,
+    /// The program QEMU runs as metadata relay (`PROGRAM __relay SOCKET`).
     pub relay_program: PathBuf,
     /// The QEMU binary.
     pub qemu: String,
@@ -294,6 +305,53 @@ fn check_ids(ids: Vec<String>) -> Result<Vec<CheckId>, PlanError> {
     Ok(ids.iter().filter_map(|id| CheckId::from_name(id)).collect())
 }
 
+/// Refuses numbers no run can mean: no boot or more than [`MAX_BOOTS`], less than 64 MiB
+/// of RAM, a zero deadline or one longer than [`MAX_TIMEOUT`] (also the metadata fault's
+/// delay), a TCG multiplier outside 1..=[`MAX_TCG_SCALE`].
+fn check_limits(
+    boots: usize,
+    memory_mib: u32,
+    timeouts: &Timeouts,
+    tcg_scale: u32,
+    fault: Fault,
+) -> Result<(), PlanError> {
+    let bad = |m: String| Err(PlanError::Invalid(m));
+    if !(1..=MAX_BOOTS).contains(&boots) {
+        return bad(format!("boots must be from 1 to {MAX_BOOTS}, not {boots}"));
+    }
+    if memory_mib < 64 {
+        return bad("memory must be at least 64 MiB".into());
+    }
+    if !(1..=MAX_TCG_SCALE).contains(&tcg_scale) {
+        return bad(format!(
+            "tcg-scale must be from 1 to {MAX_TCG_SCALE}, not {tcg_scale}"
+        ));
+    }
+    let delay = match fault {
+        Fault::Delay(d) => Some(("metadata fault delay", d)),
+        _ => None,
+    };
+    let phases = [
+        ("boot timeout", timeouts.boot),
+        ("login timeout", timeouts.login),
+        ("shutdown timeout", timeouts.shutdown),
+        ("overall timeout", timeouts.overall),
+    ];
+    for (what, d) in phases.into_iter().chain(delay) {
+        if d.is_zero() && what.ends_with("timeout") {
+            return bad(format!("the {what} must be longer than 0s"));
+        }
+        if d > MAX_TIMEOUT {
+            return bad(format!(
+                "the {what} of {}h is longer than the {}h maximum",
+                d.as_secs() / 3600,
+                MAX_TIMEOUT.as_secs() / 3600
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl RunPlan {
     /// Resolves `request` against a config (text and name) and the built-in defaults.
     /// `relay_program` is the imgtest binary itself.
@@ -326,13 +384,9 @@ impl RunPlan {
             .parse()
             .map_err(PlanError::Invalid)?;
         let boots = set(s.boots, "boots");
-        if boots == 0 {
-            return Err(PlanError::Invalid("boots must be at least 1".into()));
-        }
         let memory_mib = set(s.memory, "memory");
-        if memory_mib < 64 {
-            return Err(PlanError::Invalid("memory must be at least 64 MiB".into()));
-        }
+        let tcg_scale = set(s.tcg_scale, "tcg-scale");
+        check_limits(boots, memory_mib, &timeouts, tcg_scale, fault)?;
         Ok(RunPlan {
             images: request.images,
             accel: set(s.accel, "accel"),
@@ -341,7 +395,7 @@ impl RunPlan {
             disk_bus: set(s.disk_bus, "disk-bus"),
             boots,
             timeouts,
-            tcg_scale: set(s.tcg_scale, "tcg-scale"),
+            tcg_scale,
             user: s.user,
             firstboot: set(s.firstboot, "firstboot"),
             selection,
@@ -356,6 +410,7 @@ impl RunPlan {
             junit: request.junit,
             artifacts: request.artifacts,
             direct_kernel: request.direct_kernel,
+            config: None,
             relay_program,
             qemu: "qemu-system-x86_64".into(),
         })
@@ -384,7 +439,11 @@ impl RunPlan {
                     path: p.clone(),
                     source,
                 })?;
-                RunPlan::resolve(request, Some((&text, &display(&p))), relay_program)
+                let plan = RunPlan::resolve(request, Some((&text, &display(&p))), relay_program)?;
+                Ok(RunPlan {
+                    config: Some(p),
+                    ..plan
+                })
             }
             None => RunPlan::resolve(request, None, relay_program),
         }
@@ -434,6 +493,39 @@ mod tests {
         assert!(
             e.to_string().contains("unknown metadata fault `flaky`"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn numbers_no_run_can_mean_are_refused() {
+        let cases = [
+            ("boots = 0\n", "boots must be from 1 to 16, not 0"),
+            ("boots = 1000\n", "boots must be from 1 to 16, not 1000"),
+            ("memory = 10\n", "memory must be at least 64 MiB"),
+            ("tcg-scale = 0\n", "tcg-scale must be from 1 to 100, not 0"),
+            (
+                "[timeouts]\nboot = \"0s\"\n",
+                "the boot timeout must be longer than 0s",
+            ),
+            (
+                "[timeouts]\noverall = \"1000000000000000h\"\n",
+                "the overall timeout of 1000000000000000h is longer than the 24h maximum",
+            ),
+            (
+                "[metadata]\nfault = \"delay=2days\"\n",
+                "the metadata fault delay of 48h is longer than the 24h maximum",
+            ),
+        ];
+        for (config, message) in cases {
+            let e = resolve(Settings::default(), Some(config)).unwrap_err();
+            assert_eq!(e.to_string(), message, "{config}");
+        }
+        assert!(
+            resolve(
+                Settings::default(),
+                Some("[metadata]\nfault = \"delay=0s\"\n")
+            )
+            .is_ok()
         );
     }
 }

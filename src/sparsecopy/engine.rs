@@ -3,7 +3,9 @@
 //! [`copy_with`] opens SRC ([`super::input`]) and DST ([`super::output`]) and runs the
 //! copy as named steps: the bounds DST allows, the pieces, DST's final size, the
 //! verification, the backup GPT, the sync. It reports progress to its observer only and
-//! never prints; a DST it created is removed when the copy fails.
+//! never prints. A DST it creates has no name until the copy is complete
+//! ([`crate::scratch::Unnamed`]): a failed, interrupted or killed copy leaves none. A
+//! request to stop ([`crate::interrupt`]) ends the copy between two pieces.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -14,8 +16,15 @@ use std::time::Instant;
 use super::input::{CHUNK, Identity, Input, Piece};
 use super::output::{DeviceZero, Output, Target, write_error};
 use super::zero::is_zero;
-use super::{CopyPlan, CopyStats, Progress, Source, SparseError};
+use super::{CopyPlan, CopyStats, Progress, SparseError};
 use crate::disk::blockdev::{self, RealDevice};
+use crate::scratch::Unnamed;
+
+/// The largest file offset: `off_t` is signed.
+const MAX_OFFSET: u64 = i64::MAX as u64;
+
+/// Why a copy past [`MAX_OFFSET`] is refused.
+const LARGEST_OFFSET: &str = "past the largest file offset, 2^63 - 1";
 
 /// Copy as the plan says, silently.
 pub fn copy(plan: &CopyPlan) -> Result<CopyStats, SparseError> {
@@ -32,61 +41,86 @@ pub fn copy_with(
     if !bs.is_power_of_two() || !(512..=CHUNK).contains(&bs) {
         return Err(SparseError::BadBlockSize(bs));
     }
-    let input = Input::open(plan, true)?;
-    let (out, created) = open_dst(plan, input.identity)?;
-    match run(plan, input, out, observer) {
-        Ok(mut stats) => {
-            stats.elapsed = started.elapsed();
-            Ok(stats)
-        }
-        Err(e) => {
-            // A DST this copy created holds nothing of value: leave nothing half-done.
-            if created {
-                let _ = std::fs::remove_file(&plan.dst);
+    let input = Input::open(plan, true).map_err(|e| match e {
+        // Asked to stop before anything was written.
+        _ if crate::interrupt::requested() => SparseError::Interrupted {
+            written: plan.dst.exists().then_some((plan.seek, plan.seek)),
+        },
+        e => e,
+    })?;
+    let (out, new) = open_dst(plan, input.identity)?;
+    let mut stats = run(plan, input, out, observer).map_err(|e| match (e, &new) {
+        // A DST this copy was creating is never linked: there is none.
+        (SparseError::Interrupted { .. }, Some(_)) => SparseError::Interrupted { written: None },
+        (e, _) => e,
+    })?;
+    if let Some(new) = new {
+        new.link(&plan.dst, false).map_err(|e| {
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                SparseError::DstAppeared(plan.dst.clone())
+            } else {
+                SparseError::DstOpen {
+                    path: plan.dst.clone(),
+                    source: e,
+                }
             }
-            Err(e)
-        }
+        })?;
     }
+    stats.elapsed = started.elapsed();
+    Ok(stats)
 }
 
-/// Open (or create) DST; also says whether it was created.
-fn open_dst(plan: &CopyPlan, src: Option<Identity>) -> Result<(Output, bool), SparseError> {
+/// Opens DST: an existing file or block device, written in place, or a new file made in
+/// DST's directory without a name, returned beside it to be linked once complete.
+fn open_dst(
+    plan: &CopyPlan,
+    src: Option<Identity>,
+) -> Result<(Output, Option<Unnamed>), SparseError> {
     let path = &plan.dst;
     let open_err = |e| SparseError::DstOpen {
         path: path.clone(),
         source: e,
     };
     let existing = match std::fs::metadata(path) {
-        Ok(m) => Some(m),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if path.symlink_metadata().is_ok() {
+                return Err(open_err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "a symbolic link to nothing",
+                )));
+            }
+            return new_dst(plan).map_err(open_err);
+        }
         Err(e) => return Err(open_err(e)),
     };
-    if let Some(meta) = &existing {
-        if meta.is_dir() {
-            return Err(SparseError::DstIsDir(path.clone()));
-        }
-        if src.is_some() && src == Some(Identity::of(meta)) {
-            return Err(SparseError::SameFile(path.clone()));
-        }
-        if meta.file_type().is_block_device() {
-            return Ok((open_device(plan, path, meta)?, false));
-        }
-        if !meta.is_file() {
-            return Err(SparseError::DstKind(path.clone()));
-        }
+    if existing.is_dir() {
+        return Err(SparseError::DstIsDir(path.clone()));
+    }
+    if src.is_some() && src == Some(Identity::of(&existing)) {
+        return Err(SparseError::SameFile(path.clone()));
+    }
+    if existing.file_type().is_block_device() {
+        return Ok((open_device(plan, path, &existing)?, None));
+    }
+    if !existing.is_file() {
+        return Err(SparseError::DstKind(path.clone()));
     }
     let file = OpenOptions::new()
         .read(true)
         .write(true)
-        .create(true)
-        .truncate(false)
         .open(path)
         .map_err(open_err)?;
     let old_len = file.metadata().map_err(open_err)?.len();
-    Ok((
-        Output::new(file, Target::File { old_len }, plan.sync),
-        existing.is_none(),
-    ))
+    Ok((Output::new(file, Target::File { old_len }, plan.sync), None))
+}
+
+/// A new DST: a file without a name in DST's directory.
+fn new_dst(plan: &CopyPlan) -> io::Result<(Output, Option<Unnamed>)> {
+    let new = Unnamed::next_to(&plan.dst)?;
+    let file = new.file().try_clone()?;
+    let out = Output::new(file, Target::File { old_len: 0 }, plan.sync);
+    Ok((out, Some(new)))
 }
 
 fn open_device(
@@ -148,7 +182,8 @@ enum Limit {
     Device(u64),
 }
 
-/// Where the copy may go in DST: starting at the seek offset, up to the limit.
+/// Where the copy may go in DST: starting at the seek offset, up to the limit (and never
+/// past the largest file offset).
 struct Bounds<'a> {
     /// DST's path, for messages.
     dst: &'a Path,
@@ -159,7 +194,8 @@ struct Bounds<'a> {
 }
 
 impl<'a> Bounds<'a> {
-    /// The bounds of `plan`'s copy into `out` (a device is asked its size).
+    /// The bounds of `plan`'s copy into `out` (a device is asked its size). A final size
+    /// that would cut an existing file DST short is refused unless the plan allows cutting.
     fn of(plan: &'a CopyPlan, out: &Output) -> Result<Bounds<'a>, SparseError> {
         let limit = match (&out.target, plan.size) {
             (Target::Device { dev, .. }, _) => {
@@ -169,7 +205,19 @@ impl<'a> Bounds<'a> {
                     source,
                 })?)
             }
+            (Target::File { .. }, Some(size)) if size > MAX_OFFSET => {
+                return Err(SparseError::FileTooBig {
+                    offset: size,
+                    reason: LARGEST_OFFSET.into(),
+                });
+            }
             (Target::File { .. }, Some(size)) if plan.truncate => Limit::Cut(size),
+            (Target::File { old_len }, Some(size)) if size < *old_len => {
+                return Err(SparseError::WouldShorten {
+                    size,
+                    len: *old_len,
+                });
+            }
             (Target::File { .. }, Some(size)) => Limit::SizeTooSmall(size),
             (Target::File { .. }, None) => Limit::None,
         };
@@ -183,6 +231,12 @@ impl<'a> Bounds<'a> {
     /// Refuses `needed` bytes of SRC at the seek offset if they pass DST's end.
     fn check(&self, needed: u64) -> Result<(), SparseError> {
         let seek = self.seek;
+        if seek.saturating_add(needed) > MAX_OFFSET {
+            return Err(SparseError::FileTooBig {
+                offset: seek.saturating_add(needed),
+                reason: LARGEST_OFFSET.into(),
+            });
+        }
         match self.limit {
             Limit::SizeTooSmall(size) if seek.saturating_add(needed) > size => {
                 Err(SparseError::SizeTooSmall { size, needed, seek })
@@ -225,9 +279,7 @@ pub(super) fn run(
     observer: &mut dyn FnMut(Progress),
 ) -> Result<CopyStats, SparseError> {
     let bounds = Bounds::of(plan, &out)?;
-    if let Some(len) = input.len {
-        bounds.check(len)?;
-    }
+    bounds.check(input.len.unwrap_or(0))?;
     out.preallocate = matches!(out.target, Target::File { .. }) && input.whole_runs();
     let Copied { done, crcs } = copy_pieces(plan, &mut input, &mut out, &bounds, observer)?;
     let bytes_read = input.bytes_read;
@@ -261,13 +313,14 @@ pub(super) fn run(
 struct Copied {
     /// Bytes of SRC's region copied.
     done: u64,
-    /// For a stdin SRC that is to be verified: (DST offset, length, CRC32) of each data
-    /// piece, since stdin cannot be read again.
+    /// For a SRC that is to be verified but cannot be read again (stdin, a pipe, a
+    /// character device): (DST offset, length, CRC32) of each data piece.
     crcs: Option<Vec<(u64, u64, u32)>>,
 }
 
 /// Copies SRC's pieces into DST within `bounds`: holes become zero ranges, data is
-/// written block by block; `observer` hears after every piece.
+/// written block by block; `observer` hears after every piece. A request to stop ends
+/// the copy with [`SparseError::Interrupted`], DST written up to the piece before.
 fn copy_pieces(
     plan: &CopyPlan,
     input: &mut Input,
@@ -278,11 +331,14 @@ fn copy_pieces(
     let seek = plan.seek;
     let max = bounds.max();
     let total = input.len.map(|l| l.min(max));
-    let mut crcs = (plan.verify && plan.src == Source::Stdin).then(Vec::new);
+    let mut crcs = (plan.verify && !input.rereadable).then(Vec::new);
     let mut done = 0u64;
     while done < max {
-        let Some(piece) = input.next_piece()? else {
-            break;
+        let piece = match input.next_piece() {
+            _ if crate::interrupt::requested() => return Err(interrupted(out, seek, done)),
+            Ok(Some(piece)) => piece,
+            Ok(None) => break,
+            Err(e) => return Err(e),
         };
         let len = match &piece {
             Piece::Hole(n) => *n,
@@ -305,6 +361,15 @@ fn copy_pieces(
     }
     out.flush_zeros()?;
     Ok(Copied { done, crcs })
+}
+
+/// The error of a copy asked to stop after `done` bytes at `seek`: DST was written from
+/// `seek` to `seek + done` (the pending zero range flushed first, so that it holds).
+fn interrupted(out: &mut Output, seek: u64, done: u64) -> SparseError {
+    let _ = out.flush_zeros();
+    SparseError::Interrupted {
+        written: Some((seek, seek + done)),
+    }
 }
 
 /// Gives a file DST its final size (the plan's `size`, the copy's `end`, or at least its
@@ -392,8 +457,9 @@ fn write_blocks(out: &mut Output, offset: u64, data: &[u8], bs: u64) -> Result<(
     Ok(())
 }
 
-/// Compare DST with SRC again. A path is re-read (and re-decompressed); stdin
-/// cannot be, so its per-chunk CRCs recorded during the copy are compared.
+/// Compare DST with SRC again. A file or device is re-read (and re-decompressed); a SRC
+/// that cannot be read again (stdin, a pipe) has its per-chunk CRCs, recorded during the
+/// copy, compared.
 fn verify(
     plan: &CopyPlan,
     dst: &File,
@@ -447,6 +513,7 @@ fn verify(
 mod tests {
     use super::*;
     use crate::disk::blockdev::BlockDevice;
+    use crate::sparsecopy::Source;
     use std::sync::{Arc, Mutex};
 
     /// A block device made of a regular file; records every ioctl.
@@ -631,6 +698,36 @@ mod tests {
                 100 + len
             )
         );
+    }
+
+    #[test]
+    fn a_src_that_cannot_be_read_again_is_verified_against_its_digests() {
+        use std::io::Write;
+        use std::os::fd::AsRawFd;
+        let dir = tempfile::tempdir().unwrap();
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        let data = vec![0x5au8; 3 << 20];
+        let sent = data.clone();
+        let writer = std::thread::spawn(move || File::from(w).write_all(&sent));
+        // A path to a pipe, as `/dev/stdin` or a process substitution is.
+        let src = std::path::PathBuf::from(format!("/proc/self/fd/{}", r.as_raw_fd()));
+        let plan = CopyPlan {
+            verify: true,
+            ..CopyPlan::new(Source::Path(src), dir.path().join("dst"))
+        };
+        let mut input = Input::open(&plan, true).unwrap();
+        assert!(!input.rereadable);
+        let (mut out, _new) = open_dst(&plan, input.identity).unwrap();
+        let bounds = Bounds::of(&plan, &out).unwrap();
+        let copied = copy_pieces(&plan, &mut input, &mut out, &bounds, &mut |_| {}).unwrap();
+        writer.join().unwrap().unwrap();
+        assert_eq!(copied.done, data.len() as u64);
+        verify(&plan, &out.file, copied.done, copied.crcs.clone()).unwrap();
+        // DST corrupted after the copy: reading the pipe again would see nothing and
+        // pass; the digests kept during the copy see the difference.
+        out.file.write_all_at(b"X", 2 << 20).unwrap();
+        let e = verify(&plan, &out.file, copied.done, copied.crcs).unwrap_err();
+        assert!(matches!(e, SparseError::MismatchIn { .. }), "{e}");
     }
 
     #[test]

@@ -7,11 +7,14 @@
 //! pipe, a character device, or a compressed file) is a stream, sniffed for
 //! gzip/zstd/xz: a compressed one is decoded by a reader thread that fills
 //! buffers while the caller writes the previous ones, so decompression and
-//! writing overlap on two cores; a plain one is read inline in small chunks.
+//! writing overlap on two cores; a plain one is read inline in small chunks. A stream
+//! that may block for ever (a pipe, a terminal) is read only once it has data, so a
+//! request to stop ([`crate::interrupt`]) is noticed while it is idle.
 
 use std::fs::File;
 use std::io::{self, Read};
 use std::ops::Range;
+use std::os::fd::AsFd;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -78,6 +81,8 @@ pub struct Input {
     pub len: Option<u64>,
     /// Bytes actually read from SRC (data pieces; holes are not read).
     pub bytes_read: u64,
+    /// Whether SRC can be opened and read again (a file or device), to verify the copy.
+    pub rereadable: bool,
     kind: Kind,
 }
 
@@ -207,10 +212,16 @@ impl Input {
         let identity = Some(Identity::of(&meta));
         let Some(size) = known_size(&file, &meta).map_err(src_err)? else {
             grow_pipe(&file);
-            return Self::stream(Box::new(file), identity, plan);
+            return Self::stream(Box::new(Interruptible(file)), identity, plan, false);
         };
         if is_compressed(&file).map_err(src_err)? {
-            return Self::stream(Box::new(file), identity, plan);
+            return Self::stream(Box::new(file), identity, plan, true);
+        }
+        if plan.skip > size {
+            return Err(SparseError::SkipPastEnd {
+                skip: plan.skip,
+                len: size,
+            });
         }
         Self::region(plan, file, size, identity, use_extents).map_err(src_err)
     }
@@ -226,7 +237,7 @@ impl Input {
                 dev: st.st_dev,
                 ino: st.st_ino,
             });
-        Self::stream(Box::new(io::stdin()), identity, plan)
+        Self::stream(Box::new(Interruptible(io::stdin())), identity, plan, false)
     }
 
     /// The plan's region of an uncompressed file or device of `size` bytes: mapped and
@@ -279,15 +290,18 @@ impl Input {
             identity,
             len: Some(end - start),
             bytes_read: 0,
+            rereadable: true,
             kind,
         })
     }
 
     /// A stream: sniffed here; decompressed in a reader thread, or read inline.
+    /// `rereadable`: whether it can be opened again (a compressed file).
     fn stream(
         mut raw: Box<dyn Read + Send>,
         identity: Option<Identity>,
         plan: &CopyPlan,
+        rereadable: bool,
     ) -> Result<Input, SparseError> {
         let mut head = [0u8; sniff::MAGIC_LEN];
         let n = fill(&mut raw, &mut head).map_err(|e| SparseError::SrcRead {
@@ -312,6 +326,7 @@ impl Input {
                     identity,
                     len: None,
                     bytes_read: 0,
+                    rereadable,
                     kind: Kind::Plain(plain),
                 });
             }
@@ -335,6 +350,7 @@ impl Input {
             identity,
             len: None,
             bytes_read: 0,
+            rereadable,
             kind: Kind::Stream(stream),
         })
     }
@@ -617,7 +633,7 @@ fn pump(
     }
 }
 
-/// Read and drop the first `skip` bytes; returns how many there were.
+/// Read and drop the first `skip` bytes; a stream that ends before is an error.
 fn discard(
     reader: &mut dyn Read,
     skip: u64,
@@ -628,11 +644,39 @@ fn discard(
     while pos < skip {
         let want = (skip - pos).min(sink.len() as u64) as usize;
         match read_chunk(reader, &mut sink[..want], pos, format)? {
-            0 => break,
+            0 => return Err(SparseError::SkipPastEnd { skip, len: pos }),
             n => pos += n as u64,
         }
     }
     Ok(pos)
+}
+
+/// A stream that may block for ever (a pipe, a terminal, a character device), read only
+/// once it has data or has ended: while it is idle, a request to stop
+/// ([`crate::interrupt`]) is noticed within [`IDLE_CHECK`] and ends the read with an error.
+struct Interruptible<R>(R);
+
+/// How often an idle stream looks for a request to stop.
+const IDLE_CHECK: rustix::event::Timespec = rustix::event::Timespec {
+    tv_sec: 0,
+    tv_nsec: 100_000_000,
+};
+
+impl<R: Read + AsFd> Read for Interruptible<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use rustix::event::{PollFd, PollFlags, poll};
+        loop {
+            if crate::interrupt::requested() {
+                return Err(io::Error::other("interrupted"));
+            }
+            let mut fds = [PollFd::new(&self.0, PollFlags::IN)];
+            match poll(&mut fds, Some(&IDLE_CHECK)) {
+                Ok(0) | Err(rustix::io::Errno::INTR) => {}
+                Ok(_) => return self.0.read(buf),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
 }
 
 /// Pipe capacity asked for a SRC that is a pipe.

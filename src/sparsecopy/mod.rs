@@ -10,8 +10,10 @@
 //!
 //! DST semantics: DST is never truncated unless asked. Bytes outside
 //! `[seek, seek + copied)` are untouched; a file DST ends at
-//! `max(old size, seek + copied)`, or exactly `size` if given; `truncate`
-//! lets it end at `seek + copied` (or `size`) even if that cuts SRC or DST.
+//! `max(old size, seek + copied)`, or exactly `size` if given and not shorter than it
+//! was; `truncate` lets it end at `seek + copied` (or `size`) even if that cuts SRC or
+//! DST. A DST the copy creates appears only once complete; one that existed is written in
+//! place, and an interrupted copy says how far.
 
 mod engine;
 pub mod extents;
@@ -116,6 +118,16 @@ pub struct Progress {
     pub total: Option<u64>,
 }
 
+/// What an interrupted copy did to DST, for [`SparseError::Interrupted`]'s message.
+fn interrupted_dst(written: &Option<(u64, u64)>) -> String {
+    match written {
+        None => "DST was not created".into(),
+        Some((from, to)) => format!(
+            "DST existed and is left as it is: written from byte {from} up to byte {to}, the rest untouched"
+        ),
+    }
+}
+
 /// Why a copy failed. Every message is one line and speaks of the plan ([`CopyPlan`]),
 /// never of a command-line flag: fsmaker copies through this engine too, and the
 /// `sparsecopy` binary adds the flag hints.
@@ -128,6 +140,14 @@ pub enum SparseError {
         path: PathBuf,
         /// The cause.
         source: io::Error,
+    },
+    /// The region to copy starts past SRC's end.
+    #[error("skip offset {skip} is past the end of SRC ({len} bytes)")]
+    SkipPastEnd {
+        /// Where the region was to start.
+        skip: u64,
+        /// SRC's length (after decompression).
+        len: u64,
     },
     /// Reading SRC failed partway.
     #[error("reading SRC at offset {offset}: {source}")]
@@ -161,6 +181,10 @@ pub enum SparseError {
     /// DST is something other than a regular file or a block device.
     #[error("DST {0} is neither a regular file nor a block device")]
     DstKind(PathBuf),
+    /// DST did not exist when the copy started but did when it ended: it is left alone
+    /// and the copy discarded.
+    #[error("DST {0} was created by something else during the copy; the copy is discarded")]
+    DstAppeared(PathBuf),
     /// DST is the very file (or device) SRC is.
     #[error("DST {0} is the same file as SRC")]
     SameFile(PathBuf),
@@ -200,6 +224,24 @@ pub enum SparseError {
         /// Where in DST they start.
         seek: u64,
     },
+    /// The final DST size asked for is shorter than the existing DST, and cutting was not
+    /// allowed.
+    #[error("size {size} would cut DST short: it has {len} bytes")]
+    WouldShorten {
+        /// The DST size asked for.
+        size: u64,
+        /// DST's length now.
+        len: u64,
+    },
+    /// DST would have to reach a byte no file may reach there: past its filesystem's
+    /// largest file, the process's file size limit, or the largest file offset (2^63 - 1).
+    #[error("DST cannot reach byte {offset}: {reason}")]
+    FileTooBig {
+        /// The byte.
+        offset: u64,
+        /// Which limit (the system's `EFBIG` message, or the largest offset).
+        reason: String,
+    },
     /// A final size was asked for a block device, which cannot be resized.
     #[error("block device {0} cannot be given another size")]
     SizeOnDevice(PathBuf),
@@ -210,7 +252,7 @@ pub enum SparseError {
         offset: u64,
         /// Bytes written before it.
         written: u64,
-        /// The cause (`ENOSPC`, `EFBIG`).
+        /// The cause (`ENOSPC`, `EDQUOT`).
         source: io::Error,
     },
     /// Writing (or reading back) DST failed.
@@ -254,6 +296,13 @@ pub enum SparseError {
     /// Moving the backup GPT to the end of a larger DST failed.
     #[error("relocating the backup GPT: {0}")]
     Gpt(String),
+    /// The process was asked to stop (SIGINT, SIGTERM) before the copy finished.
+    #[error("interrupted; {}", interrupted_dst(written))]
+    Interrupted {
+        /// Where an existing DST was written, from and up to which byte; None: DST did not
+        /// exist and was not created.
+        written: Option<(u64, u64)>,
+    },
     /// A bug: something that cannot happen did.
     #[error("internal error: {0}")]
     Internal(String),

@@ -265,13 +265,18 @@ fn punch(file: &File, offset: u64, len: u64) -> io::Result<()> {
     }
 }
 
-/// A failed write: running out of space is its own error, saying how far we got.
+/// A failed write: running out of space is its own error, saying how far we got, and so
+/// is passing the largest file the filesystem allows.
 pub fn write_error(offset: u64, written: u64, e: io::Error) -> SparseError {
     match e.raw_os_error() {
-        Some(libc::ENOSPC | libc::EDQUOT | libc::EFBIG) => SparseError::NoSpace {
+        Some(libc::ENOSPC | libc::EDQUOT) => SparseError::NoSpace {
             offset,
             written,
             source: e,
+        },
+        Some(libc::EFBIG) => SparseError::FileTooBig {
+            offset,
+            reason: e.to_string(),
         },
         _ => SparseError::DstWrite { offset, source: e },
     }
@@ -280,6 +285,21 @@ pub fn write_error(offset: u64, written: u64, e: io::Error) -> SparseError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_filesystem_and_a_too_large_file_are_told_apart() {
+        let e = write_error(8, 4, io::Error::from_raw_os_error(libc::ENOSPC));
+        assert!(
+            e.to_string()
+                .starts_with("no space left on DST at offset 8 after writing 4 bytes"),
+            "{e}"
+        );
+        let e = write_error(8, 4, io::Error::from_raw_os_error(libc::EFBIG));
+        assert_eq!(
+            e.to_string(),
+            "DST cannot reach byte 8: File too large (os error 27)"
+        );
+    }
 
     #[test]
     fn writeback_starts_during_the_copy_only_when_a_sync_follows() {

@@ -223,6 +223,29 @@ pub fn blank_disk_command(path: &Path, size: u64) -> Command {
     c
 }
 
+/// QEMU's own memory beside its guest's, per VM, when sizing what the host can run.
+pub const QEMU_OVERHEAD_MIB: u64 = 160;
+
+/// `MemAvailable` of /proc/meminfo, in MiB.
+pub fn available_mib() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
+}
+
+/// Whether `vms` VMs of `memory_mib` each (and QEMU's own [`QEMU_OVERHEAD_MIB`]) fit in
+/// `available_mib`; if not, why.
+pub fn fits_memory(vms: usize, memory_mib: u32, available_mib: u64) -> Result<(), String> {
+    let need = (vms as u64).saturating_mul(u64::from(memory_mib) + QEMU_OVERHEAD_MIB);
+    if need <= available_mib {
+        return Ok(());
+    }
+    Err(format!(
+        "{vms} VM(s) of {memory_mib} MiB need about {need} MiB with QEMU's own, but the host has {available_mib} MiB available"
+    ))
+}
+
 /// Errors from preparing or running a VM.
 #[derive(Debug, thiserror::Error)]
 pub enum VmError {
@@ -243,8 +266,10 @@ pub enum VmError {
     Qmp(String),
 }
 
-/// Creates a qcow2 overlay of `base` at `overlay`; the base is never written.
+/// Creates a qcow2 overlay of `base` at `overlay` (readable by its owner alone); the base
+/// is never written.
 pub fn create_overlay(base: &Path, base_format: &str, overlay: &Path) -> Result<(), VmError> {
+    private(overlay)?;
     tool::run(
         &mut overlay_command(base, base_format, overlay),
         "qemu-utils",
@@ -252,10 +277,23 @@ pub fn create_overlay(base: &Path, base_format: &str, overlay: &Path) -> Result<
     Ok(())
 }
 
-/// Creates a blank thin qcow2 disk of `size` bytes at `path`.
+/// Creates a blank thin qcow2 disk of `size` bytes at `path` (readable by its owner
+/// alone).
 pub fn create_blank_disk(path: &Path, size: u64) -> Result<(), VmError> {
+    private(path)?;
     tool::run(&mut blank_disk_command(path, size), "qemu-utils")?;
     Ok(())
+}
+
+/// Creates `path` as an empty file only its owner may read, for `qemu-img create` to fill:
+/// it keeps the mode of a file it overwrites.
+fn private(path: &Path) -> Result<(), VmError> {
+    crate::scratch::private_file(path)
+        .map(drop)
+        .map_err(|source| VmError::Spawn {
+            program: "qemu-img".into(),
+            source,
+        })
 }
 
 #[cfg(test)]
@@ -383,6 +421,17 @@ mod tests {
                 "/t/o.qcow2"
             ]
         );
+    }
+
+    #[test]
+    fn vms_must_fit_the_memory_the_host_has() {
+        assert!(fits_memory(2, 384, 1088).is_ok());
+        let e = fits_memory(1000, 384, 24_000).unwrap_err();
+        assert_eq!(
+            e,
+            "1000 VM(s) of 384 MiB need about 544000 MiB with QEMU's own, but the host has 24000 MiB available"
+        );
+        assert!(fits_memory(usize::MAX, u32::MAX, u64::MAX - 1).is_err());
     }
 
     #[test]

@@ -3,15 +3,16 @@
 //! Each QEMU is started in its own process group (its guestfwd relays join it) and the
 //! group id is registered globally. [`VmProcess`] kills its group on drop, which also runs
 //! when a thread panics. [`install_signal_guard`] turns SIGINT/SIGTERM/SIGHUP into "kill
-//! every registered group and mark the run interrupted": the waits then see QEMU gone and
-//! unwind normally, so temp dirs are removed by their own drops.
+//! every registered group and ask the work to stop" ([`crate::interrupt`]): the waits then
+//! see QEMU gone and unwind normally, so temp dirs are removed by their own drops. A QEMU
+//! also dies when imgtest is killed outright (SIGKILL, the OOM killer): it is started to
+//! die with its parent ([`crate::tool::die_with_parent`]), and creates its files (the QMP
+//! socket) for its owner alone.
 
-use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use wait_timeout::ChildExt;
@@ -19,7 +20,6 @@ use wait_timeout::ChildExt;
 use super::{VmError, VmSpec};
 
 static GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 const GUARDED: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
@@ -37,7 +37,8 @@ fn guarded_set() -> libc::sigset_t {
 
 /// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread (and the threads it spawns
 /// later) and handles them on a dedicated thread: kill every registered QEMU group and
-/// mark the run interrupted. Call once, early in `main`, before spawning threads.
+/// ask the work to stop ([`crate::interrupt::request`]). Call once, early in `main`,
+/// before spawning threads.
 pub fn install_signal_guard() {
     let set = guarded_set();
     // SAFETY: pthread_sigmask with a valid set; no old set requested.
@@ -49,7 +50,7 @@ pub fn install_signal_guard() {
             let mut sig: libc::c_int = 0;
             // SAFETY: sigwait reads the set and writes the signal number.
             if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
-                INTERRUPTED.store(true, Ordering::SeqCst);
+                crate::interrupt::request();
                 kill_all();
             }
         }
@@ -57,9 +58,7 @@ pub fn install_signal_guard() {
 }
 
 /// Whether a guarded signal arrived.
-pub fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst)
-}
+pub use crate::interrupt::requested as interrupted;
 
 /// Kills every registered process group (SIGKILL).
 pub fn kill_all() {
@@ -99,7 +98,7 @@ impl VmProcess {
         stderr_log: &Path,
     ) -> Result<(Self, ChildStdout), VmError> {
         let program = cmd.get_program().to_string_lossy().into_owned();
-        let stderr = File::create(stderr_log).map_err(|source| VmError::Spawn {
+        let stderr = crate::scratch::private_file(stderr_log).map_err(|source| VmError::Spawn {
             program: program.clone(),
             source,
         })?;
@@ -108,14 +107,16 @@ impl VmProcess {
             .stderr(stderr)
             .process_group(0);
         let set = guarded_set();
-        // SAFETY: the pre-exec hook only calls the async-signal-safe pthread_sigmask,
-        // so children get default signal handling back.
+        // SAFETY: the pre-exec hook only calls the async-signal-safe pthread_sigmask and
+        // umask: children get default signal handling back, and their files are private.
         unsafe {
             cmd.pre_exec(move || {
                 libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+                libc::umask(0o077);
                 Ok(())
             });
         }
+        crate::tool::die_with_parent(&mut cmd);
         let mut groups = GROUPS.lock().unwrap_or_else(|e| e.into_inner());
         let mut child = cmd
             .spawn()

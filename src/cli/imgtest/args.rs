@@ -59,10 +59,12 @@ pub struct BootOptions {
     /// Disk bus [default: virtio].
     #[arg(long, value_enum)]
     pub disk_bus: Option<DiskBus>,
-    /// Number of parallel boots (per image) [default: 2].
+    /// Number of parallel boots (per image), at most 16 [default: 2].
     #[arg(long)]
     pub boots: Option<usize>,
-    /// Timeout, PHASE=DURATION (boot, login, shutdown, overall) or DURATION for overall.
+    /// Timeout, PHASE=DURATION (boot, login, shutdown, overall) or DURATION for overall;
+    /// at most 24h each [default: boot=60s, login=60s, shutdown=30s, overall=300s, each x4
+    /// under TCG].
     #[arg(long = "timeout", value_name = "[PHASE=]DURATION")]
     pub timeouts: Vec<TimeoutFlag>,
     /// Login user (default: root for firstboot, the image's cloud-init default user).
@@ -91,8 +93,9 @@ pub struct BootOptions {
     /// of exiting 2.
     #[arg(long)]
     pub allow_unjudged: bool,
-    /// Metadata fault: none, delay=DURATION, 404, 500, drop, never [default: none].
-    #[arg(long)]
+    /// Fault injected into every metadata answer [default: none] [possible values: none,
+    /// delay=DURATION, 404, 500, drop, never].
+    #[arg(long, value_name = "FAULT")]
     pub metadata_fault: Option<Fault>,
     /// Keep console logs, metadata request log and report here (kept on failure anyway;
     /// a matrix keeps each kernel's in DIR/VERSION).
@@ -257,6 +260,7 @@ pub struct BisectArgs {
 mod tests {
     use super::*;
     use crate::facts::Accel;
+    use crate::named::Named;
     use crate::run::plan::{PlanError, RunPlan};
     use clap::Parser;
 
@@ -377,6 +381,52 @@ mod tests {
         let e = resolve(args(&["a.img"]), Some(("colour = 1", "my.toml"))).unwrap_err();
         assert!(e.to_string().contains("colour"), "{e}");
         assert!(Cli::try_parse_from(["imgtest", "--accel", "xen", "a.img"]).is_err());
+    }
+
+    /// Each flag's help, as `-h` prints it.
+    fn flag_help(help: &str, flag: &str) -> String {
+        let mut lines = help.lines().skip_while(|l| !l.contains(flag));
+        let first = lines.next().unwrap_or_default().to_string();
+        lines
+            .take_while(|l| !l.trim_start().starts_with('-'))
+            .fold(first, |acc, l| acc + " " + l.trim())
+    }
+
+    #[test]
+    fn help_shows_the_defaults_the_built_in_config_has() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_help().to_string();
+        let d = Settings::defaults();
+        let t = &d.timeouts;
+        let secs = |x: Option<Duration>| format!("{}s", x.unwrap().as_secs());
+        let defaults = [
+            ("--accel", d.accel.unwrap().name().to_string()),
+            ("--memory", d.memory.unwrap().to_string()),
+            ("--disk-bus", d.disk_bus.unwrap().name().to_string()),
+            ("--boots", d.boots.unwrap().to_string()),
+            ("--firstboot", d.firstboot.unwrap().name().to_string()),
+            ("--metadata-fault", d.metadata.fault.clone().unwrap()),
+            (
+                "--timeout",
+                format!(
+                    "boot={}, login={}, shutdown={}, overall={}, each x{} under TCG",
+                    secs(t.boot),
+                    secs(t.login),
+                    secs(t.shutdown),
+                    secs(t.overall),
+                    d.tcg_scale.unwrap()
+                ),
+            ),
+        ];
+        for (flag, value) in defaults {
+            let h = flag_help(&help, flag);
+            assert!(h.contains(&format!("[default: {value}]")), "{flag}: {h}");
+        }
+        let fault = flag_help(&help, "--metadata-fault");
+        assert!(
+            fault.contains("[possible values: none, delay=DURATION, 404, 500, drop, never]"),
+            "{fault}"
+        );
     }
 
     #[test]

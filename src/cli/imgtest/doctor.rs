@@ -1,85 +1,187 @@
-//! `imgtest doctor`: which dependencies and accelerators this host has.
+//! `imgtest doctor`: what this host has of what `imgtest run`, `matrix` and `bisect`
+//! need, and which accelerator `--accel auto` gets (the KVM probe runs afresh and its
+//! answer replaces the remembered one). Exit 2 when something `imgtest run` needs is
+//! missing.
 
-use super::probe_kernel;
+use std::path::Path;
+
+use super::accel_cache;
 use crate::exit;
-use crate::vm::accel;
+use crate::fsmaker::grub::{self, GrubDir};
+use crate::fsmaker::initrd::{BUSYBOX, BUSYBOX_PACKAGE};
+use crate::fsmaker::kernel::Cache;
+use crate::tool;
+use crate::vm::accel::{self, ProbeSetup};
+
+const QEMU: &str = "qemu-system-x86_64";
+
+/// The word of an item `imgtest run` needs and the host lacks (exit 2).
+const MISSING: &str = "MISSING";
+/// The word of an item `imgtest run` does without.
+const ABSENT: &str = "absent";
 
 /// `imgtest doctor`.
 pub(super) fn doctor() -> i32 {
-    let mut ok = true;
-    let mut line =
-        |name: &str, found: Result<String, String>, hint: &str, required: bool| match found {
-            Ok(v) => println!("ok       {name:<22} {v}"),
-            Err(e) => {
-                ok &= !required;
-                println!(
-                    "{}  {name:<22} {e}; {hint}",
-                    if required { "MISSING" } else { "absent " }
-                );
-            }
-        };
-    let version = |prog: &str| {
-        std::process::Command::new(prog)
-            .arg("--version")
-            .output()
-            .map_err(|e| e.to_string())
-            .and_then(|o| {
-                if o.status.success() {
-                    Ok(String::from_utf8_lossy(&o.stdout)
-                        .lines()
-                        .next()
-                        .unwrap_or("")
-                        .to_string())
-                } else {
-                    Err("does not run".into())
-                }
-            })
-    };
-    line(
-        "qemu-system-x86_64",
-        version("qemu-system-x86_64"),
-        "install: apt-get install qemu-system-x86",
-        true,
-    );
-    line(
-        "qemu-img",
-        version("qemu-img"),
-        "install: apt-get install qemu-utils",
-        true,
-    );
-    let firmware = [
-        "/usr/share/seabios/bios-256k.bin",
-        "/usr/share/qemu/bios-256k.bin",
-    ];
-    line(
-        "SeaBIOS",
-        firmware
-            .iter()
-            .find(|p| std::path::Path::new(p).exists())
-            .map(|p| p.to_string())
-            .ok_or_else(|| "not found".into()),
-        "install: apt-get install seabios",
-        true,
-    );
-    let dir = tempfile::tempdir().expect("temp dir");
-    let kernel = probe_kernel();
+    exit::quiet_on_closed_stdout();
+    println!("for imgtest run:");
+    let run_ok = [
+        line(
+            "qemu-system-x86_64",
+            version(QEMU),
+            "install: apt-get install qemu-system-x86",
+            MISSING,
+        ),
+        line(
+            "qemu-img",
+            version("qemu-img"),
+            "install: apt-get install qemu-utils",
+            MISSING,
+        ),
+        line(
+            "SeaBIOS",
+            seabios(),
+            "install: apt-get install seabios",
+            MISSING,
+        ),
+    ]
+    .iter()
+    .all(|ok| *ok);
+    let kernel = crate::run::probe_kernel(None);
     line(
         "KVM probe kernel",
         kernel
             .as_ref()
             .map(|k| k.display().to_string())
-            .ok_or_else(|| "none".into()),
+            .ok_or("none".into()),
         "run `fsmaker kernel fetch`; without it KVM is not proven and TCG is used",
-        false,
+        ABSENT,
     );
-    let kvm = accel::probe_kvm("qemu-system-x86_64", dir.path(), kernel.as_deref());
-    let auto = if kvm.is_ok() { "kvm" } else { "tcg" };
+    let setup = ProbeSetup {
+        qemu: QEMU.into(),
+        kernel,
+        cache: accel_cache(),
+    };
+    let usable = kvm(&setup);
+    println!("for imgtest matrix and bisect (and fsmaker):");
+    matrix_needs();
+    println!(
+        "accelerator for --accel auto: {}",
+        if usable { "kvm" } else { "tcg" }
+    );
+    if run_ok { exit::SUCCESS } else { exit::ERROR }
+}
+
+/// Prints one line: `ok` and what was found, or `missing` (the word) with why and what to
+/// do; returns false if `imgtest run` cannot work without it.
+fn line(name: &str, found: Result<String, String>, hint: &str, missing: &str) -> bool {
+    match found {
+        Ok(v) => {
+            println!("  ok       {name:<22} {v}");
+            true
+        }
+        Err(e) => {
+            println!("  {missing:<8} {name:<22} {e}; {hint}");
+            missing != MISSING
+        }
+    }
+}
+
+/// The first line `PROGRAM --version` prints.
+fn version(program: &str) -> Result<String, String> {
+    let out =
+        tool::run(std::process::Command::new(program).arg("--version"), "").map_err(
+            |e| match e {
+                tool::ToolError::Missing { .. } => "not installed".to_string(),
+                e => e.to_string(),
+            },
+        )?;
+    Ok(out.stdout.lines().next().unwrap_or("").to_string())
+}
+
+fn seabios() -> Result<String, String> {
+    [
+        "/usr/share/seabios/bios-256k.bin",
+        "/usr/share/qemu/bios-256k.bin",
+    ]
+    .iter()
+    .find(|p| Path::new(p).exists())
+    .map(|p| p.to_string())
+    .ok_or_else(|| "not found".into())
+}
+
+/// The KVM line: no `/dev/kvm`, a `/dev/kvm` that does not work, or a working one.
+fn kvm(setup: &ProbeSetup) -> bool {
+    let answer = accel::probe_and_remember(setup);
+    let (found, word) = match (&answer, Path::new("/dev/kvm").exists()) {
+        (Ok(()), _) => (Ok("usable: a kernel booted under KVM".to_string()), ABSENT),
+        (Err(why), false) => (Err(format!("not present ({why})")), ABSENT),
+        (Err(why), true) => (
+            Err(format!("/dev/kvm is present but unusable: {why}")),
+            "unusable",
+        ),
+    };
     line(
         "KVM",
-        kvm.map(|_| "usable".into()),
-        "imgtest uses TCG (slower; timeouts are scaled)",
-        false,
+        found,
+        "runs use TCG (slower; timeouts are scaled)",
+        word,
     );
-    println!("accelerator for --accel auto: {auto}");
-    if ok { exit::SUCCESS } else { exit::ERROR }
+    answer.is_ok()
+}
+
+/// What building images per kernel needs: GRUB's files and tools, e2fsprogs, the kernel
+/// import's tools, busybox for the initrd, and a kernel (or apt-get to fetch one).
+fn matrix_needs() {
+    line(
+        "GRUB i386-pc",
+        GrubDir::locate(Path::new(grub::DEFAULT_DIR))
+            .map(|g| g.dir.display().to_string())
+            .map_err(|e| e.to_string()),
+        "install: apt-get install grub-pc-bin",
+        ABSENT,
+    );
+    for (program, package) in [
+        ("grub-mkimage", "grub-common"),
+        ("debugfs", "e2fsprogs"),
+        ("resize2fs", "e2fsprogs"),
+        ("dpkg-deb", "dpkg"),
+        ("depmod", "kmod"),
+        ("apt-get", "apt"),
+    ] {
+        line(
+            program,
+            tool::find(program)
+                .map(|p| p.display().to_string())
+                .ok_or_else(|| "not installed".into()),
+            &format!("install: apt-get install {package}"),
+            ABSENT,
+        );
+    }
+    line(
+        "busybox",
+        Path::new(BUSYBOX)
+            .is_file()
+            .then(|| BUSYBOX.to_string())
+            .ok_or_else(|| "not found".into()),
+        &format!("install: apt-get install {BUSYBOX_PACKAGE}"),
+        ABSENT,
+    );
+    let cached = Cache::from_env().map_err(|e| e.to_string()).and_then(|c| {
+        let all = c.list().map_err(|e| e.to_string())?;
+        match all.last() {
+            Some(k) => Ok(format!(
+                "{} kernel(s) in {}, newest {}",
+                all.len(),
+                c.root.display(),
+                k.meta.version
+            )),
+            None => Err(format!("none in {}", c.root.display())),
+        }
+    });
+    line(
+        "kernel cache",
+        cached,
+        "run `fsmaker kernel fetch`, or name .deb files or packages as kernels",
+        ABSENT,
+    );
 }

@@ -1,20 +1,22 @@
 //! `imgtest matrix`, `imgtest bisect` and `imgtest report merge`: the kernel regression
 //! matrix on the command line, with plain progress lines on stderr.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::args::{BisectArgs, MatrixArgs, RunOptions};
-use super::{decide_accel, relay_program, write_or_complain};
+use super::{accel_cache, relay_program, write_or_complain};
 use crate::exit;
-use crate::facts::AccelDecision;
 use crate::matrix::{
     self, KernelStep, MatrixEmit, MatrixEvent, MatrixPlan, MatrixReport, MatrixVerdict, Shard,
     render,
 };
 use crate::named::Named;
 use crate::report;
+use crate::run;
+use crate::run::outputs::{self, Output};
 use crate::run::plan::RunPlan;
+use crate::vm::accel::Pending;
 
 /// Plain progress lines on stderr for matrix and bisect, tagged with the kernel.
 fn matrix_progress() -> MatrixEmit {
@@ -62,32 +64,45 @@ fn finish_matrix(
     }
 }
 
+/// The plan of a matrix or bisection, checked with its reports before anything runs
+/// ([`matrix::check`]), and its accelerator.
 fn matrix_plan(
     rootfs: PathBuf,
     specs: Vec<String>,
     shard: Option<Shard>,
     jobs: Option<usize>,
     opts: &RunOptions,
-) -> Result<(MatrixPlan, AccelDecision), String> {
+    reports: (Option<&Path>, Option<&Path>),
+) -> Result<(MatrixPlan, Pending), String> {
     let run = RunPlan::load(opts.boot.request(), relay_program()).map_err(|e| e.to_string())?;
     let epoch = crate::cli::source_date_epoch()?;
     let plan = MatrixPlan::new(rootfs, specs, shard, jobs, run, opts.append.clone(), epoch)
         .map_err(|e| e.to_string())?;
-    let decision = decide_accel(&plan.run)?;
-    Ok((plan, decision))
+    matrix::check(&plan, reports.0, reports.1).map_err(|e| e.to_string())?;
+    let accel = run::start_accel(&plan.run, accel_cache());
+    Ok((plan, accel))
 }
 
 /// `imgtest matrix`.
 pub(super) fn matrix(args: MatrixArgs) -> i32 {
     crate::vm::process::install_signal_guard();
     let specs = matrix::sorted_specs(&args.kernels);
-    let (plan, decision) = match matrix_plan(args.rootfs, specs, args.shard, args.jobs, &args.run) {
+    let reports = (args.json.as_deref(), args.junit.as_deref());
+    let (plan, accel) = match matrix_plan(
+        args.rootfs,
+        specs,
+        args.shard,
+        args.jobs,
+        &args.run,
+        reports,
+    ) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("imgtest: {e}");
             return exit::ERROR;
         }
     };
+    let (decision, _) = accel.wait();
     eprintln!(
         "matrix: {} of {} kernels, {} at a time, accelerator {} ({})",
         plan.selected().len(),
@@ -97,7 +112,7 @@ pub(super) fn matrix(args: MatrixArgs) -> i32 {
         decision.reason
     );
     finish_matrix(
-        matrix::run_matrix(&plan, &decision, matrix_progress()),
+        matrix::run_matrix(&plan, &accel, matrix_progress()),
         &args.json,
         &args.junit,
     )
@@ -109,8 +124,13 @@ pub(super) fn bisect(args: BisectArgs) -> i32 {
     let mut specs = vec![args.good];
     specs.extend(args.kernels);
     specs.push(args.bad);
+    if let Err(e) = matrix::bisect::check_list(&specs) {
+        eprintln!("imgtest: {e}");
+        return exit::ERROR;
+    }
     let n = specs.len();
-    let (plan, decision) = match matrix_plan(args.rootfs, specs, None, Some(1), &args.run) {
+    let reports = (args.json.as_deref(), None);
+    let (plan, accel) = match matrix_plan(args.rootfs, specs, None, Some(1), &args.run, reports) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("imgtest: {e}");
@@ -125,7 +145,7 @@ pub(super) fn bisect(args: BisectArgs) -> i32 {
         plan.specs[n - 1]
     );
     let mut count = 0;
-    let result = matrix::bisect::run_bisect(&plan, &decision, matrix_progress(), |s, o| {
+    let result = matrix::bisect::run_bisect(&plan, &accel, matrix_progress(), |s, o| {
         count += 1;
         let failed: Vec<&str> = o
             .report
@@ -171,6 +191,21 @@ pub(super) fn bisect(args: BisectArgs) -> i32 {
 
 /// `imgtest report merge`.
 pub(super) fn merge(files: &[PathBuf], json: Option<PathBuf>, junit: Option<PathBuf>) -> i32 {
+    let mut outs = Vec::new();
+    outs.extend(
+        json.as_deref()
+            .map(|j| Output::File(j, "the merged JSON report")),
+    );
+    outs.extend(
+        junit
+            .as_deref()
+            .map(|j| Output::File(j, "the merged JUnit report")),
+    );
+    let inputs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    if let Err(e) = outputs::check(&outs, &inputs) {
+        eprintln!("imgtest: {e}");
+        return exit::ERROR;
+    }
     let mut parts = Vec::new();
     for f in files {
         let parsed = std::fs::read_to_string(f)

@@ -15,15 +15,15 @@ use clap::{Parser, Subcommand};
 use super::live::Live;
 use super::with_hint;
 use crate::checks::{self, CATALOGUE};
+use crate::disk::image::ImageInfo;
 use crate::exit;
-use crate::facts::AccelDecision;
-use crate::fsmaker::kernel::Cache;
 use crate::named::Named;
 use crate::report::{self, Event, Report, Verdict};
+use crate::run::outputs::OutputError;
 use crate::run::plan::{DEFAULT_CONFIG, RunPlan};
 use crate::run::{self, RunError};
 use crate::vm::VmError;
-use crate::vm::accel;
+use crate::vm::accel::Pending;
 use args::{BisectArgs, MatrixArgs, RunArgs};
 
 #[derive(Parser)]
@@ -65,7 +65,7 @@ enum Cmd {
     },
     /// Internal: the metadata relay QEMU runs per guest connection.
     #[command(name = "__relay", hide = true)]
-    Relay { addr: String, token: String },
+    Relay { socket: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -86,8 +86,12 @@ enum ReportCmd {
 
 /// The `imgtest` binary.
 pub fn main() -> ExitCode {
+    super::guarded("imgtest", imgtest)
+}
+
+fn imgtest() -> i32 {
     let cli = Cli::parse();
-    let code = match cli.cmd {
+    match cli.cmd {
         Cmd::Run(args) => run(*args),
         Cmd::Checks { json, markdown } => list_checks(json, markdown),
         Cmd::Doctor => doctor::doctor(),
@@ -106,14 +110,13 @@ pub fn main() -> ExitCode {
             print!("{DEFAULT_CONFIG}");
             exit::SUCCESS
         }
-        Cmd::Relay { addr, token } => {
-            match crate::metadata::relay(&addr, &token, std::io::stdin(), std::io::stdout()) {
+        Cmd::Relay { socket } => {
+            match crate::metadata::relay(&socket, std::io::stdin(), std::io::stdout()) {
                 Ok(()) => exit::SUCCESS,
                 Err(_) => exit::ERROR,
             }
         }
-    };
-    exit::code(code)
+    }
 }
 
 /// `imgtest checks`: the catalogue as a table, JSON or the README's Markdown.
@@ -161,18 +164,18 @@ fn run(args: RunArgs) -> i32 {
             return exit::ERROR;
         }
     };
-    let live = Arc::new(Live::new(std::io::stderr().is_terminal()));
-    let view = live.clone();
-    let emit: run::Emit = Arc::new(move |e: Event| view.event(&e));
-    let decision = match decide_accel(&plan) {
-        Ok(d) => d,
+    let infos = match run::check(&plan).and_then(|i| run::prepare_artifacts(&plan).map(|()| i)) {
+        Ok(i) => i,
         Err(e) => {
-            eprintln!("imgtest: {e}");
+            eprintln!("imgtest: {}", with_hint(&e.to_string(), run_hint(&e)));
             return exit::ERROR;
         }
     };
-    emit(Event::Accel(decision.clone()));
-    let (reports, mut code) = run_images(&plan, &decision, &emit, &live);
+    let live = Arc::new(Live::new(std::io::stderr().is_terminal()));
+    let view = live.clone();
+    let emit: run::Emit = Arc::new(move |e: Event| view.event(&e));
+    let accel = run::start_accel(&plan, accel_cache());
+    let (reports, mut code) = run_images(&plan, &infos, &accel, &emit, &live);
     live.finish(&format!(
         "done: imgtest's own CPU {:.2}s (QEMU excluded)",
         own_cpu_secs()
@@ -185,17 +188,31 @@ fn run(args: RunArgs) -> i32 {
     code
 }
 
+/// Where the KVM probe's answers are remembered: `$XDG_CACHE_HOME/imgtest`, else
+/// `~/.cache/imgtest`.
+fn accel_cache() -> Option<PathBuf> {
+    let var = |k| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    var("XDG_CACHE_HOME")
+        .map(|d| d.join("imgtest"))
+        .or_else(|| var("HOME").map(|h| h.join(".cache/imgtest")))
+}
+
 /// Tests each image in turn, printing each summary; the reports and the exit code.
 fn run_images(
     plan: &RunPlan,
-    decision: &AccelDecision,
+    infos: &[ImageInfo],
+    accel: &Pending,
     emit: &run::Emit,
     live: &Live,
 ) -> (Vec<Report>, i32) {
     let mut reports = Vec::new();
     let mut code = exit::SUCCESS;
-    for image in &plan.images {
-        match run::run_image(plan, image, decision, emit.clone()) {
+    for (image, info) in plan.images.iter().zip(infos) {
+        match run::run_image(plan, image, info, accel, emit.clone()) {
             Ok(r) => {
                 live.clear();
                 print!("{}", report::render_summary(&r));
@@ -215,7 +232,12 @@ fn run_images(
                 reports.push(r);
             }
             Err(e) => {
-                eprintln!("imgtest: {}", with_hint(&e.to_string(), run_hint(&e)));
+                live.clear();
+                eprintln!(
+                    "imgtest: {}: {}",
+                    image.display(),
+                    with_hint(&e.to_string(), run_hint(&e))
+                );
                 code = exit::ERROR;
             }
         }
@@ -229,11 +251,34 @@ fn run_images(
 
 /// What the user can do about a run error, naming the flag or command that helps.
 fn run_hint(e: &RunError) -> Option<String> {
-    match e {
-        RunError::Agent(_) => Some("pass --user NAME".into()),
-        RunError::Vm(VmError::Spawn { .. }) => Some("is it installed? see `imgtest doctor`".into()),
-        _ => None,
-    }
+    Some(match e {
+        RunError::Agent(_) => "pass --user NAME".into(),
+        RunError::Vm(VmError::Spawn { .. }) => "is it installed? see `imgtest doctor`".into(),
+        RunError::Host(why) if why.starts_with("the boots do not fit") => {
+            "lower --boots or --memory".into()
+        }
+        RunError::Host(_) => "see `imgtest doctor`".into(),
+        RunError::Output(e) => output_hint(e)?,
+        _ => return None,
+    })
+}
+
+/// The flag that names an output the library refused.
+fn output_hint(e: &OutputError) -> Option<String> {
+    let what = match e {
+        OutputError::IsInput { what, .. }
+        | OutputError::Same { what, .. }
+        | OutputError::Inside { what, .. }
+        | OutputError::Foreign { what, .. }
+        | OutputError::Unusable { what, .. } => *what,
+    };
+    let flag = match what {
+        "the JSON report" => "--json FILE",
+        "the JUnit report" => "--junit FILE",
+        "the artifacts directory" => "--artifacts DIR",
+        _ => return None,
+    };
+    Some(format!("choose another {flag}"))
 }
 
 /// imgtest's own CPU time so far (user and system), QEMU excluded.
@@ -243,48 +288,6 @@ fn own_cpu_secs() -> f64 {
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
     let cpu = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     cpu(usage.ru_utime) + cpu(usage.ru_stime)
-}
-
-/// A kernel the KVM probe can boot: the newest in fsmaker's kernel cache, else the host's
-/// newest readable `/boot/vmlinuz-*`.
-fn probe_kernel() -> Option<PathBuf> {
-    let cached = Cache::from_env()
-        .and_then(|c| c.pick(None))
-        .ok()
-        .map(|k| k.vmlinuz());
-    cached.or_else(|| {
-        let mut host: Vec<PathBuf> = std::fs::read_dir("/boot")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| {
-                p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz"))
-            })
-            .filter(|p| std::fs::File::open(p).is_ok())
-            .collect();
-        host.sort();
-        host.pop()
-    })
-}
-
-/// The accelerator for `plan`: KVM only if a probe kernel boots under it.
-fn decide_accel(plan: &RunPlan) -> Result<AccelDecision, String> {
-    let probe_dir = tempfile::Builder::new()
-        .prefix("imgtest-accel-")
-        .tempdir()
-        .map_err(|e| format!("temp dir: {e}"))?;
-    let kernel = plan
-        .direct_kernel
-        .as_ref()
-        .map(|k| k.kernel.clone())
-        .or_else(probe_kernel);
-    Ok(if plan.selection.needs_boot() {
-        accel::decide(plan.accel, &plan.qemu, probe_dir.path(), kernel.as_deref())
-    } else {
-        accel::decide(accel::AccelChoice::Tcg, &plan.qemu, probe_dir.path(), None)
-    })
 }
 
 /// Writes `text()` to `path` if one was named; false (after saying why) if it failed.
