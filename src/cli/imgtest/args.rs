@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::checks::Expect;
 use crate::cli::value_enum;
 use crate::cloudinit::FirstbootChoice;
 use crate::facts::Fault;
@@ -15,9 +16,17 @@ use crate::run::plan::{
     CheckSettings, MetadataSettings, RunRequest, Settings, TimeoutPhase, TimeoutSettings,
 };
 use crate::vm::accel::AccelChoice;
+use crate::vm::firmware::FirmwareChoice;
 use crate::vm::{DirectKernel, DiskBus};
 
-value_enum!(AccelChoice, DiskBus, FirstbootChoice, TimeoutPhase);
+value_enum!(
+    AccelChoice,
+    DiskBus,
+    FirstbootChoice,
+    TimeoutPhase,
+    FirmwareChoice,
+    Expect
+);
 
 /// `--timeout [PHASE=]DURATION`: a phase's deadline (the overall one without a phase).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +59,16 @@ pub struct BootOptions {
     /// Accelerator [default: auto].
     #[arg(long, value_enum)]
     pub accel: Option<AccelChoice>,
-    /// Guest RAM in MiB [default: 384].
+    /// Firmware [default: auto].
+    #[arg(long, value_enum)]
+    pub firmware: Option<FirmwareChoice>,
+    /// UEFI boots run OVMF's Secure Boot build with Microsoft's keys enrolled.
+    #[arg(long)]
+    pub secure_boot: bool,
+    /// What the image is [default: boot for ISOs, server for disks].
+    #[arg(long, value_enum)]
+    pub expect: Option<Expect>,
+    /// Guest RAM in MiB [default: 384; 2048 for ISOs].
     #[arg(short = 'm', long = "memory", value_name = "MiB")]
     pub memory: Option<u32>,
     /// vCPUs per guest (default: the host's CPUs shared among all parallel boots under TCG).
@@ -115,9 +133,13 @@ impl BootOptions {
         Settings {
             boots: self.boots,
             memory: self.memory,
+            iso_memory: None,
             smp: self.smp,
             disk_bus: self.disk_bus,
             accel: self.accel,
+            firmware: self.firmware,
+            secure_boot: self.secure_boot.then_some(true),
+            expect: self.expect,
             user: self.user.clone(),
             firstboot: self.firstboot,
             tcg_scale: None,
@@ -162,6 +184,10 @@ pub struct RunArgs {
     /// Initrd for --kernel.
     #[arg(long, value_name = "FILE", requires = "kernel")]
     pub initrd: Option<PathBuf>,
+    /// A further disk attached after the image (or the CD), on its own overlay, never
+    /// written (repeatable, in order; an ISO otherwise gets one blank disk).
+    #[arg(long = "disk", value_name = "FILE")]
+    pub disks: Vec<PathBuf>,
     /// Kernel command line for --kernel.
     #[arg(
         long,
@@ -190,6 +216,7 @@ impl RunArgs {
                 initrd: self.initrd,
                 append: self.append,
             }),
+            disks: self.disks,
             ..self.boot.request()
         }
     }
