@@ -351,7 +351,9 @@ pub const CATALOGUE: &[Check] = &[
         id: CheckId::ConsoleClean,
         title: "no panic, oops or emergency shell on the console",
         holds: "no kernel panic, oops, `grub rescue>`, emergency shell, root-not-found, \"No \
-                bootable device\" (any of these before userspace fails `boot.userspace` fast)",
+                bootable device\"; no firmware shell or boot menu, Secure Boot violation, \
+                bootloader command line (`grub>`, `boot:`), menu without a timeout or failed \
+                entries (any of these before userspace fails `boot.userspace` fast)",
         rule: Rule::Boot,
         severity: Severity::Error,
         needs: &[Need::Userspace],

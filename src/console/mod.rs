@@ -58,6 +58,10 @@ pub fn classify_line(line: &str) -> (Option<Phase>, Option<FailureKind>) {
         ("\"EFI Internal Shell\"", FailureKind::FirmwareShell),
         ("UEFI Interactive Shell", FailureKind::FirmwareShell),
         ("Boot Manager Menu", FailureKind::FirmwareMenu),
+        (
+            "Failed to boot both default and fallback entries",
+            FailureKind::BootloaderFailed,
+        ),
         ("Security Violation", FailureKind::SecureBootViolation),
         ("bad shim signature", FailureKind::SecureBootViolation),
     ];

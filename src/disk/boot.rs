@@ -1,7 +1,8 @@
 //! Which firmware can boot an image, read offline ([`support`]):
 //!
 //! * a disk: BIOS boot code in sector 0 (its first 440 bytes, before the disk signature
-//!   and partition table, are not all zero); an EFI system partition (GPT type
+//!   and partition table, are not all zero, and do more than hand the boot back to the
+//!   BIOS: [`HAND_BACK`]); an EFI system partition (GPT type
 //!   `C12A7328-...`, MBR type `0xef`) whose FAT filesystem holds `EFI/BOOT/BOOTX64.EFI`,
 //!   the loader a firmware with no boot entries of its own (every new VM) starts;
 //! * an ISO: the platforms of its El Torito boot catalogue (x86 BIOS, EFI).
@@ -26,6 +27,12 @@ pub const ESP_MBR_TYPE: &str = "ef";
 pub const BIOS_BOOT_GUID: &str = "21686148-6449-6E6F-744E-656564454649";
 /// The loader UEFI starts from a disk it has no boot entry for.
 pub const REMOVABLE_LOADER: &str = "EFI/BOOT/BOOTX64.EFI";
+
+/// Boot code that boots nothing: `int 18h` (boot failed: the BIOS tries its next device,
+/// and says "No bootable device" when none is left), then `hlt` forever. What a disk that
+/// UEFI alone boots (fsmaker's `--firmware uefi`) carries, so that a BIOS gives up at once
+/// instead of running a zeroed boot sector.
+pub const HAND_BACK: [u8; 5] = [0xcd, 0x18, 0xf4, 0xeb, 0xfd];
 
 /// What the raw disk (or bare filesystem) at `path` offers each firmware.
 pub fn support(path: &Path) -> BootSupport {
@@ -67,12 +74,16 @@ pub fn support(path: &Path) -> BootSupport {
     s
 }
 
-/// Whether sector 0 holds boot code: the 55 AA signature and a non-zero code area.
+/// Whether sector 0 holds boot code: the 55 AA signature and a non-zero code area that
+/// is not [`HAND_BACK`].
 fn bios_code(path: &Path) -> io::Result<bool> {
     let mut sector = [0u8; 512];
     let f = File::open(path)?;
     let n = f.read_at(&mut sector, 0)?;
-    Ok(n == 512 && sector[510..] == [0x55, 0xaa] && sector[..440].iter().any(|&b| b != 0))
+    Ok(n == 512
+        && sector[510..] == [0x55, 0xaa]
+        && sector[..440].iter().any(|&b| b != 0)
+        && !sector.starts_with(&HAND_BACK))
 }
 
 /// The EFI applications (`*.efi`, upper-cased paths without a leading `/`) in the FAT
@@ -241,6 +252,20 @@ mod tests {
         assert_eq!(catalogue_platforms(&c), [PLATFORM_X86, PLATFORM_EFI]);
         c[31] = 0;
         assert!(catalogue_platforms(&c).is_empty());
+    }
+
+    #[test]
+    fn boot_code_that_hands_back_is_no_boot_code() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("mbr.img");
+        let mut sector = vec![0u8; 512];
+        sector[510..].copy_from_slice(&[0x55, 0xaa]);
+        sector[..5].copy_from_slice(&HAND_BACK);
+        std::fs::write(&p, &sector).unwrap();
+        assert!(!bios_code(&p).unwrap());
+        sector[0] = 0xeb;
+        std::fs::write(&p, &sector).unwrap();
+        assert!(bios_code(&p).unwrap());
     }
 
     #[test]

@@ -46,6 +46,9 @@ crate::named_enum! {
         BootloaderPrompt = "bootloader-prompt",
         /// A bootloader menu waits with no timeout.
         BootloaderMenu = "bootloader-menu",
+        /// The bootloader could boot none of its entries (GRUB's "Failed to boot both
+        /// default and fallback entries").
+        BootloaderFailed = "bootloader-failed",
     }
 }
 

@@ -743,7 +743,8 @@ fn embed_grub(
 }
 
 /// A GPT disk's boot: the table (with its protective MBR), GRUB's core image in the BIOS
-/// boot partition and boot.img in sector 0 (BIOS), the ESP (UEFI).
+/// boot partition and boot.img in sector 0 (BIOS; without BIOS, boot code that hands the
+/// boot back), the ESP (UEFI).
 fn write_gpt_boot(
     plan: &BuildPlan,
     disk: &NamedTempFile,
@@ -753,6 +754,10 @@ fn write_gpt_boot(
     let file = disk.as_file();
     let layout = &inputs.layout;
     gpt::write(file, layout, &inputs.sb.uuid)?;
+    if layout.bios_boot.is_none() {
+        // UEFI only: a BIOS that boots the disk anyway is handed back at once.
+        write_at(file, 0, &crate::disk::boot::HAND_BACK)?;
+    }
     if let (Some(area), Some(grub)) = (layout.bios_boot, &inputs.grub) {
         let mut sector0 = vec![0u8; layout::SECTOR as usize];
         std::os::unix::fs::FileExt::read_exact_at(file, &mut sector0, 0)

@@ -390,7 +390,11 @@ fn to_userspace(ctx: &BootContext, g: &mut Guest) -> bool {
             g.vm.wait_until(Instant::now() + Duration::from_secs(1));
             false
         }
-        WaitOutcome::Closed => false,
+        WaitOutcome::Closed => {
+            // QEMU closed the console: let it exit, so the boot records how it ended.
+            g.vm.wait_until(Instant::now() + Duration::from_secs(5));
+            false
+        }
         WaitOutcome::TimedOut => !matches!(
             guest::attempt(
                 g.ssh_port,
