@@ -316,10 +316,40 @@ fn tiny_server_iso_boots_from_cd_and_passes() {
             .arg(&initrd)
             .arg(&iso),
     );
+    // An ISO is a boot medium by default: it must boot from the CD to its userspace under
+    // each firmware it supports (BIOS and UEFI here, one boot each); first-boot and
+    // hygiene checks are left out, and leaving them out is no unjudged rule.
+    let o = imgtest(d.path(), &iso, &[]);
+    assert_eq!(o.code, 0, "{}\n{}", o.out, o.err);
+    assert_eq!(o.report[0]["format"], "ISO 9660 (El Torito bootable)");
+    let firmwares: Vec<&str> = o.report[0]["facts"]["boots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["firmware"].as_str().unwrap())
+        .collect();
+    assert_eq!(firmwares, ["bios", "uefi"]);
+    assert_eq!(o.status("boot.userspace"), ["pass", "pass"], "{}", o.out);
+    assert!(
+        o.evidence("metadata.password")[0].contains("expect boot"),
+        "{}",
+        o.out
+    );
+    assert!(o.report[0].get("unjudged").is_none(), "{}", o.report);
+    let uefi = std::fs::read_to_string(d.path().join("artifacts/boot1-console.log")).unwrap();
+    let cd = uefi
+        .find("BdsDxe: starting Boot0001 \"UEFI QEMU DVD-ROM")
+        .expect("OVMF booted the CD first");
+    assert!(!uefi[..cd].contains("HARDDISK"), "{uefi}");
+    // The same CD as a live server with a first-boot agent: judged as a server.
     let o = imgtest(
         d.path(),
         &iso,
         &[
+            "--expect",
+            "server",
+            "--firmware",
+            "bios",
             "--boots",
             "1",
             "--skip",
@@ -328,7 +358,6 @@ fn tiny_server_iso_boots_from_cd_and_passes() {
         ],
     );
     assert_eq!(o.code, 0, "{}\n{}", o.out, o.err);
-    assert_eq!(o.report[0]["format"], "ISO 9660 (El Torito bootable)");
     assert_eq!(o.status("metadata.password"), ["pass"]);
     assert_eq!(o.status("logs.clean"), ["skip"]);
     // What only the image file shows cannot be judged from a CD: named, allowed here.

@@ -3,6 +3,7 @@
 use super::probe_kernel;
 use crate::exit;
 use crate::vm::accel;
+use crate::vm::firmware::Ovmf;
 
 /// `imgtest doctor`.
 pub(super) fn doctor() -> i32 {
@@ -61,6 +62,16 @@ pub(super) fn doctor() -> i32 {
         "install: apt-get install seabios",
         true,
     );
+    for (name, secure) in [("OVMF (UEFI)", false), ("OVMF Secure Boot", true)] {
+        line(
+            name,
+            Ovmf::locate(secure)
+                .map(|o| format!("{} + {}", o.code.display(), o.vars.display()))
+                .map_err(|e| e.to_string()),
+            "install: apt-get install ovmf (needed for --firmware uefi|both, --secure-boot)",
+            false,
+        );
+    }
     let dir = tempfile::tempdir().expect("temp dir");
     let kernel = probe_kernel();
     line(
