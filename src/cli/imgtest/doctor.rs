@@ -62,16 +62,7 @@ pub(super) fn doctor() -> i32 {
         "install: apt-get install seabios",
         true,
     );
-    for (name, secure) in [("OVMF (UEFI)", false), ("OVMF Secure Boot", true)] {
-        line(
-            name,
-            Ovmf::locate(secure)
-                .map(|o| format!("{} + {}", o.code.display(), o.vars.display()))
-                .map_err(|e| e.to_string()),
-            "install: apt-get install ovmf (needed for --firmware uefi|both, --secure-boot)",
-            false,
-        );
-    }
+    ovmf_lines(&mut line);
     let dir = tempfile::tempdir().expect("temp dir");
     let kernel = probe_kernel();
     line(
@@ -93,4 +84,18 @@ pub(super) fn doctor() -> i32 {
     );
     println!("accelerator for --accel auto: {auto}");
     if ok { exit::SUCCESS } else { exit::ERROR }
+}
+
+/// OVMF's two builds (UEFI, Secure Boot), as `line` reports a dependency.
+fn ovmf_lines(line: &mut impl FnMut(&str, Result<String, String>, &str, bool)) {
+    for (name, secure) in [("OVMF (UEFI)", false), ("OVMF Secure Boot", true)] {
+        line(
+            name,
+            Ovmf::locate(secure)
+                .map(|o| format!("{} + {}", o.code.display(), o.vars.display()))
+                .map_err(|e| e.to_string()),
+            "install: apt-get install ovmf (needed for --firmware uefi|both, --secure-boot)",
+            false,
+        );
+    }
 }
