@@ -69,14 +69,8 @@ fn clean_tiny_image_passes_with_two_parallel_boots() {
     }
     let console = std::fs::read_to_string(art.join("boot0-console.log")).unwrap();
     assert!(console.contains("firstboot: done"), "{console}");
-    let phases: Vec<&str> = o.report[0]["facts"]["boots"][0]["console"]["phases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p[0].as_str().unwrap())
-        .collect();
     assert_eq!(
-        phases,
+        o.phases(0),
         ["firmware", "bootloader", "kernel", "userspace", "login"]
     );
     let xml = std::fs::read_to_string(junit).unwrap();
@@ -322,13 +316,7 @@ fn tiny_server_iso_boots_from_cd_and_passes() {
     let o = imgtest(d.path(), &iso, &[]);
     assert_eq!(o.code, 0, "{}\n{}", o.out, o.err);
     assert_eq!(o.report[0]["format"], "ISO 9660 (El Torito bootable)");
-    let firmwares: Vec<&str> = o.report[0]["facts"]["boots"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["firmware"].as_str().unwrap())
-        .collect();
-    assert_eq!(firmwares, ["bios", "uefi"]);
+    assert_eq!(o.firmwares(), ["bios", "uefi"]);
     assert_eq!(o.status("boot.userspace"), ["pass", "pass"], "{}", o.out);
     assert!(
         o.evidence("metadata.password")[0].contains("expect boot"),

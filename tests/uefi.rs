@@ -31,16 +31,6 @@ fn imgtest(dir: &Path, image: &Path, args: &[&str]) -> Outcome {
     common::imgtest_run(dir, image, args)
 }
 
-/// The firmware of each boot, in boot order.
-fn firmwares(o: &Outcome) -> Vec<String> {
-    o.report[0]["facts"]["boots"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["firmware"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn hybrid_gpt_image_passes_under_both_firmwares() {
     let d = tempfile::tempdir().unwrap();
@@ -55,7 +45,7 @@ fn hybrid_gpt_image_passes_under_both_firmwares() {
     // The default: the image offers both, so the two boots take one firmware each.
     let o = imgtest(d.path(), &img, &["--junit", junit.to_str().unwrap()]);
     assert_eq!(o.code, 0, "{}", o.log());
-    assert_eq!(firmwares(&o), ["bios", "uefi"]);
+    assert_eq!(o.firmwares(), ["bios", "uefi"]);
     let why = o.report[0]["facts"]["firmware"]["reason"].as_str().unwrap();
     assert!(
         why.contains("boot code in the MBR") && why.contains("EFI/BOOT/BOOTX64.EFI"),
@@ -64,14 +54,8 @@ fn hybrid_gpt_image_passes_under_both_firmwares() {
     assert_eq!(o.status("metadata.password"), ["pass", "pass"]);
     assert_eq!(o.status("hostkeys.unique"), ["pass"]);
     // The firmware, bootloader, kernel and userspace of the UEFI boot, in order.
-    let phases: Vec<&str> = o.report[0]["facts"]["boots"][1]["console"]["phases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p[0].as_str().unwrap())
-        .collect();
     assert_eq!(
-        phases,
+        o.phases(1),
         ["firmware", "bootloader", "kernel", "userspace", "login"]
     );
     let xml = std::fs::read_to_string(junit).unwrap();
@@ -114,7 +98,7 @@ fn emptied_esp_fails_uefi_with_the_firmwares_reason_and_passes_bios() {
         ],
     );
     assert_eq!(o.code, 1, "{}", o.log());
-    assert_eq!(firmwares(&o), ["bios", "uefi"]);
+    assert_eq!(o.firmwares(), ["bios", "uefi"]);
     assert_eq!(o.status("boot.userspace"), ["pass", "fail"], "{}", o.out);
     let why = &o.evidence("boot.userspace")[1];
     assert!(
@@ -147,7 +131,7 @@ fn uefi_only_image_passes_under_uefi_and_fails_fast_under_bios() {
     let only_boot = ["--boots", "1", "--check", "boot.userspace"];
     let o = imgtest(d.path(), &img, &only_boot);
     assert_eq!(o.code, 0, "{}", o.log());
-    assert_eq!(firmwares(&o), ["uefi"], "auto picks what the image offers");
+    assert_eq!(o.firmwares(), ["uefi"], "auto picks what the image offers");
     let t = Instant::now();
     let o = imgtest(
         d.path(),

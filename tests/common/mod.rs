@@ -422,6 +422,30 @@ impl Outcome {
             .collect()
     }
 
+    /// The firmware of each boot, in boot order.
+    pub fn firmwares(&self) -> Vec<String> {
+        self.boots()
+            .map(|b| b["firmware"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// The phases boot `i`'s console reached, in order.
+    pub fn phases(&self, i: usize) -> Vec<String> {
+        self.report[0]["facts"]["boots"][i]["console"]["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p[0].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    fn boots(&self) -> impl Iterator<Item = &serde_json::Value> {
+        self.report[0]["facts"]["boots"]
+            .as_array()
+            .into_iter()
+            .flatten()
+    }
+
     /// Standard output and standard error, for assertion messages.
     pub fn log(&self) -> String {
         format!("{}\n{}", self.out, self.err)
