@@ -285,10 +285,17 @@ fn metadata_that_never_answers_leaves_the_image_locked() {
 #[test]
 fn tiny_server_iso_boots_from_cd_and_passes() {
     let d = tempfile::tempdir().unwrap();
+    let iso = tiny_iso(d.path());
+    iso_boots_as_a_medium_under_both_firmwares(d.path(), &iso);
+    iso_passes_as_a_server(d.path(), &iso);
+}
+
+/// The tiny server as a live CD (BIOS and UEFI) in `dir`.
+fn tiny_iso(dir: &Path) -> PathBuf {
     let kernel = common::cached_kernel_dir();
     let version = common::cached_kernel_version();
     // images/tiny/build.sh takes modules from DIR/lib/modules/VERSION.
-    let mods = d.path().join("kernel");
+    let mods = dir.join("kernel");
     std::fs::create_dir_all(mods.join("lib/modules")).unwrap();
     std::os::unix::fs::symlink(
         kernel.join("modules"),
@@ -296,25 +303,53 @@ fn tiny_server_iso_boots_from_cd_and_passes() {
     )
     .unwrap();
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let initrd = d.path().join("tiny.cpio.gz");
+    let initrd = dir.join("tiny.cpio.gz");
     run_ok(
         Command::new(repo.join("images/tiny/build.sh"))
             .args(["--mode", "server", "--format", "cpio", "--modules-from"])
             .arg(&mods)
             .arg(&initrd),
     );
-    let iso = d.path().join("tiny.iso");
+    let iso = dir.join("tiny.iso");
     run_ok(
         Command::new(repo.join("images/iso/build.sh"))
             .arg(kernel.join("vmlinuz"))
             .arg(&initrd)
             .arg(&iso),
     );
+    iso
+}
+
+/// The default for an ISO: a boot medium, judged on its boots alone.
+fn iso_boots_as_a_medium_under_both_firmwares(dir: &Path, iso: &Path) {
     // An ISO is a boot medium by default: it must boot from the CD to its userspace under
     // each firmware it supports (BIOS and UEFI here, one boot each); first-boot and
-    // hygiene checks are left out, and leaving them out is no unjudged rule.
-    let o = imgtest(d.path(), &iso, &[]);
+    // hygiene checks are left out, and leaving them out is no unjudged rule. The server's
+    // further disks follow the CD in order, each on its own overlay, never written.
+    let (first, second) = (dir.join("first.raw"), dir.join("second.qcow2"));
+    std::fs::File::create(&first)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    run_ok(
+        Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2"])
+            .arg(&second)
+            .arg("96M"),
+    );
+    let before = (common::sha256(&first), common::sha256(&second));
+    let o = imgtest(
+        dir,
+        iso,
+        &[
+            "--disk",
+            first.to_str().unwrap(),
+            "--disk",
+            second.to_str().unwrap(),
+        ],
+    );
     assert_eq!(o.code, 0, "{}\n{}", o.out, o.err);
+    assert_eq!((common::sha256(&first), common::sha256(&second)), before);
     assert_eq!(o.report[0]["format"], "ISO 9660 (El Torito bootable)");
     assert_eq!(o.firmwares(), ["bios", "uefi"]);
     assert_eq!(o.status("boot.userspace"), ["pass", "pass"], "{}", o.out);
@@ -324,15 +359,28 @@ fn tiny_server_iso_boots_from_cd_and_passes() {
         o.out
     );
     assert!(o.report[0].get("unjudged").is_none(), "{}", o.report);
-    let uefi = std::fs::read_to_string(d.path().join("artifacts/boot1-console.log")).unwrap();
+    let uefi = std::fs::read_to_string(dir.join("artifacts/boot1-console.log")).unwrap();
     let cd = uefi
         .find("BdsDxe: starting Boot0001 \"UEFI QEMU DVD-ROM")
         .expect("OVMF booted the CD first");
     assert!(!uefi[..cd].contains("HARDDISK"), "{uefi}");
+    // vda and vdb are the two disks, in the order given.
+    assert!(
+        uefi.contains("[vda] 131072 512-byte logical blocks"),
+        "{uefi}"
+    );
+    assert!(
+        uefi.contains("[vdb] 196608 512-byte logical blocks"),
+        "{uefi}"
+    );
+}
+
+/// `--expect server`: the live system's first boot judged like a disk's.
+fn iso_passes_as_a_server(dir: &Path, iso: &Path) {
     // The same CD as a live server with a first-boot agent: judged as a server.
     let o = imgtest(
-        d.path(),
-        &iso,
+        dir,
+        iso,
         &[
             "--expect",
             "server",
@@ -354,7 +402,7 @@ fn tiny_server_iso_boots_from_cd_and_passes() {
         unjudged.contains("rule 1 (leftovers)") && unjudged.contains("rule 3 (logs)"),
         "{unjudged}"
     );
-    let console = std::fs::read_to_string(d.path().join("artifacts/boot0-console.log")).unwrap();
+    let console = std::fs::read_to_string(dir.join("artifacts/boot0-console.log")).unwrap();
     let cd = console
         .find("Booting from DVD/CD")
         .expect("the firmware booted the CD");

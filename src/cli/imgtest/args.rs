@@ -343,6 +343,20 @@ mod tests {
         assert!(p.offline.allow.contains(&"/home/*/.bashrc".to_string()));
         assert!(!p.fail_fast && !p.allow_unjudged);
         assert_eq!(
+            (p.firmware, p.secure_boot, p.expect),
+            (FirmwareChoice::Auto, false, None)
+        );
+        // ISOs get an installer's RAM unless -m or the config says otherwise.
+        assert_eq!(p.iso_memory_mib, 2048);
+        let m = resolve(args(&["-m", "512", "a.iso"]), None).unwrap();
+        assert_eq!((m.memory_mib, m.iso_memory_mib), (512, 512));
+        let c = resolve(
+            args(&["a.iso"]),
+            Some(("iso-memory = 1024\n", "imgtest.toml")),
+        )
+        .unwrap();
+        assert_eq!((c.memory_mib, c.iso_memory_mib), (384, 1024));
+        assert_eq!(
             p.timeouts.for_accel(Accel::Tcg, p.tcg_scale).boot,
             Duration::from_secs(240)
         );
@@ -391,6 +405,31 @@ mod tests {
         assert_eq!(p.firstboot, FirstbootChoice::CloudInit);
         assert_eq!(p.user.as_deref(), Some("admin"));
         assert!(Cli::try_parse_from(["imgtest", "--firstboot", "ignition", "a.img"]).is_err());
+        let p = resolve(
+            args(&[
+                "--firmware",
+                "both",
+                "--secure-boot",
+                "--expect",
+                "server",
+                "--disk",
+                "b.img",
+                "a.iso",
+            ]),
+            Some(("firmware = \"bios\"\nexpect = \"boot\"\n", "imgtest.toml")),
+        )
+        .unwrap();
+        assert_eq!(
+            (p.firmware, p.secure_boot, p.expect),
+            (FirmwareChoice::Both, true, Some(Expect::Server))
+        );
+        assert_eq!(p.disks, [std::path::PathBuf::from("b.img")]);
+        let e = resolve(
+            args(&["--disk-bus", "ide", "--disk", "b.img", "a.img"]),
+            None,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("not ide"), "{e}");
     }
 
     #[test]
@@ -414,6 +453,8 @@ mod tests {
             "auto, kvm, tcg",
             "virtio, ide, scsi",
             "auto, firstboot, cloud-init",
+            "auto, bios, uefi, both",
+            "server, boot",
         ] {
             assert!(
                 help.contains(&format!("[possible values: {values}]")) || {
