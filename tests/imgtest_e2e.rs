@@ -411,3 +411,25 @@ fn iso_passes_as_a_server(dir: &Path, iso: &Path) {
         "{console}"
     );
 }
+
+#[test]
+fn debian_installer_cd_boots_to_its_installer_under_both_firmwares() {
+    // A real install CD: debian-installer's netboot kernel and initrd (pinned in
+    // images/assets.toml), on the serial console, under the default (a boot medium, RAM
+    // for an installer: no -m here).
+    let d = tempfile::tempdir().unwrap();
+    let iso = d.path().join("installer.iso");
+    run_ok(
+        Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("images/iso/installer-iso.sh"))
+            .arg(&iso),
+    );
+    let o = common::imgtest_run(d.path(), &iso, &[]);
+    assert_eq!(o.code, 0, "{}", o.log());
+    assert_eq!(o.firmwares(), ["bios", "uefi"]);
+    assert_eq!(o.status("boot.userspace"), ["pass", "pass"], "{}", o.out);
+    for boot in 0..2 {
+        let log = d.path().join(format!("artifacts/boot{boot}-console.log"));
+        let console = std::fs::read_to_string(log).unwrap();
+        assert!(console.contains("Run /init as init process"), "{console}");
+    }
+}
