@@ -222,7 +222,7 @@ fn sigint_leaves_no_qemu_relay_or_temp_file() {
         if err.read_line(&mut line).unwrap() == 0 {
             break;
         }
-        if let Some(rest) = line.split("QEMU started (pid ").nth(1) {
+        if let Some(rest) = line.split("QEMU started under bios (pid ").nth(1) {
             pids.push(rest.split(',').next().unwrap().parse::<i32>().unwrap());
         }
     }
