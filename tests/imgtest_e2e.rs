@@ -248,7 +248,11 @@ fn kernel_that_cannot_find_root_fails_fast_with_the_console_evidence() {
         failure["kind"] == "root-not-found" || failure["kind"] == "kernel-panic",
         "{failure}"
     );
-    assert!(o.out.contains("console tail of boot 0:"), "{}", o.out);
+    assert!(
+        o.out.contains("console tail of boot 0 (bios):"),
+        "{}",
+        o.out
+    );
     // Fail fast: long before the 150s x 4 boot deadline.
     assert!(t.elapsed().as_secs() < 240, "took {:?}", t.elapsed());
 }

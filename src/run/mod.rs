@@ -227,7 +227,7 @@ fn plan_boots(
     let disks = plan
         .disks
         .iter()
-        .map(|d| image::sniff(d))
+        .map(|d| image::sniff_disk(d))
         .collect::<Result<Vec<_>, _>>()?;
     Ok((selection, firmware, disks))
 }
