@@ -15,7 +15,8 @@ default_kernel() {
 # floor_once IMAGE MEMORY [QEMU OPTION]...: seconds from starting plain QEMU on a qcow2
 # overlay of IMAGE until the guest's SSH server sends its banner. QEMU's defaults (1 vCPU)
 # with imgtest's RAM, machine, disk bus and restricted network, and a metadata answer
-# for every path so first boot does not wait. The extra options add devices.
+# for every path so first boot does not wait. The extra options add devices (firmware);
+# FLOOR_MACHINE and FLOOR_NIC replace the machine (pc) and the NIC's device options.
 floor_once() {
   image=$1 memory=$2
   shift 2
@@ -23,11 +24,11 @@ floor_once() {
   qemu-img create -q -f qcow2 -F raw -b "$image" "$work/floor.qcow2"
   start=$(now)
   qemu-system-x86_64 -nodefaults -no-user-config -nographic -serial null -monitor none \
-    -machine pc -accel tcg -m "$memory" \
+    -machine "${FLOOR_MACHINE:-pc}" -accel tcg -m "$memory" \
     -drive file="$work/floor.qcow2",format=qcow2,if=none,id=d0,cache=unsafe \
     -device virtio-blk-pci,drive=d0 \
     -netdev "user,id=n0,restrict=on,net=169.254.0.0/16,host=169.254.0.2,hostfwd=tcp:127.0.0.1:$port-:22,guestfwd=tcp:169.254.169.254:80-cmd:printf 'HTTP/1.0 200 OK\r\nContent-Length: 13\r\n\r\nbenchpassword'" \
-    -device virtio-net-pci,netdev=n0 "$@" &
+    -device "${FLOOR_NIC:-virtio-net-pci,netdev=n0}" "$@" &
   qpid=$!
   # QEMU accepts every connection to the forwarded port at once and the guest may leave
   # it hanging until its network is up: a new connection every 100 ms, all polled, so the

@@ -83,6 +83,39 @@ for d in /proc/[0-9]*; do
     [ -n "$line" ] && add dropbear "$(q "$line")"
 done
 
+# UEFI and Secure Boot as the guest sees them: the SecureBoot EFI variable (efivarfs is
+# mounted if the init system did not), else mokutil, else the kernel's boot message.
+efi=false sb=null sb_source=""
+if [ -d /sys/firmware/efi ]; then
+    efi=true
+    vars=/sys/firmware/efi/efivars
+    if [ -z "$(ls "$vars" 2>/dev/null)" ]; then
+        modprobe efivarfs 2>/dev/null
+        mount -t efivarfs efivarfs "$vars" 2>/dev/null
+    fi
+    var="$vars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
+    if [ -r "$var" ]; then
+        # 4 bytes of attributes, then the value.
+        case $(dd if="$var" bs=1 skip=4 count=1 2>/dev/null | od -An -tu1 | tr -d ' \n') in
+            1) sb=true ;;
+            0) sb=false ;;
+        esac
+        sb_source="SecureBoot EFI variable"
+    elif command -v mokutil >/dev/null 2>&1; then
+        case $(mokutil --sb-state 2>/dev/null) in
+            *enabled*) sb=true ;;
+            *disabled*) sb=false ;;
+        esac
+        sb_source="mokutil --sb-state"
+    else
+        case $(dmesg 2>/dev/null | grep 'secureboot: Secure boot') in
+            *enabled*) sb=true ;;
+            *disabled*) sb=false ;;
+        esac
+        sb_source="the kernel log"
+    fi
+fi
+
 files=""
 while IFS= read -r f; do
     [ -n "$f" ] && add files "{\"path\":$(q "$f"),\"sha256\":$(q "$(hash_of "$f")")}"
@@ -90,6 +123,6 @@ done <<PATHS
 ${HASH_PATHS:-}
 PATHS
 
-printf '{"kernel":%s,"machine_id":%s,"hostname":%s,"host_keys":[%s],"firstboot_state":%s,"firstboot_hook":%s,"password_accounts":[%s],"login_accounts":[%s],"sshd":{%s},"dropbear":[%s],"authorized_keys":[%s],"files":[%s]}\n' \
+printf '{"kernel":%s,"machine_id":%s,"hostname":%s,"host_keys":[%s],"firstboot_state":%s,"firstboot_hook":%s,"password_accounts":[%s],"login_accounts":[%s],"sshd":{%s},"dropbear":[%s],"authorized_keys":[%s],"files":[%s],"secure_boot":{"efi":%s,"enabled":%s,"source":%s}}\n' \
     "$(q "$kernel")" "$(q "$machine_id")" "$(q "$host")" "$keys" "$(q "$state")" "$(q "$hook")" "$accounts" \
-    "$logins" "$sshd" "$dropbear" "$akeys" "$files"
+    "$logins" "$sshd" "$dropbear" "$akeys" "$files" "$efi" "$sb" "$(q "$sb_source")"

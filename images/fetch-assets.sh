@@ -1,7 +1,7 @@
 #!/bin/sh
 # Fetch the pinned Debian packages of images/assets.toml into the asset cache and verify them.
 #
-#   images/fetch-assets.sh [--role guest|kernel] [NAME...]
+#   images/fetch-assets.sh [--role guest|kernel|boot|installer] [NAME...]
 #
 # Prints the path of each verified .deb on stdout, one a line, in manifest order.
 # Cache: ${IMGTEST_ASSETS:-<repo>/target/test-assets}/debs. A cached file is only used when
@@ -18,7 +18,7 @@ die() { echo "fetch-assets: $*" >&2; exit 2; }
 role=""
 while [ $# -gt 0 ]; do
   case "$1" in
-    --role) [ $# -ge 2 ] || die "--role needs a value (guest or kernel)"; role=$2; shift 2 ;;
+    --role) [ $# -ge 2 ] || die "--role needs a value (guest, kernel, boot or installer)"; role=$2; shift 2 ;;
     --role=*) role=${1#--role=}; shift ;;
     -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     --) shift; break ;;

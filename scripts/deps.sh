@@ -11,7 +11,7 @@ PKGS=(
   # fsmaker: depmod for imported kernels
   kmod
   # boot: GRUB, firmware, guests
-  grub-pc-bin grub-common busybox-static dropbear-bin grub-rescue-pc ipxe-qemu ovmf
+  grub-pc-bin grub-efi-amd64-bin grub-common busybox-static dropbear-bin grub-rescue-pc ipxe-qemu ovmf
   # guest-side scripts: lint, HTTP clients and hashing the first-boot agent uses
   shellcheck curl wget openssl openssh-client kmod
   # benchmark peers (grub-install: bench/fsmaker.sh's traditional way)

@@ -1,7 +1,8 @@
 //! The real Debian 12 images of `images/debian/build.sh` (debootstrap: needs root and the
 //! Debian mirror), made bootable by fsmaker and judged by `imgtest run` under TCG.
 //!
-//! The clean image boots twice in parallel and passes every check. Each firstboot defect
+//! The clean image, a GPT hybrid disk like Debian's own cloud images, boots twice in
+//! parallel (under SeaBIOS and OVMF) and passes every check. Each firstboot defect
 //! variant fails exactly its check id with exit 1: judged on the image alone (imgtest boots
 //! nothing when only image-scope checks are selected), and the baked host keys once more
 //! with a real boot, where firstboot regenerates the keys so that only the image check
@@ -148,12 +149,14 @@ fn clean_debian_image_is_a_published_server_and_passes_two_boots() {
         "{shadow}"
     );
 
-    // Bootable with fsmaker, and it passes imgtest's default run (two parallel boots).
+    // Bootable with fsmaker as a GPT hybrid disk like Debian's own cloud images, and it
+    // passes imgtest's run under both firmwares (two parallel boots, one each).
     let img = d.path().join("clean.img");
-    let summary = common::build_disk(&fs, &img, &[]);
+    let summary = common::build_disk(&fs, &img, &["--table", "gpt", "--firmware", "hybrid"]);
     assert!(summary.contains(&format!("root=UUID={uuid}")), "{summary}");
-    let v = imgtest_run(d.path(), &img, &[]);
+    let v = imgtest_run(d.path(), &img, &["--firmware", "both"]);
     assert_eq!(v.code, 0, "{}", v.log());
+    assert_eq!(v.firmwares(), ["bios", "uefi"]);
     assert!(v.ids("fail").is_empty(), "{}", v.log());
     for id in [
         "metadata.password",
@@ -165,9 +168,12 @@ fn clean_debian_image_is_a_published_server_and_passes_two_boots() {
     ] {
         assert!(v.ids("pass").contains(&id.to_string()), "{id}: {}", v.log());
     }
-    let console = std::fs::read_to_string(d.path().join("artifacts/boot0-console.log")).unwrap();
-    assert!(console.contains("firstboot: done"), "{console}");
-    assert!(console.contains("Debian GNU/Linux 12"), "{console}");
+    for boot in 0..2 {
+        let log = d.path().join(format!("artifacts/boot{boot}-console.log"));
+        let console = std::fs::read_to_string(log).unwrap();
+        assert!(console.contains("firstboot: done"), "{console}");
+        assert!(console.contains("Debian GNU/Linux 12"), "{console}");
+    }
 }
 
 /// A defect variant fails exactly `expected` with exit 1, judged offline.

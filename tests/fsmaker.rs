@@ -512,3 +512,91 @@ fn out_may_not_be_the_rootfs() {
         "ROOTFS untouched"
     );
 }
+
+#[test]
+fn gpt_hybrid_disk_is_debians_layout_and_reproducible() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.img"), dir.path().join("b.img"));
+    let args = ["--table", "gpt", "--firmware", "hybrid"];
+    let summary = build_disk(&tiny_rootfs(), &a, &args);
+    assert!(
+        summary.contains("boots with:     hybrid on gpt"),
+        "{summary}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    build_disk(&tiny_rootfs(), &b, &args);
+    // The same bytes: GPT GUIDs, FAT volume id and timestamps included.
+    assert!(sha256(&a) == sha256(&b), "two GPT builds differ");
+    // sgdisk agrees with the table, the backup at the end included.
+    let v = run_ok(Command::new("sgdisk").arg("-v").arg(&a));
+    assert!(String::from_utf8_lossy(&v.stdout).contains("No problems found"));
+    let p = run_ok(Command::new("sgdisk").arg("-p").arg(&a));
+    let table = String::from_utf8_lossy(&p.stdout);
+    for row in ["2048            8191", "8192          262143", "262144"] {
+        assert!(table.contains(row), "{row}:\n{table}");
+    }
+    // The ESP (FAT32 at 4 MiB) holds GRUB's EFI image and the grub.cfg that finds the root.
+    let esp = format!("{}@@4M", a.display());
+    let info = run_ok(Command::new("minfo").arg("-i").arg(&esp).arg("::"));
+    assert!(String::from_utf8_lossy(&info.stdout).contains("FAT32"));
+    let cfg = run_ok(
+        Command::new("mtype")
+            .arg("-i")
+            .arg(&esp)
+            .arg("::/EFI/BOOT/grub.cfg"),
+    );
+    let uuid = word_after(&summary, "UUID=");
+    assert!(
+        String::from_utf8_lossy(&cfg.stdout).contains(&format!("--set=root {uuid}")),
+        "{}",
+        String::from_utf8_lossy(&cfg.stdout)
+    );
+    let loader = run_ok(
+        Command::new("mtype")
+            .arg("-i")
+            .arg(&esp)
+            .arg("::/EFI/BOOT/BOOTX64.EFI"),
+    );
+    assert!(loader.stdout.starts_with(b"MZ"));
+    // GRUB's core image sits in the BIOS boot partition, boot.img points at it.
+    let disk = std::fs::read(&a).unwrap();
+    assert_eq!(&disk[0x5c..0x64], &2048u64.to_le_bytes());
+    assert_eq!(
+        &disk[1 << 20..(1 << 20) + 4],
+        &std::fs::read("/usr/lib/grub/i386-pc/diskboot.img").unwrap()[..4]
+    );
+    assert_eq!(disk[446 + 4], 0xee, "protective MBR");
+}
+
+#[test]
+fn uefi_needs_gpt_and_secure_boot_needs_uefi_and_a_signed_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.img");
+    let try_build = |args: &[&str]| {
+        fsmaker_in(&dir.path().join("no-chain"))
+            .arg(tiny_rootfs())
+            .arg(&out)
+            .args(args)
+            .args([
+                "--kernel",
+                cached_kernel_dir().join("vmlinuz").to_str().unwrap(),
+            ])
+            .output()
+            .unwrap()
+    };
+    assert_fails(
+        &try_build(&["--table", "mbr", "--firmware", "uefi"]),
+        &["BIOS only", "--table gpt"],
+    );
+    assert_fails(
+        &try_build(&["--firmware", "bios", "--secure-boot"]),
+        &["Secure Boot needs", "--firmware uefi"],
+    );
+    assert_fails(
+        &try_build(&["--secure-boot"]),
+        &["no signed boot chain", "fsmaker secure-boot fetch"],
+    );
+    assert_eq!(leftovers(dir.path(), &[]), Vec::<String>::new());
+    // Debian's cloud kernel is signed, and fsmaker installs it as it is.
+    assert!(imgtest::fsmaker::kernel::is_signed(&cached_kernel_dir().join("vmlinuz")).unwrap());
+}

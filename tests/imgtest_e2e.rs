@@ -69,14 +69,8 @@ fn clean_tiny_image_passes_with_two_parallel_boots() {
     }
     let console = std::fs::read_to_string(art.join("boot0-console.log")).unwrap();
     assert!(console.contains("firstboot: done"), "{console}");
-    let phases: Vec<&str> = o.report[0]["facts"]["boots"][0]["console"]["phases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p[0].as_str().unwrap())
-        .collect();
     assert_eq!(
-        phases,
+        o.phases(0),
         ["firmware", "bootloader", "kernel", "userspace", "login"]
     );
     let xml = std::fs::read_to_string(junit).unwrap();
@@ -254,7 +248,11 @@ fn kernel_that_cannot_find_root_fails_fast_with_the_console_evidence() {
         failure["kind"] == "root-not-found" || failure["kind"] == "kernel-panic",
         "{failure}"
     );
-    assert!(o.out.contains("console tail of boot 0:"), "{}", o.out);
+    assert!(
+        o.out.contains("console tail of boot 0 (bios):"),
+        "{}",
+        o.out
+    );
     // Fail fast: long before the 150s x 4 boot deadline.
     assert!(t.elapsed().as_secs() < 240, "took {:?}", t.elapsed());
 }
@@ -291,10 +289,17 @@ fn metadata_that_never_answers_leaves_the_image_locked() {
 #[test]
 fn tiny_server_iso_boots_from_cd_and_passes() {
     let d = tempfile::tempdir().unwrap();
+    let iso = tiny_iso(d.path());
+    iso_boots_as_a_medium_under_both_firmwares(d.path(), &iso);
+    iso_passes_as_a_server(d.path(), &iso);
+}
+
+/// The tiny server as a live CD (BIOS and UEFI) in `dir`.
+fn tiny_iso(dir: &Path) -> PathBuf {
     let kernel = common::cached_kernel_dir();
     let version = common::cached_kernel_version();
     // images/tiny/build.sh takes modules from DIR/lib/modules/VERSION.
-    let mods = d.path().join("kernel");
+    let mods = dir.join("kernel");
     std::fs::create_dir_all(mods.join("lib/modules")).unwrap();
     std::os::unix::fs::symlink(
         kernel.join("modules"),
@@ -302,24 +307,80 @@ fn tiny_server_iso_boots_from_cd_and_passes() {
     )
     .unwrap();
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let initrd = d.path().join("tiny.cpio.gz");
+    let initrd = dir.join("tiny.cpio.gz");
     run_ok(
         Command::new(repo.join("images/tiny/build.sh"))
             .args(["--mode", "server", "--format", "cpio", "--modules-from"])
             .arg(&mods)
             .arg(&initrd),
     );
-    let iso = d.path().join("tiny.iso");
+    let iso = dir.join("tiny.iso");
     run_ok(
         Command::new(repo.join("images/iso/build.sh"))
             .arg(kernel.join("vmlinuz"))
             .arg(&initrd)
             .arg(&iso),
     );
+    iso
+}
+
+/// The default for an ISO: a boot medium, judged on its boots alone.
+fn iso_boots_as_a_medium_under_both_firmwares(dir: &Path, iso: &Path) {
+    // An ISO is a boot medium by default: it must boot from the CD to its userspace under
+    // each firmware it supports (BIOS and UEFI here, one boot each); first-boot and
+    // hygiene checks are left out, and leaving them out is no unjudged rule. The server's
+    // further disks follow the CD in order, each on its own overlay, never written.
+    let (first, second) = (dir.join("first.raw"), dir.join("second.qcow2"));
+    std::fs::File::create(&first)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    run_ok(
+        Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2"])
+            .arg(&second)
+            .arg("96M"),
+    );
+    let before = (common::sha256(&first), common::sha256(&second));
     let o = imgtest(
-        d.path(),
-        &iso,
+        dir,
+        iso,
         &[
+            "--disk",
+            first.to_str().unwrap(),
+            "--disk",
+            second.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.code, 0, "{}\n{}", o.out, o.err);
+    assert_eq!((common::sha256(&first), common::sha256(&second)), before);
+    assert_eq!(o.report[0]["format"], "ISO 9660 (El Torito bootable)");
+    assert_eq!(o.firmwares(), ["bios", "uefi"]);
+    assert_eq!(o.status("boot.userspace"), ["pass", "pass"], "{}", o.out);
+    assert!(
+        o.evidence("metadata.password")[0].contains("expect boot"),
+        "{}",
+        o.out
+    );
+    assert!(o.report[0].get("unjudged").is_none(), "{}", o.report);
+    let uefi = std::fs::read_to_string(dir.join("artifacts/boot1-console.log")).unwrap();
+    let cd = uefi
+        .find("BdsDxe: starting Boot0001 \"UEFI QEMU DVD-ROM")
+        .expect("OVMF booted the CD first");
+    assert!(!uefi[..cd].contains("HARDDISK"), "{uefi}");
+}
+
+/// `--expect server`: the live system's first boot judged like a disk's.
+fn iso_passes_as_a_server(dir: &Path, iso: &Path) {
+    // The same CD as a live server with a first-boot agent: judged as a server.
+    let o = imgtest(
+        dir,
+        iso,
+        &[
+            "--expect",
+            "server",
+            "--firmware",
+            "bios",
             "--boots",
             "1",
             "--skip",
@@ -328,7 +389,6 @@ fn tiny_server_iso_boots_from_cd_and_passes() {
         ],
     );
     assert_eq!(o.code, 0, "{}\n{}", o.out, o.err);
-    assert_eq!(o.report[0]["format"], "ISO 9660 (El Torito bootable)");
     assert_eq!(o.status("metadata.password"), ["pass"]);
     assert_eq!(o.status("logs.clean"), ["skip"]);
     // What only the image file shows cannot be judged from a CD: named, allowed here.
@@ -337,7 +397,7 @@ fn tiny_server_iso_boots_from_cd_and_passes() {
         unjudged.contains("rule 1 (leftovers)") && unjudged.contains("rule 3 (logs)"),
         "{unjudged}"
     );
-    let console = std::fs::read_to_string(d.path().join("artifacts/boot0-console.log")).unwrap();
+    let console = std::fs::read_to_string(dir.join("artifacts/boot0-console.log")).unwrap();
     let cd = console
         .find("Booting from DVD/CD")
         .expect("the firmware booted the CD");
@@ -345,4 +405,26 @@ fn tiny_server_iso_boots_from_cd_and_passes() {
         !console[..cd].contains("Booting from Hard Disk"),
         "{console}"
     );
+}
+
+#[test]
+fn debian_installer_cd_boots_to_its_installer_under_both_firmwares() {
+    // A real install CD: debian-installer's netboot kernel and initrd (pinned in
+    // images/assets.toml), on the serial console, under the default (a boot medium, RAM
+    // for an installer: no -m here).
+    let d = tempfile::tempdir().unwrap();
+    let iso = d.path().join("installer.iso");
+    run_ok(
+        Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("images/iso/installer-iso.sh"))
+            .arg(&iso),
+    );
+    let o = common::imgtest_run(d.path(), &iso, &[]);
+    assert_eq!(o.code, 0, "{}", o.log());
+    assert_eq!(o.firmwares(), ["bios", "uefi"]);
+    assert_eq!(o.status("boot.userspace"), ["pass", "pass"], "{}", o.out);
+    for boot in 0..2 {
+        let log = d.path().join(format!("artifacts/boot{boot}-console.log"));
+        let console = std::fs::read_to_string(log).unwrap();
+        assert!(console.contains("Run /init as init process"), "{console}");
+    }
 }

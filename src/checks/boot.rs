@@ -2,14 +2,14 @@
 //! off when the platform presses the power button.
 
 use super::{Judgement, fail, pass, skip};
-use crate::facts::{BootFacts, Facts, Phase, Shutdown};
+use crate::facts::{BootFacts, Facts, Firmware, Phase, Shutdown};
 
 /// `boot.userspace`: the console showed userspace, or an SSH server answered.
 pub(super) fn userspace(b: &BootFacts, _: &Facts) -> Judgement {
     match (b.console.reached(Phase::Userspace), &b.console.failure) {
         (Some(t), _) => pass(format!("userspace after {t:.1}s")),
         (None, _) if b.ssh_secs.is_some() => pass("an SSH server answered"),
-        (None, Some(f)) => fail(format!("{:?} on the console: {}", f.kind, f.line)),
+        (None, Some(f)) => fail(format!("{:?} on the console: {}", f.kind, f.describe())),
         (None, None) => fail(match &b.qemu_exit {
             Some(e) => format!(
                 "QEMU exited before userspace ({e}); last console line: {}",
@@ -27,7 +27,7 @@ pub(super) fn userspace(b: &BootFacts, _: &Facts) -> Judgement {
 pub(super) fn console_clean(b: &BootFacts, _: &Facts) -> Judgement {
     match &b.console.failure {
         None => pass("no failure pattern"),
-        Some(f) => fail(format!("{:?}: {}", f.kind, f.line)),
+        Some(f) => fail(format!("{:?}: {}", f.kind, f.describe())),
     }
 }
 
@@ -39,5 +39,31 @@ pub(super) fn shutdown_clean(b: &BootFacts, _: &Facts) -> Judgement {
             "still running {deadline_secs:.0}s after system_powerdown (ACPI power button)"
         )),
         Shutdown::NotDone { reason } => skip(reason.clone()),
+    }
+}
+
+/// `boot.secure-boot`: under `--secure-boot`, a UEFI boot's guest says Secure Boot is on.
+pub(super) fn secure_boot(b: &BootFacts, f: &Facts) -> Judgement {
+    if !f.firmware.as_ref().is_some_and(|w| w.secure_boot) {
+        return skip("only judged with Secure Boot requested");
+    }
+    if b.firmware != Firmware::Uefi {
+        return skip("a BIOS boot has no Secure Boot");
+    }
+    let Some(p) = &b.probe else {
+        return skip(format!(
+            "no probe: {}",
+            b.probe_error.as_deref().unwrap_or("not run")
+        ));
+    };
+    let sb = &p.secure_boot;
+    match (sb.efi, sb.enabled) {
+        (false, _) => fail("the guest sees no UEFI (/sys/firmware/efi is absent)"),
+        (true, Some(true)) => pass(format!("Secure Boot enabled ({})", sb.source)),
+        (true, Some(false)) => fail(format!("Secure Boot disabled ({})", sb.source)),
+        (true, None) => fail(format!(
+            "the guest cannot tell whether Secure Boot is on ({})",
+            sb.source
+        )),
     }
 }

@@ -34,6 +34,8 @@ crate::named_enum! {
         BootUserspace = "boot.userspace",
         /// No panic, oops or emergency shell on the console.
         ConsoleClean = "console.clean",
+        /// Under Secure Boot, the guest runs with Secure Boot enforced.
+        BootSecureBoot = "boot.secure-boot",
         /// The first-boot agent is installed with a boot hook.
         FirstbootInstalled = "firstboot.installed",
         /// The metadata password is fetched and works.
@@ -96,6 +98,36 @@ crate::named_enum! {
         FirstbootDisabled = "firstboot.disabled",
         /// ACPI power-off completes.
         ShutdownClean = "shutdown.clean",
+    }
+}
+
+crate::named_enum! {
+    /// What the image is expected to be, which decides what is judged.
+    #[derive(Default)]
+    pub enum Expect("expectation") {
+        /// A server image: every check (the default for disks).
+        #[default]
+        Server = "server",
+        /// A boot medium (installer, live or rescue system): it boots, from the CD before
+        /// the disk, under each firmware, to its userspace; first-boot and hygiene checks
+        /// are left out (the default for ISOs).
+        Boot = "boot",
+    }
+}
+
+impl Expect {
+    /// Whether this expectation judges `check`.
+    fn judges(self, check: &Check) -> bool {
+        match self {
+            Expect::Server => true,
+            Expect::Boot => {
+                check.rule == Rule::Boot
+                    && !check
+                        .needs
+                        .iter()
+                        .any(|n| matches!(n, Need::Login | Need::Probe | Need::PowerOff))
+            }
+        }
     }
 }
 
@@ -319,11 +351,24 @@ pub const CATALOGUE: &[Check] = &[
         id: CheckId::ConsoleClean,
         title: "no panic, oops or emergency shell on the console",
         holds: "no kernel panic, oops, `grub rescue>`, emergency shell, root-not-found, \"No \
-                bootable device\" (any of these before userspace fails `boot.userspace` fast)",
+                bootable device\"; no firmware shell or boot menu, Secure Boot violation, \
+                bootloader command line (`grub>`, `boot:`), menu without a timeout or failed \
+                entries (any of these before userspace fails `boot.userspace` fast)",
         rule: Rule::Boot,
         severity: Severity::Error,
         needs: &[Need::Userspace],
         judge: Judge::Boot(boot::console_clean),
+    },
+    Check {
+        id: CheckId::BootSecureBoot,
+        title: "the guest runs with Secure Boot enforced (under --secure-boot)",
+        holds: "with `--secure-boot`, each UEFI boot's guest reports Secure Boot enabled (the \
+                `SecureBoot` EFI variable, or `mokutil --sb-state`); an unsigned bootloader \
+                is refused by the firmware, which fails `boot.userspace` fast",
+        rule: Rule::Boot,
+        severity: Severity::Error,
+        needs: &[Need::Userspace, Need::Login, Need::Probe],
+        judge: Judge::Boot(boot::secure_boot),
     },
     Check {
         id: CheckId::FirstbootInstalled,
@@ -646,6 +691,9 @@ pub struct Selection {
     pub only: Vec<CheckId>,
     /// Never these ids.
     pub skip: Vec<CheckId>,
+    /// What the image is expected to be: the checks it leaves out are reported skipped,
+    /// never judged, and never count as unjudged.
+    pub expect: Expect,
 }
 
 impl Selection {
@@ -654,8 +702,18 @@ impl Selection {
         (self.only.is_empty() || self.only.contains(&id)) && !self.skip.contains(&id)
     }
 
+    /// The selected checks the expectation judges.
     fn selected(&self) -> impl Iterator<Item = &'static Check> + '_ {
-        CATALOGUE.iter().filter(|c| self.includes(c.id))
+        CATALOGUE
+            .iter()
+            .filter(|c| self.includes(c.id) && self.expect.judges(c))
+    }
+
+    /// The selected checks the expectation leaves out.
+    fn left_out(&self) -> impl Iterator<Item = &'static Check> + '_ {
+        CATALOGUE
+            .iter()
+            .filter(|c| self.includes(c.id) && !self.expect.judges(c))
     }
 
     /// Whether any selected check needs the image booted.
@@ -669,11 +727,27 @@ impl Selection {
     }
 }
 
-/// Evaluates the selected checks, in catalogue order (per-boot checks boot by boot).
+/// Evaluates the selected checks, in catalogue order (per-boot checks boot by boot); those
+/// the expectation leaves out are skipped with that reason.
 pub fn evaluate(facts: &Facts, selection: &Selection) -> Vec<CheckResult> {
-    selection
-        .selected()
-        .flat_map(|c| c.results(facts))
+    let left_out: Vec<CheckId> = selection.left_out().map(|c| c.id).collect();
+    CATALOGUE
+        .iter()
+        .filter(|c| selection.includes(c.id))
+        .flat_map(|c| {
+            if left_out.contains(&c.id) {
+                vec![c.result(
+                    None,
+                    skip(format!(
+                        "not judged: the image is expected to be a boot medium (expect {}), \
+                         whose system is not the one that is published",
+                        selection.expect
+                    )),
+                )]
+            } else {
+                c.results(facts)
+            }
+        })
         .collect()
 }
 
@@ -690,10 +764,18 @@ impl Rule {
     }
 }
 
-/// What `results` leave unjudged: each of the guide's rules whose selected checks all
-/// skipped (with their reasons), and a run whose every check skipped. Such a run is not a
-/// pass: a gate fails closed.
-pub fn unjudged(results: &[CheckResult]) -> Vec<String> {
+/// What `results` leave unjudged: each of the guide's rules whose judged checks all
+/// skipped (with their reasons), and a run whose every judged check skipped. Such a run is
+/// not a pass: a gate fails closed. Checks `selection`'s expectation leaves out do not
+/// count: they were not to be judged.
+pub fn unjudged(results: &[CheckResult], selection: &Selection) -> Vec<String> {
+    let left_out: Vec<CheckId> = selection.left_out().map(|c| c.id).collect();
+    let results: Vec<CheckResult> = results
+        .iter()
+        .filter(|r| !left_out.contains(&r.id))
+        .cloned()
+        .collect();
+    let results = results.as_slice();
     let mut out = Vec::new();
     for rule in Rule::ALL.iter().filter(|r| r.number().is_some()) {
         let mine: Vec<&CheckResult> = results

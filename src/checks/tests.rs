@@ -55,7 +55,7 @@ fn boot(i: usize) -> BootFacts {
             Vec::new()
         },
         shutdown: Shutdown::Clean { secs: 2.0 },
-        ..BootFacts::new(i)
+        ..BootFacts::new(i, Firmware::Bios)
     }
 }
 
@@ -66,6 +66,7 @@ fn clean() -> Facts {
         fault: Fault::None,
         agent: None,
         no_boot: None,
+        firmware: None,
     }
 }
 
@@ -88,7 +89,15 @@ fn clean_image_passes_everything_it_can_judge() {
         .filter(|r| r.status == Status::Skip)
         .map(|r| r.id.name())
         .collect();
-    assert_eq!(skipped, ["firstboot.fail-safe", "firstboot.fail-safe"]);
+    assert_eq!(
+        skipped,
+        [
+            "boot.secure-boot",
+            "boot.secure-boot",
+            "firstboot.fail-safe",
+            "firstboot.fail-safe"
+        ]
+    );
     // Per-boot checks appear once per boot, the others once.
     assert_eq!(
         results
@@ -273,10 +282,11 @@ fn online_defects() -> Vec<(&'static str, Defect)> {
             "boot.userspace",
             Box::new(|f| {
                 for b in &mut f.boots {
-                    *b = BootFacts::new(b.index);
+                    *b = BootFacts::new(b.index, b.firmware);
                     b.console.failure = Some(ConsoleFailure {
                         kind: FailureKind::RootNotFound,
                         line: "VFS: Unable to mount root fs".into(),
+                        cause: None,
                     });
                 }
             }),
@@ -326,6 +336,7 @@ fn online_defects() -> Vec<(&'static str, Defect)> {
                 f.boots[0].console.failure = Some(ConsoleFailure {
                     kind: FailureKind::Oops,
                     line: "Oops: 0000".into(),
+                    cause: None,
                 })
             }),
         ),
@@ -444,6 +455,7 @@ fn selection_filters_and_knows_what_needs_a_boot() {
     let sel = Selection {
         only: vec![CheckId::LogsClean, CheckId::ScriptsNone],
         skip: vec![CheckId::ScriptsNone],
+        ..Selection::default()
     };
     let r = evaluate(&clean(), &sel);
     assert_eq!(r.len(), 1);
@@ -457,12 +469,12 @@ fn selection_filters_and_knows_what_needs_a_boot() {
     }
     let shutdown_only = Selection {
         only: vec![CheckId::ShutdownClean],
-        skip: vec![],
+        ..Selection::default()
     };
     assert!(shutdown_only.needs(Need::PowerOff) && !shutdown_only.needs(Need::Login));
     let no_shutdown = Selection {
-        only: vec![],
         skip: vec![CheckId::ShutdownClean],
+        ..Selection::default()
     };
     assert!(!no_shutdown.needs(Need::PowerOff) && no_shutdown.needs(Need::Probe));
 }
@@ -474,7 +486,7 @@ fn catalogue_ids_are_unique_and_stable() {
     sorted.sort();
     sorted.dedup();
     assert_eq!(sorted.len(), ids.len());
-    assert_eq!(ids.len(), 33);
+    assert_eq!(ids.len(), 34);
     // Every id has exactly one entry, and the catalogue lists them in declaration order.
     assert_eq!(
         CATALOGUE.iter().map(|c| c.id).collect::<Vec<_>>(),
@@ -636,7 +648,7 @@ fn a_rule_no_check_could_judge_is_named_and_all_skipped_is_never_a_pass() {
         reason: "XFS".into(),
     };
     let results = evaluate(&f, &Selection::default());
-    let u = unjudged(&results);
+    let u = unjudged(&results, &Selection::default());
     // Leftovers and logs are judged only offline; logins and identity also online.
     assert_eq!(u.len(), 2, "{u:#?}");
     assert!(
@@ -646,13 +658,19 @@ fn a_rule_no_check_could_judge_is_named_and_all_skipped_is_never_a_pass() {
     assert!(u[0].contains("XFS"), "{u:?}");
     assert!(u[1].starts_with("rule 3 (logs)"), "{u:?}");
     // The readable image is judged on every rule.
-    assert!(unjudged(&evaluate(&clean(), &Selection::default())).is_empty());
+    assert!(
+        unjudged(
+            &evaluate(&clean(), &Selection::default()),
+            &Selection::default()
+        )
+        .is_empty()
+    );
     // Only checks that cannot judge selected: the whole run is unjudged.
     let sel = Selection {
         only: vec![CheckId::LogsClean],
-        skip: vec![],
+        ..Selection::default()
     };
-    let u = unjudged(&evaluate(&f, &sel));
+    let u = unjudged(&evaluate(&f, &sel), &sel);
     assert_eq!(u.len(), 2, "{u:?}");
     assert_eq!(u[1], "the image: every selected check was skipped");
 }
@@ -683,4 +701,81 @@ fn a_baked_host_key_in_the_handshake_fails_even_without_a_probe() {
     );
     // The other boot showed a key of its own: judged as before.
     assert_eq!(regenerated[1].status, Status::Pass, "{regenerated:?}");
+}
+
+#[test]
+fn a_boot_medium_is_judged_on_its_boot_and_nothing_it_leaves_out_is_unjudged() {
+    let mut f = clean();
+    f.offline = Offline::Unreadable {
+        reason: "ISO 9660".into(),
+    };
+    let sel = Selection {
+        expect: Expect::Boot,
+        ..Selection::default()
+    };
+    let r = evaluate(&f, &sel);
+    assert_eq!(
+        r.len(),
+        CATALOGUE.len() + 2,
+        "two per-boot checks judged per boot"
+    );
+    let judged: Vec<CheckId> = r
+        .iter()
+        .filter(|c| !c.evidence.starts_with("not judged"))
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(
+        judged,
+        [
+            CheckId::BootUserspace,
+            CheckId::BootUserspace,
+            CheckId::ConsoleClean,
+            CheckId::ConsoleClean
+        ]
+    );
+    let left = r.iter().find(|c| c.id == CheckId::LogsClean).unwrap();
+    assert_eq!(left.status, Status::Skip);
+    assert!(left.evidence.contains("expect boot"), "{}", left.evidence);
+    assert!(unjudged(&r, &sel).is_empty(), "{:?}", unjudged(&r, &sel));
+    // A medium needs no login: nothing to collect but the console.
+    assert!(sel.needs_boot() && !sel.needs(Need::Login) && !sel.needs(Need::PowerOff));
+    // The same unreadable image as a server leaves rules unjudged.
+    assert!(!unjudged(&evaluate(&f, &Selection::default()), &Selection::default()).is_empty());
+}
+
+#[test]
+fn secure_boot_is_judged_on_uefi_boots_when_requested() {
+    let mut f = clean();
+    let judge = |f: &Facts| {
+        evaluate(
+            f,
+            &Selection {
+                only: vec![CheckId::BootSecureBoot],
+                ..Selection::default()
+            },
+        )
+        .into_iter()
+        .map(|r| (r.status, r.evidence))
+        .collect::<Vec<_>>()
+    };
+    assert!(judge(&f).iter().all(|(s, _)| *s == Status::Skip));
+    f.firmware = Some(FirmwareFacts {
+        firmwares: vec![Firmware::Bios, Firmware::Uefi],
+        secure_boot: true,
+        reason: "requested".into(),
+        support: BootSupport::default(),
+    });
+    f.boots[1].firmware = Firmware::Uefi;
+    f.boots[1].probe.as_mut().unwrap().secure_boot = SecureBootState {
+        efi: true,
+        enabled: Some(true),
+        source: "SecureBoot EFI variable".into(),
+    };
+    let r = judge(&f);
+    assert_eq!(r[0].0, Status::Skip, "a BIOS boot: {:?}", r[0]);
+    assert_eq!(r[1].0, Status::Pass, "{:?}", r[1]);
+    f.boots[1].probe.as_mut().unwrap().secure_boot.enabled = Some(false);
+    assert_eq!(judge(&f)[1].0, Status::Fail);
+    f.boots[1].probe.as_mut().unwrap().secure_boot.efi = false;
+    assert!(judge(&f)[1].1.contains("no UEFI"));
 }

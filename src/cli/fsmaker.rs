@@ -1,5 +1,6 @@
-//! `fsmaker ROOTFS OUT.img`: a bootable BIOS disk image from a bare ext2/3/4 root
-//! filesystem; `fsmaker kernel fetch|list` manages the kernel cache.
+//! `fsmaker ROOTFS OUT.img`: a bootable disk image (BIOS, UEFI or both) from a bare
+//! ext2/3/4 root filesystem; `fsmaker kernel fetch|list` manages the kernel cache,
+//! `fsmaker secure-boot fetch` imports the signed boot chain.
 //! Flags become a [`BuildPlan`]; the library does the work and reports
 //! [`Event`](crate::fsmaker::Event)s, drawn as a spinner; a failure prints the library's
 //! message plus the flag that would help (`hint`) and exits 2.
@@ -12,7 +13,10 @@ use crate::cli::progress::StepSpinner;
 use crate::cli::{error_line, value_enum, with_hint};
 use crate::exit;
 use crate::fsmaker::kernel::{Cache, DEFAULT_PACKAGE};
-use crate::fsmaker::{BuildError, BuildPlan, Format, KernelSource, Summary, build, grub};
+use crate::fsmaker::layout::{self, Firmware, Table};
+use crate::fsmaker::{
+    BootSetup, BuildError, BuildPlan, Format, KernelSource, Summary, build, grub,
+};
 use crate::units::{self, human};
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -38,6 +42,20 @@ enum Cmd {
         #[command(subcommand)]
         cmd: KernelCmd,
     },
+    /// Manage the signed boot chain (shim, GRUB) --secure-boot installs.
+    SecureBoot {
+        #[command(subcommand)]
+        cmd: SecureBootCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecureBootCmd {
+    /// Import shim-signed and grub-efi-amd64-signed into the cache.
+    Fetch {
+        /// The two .deb files (default: download both packages with apt-get).
+        debs: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -54,7 +72,7 @@ enum KernelCmd {
     List,
 }
 
-value_enum!(Format);
+value_enum!(Format, Table, Firmware);
 
 #[derive(Args)]
 struct BuildArgs {
@@ -76,6 +94,16 @@ struct BuildArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "raw")]
     format: Format,
+    /// Partition table [default: mbr; gpt for --firmware uefi or hybrid, --secure-boot].
+    #[arg(long, value_enum)]
+    table: Option<Table>,
+    /// Firmware the disk boots with [default: bios; hybrid with --table gpt].
+    #[arg(long, value_enum)]
+    firmware: Option<Firmware>,
+    /// UEFI boots through shim and Debian's signed GRUB (`fsmaker secure-boot fetch`);
+    /// the kernel must be signed.
+    #[arg(long)]
+    secure_boot: bool,
     /// Boot this kernel instead of a cached one.
     #[arg(long, conflicts_with = "kernel_in_rootfs")]
     kernel: Option<PathBuf>,
@@ -91,6 +119,9 @@ struct BuildArgs {
     /// GRUB i386-pc directory (boot.img, *.mod).
     #[arg(long, default_value = grub::DEFAULT_DIR)]
     grub_dir: PathBuf,
+    /// GRUB x86_64-efi directory (kernel.img, *.mod).
+    #[arg(long, default_value = grub::DEFAULT_EFI_DIR)]
+    grub_efi_dir: PathBuf,
     /// Extra kernel command-line arguments (a later root= overrides fsmaker's).
     #[arg(long, default_value = "", allow_hyphen_values = true)]
     append: String,
@@ -114,6 +145,12 @@ fn plan(a: BuildArgs) -> Result<BuildPlan> {
     let (Some(rootfs), Some(out)) = (a.rootfs, a.out) else {
         bail!("usage: fsmaker ROOTFS OUT")
     };
+    let (table, firmware) = layout::scheme(a.table, a.firmware, a.secure_boot)?;
+    let signed = if a.secure_boot {
+        Some(Cache::from_env()?.signed_chain()?)
+    } else {
+        None
+    };
     Ok(BuildPlan {
         rootfs,
         out,
@@ -122,7 +159,13 @@ fn plan(a: BuildArgs) -> Result<BuildPlan> {
         grow: a.grow,
         format: a.format,
         kernel,
-        grub_dir: a.grub_dir,
+        boot: BootSetup {
+            table,
+            firmware,
+            grub_dir: a.grub_dir,
+            grub_efi_dir: a.grub_efi_dir,
+            signed,
+        },
         append: a.append,
         epoch: source_date_epoch().map_err(anyhow::Error::msg)?,
     })
@@ -147,6 +190,16 @@ fn print_summary(s: &Summary) {
         s.initrd_path.as_deref().unwrap_or("none")
     );
     println!("  command line:   {}", s.cmdline);
+    println!(
+        "  boots with:     {} on {}{}",
+        s.firmware,
+        s.table,
+        if s.secure_boot {
+            " (UEFI: shim and signed GRUB, for Secure Boot)"
+        } else {
+            ""
+        }
+    );
     println!("  boot it with:   {}", s.qemu_command());
 }
 
@@ -156,6 +209,19 @@ fn run_build(a: BuildArgs) -> Result<()> {
     let result = build(&plan, &mut |e| spinner.event(e));
     spinner.finish();
     print_summary(&result?);
+    Ok(())
+}
+
+fn run_secure_boot(cmd: SecureBootCmd) -> Result<()> {
+    let SecureBootCmd::Fetch { debs } = cmd;
+    let chain = Cache::from_env()?.fetch_signed_chain(&debs)?;
+    for p in &chain.packages {
+        println!(
+            "fsmaker: cached {} {} (sha256 {})",
+            p.package, p.version, p.deb_sha256
+        );
+    }
+    println!("  in {}", chain.dir.display());
     Ok(())
 }
 
@@ -210,7 +276,18 @@ fn hint(e: &BuildError) -> Option<String> {
         }
         BuildError::GrowNeedsSize => "--grow needs --size SIZE".into(),
         BuildError::OutExists(_) => "use --force to replace it".into(),
-        BuildError::GrubMissing { .. } => "or point --grub-dir at a GRUB i386-pc directory".into(),
+        BuildError::GrubMissing { package, .. } => match *package {
+            "grub-pc-bin" => "or point --grub-dir at a GRUB i386-pc directory".into(),
+            _ => "or point --grub-efi-dir at a GRUB x86_64-efi directory".into(),
+        },
+        BuildError::MbrIsBiosOnly(_) => "use --table gpt".into(),
+        BuildError::SecureBootNeedsUefi => {
+            "use --firmware uefi or hybrid, or drop --secure-boot".into()
+        }
+        BuildError::NoSignedChain { .. } => "run `fsmaker secure-boot fetch` first".into(),
+        BuildError::UnsignedKernel(_) => {
+            "boot a signed kernel, such as Debian's from `fsmaker kernel fetch`".into()
+        }
         BuildError::NoKernel { .. } => {
             "run `fsmaker kernel fetch` first, or use --kernel FILE or --kernel-in-rootfs".into()
         }
@@ -236,6 +313,7 @@ pub fn main() -> ExitCode {
         let cli = Cli::parse();
         let r = match cli.cmd {
             Some(Cmd::Kernel { cmd }) => run_kernel(cmd),
+            Some(Cmd::SecureBoot { cmd }) => run_secure_boot(cmd),
             None => run_build(cli.build),
         };
         if let Err(e) = r {
@@ -286,8 +364,17 @@ mod tests {
         assert!(hint(&no_kernel).unwrap().contains("fsmaker kernel fetch"));
         let grub = BuildError::GrubMissing {
             path: "/g/boot.img".into(),
+            package: "grub-pc-bin",
         };
         assert!(hint(&grub).unwrap().contains("--grub-dir"));
+        let efi = BuildError::GrubMissing {
+            path: "/g/kernel.img".into(),
+            package: "grub-efi-amd64-bin",
+        };
+        assert!(hint(&efi).unwrap().contains("--grub-efi-dir"));
+        let mbr = BuildError::MbrIsBiosOnly(Firmware::Uefi);
+        assert_eq!(hint(&mbr).unwrap(), "use --table gpt");
+        assert!(!mbr.to_string().contains("--"), "{mbr}");
         assert_eq!(hint(&BuildError::NotExt("x".into())), None);
     }
 

@@ -1,9 +1,14 @@
 //! The serial console: a reader thread turns QEMU's serial output into lines, writes them
-//! (with secrets redacted) to a log file, timestamps the boot phases and spots failure
-//! patterns. Waits ([`Console::wait_for`]) have deadlines and end early when the console
-//! reports a failure or QEMU closes it, so a panicking guest fails fast with its tail.
+//! (with secrets redacted, terminal control and line drawing stripped) to a log file,
+//! timestamps the boot phases and spots failure patterns. Waits ([`Console::wait_for`])
+//! have deadlines and end early when the console reports a failure or QEMU closes it, so a
+//! panicking guest fails fast with its tail.
 //!
-//! Classification is pure ([`classify_line`], [`classify_prompt`]) and unit-tested.
+//! Classification is pure ([`classify_line`], [`classify_prompt`], [`Stripper`]) and
+//! unit-tested. A bootloader that stops for a person fails fast: at its command line at
+//! once (`grub>`, `grub rescue>`, OVMF's `Shell>`); at a prompt or menu that may still
+//! time out (SYSLINUX's `boot:`, a GRUB menu whose countdown never showed) once it has
+//! stood unchanged for [`PROMPT_GRACE`].
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
@@ -13,18 +18,22 @@ use std::time::{Duration, Instant};
 
 use crate::facts::{ConsoleFailure, ConsoleSummary, FailureKind, Phase};
 
+/// How long a bootloader prompt or menu that may still time out stands before it fails.
+pub const PROMPT_GRACE: Duration = Duration::from_secs(20);
+
 /// Phase and failure a complete console line signals.
 pub fn classify_line(line: &str) -> (Option<Phase>, Option<FailureKind>) {
     const PHASES: &[(&str, Phase)] = &[
         ("SeaBIOS", Phase::Firmware),
         ("iPXE", Phase::Firmware),
+        ("BdsDxe: ", Phase::Firmware),
         ("GRUB", Phase::Bootloader),
         ("ISOLINUX", Phase::Bootloader),
         ("SYSLINUX", Phase::Bootloader),
         ("Booting `", Phase::Bootloader),
+        ("EFI stub: ", Phase::Kernel),
         ("Linux version", Phase::Kernel),
         ("IMGTEST-TINY-BOOTED", Phase::Userspace),
-        ("Run /sbin/init as init process", Phase::Userspace),
         ("systemd[1]: ", Phase::Userspace),
         ("INIT: version", Phase::Userspace),
         ("Welcome to Debian", Phase::Userspace),
@@ -42,11 +51,27 @@ pub fn classify_line(line: &str) -> (Option<Phase>, Option<FailureKind>) {
         ("VFS: Unable to mount root", FailureKind::RootNotFound),
         ("Gave up waiting for root", FailureKind::RootNotFound),
         ("No bootable device", FailureKind::NoBootDevice),
+        (
+            "No bootable option or device was found",
+            FailureKind::NoBootDevice,
+        ),
+        ("\"EFI Internal Shell\"", FailureKind::FirmwareShell),
+        ("UEFI Interactive Shell", FailureKind::FirmwareShell),
+        ("Boot Manager Menu", FailureKind::FirmwareMenu),
+        (
+            "Failed to boot both default and fallback entries",
+            FailureKind::BootloaderFailed,
+        ),
+        ("Security Violation", FailureKind::SecureBootViolation),
+        ("bad shim signature", FailureKind::SecureBootViolation),
     ];
-    let phase = PHASES
+    let mut phase = PHASES
         .iter()
         .find(|(p, _)| line.contains(p))
         .map(|&(_, ph)| ph);
+    if init_started(line).is_some_and(|init| init != "/init") {
+        phase = Some(Phase::Userspace);
+    }
     let mut failure = FAILURES
         .iter()
         .find(|(p, _)| line.contains(p))
@@ -55,20 +80,54 @@ pub fn classify_line(line: &str) -> (Option<Phase>, Option<FailureKind>) {
     if failure.is_none() && lower.contains("root device") && lower.contains("not found") {
         failure = Some(FailureKind::RootNotFound);
     }
+    if failure.is_none() && firmware_complaint(line) && line.contains("Access Denied") {
+        failure = Some(FailureKind::SecureBootViolation);
+    }
     (phase, failure)
 }
 
-/// Prompts print no newline: classify the pending partial line.
-pub fn classify_prompt(partial: &str) -> (Option<Phase>, Option<FailureKind>) {
+/// The program the kernel starts as init (`Run /sbin/init as init process`): the real
+/// root's init, or an initramfs's `/init` (which is the system itself on an installer or
+/// live medium, and only a step on the way for a disk).
+pub fn init_started(line: &str) -> Option<&str> {
+    let start = line.find("Run ")? + 4;
+    let end = start + line[start..].find(" as init process")?;
+    Some(&line[start..end])
+}
+
+/// Whether `line` is the firmware saying a boot option failed (why nothing else booted).
+fn firmware_complaint(line: &str) -> bool {
+    line.contains("BdsDxe: failed to load")
+}
+
+/// A GRUB menu's help text: the menu waits unless its countdown follows.
+fn menu_shown(line: &str) -> bool {
+    line.contains("Press enter to boot the selected OS")
+}
+
+/// A GRUB menu's countdown: it will boot by itself.
+fn menu_counts_down(line: &str) -> bool {
+    line.contains("executed automatically")
+}
+
+/// Prompts print no newline: classify the pending partial line. A prompt that may still
+/// time out is returned as the second element (the caller waits [`PROMPT_GRACE`]).
+pub fn classify_prompt(partial: &str) -> (Option<Phase>, Option<FailureKind>, Option<FailureKind>) {
     let t = partial.trim_end();
     if t.ends_with("login:") {
-        (Some(Phase::Login), None)
+        (Some(Phase::Login), None, None)
     } else if t.ends_with("grub rescue>") {
-        (None, Some(FailureKind::GrubRescue))
+        (None, Some(FailureKind::GrubRescue), None)
+    } else if t.ends_with("grub>") {
+        (None, Some(FailureKind::BootloaderPrompt), None)
+    } else if t.ends_with("Shell>") {
+        (None, Some(FailureKind::FirmwareShell), None)
     } else if t.ends_with("(initramfs)") {
-        (None, Some(FailureKind::EmergencyShell))
+        (None, Some(FailureKind::EmergencyShell), None)
+    } else if t.ends_with("boot:") {
+        (None, None, Some(FailureKind::BootloaderPrompt))
     } else {
-        (None, None)
+        (None, None, None)
     }
 }
 
@@ -80,30 +139,96 @@ pub fn redact(line: &str, secrets: &[String]) -> String {
         .fold(line.to_string(), |l, s| l.replace(s.as_str(), "[REDACTED]"))
 }
 
-/// Removes ANSI escape sequences and carriage returns.
-pub fn strip_control(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\u{1b}' => {
-                if chars.peek() == Some(&'[') {
-                    chars.next();
-                    for d in chars.by_ref() {
-                        if d.is_ascii_alphabetic() {
-                            break;
-                        }
-                    }
-                } else {
-                    chars.next();
-                }
+/// Turns terminal output into plain text: drops escape sequences (CSI, OSC, character set
+/// designations), carriage returns and other controls, and line drawing: the DEC special
+/// graphics set newt and dialog switch to (`ESC ( 0`, or `ESC ) 0` with SO), box-drawing
+/// characters, and the bytes of a non-UTF-8 code page (OVMF's terminal draws GRUB's menu
+/// box in CP437: invalid UTF-8, except where two box bytes happen to form a Latin letter,
+/// which is dropped when it follows such garbage). It keeps its state across lines, as a
+/// terminal does.
+#[derive(Debug, Default, Clone)]
+pub struct Stripper {
+    /// G0 is the DEC special graphics set.
+    g0_graphics: bool,
+    /// G1 is the DEC special graphics set.
+    g1_graphics: bool,
+    /// Shifted out (SO): G1 is in use.
+    shifted: bool,
+    /// The last character was dropped line drawing.
+    after_drawing: bool,
+}
+
+impl Stripper {
+    /// `s` as plain text.
+    pub fn strip(&mut self, s: &str) -> String {
+        let mut out = String::with_capacity(s.len());
+        let mut chars = s.chars().peekable();
+        while let Some(c) = chars.next() {
+            let drawing = match c {
+                '\u{fffd}' | '\u{2500}'..='\u{259f}' => true,
+                '\u{80}'..='\u{7ff}' => self.after_drawing,
+                c => self.graphics() && ('_'..='~').contains(&c),
+            };
+            self.after_drawing = drawing;
+            match c {
+                _ if drawing => {}
+                '\u{1b}' => self.escape(&mut chars),
+                '\u{0e}' => self.shifted = true,
+                '\u{0f}' => self.shifted = false,
+                '\r' => {}
+                c if c.is_control() && c != '\t' => {}
+                c => out.push(c),
             }
-            '\r' => {}
-            c if c.is_control() && c != '\t' => {}
-            c => out.push(c),
+        }
+        out
+    }
+
+    fn graphics(&self) -> bool {
+        if self.shifted {
+            self.g1_graphics
+        } else {
+            self.g0_graphics
         }
     }
-    out
+
+    /// Consumes one escape sequence after its ESC.
+    fn escape(&mut self, chars: &mut std::iter::Peekable<std::str::Chars>) {
+        match chars.next() {
+            // CSI: parameters and intermediates, then a final byte in @..~.
+            Some('[') => {
+                for d in chars.by_ref() {
+                    if ('@'..='~').contains(&d) {
+                        break;
+                    }
+                }
+            }
+            // OSC: up to BEL or ST (ESC \\).
+            Some(']') => {
+                while let Some(d) = chars.next() {
+                    if d == '\u{7}' || (d == '\u{1b}' && chars.next_if_eq(&'\\').is_some()) {
+                        break;
+                    }
+                }
+            }
+            Some(g @ ('(' | ')')) => {
+                let graphics = chars.next() == Some('0');
+                if g == '(' {
+                    self.g0_graphics = graphics;
+                } else {
+                    self.g1_graphics = graphics;
+                }
+            }
+            Some('#' | '%') => {
+                chars.next();
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Removes terminal control and line drawing from `s` on its own ([`Stripper`]).
+pub fn strip_control(s: &str) -> String {
+    Stripper::default().strip(s)
 }
 
 /// Something the console noticed, for live reporting.
@@ -132,8 +257,47 @@ pub enum WaitOutcome {
 pub const TAIL_LINES: usize = 40;
 
 struct ConsoleState {
-    state: Mutex<ConsoleSummary>,
+    state: Mutex<Reading>,
     cond: Condvar,
+}
+
+/// What the reader has gathered, and what it is still deciding.
+#[derive(Default)]
+struct Reading {
+    summary: ConsoleSummary,
+    /// A prompt or menu that fails if it stands until [`PROMPT_GRACE`] after it showed.
+    pending: Option<(ConsoleFailure, Instant)>,
+    /// The firmware's last complaint about a boot option.
+    complaint: Option<String>,
+    /// How long a pending prompt stands before it fails.
+    grace: Duration,
+}
+
+impl Reading {
+    /// Records `failure` (the first one stays), naming the firmware's last complaint.
+    fn fail(&mut self, kind: FailureKind, line: &str) -> Option<ConsoleFailure> {
+        if self.summary.failure.is_some() {
+            return None;
+        }
+        let f = ConsoleFailure {
+            kind,
+            line: line.to_string(),
+            cause: self.complaint.clone(),
+        };
+        self.summary.failure = Some(f.clone());
+        Some(f)
+    }
+
+    /// A pending prompt that has stood for its grace becomes the failure.
+    fn settle(&mut self, now: Instant) {
+        if let Some((f, since)) = &self.pending
+            && now >= *since + self.grace
+        {
+            let (kind, line) = (f.kind, f.line.clone());
+            self.pending = None;
+            self.fail(kind, &line);
+        }
+    }
 }
 
 /// A console being read by its own thread.
@@ -142,27 +306,44 @@ pub struct Console {
     reader: Option<std::thread::JoinHandle<()>>,
 }
 
+/// How a console reads the boot: when the VM started (times count from there), and
+/// whether the kernel starting an initramfs's `/init` is already userspace (a boot medium:
+/// installer, live or rescue system) or only a step towards the real root's init (a disk).
+#[derive(Debug, Clone, Copy)]
+pub struct Reader {
+    /// When the VM started.
+    pub start: Instant,
+    /// `/init` from an initramfs counts as userspace.
+    pub medium: bool,
+    /// How long a prompt or menu that may still time out stands before it fails
+    /// ([`PROMPT_GRACE`]).
+    pub grace: Duration,
+}
+
 impl Console {
-    /// Starts reading `serial` into `log`, redacting `secrets`; times are relative to
-    /// `start`; `on_event` is called (on the reader thread) for each new phase/failure.
+    /// Starts reading `serial` into `log`, redacting `secrets`, as `reader` says;
+    /// `on_event` is called (on the reader thread) for each new phase/failure.
     pub fn attach(
         serial: impl Read + Send + 'static,
         log: PathBuf,
         secrets: Vec<String>,
-        start: Instant,
+        reader: Reader,
         on_event: impl Fn(ConsoleEvent) + Send + 'static,
     ) -> std::io::Result<Console> {
         let file = BufWriter::new(crate::scratch::private_file(&log)?);
         let shared = Arc::new(ConsoleState {
-            state: Mutex::new(ConsoleSummary::default()),
+            state: Mutex::new(Reading {
+                grace: reader.grace,
+                ..Reading::default()
+            }),
             cond: Condvar::new(),
         });
         let s2 = shared.clone();
-        let reader =
-            std::thread::spawn(move || read_loop(serial, file, secrets, start, s2, on_event));
+        let thread =
+            std::thread::spawn(move || read_loop(serial, file, secrets, reader, s2, on_event));
         Ok(Console {
             shared,
-            reader: Some(reader),
+            reader: Some(thread),
         })
     }
 
@@ -170,23 +351,29 @@ impl Console {
     pub fn wait_for(&self, phase: Phase, deadline: Instant) -> WaitOutcome {
         let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            if let Some(f) = &st.failure {
+            let now = Instant::now();
+            st.settle(now);
+            let sum = &st.summary;
+            if let Some(f) = &sum.failure {
                 return WaitOutcome::Failed(f.clone());
             }
-            if let Some(t) = st.reached(phase) {
+            if let Some(t) = sum.reached(phase) {
                 return WaitOutcome::Reached(t);
             }
-            if st.closed {
+            if sum.closed {
                 return WaitOutcome::Closed;
             }
-            let now = Instant::now();
             if now >= deadline {
                 return WaitOutcome::TimedOut;
             }
+            let wake = match &st.pending {
+                Some((_, since)) => deadline.min(*since + st.grace),
+                None => deadline,
+            };
             st = self
                 .shared
                 .cond
-                .wait_timeout(st, deadline - now)
+                .wait_timeout(st, wake.saturating_duration_since(now))
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
@@ -194,11 +381,9 @@ impl Console {
 
     /// A copy of what the console has gathered so far.
     pub fn summary(&self) -> ConsoleSummary {
-        self.shared
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.settle(Instant::now());
+        st.summary.clone()
     }
 
     /// Waits for the reader thread (QEMU must be gone) and returns the final summary.
@@ -210,47 +395,97 @@ impl Console {
     }
 }
 
+/// What one piece of console text signals.
+struct Seen {
+    phase: Option<Phase>,
+    failure: Option<FailureKind>,
+    /// A prompt that fails once it stands for the reader's grace.
+    waiting: Option<FailureKind>,
+    line: String,
+}
+
+/// Applies `seen` to the state; the events to report.
+fn note(st: &mut Reading, t: Duration, seen: Seen) -> Vec<ConsoleEvent> {
+    let mut events = Vec::new();
+    if let Some(p) = seen.phase {
+        // Reaching a later phase implies the ones it needs (a getty means userspace).
+        let implied: &[Phase] = if p == Phase::Login {
+            &[Phase::Userspace, Phase::Login]
+        } else {
+            &[p]
+        };
+        for &q in implied {
+            if st.summary.reached(q).is_none() {
+                st.summary.phases.push((q, t.as_secs_f64()));
+                events.push(ConsoleEvent::Phase(q, t));
+            }
+        }
+        if p >= Phase::Kernel {
+            st.pending = None;
+        }
+    }
+    if let Some(kind) = seen.failure
+        && let Some(f) = st.fail(kind, &seen.line)
+    {
+        events.push(ConsoleEvent::Failure(f));
+    }
+    if let Some(kind) = seen.waiting
+        && st.pending.is_none()
+    {
+        let f = ConsoleFailure {
+            kind,
+            line: seen.line,
+            cause: None,
+        };
+        st.pending = Some((f, Instant::now()));
+    }
+    events
+}
+
+/// What a complete line signals, for a console reading as `reader` says; it also updates
+/// what the line settles (the firmware's complaints, a menu's countdown).
+fn see_line(st: &mut Reading, line: &str, reader: &Reader) -> Seen {
+    let (mut phase, failure) = classify_line(line);
+    if reader.medium && init_started(line) == Some("/init") {
+        phase = Some(Phase::Userspace);
+    }
+    if firmware_complaint(line) {
+        st.complaint = Some(line.trim().to_string());
+    }
+    let menu = (menu_shown(line) && !menu_counts_down(line)).then_some(FailureKind::BootloaderMenu);
+    if menu.is_none()
+        && (menu_counts_down(line)
+            || st
+                .pending
+                .as_ref()
+                .is_some_and(|(f, _)| f.kind == FailureKind::BootloaderPrompt))
+    {
+        st.pending = None;
+    }
+    Seen {
+        phase,
+        failure,
+        waiting: menu,
+        line: line.to_string(),
+    }
+}
+
 fn read_loop(
     mut serial: impl Read,
     mut log: BufWriter<File>,
     secrets: Vec<String>,
-    start: Instant,
+    reader: Reader,
     shared: Arc<ConsoleState>,
     on_event: impl Fn(ConsoleEvent),
 ) {
     let mut pending: Vec<u8> = Vec::new();
     let mut buf = [0u8; 4096];
-    let note = |phase: Option<Phase>, failure: Option<FailureKind>, line: &str| {
+    let mut stripper = Stripper::default();
+    let apply = |f: &dyn Fn(&mut Reading) -> Seen| {
         let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        let t = start.elapsed();
-        let mut events = Vec::new();
-        if let Some(p) = phase {
-            // Reaching a later phase implies the ones it needs (a getty means userspace).
-            let implied: &[Phase] = if p == Phase::Login {
-                &[Phase::Userspace, Phase::Login]
-            } else {
-                &[p]
-            };
-            for &q in implied {
-                if st.reached(q).is_none() {
-                    st.phases.push((q, t.as_secs_f64()));
-                    events.push(ConsoleEvent::Phase(q, t));
-                }
-            }
-        }
-        if let Some(kind) = failure
-            && st.failure.is_none()
-        {
-            let f = ConsoleFailure {
-                kind,
-                line: line.to_string(),
-            };
-            st.failure = Some(f.clone());
-            events.push(ConsoleEvent::Failure(f));
-        }
-        if !events.is_empty() {
-            shared.cond.notify_all();
-        }
+        let seen = f(&mut st);
+        let events = note(&mut st, reader.start.elapsed(), seen);
+        shared.cond.notify_all();
         drop(st);
         for e in events {
             on_event(e);
@@ -264,37 +499,46 @@ fn read_loop(
         pending.extend_from_slice(&buf[..n]);
         while let Some(pos) = pending.iter().position(|&b| b == b'\n') {
             let raw: Vec<u8> = pending.drain(..=pos).collect();
-            let line = redact(&strip_control(&String::from_utf8_lossy(&raw)), &secrets);
+            let line = redact(&stripper.strip(&String::from_utf8_lossy(&raw)), &secrets);
             let _ = writeln!(log, "{line}");
-            let (phase, failure) = classify_line(&line);
-            {
-                let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-                if st.tail.len() == TAIL_LINES {
-                    st.tail.remove(0);
+            apply(&|st| {
+                if st.summary.tail.len() == TAIL_LINES {
+                    st.summary.tail.remove(0);
                 }
-                st.tail.push(line.clone());
+                st.summary.tail.push(line.clone());
                 if line.trim_start().starts_with("firstboot:") {
-                    st.firstboot_lines.push(line.trim().to_string());
+                    st.summary.firstboot_lines.push(line.trim().to_string());
                 }
-            }
-            note(phase, failure, &line);
+                see_line(st, &line, &reader)
+            });
         }
         if !pending.is_empty() {
-            let partial = redact(&strip_control(&String::from_utf8_lossy(&pending)), &secrets);
-            let (phase, failure) = classify_prompt(&partial);
-            note(phase, failure, partial.trim());
+            let partial = redact(
+                &stripper.clone().strip(&String::from_utf8_lossy(&pending)),
+                &secrets,
+            );
+            let (phase, failure, waiting) = classify_prompt(&partial);
+            apply(&|_| Seen {
+                phase,
+                failure,
+                waiting,
+                line: partial.trim().to_string(),
+            });
         }
         let _ = log.flush();
     }
     if !pending.is_empty() {
-        let line = redact(&strip_control(&String::from_utf8_lossy(&pending)), &secrets);
+        let line = redact(
+            &stripper.strip(&String::from_utf8_lossy(&pending)),
+            &secrets,
+        );
         let _ = writeln!(log, "{line}");
         let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        st.tail.push(line);
+        st.summary.tail.push(line);
     }
     let _ = log.flush();
     let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-    st.closed = true;
+    st.summary.closed = true;
     shared.cond.notify_all();
 }
 
@@ -361,6 +605,156 @@ mod tests {
     }
 
     #[test]
+    fn strips_line_drawing_and_character_sets() {
+        // debian-installer's newt: G1 is DEC graphics, SO/SI switch to it and back.
+        let mut s = Stripper::default();
+        assert_eq!(
+            s.strip("\u{1b})0\u{0e}lqqqqqk\u{0f} [!] Configure\u{1b}[1;1H"),
+            " [!] Configure"
+        );
+        assert_eq!(s.strip("\u{1b}(0qqqq\u{1b}(Bdone"), "done");
+        // The state carries over lines, as on a terminal.
+        assert_eq!(s.strip("\u{1b}(0x"), "");
+        assert_eq!(s.strip("xq\u{1b}(B ok"), " ok");
+        // GRUB's box through OVMF: CP437 bytes, lossily decoded.
+        let cp437 = String::from_utf8_lossy(b"\xda\xc4\xc4\xc4\xbfmenu \xb3 caf\xc3\xa9");
+        assert_eq!(strip_control(&cp437), "menu  café");
+        assert_eq!(strip_control("\u{250c}\u{2500}\u{2510} box"), " box");
+        assert_eq!(strip_control("\u{1b}]0;title\u{7}text\u{1b}[2~!"), "text!");
+    }
+
+    #[test]
+    fn classifies_uefi_and_bootloader_stops() {
+        let f = |l: &str| classify_line(l).1;
+        assert_eq!(
+            classify_line("BdsDxe: loading Boot0001 \"UEFI Misc Device\" from PciRoot(0x0)").0,
+            Some(Phase::Firmware)
+        );
+        assert_eq!(
+            f("BdsDxe: loading Boot0002 \"EFI Internal Shell\" from Fv(7CB8BDC9)"),
+            Some(FailureKind::FirmwareShell)
+        );
+        assert_eq!(
+            f("BdsDxe: No bootable option or device was found."),
+            Some(FailureKind::NoBootDevice)
+        );
+        assert_eq!(
+            f(
+                "BdsDxe: failed to load Boot0001 \"UEFI Misc Device\" from PciRoot(0x0): Access Denied"
+            ),
+            Some(FailureKind::SecureBootViolation)
+        );
+        assert_eq!(
+            f("BdsDxe: failed to load Boot0001 \"UEFI Misc Device\" from PciRoot(0x0): Not Found"),
+            None
+        );
+        assert_eq!(
+            f("Verification failed: (0x1A) Security Violation"),
+            Some(FailureKind::SecureBootViolation)
+        );
+        assert_eq!(
+            classify_prompt("grub> ").1,
+            Some(FailureKind::BootloaderPrompt)
+        );
+        assert_eq!(
+            classify_prompt("Shell> ").1,
+            Some(FailureKind::FirmwareShell)
+        );
+        assert_eq!(
+            classify_prompt("boot: ").2,
+            Some(FailureKind::BootloaderPrompt)
+        );
+        assert_eq!(classify_prompt("boot: ").1, None);
+        assert_eq!(
+            classify_line("[ 1.0] Run /sbin/init as init process").0,
+            Some(Phase::Userspace)
+        );
+        assert_eq!(
+            classify_line("[ 1.0] Run /bin/sh as init process").0,
+            Some(Phase::Userspace)
+        );
+        // An initramfs's /init is userspace only for a boot medium (see Reader).
+        assert_eq!(classify_line("[ 1.0] Run /init as init process").0, None);
+        assert_eq!(
+            init_started("[ 1.0] Run /init as init process"),
+            Some("/init")
+        );
+    }
+
+    fn read(text: &[u8], medium: bool) -> Console {
+        let dir = tempfile::tempdir().unwrap();
+        Console::attach(
+            std::io::Cursor::new(text.to_vec()),
+            dir.path().join("log"),
+            vec![],
+            Reader {
+                start: Instant::now(),
+                medium,
+                grace: PROMPT_GRACE,
+            },
+            |_| {},
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_medium_s_init_is_userspace_and_the_firmware_s_complaint_is_the_cause() {
+        let init = b"Linux version 6.1\r\nRun /init as init process\r\n";
+        let wait =
+            |c: &Console| c.wait_for(Phase::Userspace, Instant::now() + Duration::from_secs(5));
+        assert!(matches!(wait(&read(init, true)), WaitOutcome::Reached(_)));
+        assert_eq!(wait(&read(init, false)), WaitOutcome::Closed);
+        let shell = b"BdsDxe: failed to load Boot0001 \"UEFI Misc Device\": Not Found\r\n\
+                      BdsDxe: loading Boot0002 \"EFI Internal Shell\" from Fv(1)\r\n";
+        match wait(&read(shell, false)) {
+            WaitOutcome::Failed(f) => {
+                assert_eq!(f.kind, FailureKind::FirmwareShell);
+                assert!(
+                    f.describe()
+                        .contains("(after: BdsDxe: failed to load Boot0001"),
+                    "{f:?}"
+                );
+            }
+            o => panic!("{o:?}"),
+        }
+    }
+
+    #[test]
+    fn a_menu_without_countdown_fails_after_the_grace_and_one_with_it_does_not() {
+        let (r, mut w) = std::io::pipe().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let start = Instant::now();
+        let grace = Duration::from_millis(600);
+        let reader = Reader {
+            start,
+            medium: false,
+            grace,
+        };
+        let c = Console::attach(r, dir.path().join("l"), vec![], reader, |_| {}).unwrap();
+        w.write_all(b"GNU GRUB\r\n Press enter to boot the selected OS, `e' to edit\r\n *Debian")
+            .unwrap();
+        // Before the grace the menu is only pending; after it, the wait fails with it.
+        assert_eq!(
+            c.wait_for(Phase::Kernel, Instant::now() + Duration::from_millis(200)),
+            WaitOutcome::TimedOut
+        );
+        match c.wait_for(Phase::Kernel, start + grace + Duration::from_secs(5)) {
+            WaitOutcome::Failed(f) => assert_eq!(f.kind, FailureKind::BootloaderMenu),
+            o => panic!("{o:?}"),
+        }
+        let counting = read(
+            b"Press enter to boot the selected OS\r\nThe highlighted entry will be executed automatically in 1s.\r\n",
+            false,
+        );
+        let mut st = counting.shared.state.lock().unwrap();
+        // Wait for the reader to finish the text.
+        while !st.summary.closed {
+            st = counting.shared.cond.wait(st).unwrap();
+        }
+        assert!(st.pending.is_none());
+    }
+
+    #[test]
     fn strips_escapes_and_redacts() {
         assert_eq!(
             strip_control("\u{1b}c\u{1b}[?7l\u{1b}[2J\u{1b}[0mSeaBIOS\r"),
@@ -383,7 +777,11 @@ mod tests {
             std::io::Cursor::new(text.as_bytes().to_vec()),
             log.clone(),
             vec!["hunter2".into()],
-            Instant::now(),
+            Reader {
+                start: Instant::now(),
+                medium: false,
+                grace: PROMPT_GRACE,
+            },
             move |e| tx.send(e).unwrap(),
         )
         .unwrap();
@@ -407,7 +805,12 @@ mod tests {
     fn wait_times_out_and_reports_close() {
         let dir = tempfile::tempdir().unwrap();
         let (r, w) = std::io::pipe().unwrap();
-        let c = Console::attach(r, dir.path().join("l"), vec![], Instant::now(), |_| {}).unwrap();
+        let reader = Reader {
+            start: Instant::now(),
+            medium: false,
+            grace: PROMPT_GRACE,
+        };
+        let c = Console::attach(r, dir.path().join("l"), vec![], reader, |_| {}).unwrap();
         let t = Instant::now();
         assert_eq!(
             c.wait_for(Phase::Login, t + Duration::from_millis(150)),

@@ -223,6 +223,20 @@ fn iso_kind(vd: &[u8]) -> Option<ImageKind> {
     Some(ImageKind::Iso { el_torito })
 }
 
+/// Recognises a further disk attached after the tested image: what [`sniff`] accepts, or a
+/// raw file of any content (a blank disk an installer installs onto is all zeros, and
+/// need not have a table yet). Missing, empty, compressed or truncated files are refused.
+pub fn sniff_disk(path: &Path) -> Result<ImageInfo, ImageError> {
+    match sniff(path) {
+        Err(ImageError::Unrecognised { .. }) => Ok(ImageInfo {
+            path: std::fs::canonicalize(path).map_err(|e| io_err(path, e))?,
+            kind: ImageKind::Raw,
+            virtual_size: std::fs::metadata(path).map_err(|e| io_err(path, e))?.len(),
+        }),
+        r => r,
+    }
+}
+
 fn io_err(path: &Path, e: std::io::Error) -> ImageError {
     ImageError::Io {
         path: path.into(),
@@ -424,6 +438,17 @@ mod tests {
             .collect();
         let e = sniff(&write(d.path(), "g", &garbage)).unwrap_err();
         assert!(matches!(e, ImageError::Unrecognised { .. }), "{e}");
+        // As a further disk, unknown content is a raw disk (a blank one, say).
+        let blank = write(d.path(), "blank", &[0u8; 4096]);
+        assert!(matches!(
+            sniff(&blank),
+            Err(ImageError::Unrecognised { .. })
+        ));
+        assert_eq!(sniff_disk(&blank).unwrap().kind, ImageKind::Raw);
+        assert!(matches!(
+            sniff_disk(&write(d.path(), "e2", b"")),
+            Err(ImageError::Empty(_))
+        ));
         let e = sniff(&write(d.path(), "z", b"\x28\xb5\x2f\xfd\0\0\0\0")).unwrap_err();
         assert!(
             e.to_string()

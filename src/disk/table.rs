@@ -91,6 +91,9 @@ pub struct Partition {
     pub size: u64,
     /// MBR: the system id as hex (`83`); GPT: the type GUID.
     pub type_id: String,
+    /// What the type means, when it is one a boot depends on or a common one (`EFI System`,
+    /// `BIOS boot`, `Linux filesystem`), as sfdisk names them.
+    pub kind: Option<&'static str>,
     /// GPT partition name, MBR active flag as `boot`.
     pub name: String,
 }
@@ -157,6 +160,7 @@ fn read_mbr(path: &Path, file: &File) -> Result<Table, InfoError> {
                 start: p.starting_lba as u64 * 512,
                 size: p.sectors as u64 * 512,
                 type_id: format!("{:02x}", p.sys),
+                kind: kind(&format!("{:02x}", p.sys)),
                 name: if p.is_active() {
                     "boot".into()
                 } else {
@@ -207,6 +211,7 @@ fn read_gpt(path: &Path, file: &File, size: u64) -> Result<Table, InfoError> {
             start: p.first_lba * lb,
             size: (p.last_lba + 1 - p.first_lba) * lb,
             type_id: p.part_type_guid.guid.to_string().to_uppercase(),
+            kind: kind(&p.part_type_guid.guid.to_string().to_uppercase()),
             name: p.name.clone(),
         })
         .collect();
@@ -216,6 +221,27 @@ fn read_gpt(path: &Path, file: &File, size: u64) -> Result<Table, InfoError> {
         backup_at_end,
         partitions,
     })
+}
+
+/// The name of a partition type (MBR id in hex, GPT type GUID in upper case), if known.
+pub fn kind(type_id: &str) -> Option<&'static str> {
+    const KINDS: &[(&str, &str)] = &[
+        (super::boot::ESP_GUID, "EFI System"),
+        (super::boot::ESP_MBR_TYPE, "EFI System"),
+        (super::boot::BIOS_BOOT_GUID, "BIOS boot"),
+        ("0FC63DAF-8483-4772-8E79-3D69D8477DE4", "Linux filesystem"),
+        (
+            "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709",
+            "Linux root (x86-64)",
+        ),
+        ("0657FD6D-A4AB-43C4-84E5-0933C84B4F4F", "Linux swap"),
+        ("E6D6D379-F507-44C2-A23C-238F2A3DF928", "Linux LVM"),
+        ("83", "Linux"),
+        ("82", "Linux swap"),
+        ("8e", "Linux LVM"),
+        ("ee", "GPT protective"),
+    ];
+    KINDS.iter().find(|(t, _)| *t == type_id).map(|&(_, k)| k)
 }
 
 /// The human view of [`ImageInfo`].
@@ -271,18 +297,19 @@ pub fn render(info: &ImageInfo) -> String {
     };
     let _ = writeln!(
         s,
-        "  {:>3} {:>14} {:>14} {:>10}  {:<36} name",
-        "#", "start", "end", "size", "type"
+        "  {:>3} {:>14} {:>14} {:>10}  {:<36} {:<16} name",
+        "#", "start", "end", "size", "type", "kind"
     );
     for p in partitions {
         let _ = writeln!(
             s,
-            "  {:>3} {:>14} {:>14} {:>10}  {:<36} {}",
+            "  {:>3} {:>14} {:>14} {:>10}  {:<36} {:<16} {}",
             p.number,
             p.start,
             p.start + p.size,
             human(p.size),
             p.type_id,
+            p.kind.unwrap_or("-"),
             p.name
         );
     }

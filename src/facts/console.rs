@@ -7,13 +7,13 @@ crate::named_enum! {
     /// Boot phases in the order a guest normally reaches them.
     #[derive(PartialOrd, Ord)]
     pub enum Phase("boot phase") {
-        /// SeaBIOS/iPXE banner.
+        /// SeaBIOS/iPXE banner, OVMF's boot manager (`BdsDxe:`).
         Firmware = "firmware",
         /// GRUB or ISOLINUX.
         Bootloader = "bootloader",
-        /// "Linux version".
+        /// "Linux version" (or the EFI stub).
         Kernel = "kernel",
-        /// The real root's init started.
+        /// The real root's init started (for a boot medium, the kernel starting `/init`).
         Userspace = "userspace",
         /// A getty printed "login:".
         Login = "login",
@@ -35,6 +35,20 @@ crate::named_enum! {
         RootNotFound = "root-not-found",
         /// The firmware found nothing to boot.
         NoBootDevice = "no-boot-device",
+        /// The firmware fell back to its shell (OVMF's `Shell>`): nothing else booted.
+        FirmwareShell = "firmware-shell",
+        /// The firmware showed its boot manager menu, waiting for someone to choose.
+        FirmwareMenu = "firmware-menu",
+        /// Secure Boot refused a bootloader or kernel (OVMF's `Access Denied`, shim's
+        /// `Security Violation`, GRUB's `bad shim signature`).
+        SecureBootViolation = "secure-boot-violation",
+        /// A bootloader stopped at its command line (GRUB's `grub>`, SYSLINUX's `boot:`).
+        BootloaderPrompt = "bootloader-prompt",
+        /// A bootloader menu waits with no timeout.
+        BootloaderMenu = "bootloader-menu",
+        /// The bootloader could boot none of its entries (GRUB's "Failed to boot both
+        /// default and fallback entries").
+        BootloaderFailed = "bootloader-failed",
     }
 }
 
@@ -45,6 +59,20 @@ pub struct ConsoleFailure {
     pub kind: FailureKind,
     /// The (redacted) line.
     pub line: String,
+    /// The firmware's last complaint before it (`BdsDxe: failed to load Boot0001 ...: Not
+    /// Found`), when it had one: why nothing else booted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+}
+
+impl ConsoleFailure {
+    /// The line, and the firmware's complaint before it.
+    pub fn describe(&self) -> String {
+        match &self.cause {
+            Some(c) if *c != self.line => format!("{} (after: {c})", self.line),
+            _ => self.line.clone(),
+        }
+    }
 }
 
 /// The state a console has gathered.

@@ -8,12 +8,14 @@
 mod conditions;
 mod console;
 mod files;
+mod firmware;
 
 use serde::{Deserialize, Serialize};
 
 pub use conditions::{Accel, AccelDecision, Fault};
 pub use console::{ConsoleFailure, ConsoleSummary, FailureKind, Phase};
 pub use files::{Account, FileKind, Finding, RuntimeKey, Tried};
+pub use firmware::{BootSupport, Firmware, FirmwareFacts, SecureBootState};
 
 /// A host key file and the SHA-256 of its contents.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -178,6 +180,9 @@ pub struct ProbeFacts {
     /// boot replaced them. Empty SHA-256: the file is gone.
     #[serde(default)]
     pub files: Vec<KeyFile>,
+    /// UEFI and Secure Boot as the guest sees them.
+    #[serde(default)]
+    pub secure_boot: SecureBootState,
 }
 
 /// How logging in with the metadata password went.
@@ -232,6 +237,9 @@ pub enum Shutdown {
 pub struct BootFacts {
     /// Boot number, from 0.
     pub index: usize,
+    /// The firmware it booted with.
+    #[serde(default)]
+    pub firmware: Firmware,
     /// Phases, failures and tail of the serial console.
     pub console: ConsoleSummary,
     /// How QEMU ended, if it ended on its own before imgtest stopped it.
@@ -272,10 +280,11 @@ pub struct BootFacts {
 }
 
 impl BootFacts {
-    /// A boot about which nothing is known yet.
-    pub fn new(index: usize) -> Self {
+    /// A boot under `firmware` about which nothing is known yet.
+    pub fn new(index: usize, firmware: Firmware) -> Self {
         BootFacts {
             index,
+            firmware,
             console: ConsoleSummary::default(),
             qemu_exit: None,
             password_fetched: false,
@@ -319,6 +328,9 @@ pub struct Facts {
     /// Why no boot ran although a selected check needed one (`--fail-fast`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_boot: Option<String>,
+    /// The firmwares the boots used and why (None: no boot was planned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware: Option<FirmwareFacts>,
 }
 
 impl Facts {

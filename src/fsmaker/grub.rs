@@ -1,6 +1,7 @@
-//! GRUB for BIOS (i386-pc), installed without `grub-install`: `grub-mkimage` builds the
+//! GRUB installed without `grub-install`. For BIOS (i386-pc) `grub-mkimage` builds the
 //! core image, and the boot sector and core image are patched exactly as GRUB's own
-//! `grub-bios-setup` (util/setup.c) does when it embeds core.img in the MBR gap:
+//! `grub-bios-setup` (util/setup.c) does when it embeds core.img in the MBR gap or in a
+//! GPT disk's BIOS boot partition (the blocklist then points into that partition):
 //!
 //! * boot.img: BPB (0x03..0x5a) and partition table area (0x1b8..0x1fe) come from the
 //!   disk's existing sector 0; the kernel sector (0x5c, u64 LE) is the first sector of
@@ -16,6 +17,11 @@
 //! one literal word ([`quote`]), and the kernel command line is split into the arguments
 //! GRUB's `linux` command passes on ([`linux_args`]); what GRUB could not pass on
 //! unchanged is refused.
+//!
+//! For UEFI (x86_64-efi) `grub-mkimage` builds `BOOTX64.EFI` with every module it needs
+//! built in (the platform's modules are 19 MiB: they are not copied) and the prefix
+//! `/EFI/BOOT`: it reads the ESP's `/EFI/BOOT/grub.cfg` ([`esp_config`]), which finds the
+//! root filesystem by UUID and loads the same `/boot/grub/grub.cfg` BIOS boots read.
 //!
 //! Nothing here writes to a disk: the functions return the patched bytes and the build
 //! puts them in place.
@@ -41,11 +47,12 @@ const KERNEL_SEG: u16 = 0x800;
 const SECTOR: usize = 512;
 
 /// Modules built into core.img: enough to read the config from an ext2/3/4
-/// partition on a BIOS disk and drive the serial console. Everything else loads
-/// from `/boot/grub/i386-pc` at run time.
+/// partition on a BIOS disk (MBR or GPT) and drive the serial console. Everything else
+/// loads from `/boot/grub/i386-pc` at run time.
 pub const CORE_MODULES: &[&str] = &[
     "biosdisk",
     "part_msdos",
+    "part_gpt",
     "ext2",
     "serial",
     "terminal",
@@ -58,31 +65,97 @@ pub const CORE_MODULES: &[&str] = &[
     "configfile",
 ];
 
+/// Modules built into `BOOTX64.EFI`: the ESP and the root filesystem on GPT or MBR, the
+/// Linux loader, the search and configuration commands, the serial console.
+pub const EFI_MODULES: &[&str] = &[
+    "part_gpt",
+    "part_msdos",
+    "fat",
+    "ext2",
+    "normal",
+    "linux",
+    "search",
+    "search_fs_uuid",
+    "configfile",
+    "echo",
+    "test",
+    "serial",
+    "terminal",
+    "efi_gop",
+];
+
 /// The platform directory of the host's GRUB build.
 pub const DEFAULT_DIR: &str = "/usr/lib/grub/i386-pc";
 
-/// A GRUB i386-pc build directory, checked to hold what fsmaker needs.
+/// The host's GRUB build for UEFI.
+pub const DEFAULT_EFI_DIR: &str = "/usr/lib/grub/x86_64-efi";
+
+/// Where the UEFI GRUB reads its configuration: the ESP's directory it boots from.
+pub const EFI_PREFIX: &str = "/EFI/BOOT";
+
+/// A GRUB platform fsmaker installs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Platform {
+    /// BIOS: boot.img and core.img.
+    I386Pc,
+    /// UEFI: one EFI application.
+    X86_64Efi,
+}
+
+impl Platform {
+    /// `grub-mkimage -O`'s name.
+    fn format(self) -> &'static str {
+        match self {
+            Platform::I386Pc => "i386-pc",
+            Platform::X86_64Efi => "x86_64-efi",
+        }
+    }
+
+    /// The Debian package that holds its directory.
+    fn package(self) -> &'static str {
+        match self {
+            Platform::I386Pc => "grub-pc-bin",
+            Platform::X86_64Efi => "grub-efi-amd64-bin",
+        }
+    }
+
+    /// The files its directory must hold.
+    fn wanted(self) -> Vec<String> {
+        let (images, modules): (&[&str], &[&str]) = match self {
+            Platform::I386Pc => (&["boot.img", "diskboot.img"], CORE_MODULES),
+            Platform::X86_64Efi => (&[], EFI_MODULES),
+        };
+        let mut w: Vec<String> = images.iter().map(|s| s.to_string()).collect();
+        w.extend(["kernel.img".to_string(), "moddep.lst".to_string()]);
+        w.extend(modules.iter().map(|m| format!("{m}.mod")));
+        w
+    }
+}
+
+/// A GRUB build directory of one platform, checked to hold what fsmaker needs.
 #[derive(Debug, Clone)]
 pub struct GrubDir {
-    /// The directory (boot.img, diskboot.img, kernel.img, *.mod, *.lst).
+    /// The directory (kernel.img, *.mod, *.lst; boot.img, diskboot.img for i386-pc).
     pub dir: PathBuf,
+    /// Its platform.
+    pub platform: Platform,
 }
 
 impl GrubDir {
-    /// Checks `dir` for boot.img, diskboot.img, kernel.img, moddep.lst and the core modules.
-    pub fn locate(dir: &Path) -> Result<GrubDir, BuildError> {
-        let mut wanted: Vec<String> = ["boot.img", "diskboot.img", "kernel.img", "moddep.lst"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        wanted.extend(CORE_MODULES.iter().map(|m| format!("{m}.mod")));
-        for w in &wanted {
-            if !dir.join(w).is_file() {
-                return Err(BuildError::GrubMissing { path: dir.join(w) });
+    /// Checks `dir` for what `platform`'s image needs: its images, kernel.img, moddep.lst
+    /// and the modules built in.
+    pub fn locate(dir: &Path, platform: Platform) -> Result<GrubDir, BuildError> {
+        for w in platform.wanted() {
+            if !dir.join(&w).is_file() {
+                return Err(BuildError::GrubMissing {
+                    path: dir.join(w),
+                    package: platform.package(),
+                });
             }
         }
         Ok(GrubDir {
             dir: dir.to_owned(),
+            platform,
         })
     }
 
@@ -98,17 +171,23 @@ impl GrubDir {
         Ok(v)
     }
 
-    /// Builds core.img with `grub-mkimage`, prefix `(,msdos1)/boot/grub` (the boot disk's first partition).
-    pub fn mkimage(&self, workdir: &Path) -> Result<Vec<u8>, BuildError> {
-        let out = workdir.join("core.img");
+    /// Builds the platform's image with `grub-mkimage` and `prefix`: core.img for BIOS
+    /// (`(,msdos1)/boot/grub` or `(,gpt1)/boot/grub`: the boot disk's first partition),
+    /// `BOOTX64.EFI` for UEFI ([`EFI_PREFIX`]).
+    pub fn mkimage(&self, workdir: &Path, prefix: &str) -> Result<Vec<u8>, BuildError> {
+        let format = self.platform.format();
+        let (out, modules) = match self.platform {
+            Platform::I386Pc => (workdir.join("core.img"), CORE_MODULES),
+            Platform::X86_64Efi => (workdir.join("BOOTX64.EFI"), EFI_MODULES),
+        };
         let mut cmd = Command::new("grub-mkimage");
-        cmd.args(["-O", "i386-pc", "-p", "(,msdos1)/boot/grub", "-d"])
+        cmd.args(["-O", format, "-p", prefix, "-d"])
             .arg(&self.dir)
             .arg("-o")
             .arg(&out)
-            .args(CORE_MODULES);
+            .args(modules);
         tool::run(&mut cmd, "grub-common")?;
-        std::fs::read(&out).map_err(|e| BuildError::io("cannot read core.img", e))
+        std::fs::read(&out).map_err(|e| BuildError::io(format!("cannot read {}", out.display()), e))
     }
 
     /// boot.img, the 512-byte MBR boot code.
@@ -174,14 +253,31 @@ pub fn patch_core_img(core: &[u8], core_sector: u64) -> Result<Vec<u8>, BuildErr
     Ok(c)
 }
 
-/// The generated `/boot/grub/grub.cfg`: serial and VGA console, 1 s menu, one Linux entry.
-/// `args` are the kernel's arguments as [`linux_args`] quoted them.
+/// The ESP's `grub.cfg`: finds the root filesystem by UUID and reads its
+/// `/boot/grub/grub.cfg`, the one configuration BIOS and UEFI boots share.
+pub fn esp_config(uuid: &str) -> String {
+    format!(
+        "# Generated by fsmaker.\n\
+         search --no-floppy --fs-uuid --set=root {uuid}\n\
+         set prefix=($root)/boot/grub\n\
+         configfile $prefix/grub.cfg\n"
+    )
+}
+
+/// The generated `/boot/grub/grub.cfg`: serial and VGA console (under UEFI the firmware's
+/// console, which the firmware itself mirrors to the serial port), 1 s menu, one Linux
+/// entry. `args` are the kernel's arguments as [`linux_args`] quoted them.
 pub fn config(uuid: &str, title: &str, kernel: &str, initrd: Option<&str>, args: &str) -> String {
     let mut s = format!(
         "# Generated by fsmaker.\n\
-         serial --unit=0 --speed=115200\n\
-         terminal_input serial console\n\
-         terminal_output serial console\n\
+         if [ \"$grub_platform\" = efi ]; then\n\
+         \tterminal_input console\n\
+         \tterminal_output console\n\
+         else\n\
+         \tserial --unit=0 --speed=115200\n\
+         \tterminal_input serial console\n\
+         \tterminal_output serial console\n\
+         fi\n\
          set timeout=1\n\
          set default=0\n\
          search --no-floppy --fs-uuid --set=root {}\n\
@@ -331,8 +427,12 @@ mod tests {
             Some("/boot/initrd.img-6.1"),
             &linux_args("root=UUID=u-u ro").unwrap(),
         );
-        assert!(c.contains("serial --unit=0 --speed=115200\n"));
-        assert!(c.contains("terminal_input serial console\n"));
+        assert!(c.contains("\tserial --unit=0 --speed=115200\n"));
+        assert!(c.contains("\tterminal_input serial console\n"));
+        assert!(c.contains("if [ \"$grub_platform\" = efi ]; then\n\tterminal_input console\n"));
+        let esp = esp_config("u-u");
+        assert!(esp.contains("search --no-floppy --fs-uuid --set=root u-u\n"));
+        assert!(esp.ends_with("configfile $prefix/grub.cfg\n"));
         assert!(c.contains("set timeout=1\n"));
         assert!(c.contains("menuentry 'Linux 6.1' {\n"));
         assert!(c.contains(

@@ -254,7 +254,8 @@ fn is_path(what: &str) -> bool {
     what.ends_with(".deb") || what.contains('/') || Path::new(what).exists()
 }
 
-fn apt_download(package: &str, dir: &Path) -> Result<PathBuf, BuildError> {
+/// Downloads `package` with `apt-get download` into `dir`; the new `.deb`.
+pub(super) fn apt_download(package: &str, dir: &Path) -> Result<PathBuf, BuildError> {
     let before: Vec<PathBuf> = debs_in(dir);
     tool::run(
         Command::new("apt-get")
@@ -379,6 +380,39 @@ pub fn version_cmp(a: &str, b: &str) -> Ordering {
     ra.len().cmp(&rb.len())
 }
 
+/// Whether the EFI application (or bzImage, whose EFI stub makes it one) at `path`
+/// carries an Authenticode signature: a certificate table in its PE header, which UEFI
+/// Secure Boot and shim check. Debian's kernels are signed; a kernel built locally is not.
+pub fn is_signed(path: &Path) -> Result<bool, BuildError> {
+    let b = std::fs::read(path)
+        .map_err(|e| BuildError::io(format!("cannot read {}", path.display()), e))?;
+    Ok(pe_certificate_table(&b)
+        .is_some_and(|(at, len)| len > 0 && at.checked_add(len).is_some_and(|end| end <= b.len())))
+}
+
+/// The certificate table (file offset, length) a PE image's header names, if it parses.
+pub fn pe_certificate_table(b: &[u8]) -> Option<(usize, usize)> {
+    let u16_at = |o: usize| Some(u16::from_le_bytes(b.get(o..o + 2)?.try_into().ok()?));
+    let u32_at = |o: usize| Some(u32::from_le_bytes(b.get(o..o + 4)?.try_into().ok()?));
+    if b.get(..2)? != b"MZ" {
+        return None;
+    }
+    let pe = u32_at(0x3c)? as usize;
+    if b.get(pe..pe + 4)? != b"PE\0\0" {
+        return None;
+    }
+    let optional = pe + 24;
+    // The data directories follow the standard and Windows fields: 96 bytes for PE32,
+    // 112 for PE32+; the certificate table is the fifth directory.
+    let dirs = match u16_at(optional)? {
+        0x10b => optional + 96,
+        0x20b => optional + 112,
+        _ => return None,
+    };
+    let entry = dirs + 4 * 8;
+    Some((u32_at(entry)? as usize, u32_at(entry + 4)? as usize))
+}
+
 /// sha256 of a file, hex.
 pub fn sha256_file(path: &Path) -> Result<String, BuildError> {
     let mut f = std::fs::File::open(path)
@@ -431,6 +465,21 @@ mod tests {
             pick_kernel_dependency("kmod, linux-base (>= 4.3~), initramfs-tools | x"),
             None
         );
+    }
+
+    #[test]
+    fn pe_certificate_table_is_read_from_the_optional_header() {
+        let mut pe = vec![0u8; 0x400];
+        pe[..2].copy_from_slice(b"MZ");
+        pe[0x3c..0x40].copy_from_slice(&0x80u32.to_le_bytes());
+        pe[0x80..0x84].copy_from_slice(b"PE\0\0");
+        pe[0x98..0x9a].copy_from_slice(&0x20bu16.to_le_bytes());
+        let entry = 0x98 + 112 + 32;
+        assert_eq!(pe_certificate_table(&pe), Some((0, 0)));
+        pe[entry..entry + 4].copy_from_slice(&0x300u32.to_le_bytes());
+        pe[entry + 4..entry + 8].copy_from_slice(&0x100u32.to_le_bytes());
+        assert_eq!(pe_certificate_table(&pe), Some((0x300, 0x100)));
+        assert_eq!(pe_certificate_table(b"not a PE file"), None);
     }
 
     #[test]

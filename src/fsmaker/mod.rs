@@ -1,4 +1,5 @@
-//! fsmaker: turns a bare ext2/3/4 root filesystem image into a bootable BIOS disk image
+//! fsmaker: turns a bare ext2/3/4 root filesystem image into a bootable disk image (BIOS
+//! on MBR; BIOS, UEFI or both on GPT; optionally the signed chain for Secure Boot)
 //! without root, loop devices or mounting.
 //!
 //! [`build`] is a short sequence of stages, each taking what the one before produced:
@@ -6,8 +7,10 @@
 //! to install and where) -> plan the files to install and `grub.cfg` -> check the room ->
 //! assemble the disk in a temp file next to OUT (grow a copy with `resize2fs` if asked,
 //! copy the filesystem sparsely into partition 1, one `debugfs -w` batch for the kernel,
-//! initrd, `/lib/modules/<version>`, GRUB modules and `grub.cfg`, then MBR, boot.img and
-//! core.img in the first MiB) -> convert (optional qcow2) -> link it as OUT.
+//! initrd, `/lib/modules/<version>`, GRUB modules and `grub.cfg`, then the partition table
+//! and the boot code: MBR, boot.img and core.img in the first MiB; or GPT, core.img in the
+//! BIOS boot partition and a FAT32 ESP ([`esp`]) with GRUB's EFI image or shim and Debian's
+//! signed GRUB ([`signed`])) -> convert (optional qcow2) -> link it as OUT.
 //! The disk is built in files that have no name until the end
 //! ([`crate::scratch::Unnamed`]), so OUT is either complete or untouched, and a build
 //! that fails, is interrupted (SIGINT, SIGTERM: [`crate::interrupt`]) or is killed leaves
@@ -19,11 +22,14 @@
 //! wrong (the `fsmaker` binary adds which flag would help).
 
 pub mod debugfs;
+pub mod esp;
+pub mod gpt;
 pub mod grub;
 pub mod initrd;
 mod install;
 pub mod kernel;
 pub mod layout;
+pub mod signed;
 pub mod superblock;
 
 use std::fs::File;
@@ -36,10 +42,12 @@ use crate::scratch::Unnamed;
 use crate::sparsecopy;
 use crate::tool;
 use crate::units::human;
-use grub::GrubDir;
+use esp::EspFile;
+use grub::{GrubDir, Platform};
 use install::{Existing, Install};
 use kernel::{CachedKernel, version_cmp};
-use layout::{Layout, PART_START};
+use layout::{Firmware, Layout, Table};
+use signed::SignedChain;
 use superblock::Superblock;
 
 /// Everything that can stop a build or a kernel import. Messages say what is wrong in
@@ -67,9 +75,9 @@ pub enum BuildError {
     /// Growing the filesystem was asked for without a disk size to grow into.
     #[error("growing the filesystem needs a disk size to grow into")]
     GrowNeedsSize,
-    /// The disk size asked for cannot hold the filesystem and the boot gap before it.
+    /// The disk size asked for cannot hold the filesystem and the boot partitions before it.
     #[error(
-        "a disk of {} is smaller than the filesystem plus 1 MiB ({})",
+        "a disk of {} is smaller than the filesystem plus its boot area and tables ({})",
         human(*.disk),
         human(*.min)
     )]
@@ -113,11 +121,37 @@ pub enum BuildError {
     #[error("{0} already exists")]
     OutExists(PathBuf),
     /// The GRUB directory lacks a file fsmaker needs.
-    #[error("GRUB file {path} is missing: install the Debian package grub-pc-bin")]
+    #[error("GRUB file {path} is missing: install the Debian package {package}")]
     GrubMissing {
         /// The missing file.
         path: PathBuf,
+        /// The package that has it.
+        package: &'static str,
     },
+    /// An MBR disk was asked to boot with UEFI.
+    #[error("an MBR disk is built for BIOS only, not {0}: UEFI needs GPT")]
+    MbrIsBiosOnly(Firmware),
+    /// Secure Boot was asked for a disk UEFI does not boot.
+    #[error("Secure Boot needs a disk that boots with UEFI")]
+    SecureBootNeedsUefi,
+    /// The kernel the Secure Boot chain would load is not signed.
+    #[error("{0} is not signed: shim and GRUB would refuse it under Secure Boot")]
+    UnsignedKernel(PathBuf),
+    /// The signed chain is not in the cache.
+    #[error("no signed boot chain (shim, GRUB) in the cache {cache}")]
+    NoSignedChain {
+        /// The cache directory.
+        cache: PathBuf,
+    },
+    /// A package the signed chain comes from was not among those given.
+    #[error("the signed boot chain needs the package {0}")]
+    SignedPackageMissing(&'static str),
+    /// The partition table could not be written.
+    #[error("GPT: {0}")]
+    Gpt(String),
+    /// The EFI system partition could not be made.
+    #[error("ESP: {0}")]
+    Esp(String),
     /// GRUB's images could not be prepared.
     #[error("GRUB: {0}")]
     Grub(String),
@@ -199,6 +233,34 @@ crate::named_enum! {
     }
 }
 
+/// How the disk boots: its partition table, firmware, and where the boot code comes from.
+#[derive(Debug, Clone)]
+pub struct BootSetup {
+    /// The partition table.
+    pub table: Table,
+    /// The firmware the disk boots with.
+    pub firmware: Firmware,
+    /// The GRUB i386-pc directory boot.img, core.img and the modules come from.
+    pub grub_dir: PathBuf,
+    /// The GRUB x86_64-efi directory `BOOTX64.EFI` is built from.
+    pub grub_efi_dir: PathBuf,
+    /// For Secure Boot: shim and Debian's signed GRUB instead of GRUB's EFI image.
+    pub signed: Option<SignedChain>,
+}
+
+impl Default for BootSetup {
+    /// MBR, BIOS, the host's GRUB builds.
+    fn default() -> Self {
+        BootSetup {
+            table: Table::Mbr,
+            firmware: Firmware::Bios,
+            grub_dir: grub::DEFAULT_DIR.into(),
+            grub_efi_dir: grub::DEFAULT_EFI_DIR.into(),
+            signed: None,
+        }
+    }
+}
+
 /// A resolved build request.
 #[derive(Debug, Clone)]
 pub struct BuildPlan {
@@ -216,8 +278,8 @@ pub struct BuildPlan {
     pub format: Format,
     /// The kernel the image boots.
     pub kernel: KernelSource,
-    /// The GRUB i386-pc directory boot.img, core.img and the modules come from.
-    pub grub_dir: PathBuf,
+    /// How the disk boots.
+    pub boot: BootSetup,
     /// Extra kernel command-line arguments, appended last.
     pub append: String,
     /// Timestamp for every file fsmaker writes (`SOURCE_DATE_EPOCH`); `None` uses the
@@ -262,13 +324,31 @@ pub struct Summary {
     pub initrd_path: Option<String>,
     /// The kernel command line GRUB passes.
     pub cmdline: String,
+    /// The partition table.
+    pub table: Table,
+    /// The firmware the disk boots with.
+    pub firmware: Firmware,
+    /// Whether the UEFI boot is the signed chain.
+    pub secure_boot: bool,
 }
 
+/// OVMF's firmware code in Debian's `ovmf` package (the variable store beside it).
+const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+
 impl Summary {
-    /// A QEMU command line that boots the image.
+    /// A QEMU command line that boots the image (under BIOS when it can; a UEFI-only
+    /// image under OVMF, with a private copy of the variable store `OVMF_VARS.fd`).
     pub fn qemu_command(&self) -> String {
+        let firmware = if self.firmware.bios() {
+            String::new()
+        } else {
+            format!(
+                " -machine q35 -drive if=pflash,format=raw,readonly=on,file={OVMF_CODE} \
+                 -drive if=pflash,format=raw,file=OVMF_VARS.fd"
+            )
+        };
         format!(
-            "qemu-system-x86_64 -accel kvm -accel tcg -m 512 -nographic -drive file={},format={},if=virtio",
+            "qemu-system-x86_64 -accel kvm -accel tcg -m 512 -nographic{firmware} -drive file={},format={},if=virtio",
             self.out.display(),
             self.format
         )
@@ -306,7 +386,7 @@ fn stages(plan: &BuildPlan, on: &mut dyn FnMut(Event)) -> Result<Summary, BuildE
     let inputs = check_inputs(plan)?;
     let work = crate::scratch::Dir::new("fsmaker-")
         .map_err(|e| BuildError::io("cannot create a temp dir", e))?;
-    let boot = resolve_kernel(&plan.kernel, &plan.rootfs)?;
+    let boot = resolve_kernel(plan)?;
     let contents = plan_install(plan, &inputs, &boot, work.path())?;
     check_room(&inputs, plan.grow, &contents.install)?;
     go_on()?;
@@ -326,6 +406,9 @@ fn stages(plan: &BuildPlan, on: &mut dyn FnMut(Event)) -> Result<Summary, BuildE
         kernel_path: boot.kernel,
         initrd_path: boot.initrd,
         cmdline: contents.cmdline,
+        table: plan.boot.table,
+        firmware: plan.boot.firmware,
+        secure_boot: plan.boot.signed.is_some(),
     })
 }
 
@@ -337,13 +420,15 @@ fn go_on() -> Result<(), BuildError> {
     Ok(())
 }
 
-/// The checked inputs of a build: the root filesystem's superblock, the GRUB directory,
+/// The checked inputs of a build: the root filesystem's superblock, the GRUB directories,
 /// the disk layout and the timestamp of every file written.
 struct Inputs {
     /// The root filesystem image's superblock.
     sb: Superblock,
-    /// The GRUB i386-pc directory, checked to hold what fsmaker needs.
-    grub: GrubDir,
+    /// The GRUB i386-pc directory, checked to hold what fsmaker needs (BIOS boots).
+    grub: Option<GrubDir>,
+    /// The GRUB x86_64-efi directory (UEFI boots without the signed chain).
+    grub_efi: Option<GrubDir>,
     /// The sizes of the disk and of partition 1.
     layout: Layout,
     /// Seconds since 1970 for every timestamp fsmaker writes.
@@ -352,7 +437,7 @@ struct Inputs {
 
 /// Stage 1: reads ROOTFS's superblock, refuses an OUT that is not a regular file, that
 /// exists (unless forced) or that is ROOTFS itself, and extra kernel arguments GRUB cannot
-/// pass on; checks the GRUB directory and works out the layout.
+/// pass on; checks the GRUB directories and works out the layout.
 fn check_inputs(plan: &BuildPlan) -> Result<Inputs, BuildError> {
     let sb = Superblock::read(&plan.rootfs)?;
     check_out(&plan.out, plan.force)?;
@@ -362,12 +447,25 @@ fn check_inputs(plan: &BuildPlan) -> Result<Inputs, BuildError> {
     {
         return Err(BuildError::OutIsRootfs(plan.out.clone()));
     }
-    let grub = GrubDir::locate(&plan.grub_dir)?;
-    let layout = layout::plan(sb.size(), sb.block_size, plan.size, plan.grow)?;
+    let b = &plan.boot;
+    let grub = (b.firmware.bios())
+        .then(|| GrubDir::locate(&b.grub_dir, Platform::I386Pc))
+        .transpose()?;
+    let grub_efi = (b.firmware.uefi() && b.signed.is_none())
+        .then(|| GrubDir::locate(&b.grub_efi_dir, Platform::X86_64Efi))
+        .transpose()?;
+    let layout = layout::plan(
+        sb.size(),
+        sb.block_size,
+        plan.size,
+        plan.grow,
+        (b.table, b.firmware),
+    )?;
     let epoch = plan.epoch.unwrap_or(sb.wtime);
     Ok(Inputs {
         sb,
         grub,
+        grub_efi,
         layout,
         epoch,
     })
@@ -423,8 +521,21 @@ struct Boot {
     modules: Option<PathBuf>,
 }
 
-/// Stage 2: what kernel to install and where.
-fn resolve_kernel(source: &KernelSource, rootfs: &Path) -> Result<Boot, BuildError> {
+/// Stage 2: what kernel to install and where. For Secure Boot a kernel from the host must
+/// be signed (one already in ROOTFS is installed as it is).
+fn resolve_kernel(plan: &BuildPlan) -> Result<Boot, BuildError> {
+    let boot = kernel_files(&plan.kernel, &plan.rootfs)?;
+    if plan.boot.signed.is_some()
+        && let Some((host, _)) = boot.files.first()
+        && !kernel::is_signed(host)?
+    {
+        return Err(BuildError::UnsignedKernel(host.clone()));
+    }
+    Ok(boot)
+}
+
+/// The kernel of `source`: where it and its initrd go, and the host files behind them.
+fn kernel_files(source: &KernelSource, rootfs: &Path) -> Result<Boot, BuildError> {
     let (version, host_kernel, host_initrd, modules) = match source {
         KernelSource::Cached(k) => (
             k.meta.version.clone(),
@@ -527,9 +638,11 @@ fn plan_install(
     {
         install.tree(tree, &moddir)?;
     }
-    for f in inputs.grub.runtime_files()? {
-        let name = f.file_name().expect("listed files have names");
-        install.file(&f, format!("/boot/grub/i386-pc/{}", name.to_string_lossy()))?;
+    if let Some(grub) = &inputs.grub {
+        for f in grub.runtime_files()? {
+            let name = f.file_name().expect("listed files have names");
+            install.file(&f, format!("/boot/grub/i386-pc/{}", name.to_string_lossy()))?;
+        }
     }
     let uuid = inputs.sb.uuid_string();
     let cmdline = cmdline(&uuid, &plan.append);
@@ -558,7 +671,7 @@ fn check_room(inputs: &Inputs, grow: bool, install: &Install) -> Result<(), Buil
     if needed <= free && inodes <= free_inodes {
         return Ok(());
     }
-    let want = PART_START + sb.size() + (needed.saturating_sub(free)) * 11 / 10;
+    let want = layout.overhead() + sb.size() + (needed.saturating_sub(free)) * 11 / 10;
     let fits_mib = want
         .div_ceil(1 << 20)
         .max(layout.disk.div_ceil(1 << 20) + 1);
@@ -572,8 +685,8 @@ fn check_room(inputs: &Inputs, grow: bool, install: &Install) -> Result<(), Buil
 }
 
 /// Stage 5: the raw disk, in a temp file next to OUT: the filesystem (grown first if asked)
-/// copied sparsely into partition 1, the files installed by one debugfs batch, then the
-/// MBR and GRUB's core image in the first MiB.
+/// copied sparsely into the root partition, the files installed by one debugfs batch, then
+/// the partition table and the boot code.
 fn assemble(
     plan: &BuildPlan,
     inputs: &Inputs,
@@ -587,17 +700,28 @@ fn assemble(
     on(Event::Step(
         "copying the filesystem into partition 1".into(),
     ));
-    copy_rootfs(&source, &disk.path(), PART_START, on)?;
+    let part_start = inputs.layout.part_start;
+    copy_rootfs(&source, &disk.path(), part_start, on)?;
     disk.file()
         .set_len(inputs.layout.disk)
         .map_err(|e| BuildError::io("cannot size the disk image", e))?;
     on(Event::Step(
         "installing the kernel, modules and GRUB files".into(),
     ));
-    let partition = format!("{}?offset={PART_START}", disk.path().display());
+    let partition = format!("{}?offset={part_start}", disk.path().display());
     install::batch(&contents.install, &contents.existing, inputs.epoch).run(&partition, workdir)?;
-    on(Event::Step("installing GRUB into the MBR".into()));
-    write_boot_sectors(disk.file(), inputs, workdir)?;
+    match inputs.layout.table {
+        Table::Mbr => {
+            on(Event::Step("installing GRUB into the MBR".into()));
+            write_boot_sectors(disk.file(), inputs, workdir)?;
+        }
+        Table::Gpt => {
+            on(Event::Step(
+                "writing the GPT and the boot partitions".into(),
+            ));
+            write_gpt_boot(plan, &disk, inputs, workdir)?;
+        }
+    }
     disk.file()
         .sync_all()
         .map_err(|e| BuildError::io("cannot sync the disk image", e))?;
@@ -632,7 +756,7 @@ fn grow_filesystem(
     Ok(Some(fs))
 }
 
-/// Copies the filesystem image into `disk` at byte `offset` with the sparse engine:
+/// Copies an image (the filesystem, the ESP) into `disk` at byte `offset` with the sparse engine:
 /// only data is read, zero blocks become holes, the rest of `disk` is kept.
 fn copy_rootfs(
     rootfs: &Path,
@@ -655,18 +779,105 @@ fn copy_rootfs(
 /// Sector 0 (boot.img patched around the partition table) and GRUB's core image from
 /// sector 1, which must end before partition 1.
 fn write_boot_sectors(disk: &File, inputs: &Inputs, workdir: &Path) -> Result<(), BuildError> {
-    let core = grub::patch_core_img(&inputs.grub.mkimage(workdir)?, 1)?;
-    if core.len() as u64 > PART_START - layout::SECTOR {
-        return Err(BuildError::Grub(format!(
-            "core.img ({} bytes) does not fit before partition 1",
-            core.len()
-        )));
-    }
+    let grub = inputs.grub.as_ref().expect("an MBR disk boots with BIOS");
     let uuid = &inputs.sb.uuid;
     let table = layout::mbr(&inputs.layout, [uuid[0], uuid[1], uuid[2], uuid[3]])?;
-    let mbr = grub::patch_boot_img(&inputs.grub.boot_img()?, &table, 1);
+    let gap = layout::Region {
+        start: layout::SECTOR,
+        size: inputs.layout.part_start - layout::SECTOR,
+    };
+    embed_grub(disk, grub, "(,msdos1)/boot/grub", gap, &table, workdir)
+}
+
+/// GRUB for BIOS: core.img (with `prefix`) embedded at `area`, its blocklist pointing
+/// there, and boot.img in sector 0 around `sector0`'s partition table.
+fn embed_grub(
+    disk: &File,
+    grub: &GrubDir,
+    prefix: &str,
+    area: layout::Region,
+    sector0: &[u8],
+    workdir: &Path,
+) -> Result<(), BuildError> {
+    let first = area.start / layout::SECTOR;
+    let core = grub::patch_core_img(&grub.mkimage(workdir, prefix)?, first)?;
+    if core.len() as u64 > area.size {
+        return Err(BuildError::Grub(format!(
+            "core.img ({} bytes) does not fit in the {} bytes before partition 1 or in the BIOS boot partition",
+            core.len(),
+            area.size
+        )));
+    }
+    let mbr = grub::patch_boot_img(&grub.boot_img()?, sector0, first);
     write_at(disk, 0, &mbr)?;
-    write_at(disk, layout::SECTOR, &core)
+    write_at(disk, area.start, &core)
+}
+
+/// A GPT disk's boot: the table (with its protective MBR), GRUB's core image in the BIOS
+/// boot partition and boot.img in sector 0 (BIOS; without BIOS, boot code that hands the
+/// boot back), the ESP (UEFI).
+fn write_gpt_boot(
+    plan: &BuildPlan,
+    disk: &crate::scratch::Unnamed,
+    inputs: &Inputs,
+    workdir: &Path,
+) -> Result<(), BuildError> {
+    let file = disk.file();
+    let layout = &inputs.layout;
+    gpt::write(file, layout, &inputs.sb.uuid)?;
+    if layout.bios_boot.is_none() {
+        // UEFI only: a BIOS that boots the disk anyway is handed back at once.
+        write_at(file, 0, &crate::disk::boot::HAND_BACK)?;
+    }
+    if let (Some(area), Some(grub)) = (layout.bios_boot, &inputs.grub) {
+        let mut sector0 = vec![0u8; layout::SECTOR as usize];
+        std::os::unix::fs::FileExt::read_exact_at(file, &mut sector0, 0)
+            .map_err(|e| BuildError::io("cannot read the protective MBR", e))?;
+        embed_grub(file, grub, "(,gpt1)/boot/grub", area, &sector0, workdir)?;
+    }
+    if let Some(area) = layout.esp {
+        let image = workdir.join("esp.img");
+        let uuid = &inputs.sb.uuid;
+        let volume_id = u32::from_le_bytes([uuid[4], uuid[5], uuid[6], uuid[7]]);
+        let files = esp_files(plan, inputs, workdir)?;
+        esp::build(&image, area.size, volume_id, inputs.epoch, &files)?;
+        copy_rootfs(&image, &disk.path(), area.start, &mut |_| {})?;
+    }
+    Ok(())
+}
+
+/// What the ESP holds: GRUB's EFI image as `EFI/BOOT/BOOTX64.EFI` with its `grub.cfg`;
+/// for Secure Boot shim as `BOOTX64.EFI`, Debian's signed GRUB beside it and the
+/// `grub.cfg` where that GRUB looks. Either `grub.cfg` reads the root's `/boot/grub`.
+fn esp_files(
+    plan: &BuildPlan,
+    inputs: &Inputs,
+    workdir: &Path,
+) -> Result<Vec<EspFile>, BuildError> {
+    let read = |p: &Path| {
+        std::fs::read(p).map_err(|e| BuildError::io(format!("cannot read {}", p.display()), e))
+    };
+    let file = |data: Vec<u8>, dest: &str| EspFile {
+        data,
+        dest: dest.to_string(),
+    };
+    let cfg = grub::esp_config(&inputs.sb.uuid_string()).into_bytes();
+    let boot = grub::EFI_PREFIX;
+    Ok(match &plan.boot.signed {
+        Some(chain) => vec![
+            file(read(&chain.shim())?, &format!("{boot}/BOOTX64.EFI")),
+            file(read(&chain.grub())?, &format!("{boot}/grubx64.efi")),
+            file(cfg, &format!("{}/grub.cfg", signed::SIGNED_GRUB_PREFIX)),
+        ],
+        None => {
+            let grub = (inputs.grub_efi.as_ref())
+                .expect("a UEFI disk without the signed chain has GRUB's EFI directory");
+            vec![
+                file(grub.mkimage(workdir, boot)?, &format!("{boot}/BOOTX64.EFI")),
+                file(cfg, &format!("{boot}/grub.cfg")),
+            ]
+        }
+    })
 }
 
 fn write_at(f: &File, at: u64, data: &[u8]) -> Result<(), BuildError> {

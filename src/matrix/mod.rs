@@ -491,7 +491,10 @@ fn build_kernel(
         grow: false,
         format: Format::Raw,
         kernel: KernelSource::Cached(kernel),
-        grub_dir: plan.grub_dir.clone(),
+        boot: fsmaker::BootSetup {
+            grub_dir: plan.grub_dir.clone(),
+            ..fsmaker::BootSetup::default()
+        },
         append: plan.append.clone(),
         epoch: plan.epoch,
     };

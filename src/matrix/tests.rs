@@ -27,6 +27,7 @@ fn report(version: &str, checks: Vec<CheckResult>) -> Report {
         fault: Fault::None,
         agent: None,
         no_boot: None,
+        firmware: None,
     };
     crate::report::tests::tcg_report(version, checks, facts, 42.0, None)
 }

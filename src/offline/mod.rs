@@ -4,7 +4,8 @@
 //! reads from it what the image checks judge, one collector per rule: [`accounts`] (who
 //! could log in), [`leftovers`], [`usage`] (logs and usage information), [`identity`]
 //! (what must be unique per server), and [`agent`] (the first-boot agent and the SSH
-//! servers). Nothing here boots or writes the image.
+//! servers). From the same copy [`read`] also tells which firmware can boot the image
+//! ([`crate::disk::boot`]). Nothing here boots or writes the image.
 
 mod accounts;
 mod agent;
@@ -16,8 +17,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use crate::cloudinit;
+use crate::disk::boot;
 use crate::disk::image::{self, ImageInfo, ImageKind};
-use crate::facts::{Account, FileKind, Finding, Offline, OfflineFacts};
+use crate::facts::{Account, BootSupport, FileKind, Finding, Offline, OfflineFacts};
 use crate::fs::{FileInfo, FsView};
 use crate::tool::{self, ToolError};
 
@@ -33,16 +35,21 @@ pub struct Options {
     pub allow: Vec<String>,
 }
 
-/// Reads the offline facts of the image `info` describes, looking for what `options` name;
-/// temp files go to `tmp`. An image without a readable root filesystem
-/// (an ISO, an unknown filesystem) gives [`Offline::Unreadable`] with the reason; only a
-/// failing conversion is an error.
-pub fn read(info: &ImageInfo, options: &Options, tmp: &Path) -> Result<Offline, ToolError> {
+/// Reads the offline facts of the image `info` describes, looking for what `options` name,
+/// and what it offers each firmware; temp files go to `tmp`. An image without a readable
+/// root filesystem (an ISO, an unknown filesystem) gives [`Offline::Unreadable`] with the
+/// reason; only a failing conversion is an error.
+pub fn read(
+    info: &ImageInfo,
+    options: &Options,
+    tmp: &Path,
+) -> Result<(Offline, BootSupport), ToolError> {
     let raw = match info.kind {
         ImageKind::Iso { .. } => {
-            return Ok(Offline::Unreadable {
+            let unreadable = Offline::Unreadable {
                 reason: "ISO 9660: the installed system exists only after booting".into(),
-            });
+            };
+            return Ok((unreadable, boot::iso_support(&info.path)));
         }
         ImageKind::Raw => info.path.clone(),
         ImageKind::Qcow2 | ImageKind::Vmdk => {
@@ -63,8 +70,9 @@ pub fn read(info: &ImageInfo, options: &Options, tmp: &Path) -> Result<Offline, 
         }
     };
     let found = root_filesystem(&raw, options);
+    let support = boot::support(&raw);
     let _ = std::fs::remove_file(tmp.join("offline.raw"));
-    Ok(found)
+    Ok((found, support))
 }
 
 /// The facts of the first candidate filesystem with an `/etc`, or why there is none.

@@ -3,7 +3,9 @@
 //! for the live view on a terminal and for plain progress lines alike.
 
 use crate::checks::CheckResult;
-use crate::facts::{AccelDecision, AgentFacts, ConsoleFailure, Login, Phase};
+use crate::facts::{
+    AccelDecision, AgentFacts, ConsoleFailure, Firmware, FirmwareFacts, Login, Phase,
+};
 use crate::named::Named;
 
 /// Something the runner wants reported as it happens.
@@ -30,6 +32,8 @@ pub enum Event {
     },
     /// The first-boot agent and login user were chosen.
     Agent(AgentFacts),
+    /// The firmwares of the boots were chosen.
+    Firmware(FirmwareFacts),
     /// A boot made progress.
     Boot {
         /// Boot number.
@@ -46,6 +50,8 @@ pub enum Event {
 pub enum BootEvent {
     /// QEMU started.
     Started {
+        /// The firmware it boots with.
+        firmware: Firmware,
         /// QEMU's process id.
         pid: u32,
         /// The host port on 127.0.0.1 forwarded to the guest's SSH port.
@@ -92,6 +98,15 @@ pub fn render_event(e: &Event) -> Option<String> {
         Event::OfflineRead { source } => format!("offline: {source}"),
         Event::OfflineUnreadable { reason } => format!("offline: not readable ({reason})"),
         Event::Agent(a) => format!("offline: first boot by {} ({})", a.agent.name(), a.reason),
+        Event::Firmware(f) => {
+            let names: Vec<&str> = f.firmwares.iter().map(|w| w.name()).collect();
+            let secure = if f.secure_boot {
+                ", UEFI with Secure Boot"
+            } else {
+                ""
+            };
+            format!("firmware: {}{secure} ({})", names.join(" and "), f.reason)
+        }
         Event::Boot { boot, event } => format!("boot {boot}: {}", boot_line(event)?),
         Event::Check(_) => return None,
     })
@@ -100,11 +115,15 @@ pub fn render_event(e: &Event) -> Option<String> {
 /// The words for one boot's event, if it deserves a line.
 pub fn boot_line(e: &BootEvent) -> Option<String> {
     Some(match e {
-        BootEvent::Started { pid, ssh_port } => {
-            format!("QEMU started (pid {pid}, ssh 127.0.0.1:{ssh_port})")
+        BootEvent::Started {
+            firmware,
+            pid,
+            ssh_port,
+        } => {
+            format!("QEMU started under {firmware} (pid {pid}, ssh 127.0.0.1:{ssh_port})")
         }
         BootEvent::Phase { phase, secs } => format!("{} at {secs:.1}s", phase.name()),
-        BootEvent::ConsoleFailure(f) => format!("console: {:?}: {}", f.kind, f.line),
+        BootEvent::ConsoleFailure(f) => format!("console: {:?}: {}", f.kind, f.describe()),
         BootEvent::Login(Login::Worked { after_secs }) => {
             format!("password login worked at {after_secs:.1}s")
         }

@@ -109,9 +109,14 @@ pub fn verdict(checks: &[CheckResult], unjudged: &[String], allow_unjudged: bool
     }
 }
 
-fn label(c: &CheckResult) -> String {
+/// A result's name: its check, and for a per-boot check the boot and its firmware
+/// (`boot.userspace [boot 1, uefi]`).
+fn label(c: &CheckResult, r: &Report) -> String {
     match c.boot {
-        Some(b) => format!("{} [boot {b}]", c.id),
+        Some(b) => match r.facts.boots.iter().find(|f| f.index == b) {
+            Some(f) => format!("{} [boot {b}, {}]", c.id, f.firmware),
+            None => format!("{} [boot {b}]", c.id),
+        },
         None => c.id.to_string(),
     }
 }
@@ -126,11 +131,11 @@ pub fn render_summary(r: &Report) -> String {
             (Status::Fail, Severity::Warning) => "WARN",
             (Status::Skip, _) => "SKIP",
         };
-        let _ = writeln!(s, "{tag}  {:<34} {}", label(c), c.evidence);
+        let _ = writeln!(s, "{tag}  {:<40} {}", label(c, r), c.evidence);
     }
     for b in &r.facts.boots {
         if r.verdict == Verdict::Fail && (b.console.failure.is_some() || !b.reached_userspace()) {
-            let _ = writeln!(s, "console tail of boot {}:", b.index);
+            let _ = writeln!(s, "console tail of boot {} ({}):", b.index, b.firmware);
             let lines: Vec<&String> = b
                 .console
                 .tail
@@ -202,7 +207,7 @@ pub fn junit_suite(name: String, r: &Report) -> TestSuite {
                 st
             }
         };
-        let mut tc = TestCase::new(label(c), status);
+        let mut tc = TestCase::new(label(c, r), status);
         tc.set_classname(c.id.name());
         suite.add_test_case(tc);
     }

@@ -33,7 +33,7 @@ fn sample() -> Report {
         shutdown: Shutdown::TimedOut {
             deadline_secs: 30.0,
         },
-        ..BootFacts::new(0)
+        ..BootFacts::new(0, Firmware::Uefi)
     };
     let facts = Facts {
         offline: Offline::Read(Box::new(OfflineFacts {
@@ -48,6 +48,16 @@ fn sample() -> Report {
         fault: Fault::None,
         agent: None,
         no_boot: None,
+        firmware: Some(FirmwareFacts {
+            firmwares: vec![Firmware::Uefi],
+            secure_boot: false,
+            reason: "the image offers uefi: EFI/BOOT/BOOTX64.EFI on the ESP (partition 3)".into(),
+            support: BootSupport {
+                bios: None,
+                uefi: Some("EFI/BOOT/BOOTX64.EFI on the ESP (partition 3)".into()),
+                missing: vec!["no boot code in sector 0".into()],
+            },
+        }),
     };
     let checks = evaluate(&facts, &Selection::default());
     tcg_report(
@@ -153,17 +163,28 @@ fn every_boot_event_has_its_words() {
     let cases = [
         (
             BootEvent::Started {
+                firmware: Firmware::Uefi,
                 pid: 42,
                 ssh_port: 40022,
             },
-            "QEMU started (pid 42, ssh 127.0.0.1:40022)",
+            "QEMU started under uefi (pid 42, ssh 127.0.0.1:40022)",
         ),
         (
             BootEvent::ConsoleFailure(ConsoleFailure {
                 kind: FailureKind::KernelPanic,
                 line: "Kernel panic".into(),
+                cause: None,
             }),
             "console: KernelPanic: Kernel panic",
+        ),
+        (
+            BootEvent::ConsoleFailure(ConsoleFailure {
+                kind: FailureKind::FirmwareShell,
+                line: "BdsDxe: loading Boot0002 \"EFI Internal Shell\"".into(),
+                cause: Some("BdsDxe: failed to load Boot0001: Not Found".into()),
+            }),
+            "console: FirmwareShell: BdsDxe: loading Boot0002 \"EFI Internal Shell\" \
+             (after: BdsDxe: failed to load Boot0001: Not Found)",
         ),
         (
             BootEvent::Login(Login::Worked { after_secs: 9.25 }),

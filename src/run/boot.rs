@@ -18,21 +18,22 @@ use std::time::{Duration, Instant};
 use ssh2::Session;
 
 use super::plan::RunPlan;
-use super::{Emit, RunError, io};
-use crate::checks::{self, CheckId, Need, Selection, Status};
+use super::{Emit, RunError, boot_count, io};
+use crate::checks::{self, CheckId, Expect, Need, Selection, Status};
 use crate::cloudinit::NOCLOUD_SERIAL;
-use crate::console::{Console, ConsoleEvent, WaitOutcome};
+use crate::console::{Console, ConsoleEvent, PROMPT_GRACE, Reader, WaitOutcome};
 use crate::disk::image::{ImageInfo, ImageKind};
 use crate::facts::{
-    AccelDecision, Agent, AgentFacts, BootFacts, CLOUD_INIT_BOOT_FINISHED, Facts, FileKind, Login,
-    Offline, OfflineFacts, Phase, Shutdown,
+    AccelDecision, Agent, AgentFacts, BootFacts, CLOUD_INIT_BOOT_FINISHED, Facts, FileKind,
+    Firmware, FirmwareFacts, Login, Offline, OfflineFacts, Phase, Shutdown,
 };
 use crate::guest;
 use crate::metadata::{self, BootSecrets, MetadataServer};
 use crate::report::{BootEvent, Event, Timeouts};
+use crate::vm::firmware::Ovmf;
 use crate::vm::process::{VmProcess, interrupted};
 use crate::vm::qmp::Qmp;
-use crate::vm::{self, VmSpec};
+use crate::vm::{self, Uefi, VmSpec};
 
 /// Size of the blank disk an ISO boots with.
 const ISO_BLANK_DISK: u64 = 8 << 30;
@@ -40,6 +41,8 @@ const ISO_BLANK_DISK: u64 = 8 << 30;
 /// What every boot of one image shares.
 pub(super) struct BootContext<'a> {
     pub plan: &'a RunPlan,
+    /// The checks judged on this image (the plan's, under the image's expectation).
+    pub selection: &'a Selection,
     pub accel: &'a AccelDecision,
     /// What is known before booting: offline facts, agent, fault.
     pub facts: &'a Facts,
@@ -48,6 +51,12 @@ pub(super) struct BootContext<'a> {
     /// The image's overall deadline.
     pub overall: Instant,
     pub info: &'a ImageInfo,
+    /// Further disks, attached after the image (or the CD) in this order.
+    pub disks: &'a [ImageInfo],
+    /// Which firmware each boot uses.
+    pub firmware: &'a FirmwareFacts,
+    /// OVMF, when a boot uses UEFI.
+    pub ovmf: Option<&'a Ovmf>,
     pub server: &'a MetadataServer,
     /// The run's temp dir: overlays, sockets, logs.
     pub tmp: &'a std::path::Path,
@@ -56,7 +65,7 @@ pub(super) struct BootContext<'a> {
 
 impl BootContext<'_> {
     fn needs(&self, need: Need) -> bool {
-        self.plan.needs(need)
+        self.selection.needs(need)
     }
 
     /// The first-boot agent and login user.
@@ -136,10 +145,19 @@ impl Roles {
     }
 }
 
+/// OVMF (its Secure Boot build if asked), when a boot uses UEFI.
+pub(super) fn ovmf_for(firmware: &FirmwareFacts) -> Result<Option<Ovmf>, RunError> {
+    Ok(firmware
+        .firmwares
+        .contains(&Firmware::Uefi)
+        .then(|| Ovmf::locate(firmware.secure_boot))
+        .transpose()?)
+}
+
 /// Runs the plan's boots in parallel, one thread each.
 pub(super) fn run_boots(ctx: &BootContext, emit: &Emit) -> Result<Vec<BootFacts>, RunError> {
     std::thread::scope(|s| {
-        let handles: Vec<_> = (0..ctx.plan.boots)
+        let handles: Vec<_> = (0..boot_count(ctx.plan, ctx.firmware))
             .map(|i| s.spawn(move || boot_one(ctx, i, emit)))
             .collect();
         handles
@@ -192,7 +210,7 @@ impl Guest {
 /// One boot: the stages in order.
 fn boot_one(ctx: &BootContext, i: usize, emit: &Emit) -> Result<BootFacts, RunError> {
     let mut g = start(ctx, i, emit)?;
-    let mut facts = BootFacts::new(i);
+    let mut facts = BootFacts::new(i, ctx.firmware.for_boot(i));
     facts.metadata_key = g.secrets.ssh_key.clone();
     let reached = to_userspace(ctx, &mut g);
     facts.qemu_exit = g.vm.try_exited().map(|s| s.to_string());
@@ -257,7 +275,7 @@ fn fail_fast(ctx: &BootContext, facts: &mut BootFacts) {
         boots: vec![facts.clone()],
         ..ctx.facts.clone()
     };
-    let failed = checks::evaluate(&mine, &ctx.plan.selection)
+    let failed = checks::evaluate(&mine, ctx.selection)
         .into_iter()
         .find(|r| {
             r.boot.is_some() && r.status == Status::Fail && r.severity == checks::Severity::Error
@@ -294,7 +312,11 @@ fn start(ctx: &BootContext, i: usize, emit: &Emit) -> Result<Guest, RunError> {
         serial,
         ctx.tmp.join(format!("boot{i}-console.log")),
         vec![secrets.password.clone()],
-        start,
+        Reader {
+            start,
+            medium: ctx.selection.expect == Expect::Boot,
+            grace: PROMPT_GRACE,
+        },
         move |e| {
             let event = match e {
                 ConsoleEvent::Phase(phase, d) => BootEvent::Phase {
@@ -318,31 +340,37 @@ fn start(ctx: &BootContext, i: usize, emit: &Emit) -> Result<Guest, RunError> {
         emit: emit.clone(),
     };
     g.event(BootEvent::Started {
+        firmware: ctx.firmware.for_boot(i),
         pid: g.vm.pid(),
         ssh_port,
     });
     Ok(g)
 }
 
-/// The QEMU invocation of boot `i`: its disk, network forwards (the metadata relay to
-/// the boot's `socket`) and QMP socket.
+/// The QEMU invocation of boot `i`: its firmware, disks, network forwards (the metadata
+/// relay to the boot's `socket`) and QMP socket.
 fn spec(ctx: &BootContext, i: usize, socket: &Path) -> Result<VmSpec, RunError> {
     let plan = ctx.plan;
     let host_cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
     let mut spec = VmSpec::new(
         ctx.accel.accel,
-        plan.memory_mib,
+        plan.memory_for(ctx.info.kind),
         plan.vcpus(ctx.accel.accel, host_cpus),
     );
-    let disk = ctx.tmp.join(format!("boot{i}.qcow2"));
-    match ctx.info.kind {
-        ImageKind::Iso { .. } => {
-            vm::create_blank_disk(&disk, ISO_BLANK_DISK)?;
-            spec.cdrom = Some(ctx.info.path.clone());
-        }
-        k => vm::create_overlay(&ctx.info.path, k.qemu_format(), &disk)?,
+    if ctx.firmware.for_boot(i) == Firmware::Uefi {
+        let ovmf = ctx.ovmf.expect("the runner found OVMF for the UEFI boots");
+        spec.uefi = Some(Uefi {
+            code: ovmf.code.clone(),
+            vars: ovmf.private_vars(&ctx.tmp.join(format!("boot{i}-OVMF_VARS.fd")))?,
+            secure_boot: ovmf.secure_boot,
+        });
     }
-    spec.disk = Some(disk);
+    let mut disks = disks(ctx, i)?;
+    if let ImageKind::Iso { .. } = ctx.info.kind {
+        spec.cdrom = Some(ctx.info.path.clone());
+    }
+    spec.disk = Some(disks.remove(0));
+    spec.extra_disks = disks;
     spec.disk_bus = plan.disk_bus;
     spec.direct_kernel = plan.direct_kernel.clone();
     spec.ssh_port = Some(free_port()?);
@@ -352,6 +380,32 @@ fn spec(ctx: &BootContext, i: usize, socket: &Path) -> Result<VmSpec, RunError> 
     }
     spec.qmp_socket = Some(ctx.tmp.join(format!("boot{i}.qmp")));
     Ok(spec)
+}
+
+/// Boot `i`'s disks, each a qcow2 overlay in the temp dir (nothing attached is ever
+/// written): the image (for an ISO, a blank disk unless further disks are given), then the
+/// further disks in order.
+fn disks(ctx: &BootContext, i: usize) -> Result<Vec<PathBuf>, RunError> {
+    let mut out = Vec::new();
+    let mut attach = |info: &ImageInfo| -> Result<(), RunError> {
+        let overlay = ctx.tmp.join(format!("boot{i}-disk{}.qcow2", out.len()));
+        vm::create_overlay(&info.path, info.kind.qemu_format(), &overlay)?;
+        out.push(overlay);
+        Ok(())
+    };
+    match ctx.info.kind {
+        ImageKind::Iso { .. } => {}
+        _ => attach(ctx.info)?,
+    }
+    for d in ctx.disks {
+        attach(d)?;
+    }
+    if out.is_empty() {
+        let blank = ctx.tmp.join(format!("boot{i}-blank.qcow2"));
+        vm::create_blank_disk(&blank, ISO_BLANK_DISK)?;
+        out.push(blank);
+    }
+    Ok(out)
 }
 
 fn free_port() -> Result<u16, RunError> {
@@ -371,7 +425,11 @@ fn to_userspace(ctx: &BootContext, g: &mut Guest) -> bool {
             g.vm.wait_until(Instant::now() + Duration::from_secs(1));
             false
         }
-        WaitOutcome::Closed => false,
+        WaitOutcome::Closed => {
+            // QEMU closed the console: let it exit, so the boot records how it ended.
+            g.vm.wait_until(Instant::now() + Duration::from_secs(5));
+            false
+        }
         WaitOutcome::TimedOut => !matches!(
             guest::attempt(
                 g.ssh_port,
@@ -434,7 +492,7 @@ fn login(
 fn no_login_ever(facts: &Facts) -> Option<String> {
     let only = Selection {
         only: vec![CheckId::FirstbootInstalled],
-        skip: Vec::new(),
+        ..Selection::default()
     };
     checks::evaluate(facts, &only)
         .into_iter()

@@ -21,16 +21,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::checks::{self, Need};
+use crate::checks::{self, Selection};
 use crate::cloudinit::{self, NoDefaultUser};
 use crate::disk::image::{self, ImageError, ImageInfo};
-use crate::facts::{Facts, Offline};
+use crate::facts::{BootSupport, Facts, FirmwareFacts, Offline};
 use crate::fsmaker::kernel::Cache;
 use crate::metadata::MetadataServer;
 use crate::report::{self, Event, Report, Verdict};
 use crate::tool::ToolError;
 use crate::vm::VmError;
 use crate::vm::accel::{AccelChoice, Pending, ProbeSetup};
+use crate::vm::firmware::{self, FirmwareError};
 use crate::vm::process::interrupted;
 use outputs::{Output, OutputError};
 use plan::RunPlan;
@@ -63,6 +64,9 @@ pub enum RunError {
     /// guest (the reason QEMU gave).
     #[error("{0}")]
     Host(String),
+    /// No firmware plan fits the request.
+    #[error(transparent)]
+    Firmware(#[from] FirmwareError),
 }
 
 fn io(what: &str) -> impl Fn(std::io::Error) -> RunError + '_ {
@@ -214,15 +218,8 @@ pub fn run_image(
         format: info.kind.describe(),
     });
     let tmp = crate::scratch::Dir::new("imgtest-").map_err(io("temp dir"))?;
-    let offline = crate::offline::read(info, &plan.offline, tmp.path())?;
-    emit(match &offline {
-        Offline::Read(f) => Event::OfflineRead {
-            source: f.source.clone(),
-        },
-        Offline::Unreadable { reason } => Event::OfflineUnreadable {
-            reason: reason.clone(),
-        },
-    });
+    let (offline, support) = crate::offline::read(info, &plan.offline, tmp.path())?;
+    emit(offline_event(&offline));
     let offline_secs = started.elapsed().as_secs_f64();
     let agent = cloudinit::choose(plan.firstboot, plan.user.as_deref(), &offline)?;
     emit(Event::Agent(agent.clone()));
@@ -232,29 +229,36 @@ pub fn run_image(
     }
     let timeouts = plan.timeouts.for_accel(accel.accel, plan.tcg_scale);
     let server = MetadataServer::start(plan.fault, tmp.path()).map_err(io("metadata server"))?;
+    let (selection, firmware, disks) = plan_boots(plan, info, &support, &emit)?;
     let mut facts = Facts {
         offline,
         boots: Vec::new(),
         fault: plan.fault,
         agent: Some(agent),
         no_boot: None,
+        firmware,
     };
     let offline_failure = plan
         .fail_fast
-        .then(|| first_failure(&facts, plan))
+        .then(|| first_failure(&facts, &selection))
         .flatten();
     if let Some(failed) = offline_failure {
         facts.no_boot = Some(format!(
             "--fail-fast: stopped before booting, {failed} failed"
         ));
-    } else if plan.selection.needs_boot() {
+    } else if let Some(firmware) = facts.firmware.clone() {
+        let ovmf = boot::ovmf_for(&firmware)?;
         let ctx = boot::BootContext {
             plan,
+            selection: &selection,
             accel: &accel,
             facts: &facts,
             timeouts: &timeouts,
             overall: started + timeouts.overall,
             info,
+            disks: &disks,
+            firmware: &firmware,
+            ovmf: ovmf.as_ref(),
             server: &server,
             tmp: tmp.path(),
             roles: boot::Roles::default(),
@@ -264,11 +268,11 @@ pub fn run_image(
     if interrupted() {
         return Err(RunError::Interrupted);
     }
-    let results = checks::evaluate(&facts, &plan.selection);
+    let results = checks::evaluate(&facts, &selection);
     for r in &results {
         emit(Event::Check(r.clone()));
     }
-    let unjudged = checks::unjudged(&results);
+    let unjudged = checks::unjudged(&results, &selection);
     let mut report = Report {
         image: image.display().to_string(),
         format: info.kind.describe(),
@@ -330,17 +334,60 @@ fn save_artifacts(
     Ok(())
 }
 
+/// The live event for what the offline phase found.
+fn offline_event(offline: &Offline) -> Event {
+    match offline {
+        Offline::Read(f) => Event::OfflineRead {
+            source: f.source.clone(),
+        },
+        Offline::Unreadable { reason } => Event::OfflineUnreadable {
+            reason: reason.clone(),
+        },
+    }
+}
+
+/// What the image's boots need settled first: the checks judged (the plan's, under the
+/// image's expectation), the firmwares ([`firmware::decide`], when anything boots) and the
+/// further disks, recognised.
+fn plan_boots(
+    plan: &RunPlan,
+    info: &ImageInfo,
+    support: &BootSupport,
+    emit: &Emit,
+) -> Result<(Selection, Option<FirmwareFacts>, Vec<ImageInfo>), RunError> {
+    let selection = Selection {
+        expect: plan.expect_for(info.kind),
+        ..plan.selection.clone()
+    };
+    let firmware = if selection.needs_boot() {
+        let f = firmware::decide(
+            plan.firmware,
+            support,
+            plan.direct_kernel.is_some(),
+            plan.secure_boot,
+        )?;
+        emit(Event::Firmware(f.clone()));
+        Some(f)
+    } else {
+        None
+    };
+    let disks = plan
+        .disks
+        .iter()
+        .map(|d| image::sniff_disk(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((selection, firmware, disks))
+}
+
 /// The first error-severity check that fails on `facts` so far, for `--fail-fast`.
-fn first_failure(facts: &Facts, plan: &RunPlan) -> Option<checks::CheckId> {
-    checks::evaluate(facts, &plan.selection)
+fn first_failure(facts: &Facts, selection: &Selection) -> Option<checks::CheckId> {
+    checks::evaluate(facts, selection)
         .into_iter()
         .find(|r| r.status == checks::Status::Fail && r.severity == checks::Severity::Error)
         .map(|r| r.id)
 }
 
-impl RunPlan {
-    /// Whether a selected check needs `need` collected.
-    fn needs(&self, need: Need) -> bool {
-        self.selection.needs(need)
-    }
+/// How many boots an image gets: the plan's, and at least one per firmware.
+fn boot_count(plan: &RunPlan, firmware: &FirmwareFacts) -> usize {
+    plan.boots.max(firmware.firmwares.len())
 }

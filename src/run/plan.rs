@@ -9,12 +9,14 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::checks::{CheckId, Selection};
+use crate::checks::{CheckId, Expect, Selection};
 use crate::cloudinit::FirstbootChoice;
+use crate::disk::image::ImageKind;
 use crate::facts::{Accel, Fault};
 use crate::named::Named;
 use crate::report::Timeouts;
 use crate::vm::accel::AccelChoice;
+use crate::vm::firmware::FirmwareChoice;
 use crate::vm::{DirectKernel, DiskBus};
 
 /// The commented default configuration.
@@ -36,14 +38,22 @@ pub const MAX_TCG_SCALE: u32 = 100;
 pub struct Settings {
     /// Parallel boots per image.
     pub boots: Option<usize>,
-    /// Guest RAM in MiB.
+    /// Guest RAM in MiB (every image).
     pub memory: Option<u32>,
+    /// Guest RAM in MiB for ISOs, unless `memory` is set by the command line or config.
+    pub iso_memory: Option<u32>,
     /// vCPUs per boot (0: automatic).
     pub smp: Option<u32>,
     /// Bus of the image's disk.
     pub disk_bus: Option<DiskBus>,
     /// Accelerator request.
     pub accel: Option<AccelChoice>,
+    /// Firmware request.
+    pub firmware: Option<FirmwareChoice>,
+    /// UEFI boots run OVMF's Secure Boot build with Microsoft's keys.
+    pub secure_boot: Option<bool>,
+    /// What the images are expected to be (unset: server for disks, boot for ISOs).
+    pub expect: Option<Expect>,
     /// Login user.
     pub user: Option<String>,
     /// First-boot agent.
@@ -133,9 +143,13 @@ impl Settings {
         Settings {
             boots: self.boots.or(lower.boots),
             memory: self.memory.or(lower.memory),
+            iso_memory: self.iso_memory.or(lower.iso_memory),
             smp: self.smp.or(lower.smp),
             disk_bus: self.disk_bus.or(lower.disk_bus),
             accel: self.accel.or(lower.accel),
+            firmware: self.firmware.or(lower.firmware),
+            secure_boot: self.secure_boot.or(lower.secure_boot),
+            expect: self.expect.or(lower.expect),
             user: self.user.or(lower.user),
             firstboot: self.firstboot.or(lower.firstboot),
             tcg_scale: self.tcg_scale.or(lower.tcg_scale),
@@ -195,8 +209,18 @@ pub struct RunPlan {
     pub images: Vec<PathBuf>,
     /// Accelerator request.
     pub accel: AccelChoice,
-    /// Guest RAM (MiB).
+    /// Firmware request.
+    pub firmware: FirmwareChoice,
+    /// UEFI boots run OVMF's Secure Boot build with Microsoft's keys enrolled.
+    pub secure_boot: bool,
+    /// What the images are expected to be; None: by kind ([`RunPlan::expect_for`]).
+    pub expect: Option<Expect>,
+    /// Further disks attached after the image (or the CD), each on its own overlay.
+    pub disks: Vec<PathBuf>,
+    /// Guest RAM (MiB) of a disk image.
     pub memory_mib: u32,
+    /// Guest RAM (MiB) of an ISO.
+    pub iso_memory_mib: u32,
     /// vCPUs per boot; 0 is automatic (see [`RunPlan::vcpus`]).
     pub smp: u32,
     /// Disk bus.
@@ -279,6 +303,8 @@ pub struct RunRequest {
     pub artifacts: Option<PathBuf>,
     /// Direct kernel boot instead of the image's bootloader.
     pub direct_kernel: Option<DirectKernel>,
+    /// Further disks attached after the image (or the CD).
+    pub disks: Vec<PathBuf>,
     /// Stop at the first failed check.
     pub fail_fast: bool,
     /// A rule no check could judge does not stop the run from passing.
@@ -364,6 +390,8 @@ impl RunPlan {
             Some((text, name)) => Settings::parse(text, name)?,
             None => Settings::default(),
         };
+        // `memory` set by the command line or the config applies to ISOs too.
+        let explicit_memory = request.settings.memory.or(file.memory);
         let s = request.settings.over(file).over(Settings::defaults());
         let t = &s.timeouts;
         let timeouts = Timeouts {
@@ -375,6 +403,7 @@ impl RunPlan {
         let selection = Selection {
             only: check_ids(s.checks.only.unwrap_or_default())?,
             skip: check_ids(s.checks.skip.unwrap_or_default())?,
+            expect: Expect::Server,
         };
         let fault = s
             .metadata
@@ -387,10 +416,24 @@ impl RunPlan {
         let memory_mib = set(s.memory, "memory");
         let tcg_scale = set(s.tcg_scale, "tcg-scale");
         check_limits(boots, memory_mib, &timeouts, tcg_scale, fault)?;
+        let iso_memory_mib = explicit_memory.unwrap_or(set(s.iso_memory, "iso-memory"));
+        if iso_memory_mib < 64 {
+            return Err(PlanError::Invalid("memory must be at least 64 MiB".into()));
+        }
+        if !request.disks.is_empty() && s.disk_bus == Some(DiskBus::Ide) {
+            return Err(PlanError::Invalid(
+                "further disks need a disk bus with room for them (virtio or scsi), not ide".into(),
+            ));
+        }
         Ok(RunPlan {
             images: request.images,
             accel: set(s.accel, "accel"),
+            firmware: set(s.firmware, "firmware"),
+            secure_boot: set(s.secure_boot, "secure-boot"),
+            expect: s.expect,
+            disks: request.disks,
             memory_mib,
+            iso_memory_mib,
             smp: set(s.smp, "smp"),
             disk_bus: set(s.disk_bus, "disk-bus"),
             boots,
@@ -414,6 +457,23 @@ impl RunPlan {
             relay_program,
             qemu: "qemu-system-x86_64".into(),
         })
+    }
+
+    /// What `kind` of image is expected to be: as set, else a boot medium for an ISO
+    /// and a server for a disk.
+    pub fn expect_for(&self, kind: ImageKind) -> Expect {
+        self.expect.unwrap_or(match kind {
+            ImageKind::Iso { .. } => Expect::Boot,
+            _ => Expect::Server,
+        })
+    }
+
+    /// Guest RAM (MiB) for `kind` of image.
+    pub fn memory_for(&self, kind: ImageKind) -> u32 {
+        match kind {
+            ImageKind::Iso { .. } => self.iso_memory_mib,
+            _ => self.memory_mib,
+        }
     }
 
     /// vCPUs per boot under `accel` on a host with `host_cpus` CPUs: the configured

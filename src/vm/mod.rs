@@ -1,12 +1,14 @@
 //! QEMU as imgtest drives it: a pure command builder ([`VmSpec::args`]), accelerator
-//! detection ([`accel`]), qcow2 overlays ([`create_overlay`]), QMP ([`qmp`]) and the
-//! process-group guard that makes sure no QEMU outlives imgtest ([`process`]).
+//! detection ([`accel`]), firmware (SeaBIOS or OVMF, [`firmware`]), qcow2 overlays
+//! ([`create_overlay`]), QMP ([`qmp`]) and the process-group guard that makes sure no QEMU
+//! outlives imgtest ([`process`]).
 //!
 //! The builder never touches the system, so its output is unit-tested argument by argument.
 //! The guest network is always QEMU user networking with `restrict=on`: the guest only
 //! reaches the forwarded SSH port and the metadata relay.
 
 pub mod accel;
+pub mod firmware;
 pub mod process;
 pub mod qmp;
 
@@ -42,6 +44,17 @@ pub struct DirectKernel {
     pub append: String,
 }
 
+/// OVMF as one boot attaches it: the code read-only, a private variable store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uefi {
+    /// The firmware code.
+    pub code: PathBuf,
+    /// This boot's own copy of the variable store (written by the guest).
+    pub vars: PathBuf,
+    /// The Secure Boot build: needs SMM and a secure pflash.
+    pub secure_boot: bool,
+}
+
 /// Everything that determines one QEMU invocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmSpec {
@@ -51,8 +64,12 @@ pub struct VmSpec {
     pub memory_mib: u32,
     /// Number of vCPUs.
     pub smp: u32,
+    /// OVMF instead of SeaBIOS.
+    pub uefi: Option<Uefi>,
     /// The writable main disk (a qcow2 overlay), if any.
     pub disk: Option<PathBuf>,
+    /// Further disks (qcow2 overlays) after the main one, in boot order.
+    pub extra_disks: Vec<PathBuf>,
     /// The bus of the main disk.
     pub disk_bus: DiskBus,
     /// An ISO attached read-only as a CD-ROM, booted before the disk.
@@ -76,7 +93,9 @@ impl VmSpec {
             accel,
             memory_mib,
             smp,
+            uefi: None,
             disk: None,
+            extra_disks: Vec::new(),
             disk_bus: DiskBus::Virtio,
             cdrom: None,
             direct_kernel: None,
@@ -91,7 +110,8 @@ impl VmSpec {
     ///
     /// The serial console is QEMU's stdout. `-nographic` makes SeaBIOS and iPXE mirror
     /// their text to the serial port (QEMU passes them `etc/sercon-port`), so firmware
-    /// and bootloader phases are visible even for images without a serial console.
+    /// and bootloader phases are visible even for images without a serial console; OVMF
+    /// writes its console to the serial port itself (there is no display).
     /// A guest reboot exits QEMU (`-no-reboot`): imgtest judges one boot at a time.
     pub fn args(&self) -> Vec<String> {
         let mut a: Vec<String> = [
@@ -103,12 +123,11 @@ impl VmSpec {
             "-monitor",
             "none",
             "-no-reboot",
-            "-machine",
-            "pc",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
+        self.push_firmware(&mut a);
         push(&mut a, "-accel", self.accel.name());
         push(&mut a, "-m", &self.memory_mib.to_string());
         push(&mut a, "-smp", &self.smp.to_string());
@@ -128,7 +147,14 @@ impl VmSpec {
             );
         }
         push(&mut a, "-netdev", &self.netdev());
-        push(&mut a, "-device", "virtio-net-pci,netdev=n0");
+        // OVMF would load the NIC's iPXE EFI driver and try network boot options: a
+        // platform boots from its disks, so the NIC carries no option ROM under UEFI.
+        let nic_rom = if self.uefi.is_some() { ",romfile=" } else { "" };
+        push(
+            &mut a,
+            "-device",
+            &format!("virtio-net-pci,netdev=n0{nic_rom}"),
+        );
         // Entropy from the host, as clouds give their servers: first-boot key
         // generation need not wait for the guest kernel to gather its own.
         push(&mut a, "-device", "virtio-rng-pci");
@@ -142,7 +168,36 @@ impl VmSpec {
         a
     }
 
-    /// The CD (boot index 0) and the disk on its bus (boot index 1).
+    /// The machine and its firmware: `pc` with SeaBIOS; `q35` with OVMF's code and this
+    /// boot's variable store as pflash, plus SMM and a secure flash for Secure Boot.
+    fn push_firmware(&self, a: &mut Vec<String>) {
+        let Some(uefi) = &self.uefi else {
+            push(a, "-machine", "pc");
+            return;
+        };
+        if uefi.secure_boot {
+            push(a, "-machine", "q35,smm=on");
+            push(a, "-global", "driver=cfi.pflash01,property=secure,value=on");
+        } else {
+            push(a, "-machine", "q35");
+        }
+        push(
+            a,
+            "-drive",
+            &format!(
+                "if=pflash,format=raw,unit=0,readonly=on,file={}",
+                opt_path(&uefi.code)
+            ),
+        );
+        push(
+            a,
+            "-drive",
+            &format!("if=pflash,format=raw,unit=1,file={}", opt_path(&uefi.vars)),
+        );
+    }
+
+    /// The CD (boot index 0), the disk on its bus (boot index 1) and the further disks
+    /// after it.
     fn push_drives(&self, a: &mut Vec<String>) {
         if let Some(cd) = &self.cdrom {
             push(
@@ -155,22 +210,32 @@ impl VmSpec {
             );
             push(a, "-device", "ide-cd,drive=cd0,bus=ide.1,bootindex=0");
         }
-        let Some(disk) = &self.disk else { return };
-        push(
-            a,
-            "-drive",
-            &format!(
-                "file={},format=qcow2,if=none,id=d0,cache=unsafe",
-                opt_path(disk)
-            ),
-        );
-        match self.disk_bus {
-            DiskBus::Virtio => push(a, "-device", "virtio-blk-pci,drive=d0,bootindex=1"),
-            DiskBus::Ide => push(a, "-device", "ide-hd,drive=d0,bus=ide.0,bootindex=1"),
-            DiskBus::Scsi => {
-                push(a, "-device", "virtio-scsi-pci,id=scsi0");
-                push(a, "-device", "scsi-hd,drive=d0,bus=scsi0.0,bootindex=1");
-            }
+        let disks = self.disk.iter().chain(&self.extra_disks);
+        if self.disk.is_some() && self.disk_bus == DiskBus::Scsi {
+            push(a, "-device", "virtio-scsi-pci,id=scsi0");
+        }
+        for (n, disk) in disks.enumerate() {
+            push(
+                a,
+                "-drive",
+                &format!(
+                    "file={},format=qcow2,if=none,id=d{n},cache=unsafe",
+                    opt_path(disk)
+                ),
+            );
+            let boot = n + 1;
+            let device = match self.disk_bus {
+                DiskBus::Virtio => format!("virtio-blk-pci,drive=d{n},bootindex={boot}"),
+                // The CD is ide.1's master: further IDE disks are ide.0's slave, then
+                // ide.1's.
+                DiskBus::Ide => format!(
+                    "ide-hd,drive=d{n},bus=ide.{},unit={},bootindex={boot}",
+                    n / 2 % 2,
+                    n.div_ceil(2) % 2
+                ),
+                DiskBus::Scsi => format!("scsi-hd,drive=d{n},bus=scsi0.0,bootindex={boot}"),
+            };
+            push(a, "-device", &device);
         }
     }
 
@@ -264,6 +329,9 @@ pub enum VmError {
     /// A QMP exchange failed.
     #[error("QMP: {0}")]
     Qmp(String),
+    /// The firmware is missing or its variable store cannot be copied.
+    #[error("firmware: {0}")]
+    Firmware(String),
 }
 
 /// Creates a qcow2 overlay of `base` at `overlay` (readable by its owner alone); the base
@@ -326,13 +394,74 @@ mod tests {
         assert!(s.contains("-drive file=/t/o.qcow2,format=qcow2,if=none,id=d0,cache=unsafe"));
         assert!(s.contains("-device virtio-blk-pci,drive=d0,bootindex=1"));
         spec.disk_bus = DiskBus::Ide;
-        assert!(joined(&spec).contains("-device ide-hd,drive=d0,bus=ide.0,bootindex=1"));
+        assert!(joined(&spec).contains("-device ide-hd,drive=d0,bus=ide.0,unit=0,bootindex=1"));
         spec.disk_bus = DiskBus::Scsi;
         let s = joined(&spec);
-        assert!(s.contains(
-            "-device virtio-scsi-pci,id=scsi0 -device scsi-hd,drive=d0,bus=scsi0.0,bootindex=1"
-        ));
+        assert!(s.contains("-device virtio-scsi-pci,id=scsi0 -drive file=/t/o.qcow2"));
+        assert!(s.contains("-device scsi-hd,drive=d0,bus=scsi0.0,bootindex=1"));
         assert!(s.contains("-accel kvm"));
+    }
+
+    #[test]
+    fn uefi_boots_ovmf_from_pflash_with_a_private_store() {
+        let mut spec = VmSpec::new(Accel::Tcg, 256, 1);
+        assert!(joined(&spec).contains("-machine pc "));
+        assert!(joined(&spec).contains("-device virtio-net-pci,netdev=n0 "));
+        spec.uefi = Some(Uefi {
+            code: "/usr/share/OVMF/OVMF_CODE_4M.fd".into(),
+            vars: "/t/boot0-vars.fd".into(),
+            secure_boot: false,
+        });
+        let s = joined(&spec);
+        assert!(s.contains("-machine q35 "), "{s}");
+        assert!(s.contains(
+            "-drive if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd \
+             -drive if=pflash,format=raw,unit=1,file=/t/boot0-vars.fd"
+        ));
+        assert!(
+            s.contains("-device virtio-net-pci,netdev=n0,romfile= "),
+            "{s}"
+        );
+        assert!(!s.contains("smm"));
+        spec.uefi.as_mut().unwrap().secure_boot = true;
+        let s = joined(&spec);
+        assert!(
+            s.contains("-machine q35,smm=on -global driver=cfi.pflash01,property=secure,value=on")
+        );
+    }
+
+    #[test]
+    fn further_disks_follow_the_main_one_in_boot_order() {
+        let mut spec = VmSpec::new(Accel::Tcg, 256, 1);
+        spec.cdrom = Some("/img/x.iso".into());
+        spec.disk = Some("/t/a.qcow2".into());
+        spec.extra_disks = vec!["/t/b.qcow2".into(), "/t/c.qcow2".into()];
+        let s = joined(&spec);
+        for (n, f) in ["a", "b", "c"].iter().enumerate() {
+            assert!(s.contains(&format!(
+                "-drive file=/t/{f}.qcow2,format=qcow2,if=none,id=d{n},cache=unsafe \
+                 -device virtio-blk-pci,drive=d{n},bootindex={}",
+                n + 1
+            )));
+        }
+        spec.disk_bus = DiskBus::Ide;
+        let s = joined(&spec);
+        assert!(
+            s.contains("ide-hd,drive=d0,bus=ide.0,unit=0,bootindex=1"),
+            "{s}"
+        );
+        assert!(
+            s.contains("ide-hd,drive=d1,bus=ide.0,unit=1,bootindex=2"),
+            "{s}"
+        );
+        assert!(
+            s.contains("ide-hd,drive=d2,bus=ide.1,unit=1,bootindex=3"),
+            "{s}"
+        );
+        spec.disk_bus = DiskBus::Scsi;
+        let s = joined(&spec);
+        assert_eq!(s.matches("virtio-scsi-pci").count(), 1);
+        assert!(s.contains("scsi-hd,drive=d2,bus=scsi0.0,bootindex=3"));
     }
 
     #[test]

@@ -80,6 +80,28 @@ pub fn kernel_cache() -> PathBuf {
     cache
 }
 
+/// The shared kernel cache with the signed boot chain of `images/assets.toml` (shim,
+/// Debian's signed GRUB) imported, for `fsmaker --secure-boot`.
+pub fn signed_chain_cache() -> PathBuf {
+    let cache = kernel_cache();
+    let _l = lock("fsmaker-cache");
+    if !cache.join("secure-boot/chain.json").is_file() {
+        let o =
+            run_ok(Command::new(repo().join("images/fetch-assets.sh")).args(["--role", "boot"]));
+        let debs: Vec<String> = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(debs.len(), 2, "{debs:?}");
+        run_ok(
+            fsmaker_in(&cache)
+                .args(["secure-boot", "fetch"])
+                .args(&debs),
+        );
+    }
+    cache
+}
+
 /// The version of the newest kernel in the shared cache.
 pub fn cached_kernel_version() -> String {
     let cache = kernel_cache();
@@ -398,6 +420,30 @@ impl Outcome {
             .filter(|c| c["id"] == id)
             .map(|c| c[field].as_str().unwrap().to_string())
             .collect()
+    }
+
+    /// The firmware of each boot, in boot order.
+    pub fn firmwares(&self) -> Vec<String> {
+        self.boots()
+            .map(|b| b["firmware"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// The phases boot `i`'s console reached, in order.
+    pub fn phases(&self, i: usize) -> Vec<String> {
+        self.report[0]["facts"]["boots"][i]["console"]["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p[0].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    fn boots(&self) -> impl Iterator<Item = &serde_json::Value> {
+        self.report[0]["facts"]["boots"]
+            .as_array()
+            .into_iter()
+            .flatten()
     }
 
     /// Standard output and standard error, for assertion messages.

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::checks::Expect;
 use crate::cli::value_enum;
 use crate::cloudinit::FirstbootChoice;
 use crate::facts::Fault;
@@ -15,9 +16,17 @@ use crate::run::plan::{
     CheckSettings, MetadataSettings, RunRequest, Settings, TimeoutPhase, TimeoutSettings,
 };
 use crate::vm::accel::AccelChoice;
+use crate::vm::firmware::FirmwareChoice;
 use crate::vm::{DirectKernel, DiskBus};
 
-value_enum!(AccelChoice, DiskBus, FirstbootChoice, TimeoutPhase);
+value_enum!(
+    AccelChoice,
+    DiskBus,
+    FirstbootChoice,
+    TimeoutPhase,
+    FirmwareChoice,
+    Expect
+);
 
 /// `--timeout [PHASE=]DURATION`: a phase's deadline (the overall one without a phase).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +59,16 @@ pub struct BootOptions {
     /// Accelerator [default: auto].
     #[arg(long, value_enum)]
     pub accel: Option<AccelChoice>,
-    /// Guest RAM in MiB [default: 384].
+    /// Firmware [default: auto].
+    #[arg(long, value_enum)]
+    pub firmware: Option<FirmwareChoice>,
+    /// UEFI boots run OVMF's Secure Boot build with Microsoft's keys enrolled.
+    #[arg(long)]
+    pub secure_boot: bool,
+    /// What the image is [default: boot for ISOs, server for disks].
+    #[arg(long, value_enum)]
+    pub expect: Option<Expect>,
+    /// Guest RAM in MiB [default: 384; 2048 for ISOs].
     #[arg(short = 'm', long = "memory", value_name = "MiB")]
     pub memory: Option<u32>,
     /// vCPUs per guest (default: the host's CPUs shared among all parallel boots under TCG).
@@ -118,9 +136,13 @@ impl BootOptions {
         Settings {
             boots: self.boots,
             memory: self.memory,
+            iso_memory: None,
             smp: self.smp,
             disk_bus: self.disk_bus,
             accel: self.accel,
+            firmware: self.firmware,
+            secure_boot: self.secure_boot.then_some(true),
+            expect: self.expect,
             user: self.user.clone(),
             firstboot: self.firstboot,
             tcg_scale: None,
@@ -165,6 +187,10 @@ pub struct RunArgs {
     /// Initrd for --kernel.
     #[arg(long, value_name = "FILE", requires = "kernel")]
     pub initrd: Option<PathBuf>,
+    /// A further disk attached after the image (or the CD), on its own overlay, never
+    /// written (repeatable, in order; an ISO otherwise gets one blank disk).
+    #[arg(long = "disk", value_name = "FILE")]
+    pub disks: Vec<PathBuf>,
     /// Kernel command line for --kernel.
     #[arg(
         long,
@@ -193,6 +219,7 @@ impl RunArgs {
                 initrd: self.initrd,
                 append: self.append,
             }),
+            disks: self.disks,
             ..self.boot.request()
         }
     }
@@ -320,6 +347,20 @@ mod tests {
         assert!(p.offline.allow.contains(&"/home/*/.bashrc".to_string()));
         assert!(!p.fail_fast && !p.allow_unjudged);
         assert_eq!(
+            (p.firmware, p.secure_boot, p.expect),
+            (FirmwareChoice::Auto, false, None)
+        );
+        // ISOs get an installer's RAM unless -m or the config says otherwise.
+        assert_eq!(p.iso_memory_mib, 2048);
+        let m = resolve(args(&["-m", "512", "a.iso"]), None).unwrap();
+        assert_eq!((m.memory_mib, m.iso_memory_mib), (512, 512));
+        let c = resolve(
+            args(&["a.iso"]),
+            Some(("iso-memory = 1024\n", "imgtest.toml")),
+        )
+        .unwrap();
+        assert_eq!((c.memory_mib, c.iso_memory_mib), (384, 1024));
+        assert_eq!(
             p.timeouts.for_accel(Accel::Tcg, p.tcg_scale).boot,
             Duration::from_secs(240)
         );
@@ -368,6 +409,31 @@ mod tests {
         assert_eq!(p.firstboot, FirstbootChoice::CloudInit);
         assert_eq!(p.user.as_deref(), Some("admin"));
         assert!(Cli::try_parse_from(["imgtest", "--firstboot", "ignition", "a.img"]).is_err());
+        let p = resolve(
+            args(&[
+                "--firmware",
+                "both",
+                "--secure-boot",
+                "--expect",
+                "server",
+                "--disk",
+                "b.img",
+                "a.iso",
+            ]),
+            Some(("firmware = \"bios\"\nexpect = \"boot\"\n", "imgtest.toml")),
+        )
+        .unwrap();
+        assert_eq!(
+            (p.firmware, p.secure_boot, p.expect),
+            (FirmwareChoice::Both, true, Some(Expect::Server))
+        );
+        assert_eq!(p.disks, [std::path::PathBuf::from("b.img")]);
+        let e = resolve(
+            args(&["--disk-bus", "ide", "--disk", "b.img", "a.img"]),
+            None,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("not ide"), "{e}");
     }
 
     #[test]
@@ -437,6 +503,8 @@ mod tests {
             "auto, kvm, tcg",
             "virtio, ide, scsi",
             "auto, firstboot, cloud-init",
+            "auto, bios, uefi, both",
+            "server, boot",
         ] {
             assert!(
                 help.contains(&format!("[possible values: {values}]")) || {

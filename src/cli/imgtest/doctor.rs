@@ -12,6 +12,7 @@ use crate::fsmaker::initrd::{BUSYBOX, BUSYBOX_PACKAGE};
 use crate::fsmaker::kernel::Cache;
 use crate::tool;
 use crate::vm::accel::{self, ProbeSetup};
+use crate::vm::firmware::Ovmf;
 
 const QEMU: &str = "qemu-system-x86_64";
 
@@ -46,6 +47,7 @@ pub(super) fn doctor() -> i32 {
     ]
     .iter()
     .all(|ok| *ok);
+    ovmf_lines();
     let kernel = crate::run::probe_kernel(None);
     line(
         "KVM probe kernel",
@@ -69,6 +71,20 @@ pub(super) fn doctor() -> i32 {
         if usable { "kvm" } else { "tcg" }
     );
     if run_ok { exit::SUCCESS } else { exit::ERROR }
+}
+
+/// OVMF's two builds (UEFI, Secure Boot): `imgtest run` does without them for BIOS boots.
+fn ovmf_lines() {
+    for (name, secure) in [("OVMF (UEFI)", false), ("OVMF Secure Boot", true)] {
+        line(
+            name,
+            Ovmf::locate(secure)
+                .map(|o| format!("{} + {}", o.code.display(), o.vars.display()))
+                .map_err(|e| e.to_string()),
+            "install: apt-get install ovmf (needed for --firmware uefi|both, --secure-boot)",
+            ABSENT,
+        );
+    }
 }
 
 /// Prints one line: `ok` and what was found, or `missing` (the word) with why and what to
@@ -134,7 +150,7 @@ fn kvm(setup: &ProbeSetup) -> bool {
 fn matrix_needs() {
     line(
         "GRUB i386-pc",
-        GrubDir::locate(Path::new(grub::DEFAULT_DIR))
+        GrubDir::locate(Path::new(grub::DEFAULT_DIR), grub::Platform::I386Pc)
             .map(|g| g.dir.display().to_string())
             .map_err(|e| e.to_string()),
         "install: apt-get install grub-pc-bin",
@@ -185,3 +201,4 @@ fn matrix_needs() {
         ABSENT,
     );
 }
+
