@@ -144,8 +144,17 @@ pub fn attempt(
     match s.userauth_password(user, password) {
         Ok(()) if s.authenticated() => Attempt::Accepted(s, fp),
         Ok(()) => Attempt::Rejected(fp, "not authenticated".into()),
+        // The connection ended before the server judged the password: no answer.
+        Err(e) if connection_lost(&e) => Attempt::NoSsh(format!("authenticating: {e}")),
         Err(e) => Attempt::Rejected(fp, e.to_string()),
     }
+}
+
+/// Whether libssh2's error is the connection's end (sent, received, closed or timed out:
+/// `LIBSSH2_ERROR_SOCKET_SEND`, `_TIMEOUT`, `_SOCKET_DISCONNECT`, `_SOCKET_TIMEOUT`,
+/// `_SOCKET_RECV`) rather than the server's answer.
+fn connection_lost(e: &ssh2::Error) -> bool {
+    matches!(e.code(), ssh2::ErrorCode::Session(-7 | -9 | -13 | -30 | -43))
 }
 
 /// The result of [`login`].
@@ -217,13 +226,20 @@ pub fn login(
     r
 }
 
-/// Whether `password` is rejected (Some(true)), accepted (Some(false)); None without SSH.
+/// Whether `password` is rejected (Some(true)), accepted (Some(false)); None when no SSH
+/// server answered it within [`TRY_TIMEOUT`]. A connection the server drops before it
+/// judges the password (an SSH server restarted by the first-boot agent once it has set
+/// the password or made new host keys) is tried again.
 pub fn rejects(port: u16, user: &str, password: &str) -> Option<bool> {
     let deadline = Instant::now() + TRY_TIMEOUT;
-    match attempt(port, (user, password), deadline, TRY_TIMEOUT, &mut never) {
-        Attempt::Accepted(..) => Some(false),
-        Attempt::Rejected(..) => Some(true),
-        Attempt::NoSsh(_) => None,
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match attempt(port, (user, password), deadline, left, &mut never) {
+            Attempt::Accepted(..) => return Some(false),
+            Attempt::Rejected(..) => return Some(true),
+            Attempt::NoSsh(_) if left > RETRY_PAUSE => std::thread::sleep(RETRY_PAUSE),
+            Attempt::NoSsh(_) => return None,
+        }
     }
 }
 

@@ -467,7 +467,10 @@ mod tests {
         let secs = |x: Option<Duration>| format!("{}s", x.unwrap().as_secs());
         let defaults = [
             ("--accel", d.accel.unwrap().name().to_string()),
-            ("--memory", d.memory.unwrap().to_string()),
+            (
+                "--memory",
+                format!("{}; {} for ISOs", d.memory.unwrap(), d.iso_memory.unwrap()),
+            ),
             ("--disk-bus", d.disk_bus.unwrap().name().to_string()),
             ("--boots", d.boots.unwrap().to_string()),
             ("--firstboot", d.firstboot.unwrap().name().to_string()),
