@@ -210,6 +210,20 @@ impl Console {
     }
 }
 
+/// Counts a complete line and keeps it in the tail (and the first-boot lines); its number.
+fn keep_line(shared: &ConsoleState, line: &str) -> usize {
+    let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+    if st.tail.len() == TAIL_LINES {
+        st.tail.remove(0);
+    }
+    st.tail.push(line.to_string());
+    st.lines += 1;
+    if line.trim_start().starts_with("firstboot:") {
+        st.firstboot_lines.push(line.trim().to_string());
+    }
+    st.lines
+}
+
 fn read_loop(
     mut serial: impl Read,
     mut log: BufWriter<File>,
@@ -220,7 +234,8 @@ fn read_loop(
 ) {
     let mut pending: Vec<u8> = Vec::new();
     let mut buf = [0u8; 4096];
-    let note = |phase: Option<Phase>, failure: Option<FailureKind>, line: &str| {
+    // `number` is the line's place in the log, from 1 (a prompt's: the line it will end).
+    let note = |phase: Option<Phase>, failure: Option<FailureKind>, line: &str, number: usize| {
         let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
         let t = start.elapsed();
         let mut events = Vec::new();
@@ -234,6 +249,7 @@ fn read_loop(
             for &q in implied {
                 if st.reached(q).is_none() {
                     st.phases.push((q, t.as_secs_f64()));
+                    st.phase_lines.push((q, number));
                     events.push(ConsoleEvent::Phase(q, t));
                 }
             }
@@ -246,6 +262,7 @@ fn read_loop(
                 line: line.to_string(),
             };
             st.failure = Some(f.clone());
+            st.failure_line = Some(number);
             events.push(ConsoleEvent::Failure(f));
         }
         if !events.is_empty() {
@@ -267,30 +284,21 @@ fn read_loop(
             let line = redact(&strip_control(&String::from_utf8_lossy(&raw)), &secrets);
             let _ = writeln!(log, "{line}");
             let (phase, failure) = classify_line(&line);
-            {
-                let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-                if st.tail.len() == TAIL_LINES {
-                    st.tail.remove(0);
-                }
-                st.tail.push(line.clone());
-                if line.trim_start().starts_with("firstboot:") {
-                    st.firstboot_lines.push(line.trim().to_string());
-                }
-            }
-            note(phase, failure, &line);
+            let number = keep_line(&shared, &line);
+            note(phase, failure, &line, number);
         }
         if !pending.is_empty() {
             let partial = redact(&strip_control(&String::from_utf8_lossy(&pending)), &secrets);
             let (phase, failure) = classify_prompt(&partial);
-            note(phase, failure, partial.trim());
+            let number = shared.state.lock().unwrap_or_else(|e| e.into_inner()).lines + 1;
+            note(phase, failure, partial.trim(), number);
         }
         let _ = log.flush();
     }
     if !pending.is_empty() {
         let line = redact(&strip_control(&String::from_utf8_lossy(&pending)), &secrets);
         let _ = writeln!(log, "{line}");
-        let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        st.tail.push(line);
+        keep_line(&shared, &line);
     }
     let _ = log.flush();
     let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -395,6 +403,10 @@ mod tests {
         let s = c.finish();
         assert!(s.closed);
         assert!(s.reached(Phase::Firmware).is_some() && s.reached(Phase::Kernel).is_some());
+        // Each phase and the failure on the log line that showed it.
+        assert_eq!(s.line_of(Phase::Firmware), Some(1));
+        assert_eq!(s.line_of(Phase::Kernel), Some(2));
+        assert_eq!((s.failure_line, s.lines), (Some(4), 5));
         assert_eq!(s.firstboot_lines, ["firstboot: password [REDACTED] set"]);
         let logged = std::fs::read_to_string(&log).unwrap();
         assert!(!logged.contains("hunter2") && logged.contains("[REDACTED]"));

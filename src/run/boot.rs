@@ -9,7 +9,9 @@
 //! 5. [`power_off`]: the ACPI power button, judged on one boot ([`Roles`]);
 //! 6. [`finish`]: QEMU stopped, the console's summary and the metadata requests collected.
 //!
-//! A stage runs only when a selected check [`Need`]s what it collects.
+//! A stage runs only when a selected check [`Need`]s what it collects. The end of each
+//! stage, a failure and a boot deadline are also photographed ([`screenshot`]): the VGA
+//! screen shows what images that are silent on the serial console print.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -25,14 +27,14 @@ use crate::console::{Console, ConsoleEvent, WaitOutcome};
 use crate::disk::image::{ImageInfo, ImageKind};
 use crate::facts::{
     AccelDecision, Agent, AgentFacts, BootFacts, CLOUD_INIT_BOOT_FINISHED, Facts, FileKind, Login,
-    Offline, OfflineFacts, Phase, Shutdown,
+    Offline, OfflineFacts, Phase, Screenshot, ShotMoment, Shutdown,
 };
 use crate::guest;
 use crate::metadata::{self, BootSecrets, MetadataServer};
 use crate::report::{BootEvent, Event, Timeouts};
 use crate::vm::process::{VmProcess, interrupted};
 use crate::vm::qmp::Qmp;
-use crate::vm::{self, VmSpec};
+use crate::vm::{self, VmError, VmSpec};
 
 /// Size of the blank disk an ISO boots with.
 const ISO_BLANK_DISK: u64 = 8 << 30;
@@ -155,7 +157,9 @@ struct Guest {
     vm: VmProcess,
     console: Console,
     ssh_port: u16,
-    qmp: PathBuf,
+    qmp_socket: PathBuf,
+    /// The QMP connection, once made (QEMU serves one client at a time).
+    qmp: Option<Qmp>,
     secrets: BootSecrets,
     /// When QEMU started; the times in the boot's facts count from here.
     start: Instant,
@@ -187,6 +191,38 @@ impl Guest {
     fn since_start(&self) -> f64 {
         self.start.elapsed().as_secs_f64()
     }
+
+    /// The QMP connection, made on first use (waiting for the socket until `deadline`).
+    fn qmp(&mut self, deadline: Instant) -> Result<&mut Qmp, VmError> {
+        if self.qmp.is_none() {
+            self.qmp = Some(Qmp::connect(&self.qmp_socket, deadline)?);
+        }
+        Ok(self.qmp.as_mut().expect("connected above"))
+    }
+}
+
+/// How long a screenshot may take.
+const SCREENSHOT_WAIT: Duration = Duration::from_secs(10);
+
+/// A screenshot of the guest's screen at `moment`, into the run's temp dir, recorded in
+/// `facts`. A screen that cannot be taken (QEMU gone) is left out: it is no fact about the
+/// image.
+fn screenshot(ctx: &BootContext, g: &mut Guest, facts: &mut BootFacts, moment: ShotMoment) {
+    if g.vm.try_exited().is_some() {
+        return;
+    }
+    let file = Screenshot::file_name(g.i, moment);
+    let path = ctx.tmp.join(&file);
+    let taken = g
+        .qmp(Instant::now() + SCREENSHOT_WAIT)
+        .and_then(|q| q.screendump(&path));
+    if taken.is_ok() && path.is_file() {
+        facts.screenshots.push(Screenshot {
+            moment,
+            secs: g.since_start(),
+            file,
+        });
+    }
 }
 
 /// One boot: the stages in order.
@@ -194,13 +230,19 @@ fn boot_one(ctx: &BootContext, i: usize, emit: &Emit) -> Result<BootFacts, RunEr
     let mut g = start(ctx, i, emit)?;
     let mut facts = BootFacts::new(i);
     facts.metadata_key = g.secrets.ssh_key.clone();
-    let reached = to_userspace(ctx, &mut g);
+    let reached = to_userspace(ctx, &mut g, &mut facts);
     facts.qemu_exit = g.vm.try_exited().map(|s| s.to_string());
     if reached && !interrupted() {
         let login_deadline = ctx.deadline(ctx.timeouts.login);
         let session = login(ctx, &mut g, &mut facts, login_deadline);
+        if ctx.needs(Need::Login) {
+            screenshot(ctx, &mut g, &mut facts, ShotMoment::Login);
+        }
         inspect(ctx, &mut g, &mut facts, session, login_deadline)?;
-        facts.shutdown = power_off(ctx, &mut g);
+        if ctx.needs(Need::Probe) {
+            screenshot(ctx, &mut g, &mut facts, ShotMoment::Inspect);
+        }
+        facts.shutdown = power_off(ctx, &mut g, &mut facts);
     } else {
         facts.login = Login::NotTried {
             reason: "the guest did not reach userspace".into(),
@@ -242,7 +284,7 @@ fn start(ctx: &BootContext, i: usize, emit: &Emit) -> Result<Guest, RunError> {
     let secrets = BootSecrets::generate(i).map_err(io("random"))?;
     ctx.server.register(i, secrets.clone());
     let spec = spec(ctx, i, &secrets)?;
-    let (ssh_port, qmp) = (
+    let (ssh_port, qmp_socket) = (
         spec.ssh_port.expect("spec forwards SSH"),
         spec.qmp_socket.clone().expect("spec has QMP"),
     );
@@ -275,7 +317,8 @@ fn start(ctx: &BootContext, i: usize, emit: &Emit) -> Result<Guest, RunError> {
         vm,
         console,
         ssh_port,
-        qmp,
+        qmp_socket,
+        qmp: None,
         secrets,
         start,
         emit: emit.clone(),
@@ -324,30 +367,54 @@ fn free_port() -> Result<u16, RunError> {
     Ok(l.local_addr().map_err(io("port"))?.port())
 }
 
-/// Stage 2: whether the guest reached userspace before the boot deadline. A failure on
-/// the console ends the wait at once; a console that never names userspace is asked
-/// once more through SSH (an SSH server answering proves userspace too).
-fn to_userspace(ctx: &BootContext, g: &mut Guest) -> bool {
+/// Stage 2: whether the guest reached userspace before the boot deadline: the console
+/// names it, or an SSH server answers (which proves userspace too, for images whose
+/// console is VGA only). A failure on the console ends the wait at once. The screen is
+/// photographed at the end: reached, failed, or at the deadline.
+fn to_userspace(ctx: &BootContext, g: &mut Guest, facts: &mut BootFacts) -> bool {
     let deadline = (g.start + ctx.timeouts.boot).min(ctx.overall);
-    match g.console.wait_for(Phase::Userspace, deadline) {
-        WaitOutcome::Reached(_) => true,
-        WaitOutcome::Failed(_) => {
-            // Fail fast, but give the console a moment to print the rest of the panic.
-            g.vm.wait_until(Instant::now() + Duration::from_secs(1));
-            false
+    let (port, roles) = (g.ssh_port, &ctx.roles);
+    let mut done = || {
+        let console = g.console.summary();
+        let seen = console.reached(Phase::Userspace).is_some() || console.closed;
+        if seen {
+            Some(String::new())
+        } else {
+            g.gone(roles)
         }
-        WaitOutcome::Closed => false,
-        WaitOutcome::TimedOut => !matches!(
-            guest::attempt(
-                g.ssh_port,
-                &ctx.agent().user,
-                "\u{1}",
-                Instant::now() + Duration::from_secs(3),
-                &mut guest::never,
+    };
+    let ssh_answered = loop {
+        match guest::connect(port, deadline, &mut done) {
+            Ok(_) => break true,
+            // QEMU refuses connections until its forward listens.
+            Err(_) if Instant::now() < deadline && done().is_none() => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(_) => break false,
+        }
+    };
+    let (reached, moment) = if ssh_answered {
+        (true, Some(ShotMoment::Userspace))
+    } else {
+        match g.console.wait_for(Phase::Userspace, Instant::now()) {
+            WaitOutcome::Reached(_) => (true, Some(ShotMoment::Userspace)),
+            WaitOutcome::Failed(_) => {
+                // Fail fast, but give the console a moment to print the rest of the panic.
+                g.vm.wait_until(Instant::now() + Duration::from_secs(1));
+                (false, Some(ShotMoment::Failure))
+            }
+            WaitOutcome::Closed => (false, None),
+            // Stopped early (a signal, --fail-fast), or the deadline passed.
+            WaitOutcome::TimedOut => (
+                false,
+                (Instant::now() >= deadline).then_some(ShotMoment::Deadline),
             ),
-            guest::Attempt::NoSsh(_)
-        ),
+        }
+    };
+    if let Some(moment) = moment {
+        screenshot(ctx, g, facts, moment);
     }
+    reached
 }
 
 /// Stage 3: the metadata password over SSH, retried until `deadline`. Returns the
@@ -464,6 +531,7 @@ fn inspect(
         }
         if ctx.needs(Need::Probe) {
             probe(ctx, g, facts, session.as_ref());
+            facts.probe_secs = Some(g.since_start());
         }
         if let Some(Ok((rejected, secs))) = rejected.map(|h| h.join()) {
             facts.wrong_password_rejected = rejected;
@@ -554,7 +622,7 @@ fn probe(ctx: &BootContext, g: &Guest, facts: &mut BootFacts, session: Option<&S
 
 /// Stage 5: the ACPI power button on the boot that claims the power-off; the others are
 /// stopped at once by [`finish`].
-fn power_off(ctx: &BootContext, g: &mut Guest) -> Shutdown {
+fn power_off(ctx: &BootContext, g: &mut Guest, facts: &mut BootFacts) -> Shutdown {
     if !ctx.needs(Need::PowerOff) {
         return Shutdown::NotDone {
             reason: "not selected".into(),
@@ -568,6 +636,7 @@ fn power_off(ctx: &BootContext, g: &mut Guest) -> Shutdown {
             ),
         };
     }
+    facts.powerdown_secs = Some(g.since_start());
     let shutdown = press_power_button(ctx, g);
     if let Shutdown::Clean { secs } = shutdown {
         g.event(BootEvent::PoweredOff { secs });
@@ -584,13 +653,12 @@ fn press_power_button(ctx: &BootContext, g: &mut Guest) -> Shutdown {
     }
     let sent = Instant::now();
     let deadline = ctx.deadline(ctx.timeouts.shutdown);
-    let pressed =
-        Qmp::connect(&g.qmp, deadline).and_then(|mut q| q.execute("system_powerdown").map(|_| q));
+    let pressed = g.qmp(deadline).and_then(|q| q.execute("system_powerdown"));
     match pressed {
         Err(e) => Shutdown::NotDone {
             reason: e.to_string(),
         },
-        Ok(_qmp) => match g.vm.wait_until(deadline) {
+        Ok(_) => match g.vm.wait_until(deadline) {
             Some(_) => Shutdown::Clean {
                 secs: sent.elapsed().as_secs_f64(),
             },
@@ -604,6 +672,7 @@ fn press_power_button(ctx: &BootContext, g: &mut Guest) -> Shutdown {
 /// Stage 6: QEMU stopped; the console's summary and this boot's metadata requests.
 fn finish(ctx: &BootContext, mut g: Guest, mut facts: BootFacts) -> BootFacts {
     g.vm.kill();
+    facts.end_secs = Some(g.since_start());
     let Guest { vm, console, .. } = g;
     drop(vm);
     let requests = ctx.server.requests();

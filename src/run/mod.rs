@@ -135,12 +135,26 @@ pub fn run_image(
         offline_secs,
         artifacts: None,
         unjudged,
+        files: run_files(tmp.path())?,
     };
     if let Some(dir) = artifacts_dir(plan, image, report.verdict) {
         report.artifacts = Some(dir.display().to_string());
-        save_artifacts(&dir, tmp.path(), &server, &report)?;
+        save_artifacts(&dir, &server, &report)?;
     }
     Ok(report)
+}
+
+/// The files the boots left in the run's temp dir: console logs, QEMU's stderr and
+/// screenshots (not the overlays and sockets).
+fn run_files(tmp: &Path) -> Result<report::Files, RunError> {
+    let mut files = report::Files::new();
+    for e in std::fs::read_dir(tmp).map_err(io("temp dir"))?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".log") || name.ends_with(".png") {
+            files.insert(name, std::fs::read(e.path()).map_err(io("reading a log"))?);
+        }
+    }
+    Ok(files)
 }
 
 /// Where `image`'s artifacts go: the plan's directory (a subdirectory per image when the
@@ -156,18 +170,12 @@ fn artifacts_dir(plan: &RunPlan, image: &Path, verdict: Verdict) -> Option<PathB
     }
 }
 
-fn save_artifacts(
-    dir: &Path,
-    tmp: &Path,
-    server: &MetadataServer,
-    report: &Report,
-) -> Result<(), RunError> {
+/// Keeps the run's files, the metadata request log and the report (JSON and HTML) in
+/// `dir`.
+fn save_artifacts(dir: &Path, server: &MetadataServer, report: &Report) -> Result<(), RunError> {
     std::fs::create_dir_all(dir).map_err(io("artifacts dir"))?;
-    for e in std::fs::read_dir(tmp).map_err(io("temp dir"))?.flatten() {
-        let name = e.file_name();
-        if name.to_string_lossy().ends_with(".log") {
-            std::fs::copy(e.path(), dir.join(&name)).map_err(io("copying a log"))?;
-        }
+    for (name, bytes) in &report.files {
+        std::fs::write(dir.join(name), bytes).map_err(io("keeping a log"))?;
     }
     let requests: String = server
         .requests()
@@ -178,6 +186,11 @@ fn save_artifacts(
     std::fs::write(
         dir.join("report.json"),
         report::to_json(std::slice::from_ref(report)),
+    )
+    .map_err(io("report"))?;
+    std::fs::write(
+        dir.join("report.html"),
+        report::html::to_html(std::slice::from_ref(report)),
     )
     .map_err(io("report"))?;
     Ok(())

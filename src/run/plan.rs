@@ -216,6 +216,8 @@ pub struct RunPlan {
     pub json: Option<PathBuf>,
     /// JUnit report path.
     pub junit: Option<PathBuf>,
+    /// HTML report path.
+    pub html: Option<PathBuf>,
     /// Artifacts directory.
     pub artifacts: Option<PathBuf>,
     /// Direct kernel boot instead of the image's bootloader.
@@ -264,6 +266,8 @@ pub struct RunRequest {
     pub json: Option<PathBuf>,
     /// JUnit report path.
     pub junit: Option<PathBuf>,
+    /// HTML report path.
+    pub html: Option<PathBuf>,
     /// Artifacts directory.
     pub artifacts: Option<PathBuf>,
     /// Direct kernel boot instead of the image's bootloader.
@@ -354,6 +358,7 @@ impl RunPlan {
             fault,
             json: request.json,
             junit: request.junit,
+            html: request.html,
             artifacts: request.artifacts,
             direct_kernel: request.direct_kernel,
             relay_program,

@@ -94,8 +94,8 @@ pub struct BootOptions {
     /// Metadata fault: none, delay=DURATION, 404, 500, drop, never [default: none].
     #[arg(long)]
     pub metadata_fault: Option<Fault>,
-    /// Keep console logs, metadata request log and report here (kept on failure anyway;
-    /// a matrix keeps each kernel's in DIR/VERSION).
+    /// Keep console logs, screenshots, metadata request log and report (JSON and HTML)
+    /// here (kept on failure anyway; a matrix keeps each kernel's in DIR/VERSION).
     #[arg(long, value_name = "DIR")]
     pub artifacts: Option<PathBuf>,
 }
@@ -176,6 +176,9 @@ pub struct RunArgs {
     /// Write a JUnit XML report here.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Write a self-contained HTML report here (timeline, checks, screenshots, consoles).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -185,6 +188,7 @@ impl RunArgs {
             images: self.images,
             json: self.json,
             junit: self.junit,
+            html: self.html,
             direct_kernel: self.kernel.map(|kernel| DirectKernel {
                 kernel,
                 initrd: self.initrd,
@@ -226,6 +230,9 @@ pub struct MatrixArgs {
     /// Write a JUnit XML report here (one testsuite per kernel).
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Write a self-contained HTML report here (one timeline lane per kernel).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Every kernel's run.
     #[command(flatten)]
     pub run: RunOptions,

@@ -43,6 +43,7 @@ fn finish_matrix(
     m: Result<MatrixReport, impl std::fmt::Display>,
     json: &Option<PathBuf>,
     junit: &Option<PathBuf>,
+    html: &Option<PathBuf>,
 ) -> i32 {
     let m = match m {
         Ok(m) => m,
@@ -53,7 +54,8 @@ fn finish_matrix(
     };
     print!("{}", render::table(&m));
     let written = write_or_complain(json, || render::to_json(&m))
-        & write_or_complain(junit, || render::to_junit(&m));
+        & write_or_complain(junit, || render::to_junit(&m))
+        & write_or_complain(html, || render::to_html(&m));
     match m.verdict() {
         _ if !written => exit::ERROR,
         MatrixVerdict::Pass => exit::SUCCESS,
@@ -100,6 +102,7 @@ pub(super) fn matrix(args: MatrixArgs) -> i32 {
         matrix::run_matrix(&plan, &decision, matrix_progress()),
         &args.json,
         &args.junit,
+        &args.html,
     )
 }
 
@@ -170,7 +173,12 @@ pub(super) fn bisect(args: BisectArgs) -> i32 {
 }
 
 /// `imgtest report merge`.
-pub(super) fn merge(files: &[PathBuf], json: Option<PathBuf>, junit: Option<PathBuf>) -> i32 {
+pub(super) fn merge(
+    files: &[PathBuf],
+    json: Option<PathBuf>,
+    junit: Option<PathBuf>,
+    html: Option<PathBuf>,
+) -> i32 {
     let mut parts = Vec::new();
     for f in files {
         let parsed = std::fs::read_to_string(f)
@@ -185,5 +193,5 @@ pub(super) fn merge(files: &[PathBuf], json: Option<PathBuf>, junit: Option<Path
         }
     }
     let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-    finish_matrix(matrix::merge::merge(parts, &names), &json, &junit)
+    finish_matrix(matrix::merge::merge(parts, &names), &json, &junit, &html)
 }

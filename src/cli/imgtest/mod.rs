@@ -4,6 +4,7 @@
 pub mod args;
 mod doctor;
 mod matrix;
+mod report_html;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -81,6 +82,19 @@ enum ReportCmd {
         /// Write the merged JUnit XML report here.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
+        /// Write the merged HTML report here.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+    },
+    /// Render a saved JSON report (of `run`, `matrix` or `report merge`) as one HTML page;
+    /// console logs and screenshots are taken from the report's artifacts.
+    Html {
+        /// The JSON report.
+        #[arg(value_name = "REPORT.json")]
+        report: PathBuf,
+        /// Write the page here.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
     },
 }
 
@@ -99,8 +113,12 @@ pub fn main() -> ExitCode {
                     reports,
                     json,
                     junit,
+                    html,
                 },
-        } => matrix::merge(&reports, json, junit),
+        } => matrix::merge(&reports, json, junit, html),
+        Cmd::Report {
+            cmd: ReportCmd::Html { report, output },
+        } => report_html::render(&report, &output),
         Cmd::Config => {
             exit::quiet_on_closed_stdout();
             print!("{DEFAULT_CONFIG}");
@@ -178,7 +196,8 @@ fn run(args: RunArgs) -> i32 {
         own_cpu_secs()
     ));
     let written = write_or_complain(&plan.json, || report::to_json(&reports))
-        & write_or_complain(&plan.junit, || report::to_junit(&reports));
+        & write_or_complain(&plan.junit, || report::to_junit(&reports))
+        & write_or_complain(&plan.html, || report::html::to_html(&reports));
     if !written {
         code = exit::ERROR;
     }
