@@ -7,6 +7,8 @@
 //! Each test uses its own kernel cache (a temp dir), so the repacked kernels never meet
 //! the real ones of the same version.
 
+#[path = "support/browser.rs"]
+mod browser;
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -197,6 +199,8 @@ fn matrix_flags_the_broken_kernel_and_shards_merge_to_the_same_result() {
     whole.extend(["--json", u_json.to_str().unwrap()]);
     whole.extend(["--junit", u_junit.to_str().unwrap()]);
     whole.extend(["--artifacts", arts.to_str().unwrap()]);
+    let page = d.path().join("matrix.html");
+    whole.extend(["--html", page.to_str().unwrap()]);
     let r = {
         let _vm = lock("vm");
         imgtest(d.path(), &cache, &whole)
@@ -204,6 +208,7 @@ fn matrix_flags_the_broken_kernel_and_shards_merge_to_the_same_result() {
     assert_eq!(r.code, 1, "{}\n{}", r.out, r.err);
     let u = json(&u_json);
     assert_the_broken_kernel_alone_fails(&u, &r, &arts, &u_junit);
+    matrix_page_in_a_browser(&page);
     assert_shards_merge_to(&u, &args, d.path(), &cache, &u_junit);
 }
 
@@ -275,6 +280,38 @@ fn assert_the_broken_kernel_alone_fails(u: &Value, r: &Run, arts: &Path, u_junit
         r.out
             .contains("matrix FAIL: 3 kernels (2 passed, 1 failed, 0 not judged)")
     );
+}
+
+/// The matrix's HTML page as a browser shows it: the verdict, the kernel table with the
+/// broken kernel's failure, and one timeline lane per kernel on one axis.
+fn matrix_page_in_a_browser(page: &Path) {
+    let dom = browser::dom(page);
+    assert!(dom.contains("<span class=\"verdict\">FAIL</span>"), "{dom}");
+    let lanes: Vec<String> = dom
+        .split("class=\"lane-label")
+        .skip(1)
+        .map(|l| l[l.find('>').unwrap() + 1..l.find("</text>").unwrap()].replace(" (slowest)", ""))
+        .collect();
+    assert_eq!(
+        lanes,
+        [
+            "6.1.0-56-cloud-amd64 (boot 0)",
+            "6.1.0-54-cloud-amd64 (boot 0)",
+            "6.1.0-55-cloud-amd64 (boot 0)",
+        ]
+    );
+    assert_eq!(
+        dom.matches("(slowest)</text>").count(),
+        1,
+        "one lane held the verdict back"
+    );
+    let row = browser::row(&dom, "<tr><td><code>metadata.password</code>");
+    assert_eq!(row.matches("cell-fail").count(), 1, "{row}");
+    assert_eq!(row.matches("cell-pass").count(), 2, "{row}");
+    // Each kernel's run, with its boot's console.
+    for k in 0..3 {
+        assert!(dom.contains(&format!("id=\"k{k}-b0\"")), "kernel {k}");
+    }
 }
 
 /// Shard 2/3 for real (the 6.1.0-54 .deb, now cached), shards 1/3 and 3/3 cut from the

@@ -41,8 +41,9 @@
 # --uuid UUID          filesystem UUID (default fixed; /etc/fstab uses it).
 #
 # Cache: debootstrap's result is kept as a tarball per package set under
-# ${IMGTEST_ASSETS:-target/test-assets}/debian/ (downloaded .debs in debs/), so rebuilding a
-# variant only unpacks it (seconds). Delete the directory to refresh from the mirror.
+# ${IMGTEST_ASSETS:-target/test-assets}/debian/ (installed under /usr/share/imgtest:
+# ~/.cache/imgtest/debian/; downloaded .debs in debs/), so rebuilding a variant only
+# unpacks it (seconds). Delete the directory to refresh from the mirror.
 # Reproducible: fixed UUID and hash seed, inode times clamped to SOURCE_DATE_EPOCH; the
 # same cache gives the same bytes (package versions: what bookworm served when it was filled).
 # shellcheck disable=SC2086 # package lists and tar options are word lists
@@ -84,7 +85,11 @@ done
 
 SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1700000000}
 export SOURCE_DATE_EPOCH
-assets=${IMGTEST_ASSETS:-$repo/target/test-assets}
+if [ -f "$repo/Cargo.toml" ]; then
+  assets=${IMGTEST_ASSETS:-$repo/target/test-assets}
+else  # installed under /usr/share/imgtest
+  assets=${IMGTEST_ASSETS:-${XDG_CACHE_HOME:-$HOME/.cache}/imgtest}
+fi
 cache="$assets/debian"
 mkdir -p "$cache/debs"
 cache=$(cd "$cache" && pwd)

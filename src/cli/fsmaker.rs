@@ -221,6 +221,11 @@ fn hint(e: &BuildError) -> Option<String> {
     })
 }
 
+/// fsmaker's command line as clap defines it (for its manual and completions).
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
 /// The `fsmaker` binary.
 pub fn main() -> ExitCode {
     exit::quiet_on_closed_stdout();

@@ -3,6 +3,7 @@
 //! library's errors, and mapping results to exit codes ([`crate::exit`]). This is the only
 //! module that knows a flag's name or prints; `src/bin/` holds one-line `main`s.
 
+mod docs;
 pub mod fsmaker;
 pub mod imgtest;
 mod live;

@@ -72,6 +72,11 @@ struct Args {
     json: bool,
 }
 
+/// sparsecopy's command line as clap defines it (for its manual and completions).
+pub fn command() -> clap::Command {
+    <Args as clap::CommandFactory>::command()
+}
+
 /// The `sparsecopy` binary.
 pub fn main() -> ExitCode {
     exit::quiet_on_closed_stdout();

@@ -67,6 +67,10 @@ enum Cmd {
     /// Internal: the metadata relay QEMU runs per guest connection.
     #[command(name = "__relay", hide = true)]
     Relay { addr: String, token: String },
+    /// Internal: write the three tools' manuals (DIR/man) and shell completions
+    /// (DIR/completions), for the Debian package.
+    #[command(name = "__docs", hide = true)]
+    Docs { dir: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -98,6 +102,11 @@ enum ReportCmd {
     },
 }
 
+/// imgtest's command line as clap defines it (for its manual and completions).
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
 /// The `imgtest` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -124,6 +133,13 @@ pub fn main() -> ExitCode {
             print!("{DEFAULT_CONFIG}");
             exit::SUCCESS
         }
+        Cmd::Docs { dir } => match super::docs::write(&dir) {
+            Ok(()) => exit::SUCCESS,
+            Err(e) => {
+                eprintln!("imgtest: {}: {e}", dir.display());
+                exit::ERROR
+            }
+        },
         Cmd::Relay { addr, token } => {
             match crate::metadata::relay(&addr, &token, std::io::stdin(), std::io::stdout()) {
                 Ok(()) => exit::SUCCESS,
