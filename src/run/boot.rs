@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use ssh2::Session;
 
 use super::plan::RunPlan;
+use super::shell::{Access, Door, Person};
 use super::{Emit, RunError, io};
 use crate::checks::{self, CheckId, Need, Selection, Status};
 use crate::cloudinit::NOCLOUD_SERIAL;
@@ -96,6 +97,7 @@ pub(super) struct Roles {
     wrong_password: AtomicBool,
     power_off: AtomicUsize,
     stopped: std::sync::Mutex<Option<String>>,
+    shell: AtomicBool,
 }
 
 impl Default for Roles {
@@ -104,11 +106,18 @@ impl Default for Roles {
             wrong_password: AtomicBool::new(false),
             power_off: AtomicUsize::new(usize::MAX),
             stopped: std::sync::Mutex::new(None),
+            shell: AtomicBool::new(false),
         }
     }
 }
 
 impl Roles {
+    /// True for the first caller only: with `--shell-on-failure`, its failed boot is
+    /// handed to the person.
+    fn claim_shell(&self) -> bool {
+        !self.shell.swap(true, Ordering::SeqCst)
+    }
+
     /// True for the first caller only: it tries the wrong password.
     fn claim_wrong_password(&self) -> bool {
         !self.wrong_password.swap(true, Ordering::SeqCst)
@@ -160,6 +169,8 @@ struct Guest {
     qmp_socket: PathBuf,
     /// The QMP connection, once made (QEMU serves one client at a time).
     qmp: Option<Qmp>,
+    /// The serial console's input, for a boot held open on its console.
+    stdin: Option<std::process::ChildStdin>,
     secrets: BootSecrets,
     /// When QEMU started; the times in the boot's facts count from here.
     start: Instant,
@@ -227,7 +238,7 @@ fn screenshot(ctx: &BootContext, g: &mut Guest, facts: &mut BootFacts, moment: S
 
 /// One boot: the stages in order.
 fn boot_one(ctx: &BootContext, i: usize, emit: &Emit) -> Result<BootFacts, RunError> {
-    let mut g = start(ctx, i, emit)?;
+    let mut g = start(ctx, i, emit, None)?;
     let mut facts = BootFacts::new(i);
     facts.metadata_key = g.secrets.ssh_key.clone();
     let reached = to_userspace(ctx, &mut g, &mut facts);
@@ -238,9 +249,15 @@ fn boot_one(ctx: &BootContext, i: usize, emit: &Emit) -> Result<BootFacts, RunEr
         if ctx.needs(Need::Login) {
             screenshot(ctx, &mut g, &mut facts, ShotMoment::Login);
         }
-        inspect(ctx, &mut g, &mut facts, session, login_deadline)?;
+        inspect(ctx, &mut g, &mut facts, session.as_ref(), login_deadline)?;
         if ctx.needs(Need::Probe) {
             screenshot(ctx, &mut g, &mut facts, ShotMoment::Inspect);
+        }
+        if let (Some(person), Some(session)) = (&ctx.plan.shell_on_failure, &session)
+            && failed_check(ctx, &facts).is_some()
+            && ctx.roles.claim_shell()
+        {
+            hand_over(ctx, &g, session, person);
         }
         facts.shutdown = power_off(ctx, &mut g, &mut facts);
     } else {
@@ -261,16 +278,7 @@ fn fail_fast(ctx: &BootContext, facts: &mut BootFacts) {
         facts.stopped = Some(why);
         return;
     }
-    let mine = Facts {
-        boots: vec![facts.clone()],
-        ..ctx.facts.clone()
-    };
-    let failed = checks::evaluate(&mine, &ctx.plan.selection)
-        .into_iter()
-        .find(|r| {
-            r.boot.is_some() && r.status == Status::Fail && r.severity == checks::Severity::Error
-        });
-    if let Some(r) = failed {
+    if let Some(r) = failed_check(ctx, facts) {
         ctx.roles.stop(format!(
             "--fail-fast: stopped after {} failed on boot {}",
             r.id, facts.index
@@ -278,9 +286,79 @@ fn fail_fast(ctx: &BootContext, facts: &mut BootFacts) {
     }
 }
 
+/// The first error-severity check of this boot that fails, judged on its facts alone.
+fn failed_check(ctx: &BootContext, facts: &BootFacts) -> Option<checks::CheckResult> {
+    let mine = Facts {
+        boots: vec![facts.clone()],
+        ..ctx.facts.clone()
+    };
+    checks::evaluate(&mine, &ctx.plan.selection)
+        .into_iter()
+        .find(|r| {
+            r.boot.is_some() && r.status == Status::Fail && r.severity == checks::Severity::Error
+        })
+}
+
+/// Hands the logged-in guest to `person` until they are done with it.
+fn hand_over(ctx: &BootContext, g: &Guest, session: &Session, person: &Person) {
+    (person.0)(Access::Ssh {
+        session,
+        user: &ctx.agent().user,
+        password: &g.secrets.password,
+    });
+}
+
+/// One boot held open for a person, who comes in through `door`: the serial console at
+/// once, or SSH once the metadata password works (the boot's facts say why not, when it
+/// never does).
+pub(super) fn hold(
+    ctx: &BootContext,
+    emit: &Emit,
+    door: Door,
+    person: &Person,
+) -> Result<BootFacts, RunError> {
+    let (tap, output) = std::sync::mpsc::channel();
+    let mut g = start(ctx, 0, emit, (door == Door::Console).then_some(tap))?;
+    let mut facts = BootFacts::new(0);
+    match (door, g.stdin.take()) {
+        (Door::Console, Some(input)) => (person.0)(Access::Console { output, input }),
+        _ => {
+            if to_userspace(ctx, &mut g, &mut facts) {
+                let deadline = ctx.deadline(ctx.timeouts.login);
+                if let Some(session) = login(ctx, &mut g, &mut facts, deadline) {
+                    hand_over(ctx, &g, &session, person);
+                }
+            }
+        }
+    }
+    facts.qemu_exit = g.vm.try_exited().map(|s| s.to_string());
+    Ok(finish(ctx, g, facts))
+}
+
+/// A reader that also sends what it reads (the serial console held open for a person).
+struct Tee<R> {
+    inner: R,
+    copy: std::sync::mpsc::Sender<Vec<u8>>,
+}
+
+impl<R: std::io::Read> std::io::Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            let _ = self.copy.send(buf[..n].to_vec());
+        }
+        Ok(n)
+    }
+}
+
 /// Stage 1: the overlay (or blank disk for an ISO), this boot's secrets, QEMU and its
-/// console.
-fn start(ctx: &BootContext, i: usize, emit: &Emit) -> Result<Guest, RunError> {
+/// console; with `tap`, the console's output is copied there and its input kept.
+fn start(
+    ctx: &BootContext,
+    i: usize,
+    emit: &Emit,
+    tap: Option<std::sync::mpsc::Sender<Vec<u8>>>,
+) -> Result<Guest, RunError> {
     let secrets = BootSecrets::generate(i).map_err(io("random"))?;
     ctx.server.register(i, secrets.clone());
     let spec = spec(ctx, i, &secrets)?;
@@ -289,11 +367,24 @@ fn start(ctx: &BootContext, i: usize, emit: &Emit) -> Result<Guest, RunError> {
         spec.qmp_socket.clone().expect("spec has QMP"),
     );
     let start = Instant::now();
-    let (vm, serial) = VmProcess::spawn(
-        &ctx.plan.qemu,
-        &spec,
-        &ctx.tmp.join(format!("boot{i}-qemu.log")),
-    )?;
+    let log = ctx.tmp.join(format!("boot{i}-qemu.log"));
+    let (vm, serial, stdin): (_, Box<dyn std::io::Read + Send>, _) = match tap {
+        None => {
+            let (vm, serial) = VmProcess::spawn(&ctx.plan.qemu, &spec, &log)?;
+            (vm, Box::new(serial), None)
+        }
+        Some(copy) => {
+            let (vm, serial, stdin) = VmProcess::spawn_interactive(&ctx.plan.qemu, &spec, &log)?;
+            (
+                vm,
+                Box::new(Tee {
+                    inner: serial,
+                    copy,
+                }),
+                Some(stdin),
+            )
+        }
+    };
     let console_emit = emit.clone();
     let console = Console::attach(
         serial,
@@ -319,6 +410,7 @@ fn start(ctx: &BootContext, i: usize, emit: &Emit) -> Result<Guest, RunError> {
         ssh_port,
         qmp_socket,
         qmp: None,
+        stdin,
         secrets,
         start,
         emit: emit.clone(),
@@ -501,7 +593,7 @@ fn inspect(
     ctx: &BootContext,
     g: &mut Guest,
     facts: &mut BootFacts,
-    session: Option<Session>,
+    session: Option<&Session>,
     deadline: Instant,
 ) -> Result<(), RunError> {
     let tries = facts.ssh_secs.is_some()
@@ -523,14 +615,14 @@ fn inspect(
             .map(|w| scope.spawn(move || wrong_password(port, user, w, start)));
         let empty =
             (!empty_for.is_empty()).then(|| scope.spawn(|| guest::try_each(port, &empty_for, "")));
-        if let Some(session) = &session
+        if let Some(session) = session
             && ctx.agent().agent == Agent::CloudInit
             && ctx.needs(Need::CloudInitFinished)
         {
             cloud_init_finished(ctx, g, facts, session, deadline);
         }
         if ctx.needs(Need::Probe) {
-            probe(ctx, g, facts, session.as_ref());
+            probe(ctx, g, facts, session);
             facts.probe_secs = Some(g.since_start());
         }
         if let Some(Ok((rejected, secs))) = rejected.map(|h| h.join()) {

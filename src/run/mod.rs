@@ -9,6 +9,7 @@
 
 mod boot;
 pub mod plan;
+pub mod shell;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use std::time::Instant;
 
 use crate::checks::{self, Need};
 use crate::cloudinit::{self, NoDefaultUser};
-use crate::disk::image::{self, ImageError};
+use crate::disk::image::{self, ImageError, ImageInfo};
 use crate::facts::{AccelDecision, Facts, Offline};
 use crate::metadata::MetadataServer;
 use crate::report::{self, Event, Report, Verdict};
@@ -55,14 +56,23 @@ fn io(what: &str) -> impl Fn(std::io::Error) -> RunError + '_ {
 /// Where events go; shared with console reader threads.
 pub type Emit = Arc<dyn Fn(Event) + Send + Sync>;
 
-/// Tests one image.
-pub fn run_image(
+/// What is known and running before an image's boots: the image, its offline facts and
+/// agent, the metadata service and the run's temp dir.
+struct Prepared {
+    info: ImageInfo,
+    tmp: tempfile::TempDir,
+    facts: Facts,
+    server: MetadataServer,
+    offline_secs: f64,
+}
+
+/// Recognises `image`, reads it offline, chooses the agent, starts the metadata service.
+fn prepare(
     plan: &RunPlan,
     image: &Path,
-    accel: &AccelDecision,
-    emit: Emit,
-) -> Result<Report, RunError> {
-    let started = Instant::now();
+    started: Instant,
+    emit: &Emit,
+) -> Result<Prepared, RunError> {
     let info = image::sniff(image)?;
     emit(Event::Image {
         image: image.display().to_string(),
@@ -84,15 +94,39 @@ pub fn run_image(
     let offline_secs = started.elapsed().as_secs_f64();
     let agent = cloudinit::choose(plan.firstboot, plan.user.as_deref(), &offline)?;
     emit(Event::Agent(agent.clone()));
-    let timeouts = plan.timeouts.for_accel(accel.accel, plan.tcg_scale);
     let server = MetadataServer::start(plan.fault).map_err(io("metadata server"))?;
-    let mut facts = Facts {
+    let facts = Facts {
         offline,
         boots: Vec::new(),
         fault: plan.fault,
         agent: Some(agent),
         no_boot: None,
     };
+    Ok(Prepared {
+        info,
+        tmp,
+        facts,
+        server,
+        offline_secs,
+    })
+}
+
+/// Tests one image.
+pub fn run_image(
+    plan: &RunPlan,
+    image: &Path,
+    accel: &AccelDecision,
+    emit: Emit,
+) -> Result<Report, RunError> {
+    let started = Instant::now();
+    let Prepared {
+        info,
+        tmp,
+        mut facts,
+        server,
+        offline_secs,
+    } = prepare(plan, image, started, &emit)?;
+    let timeouts = plan.timeouts.for_accel(accel.accel, plan.tcg_scale);
     let offline_failure = plan
         .fail_fast
         .then(|| first_failure(&facts, plan))
@@ -155,6 +189,39 @@ fn run_files(tmp: &Path) -> Result<report::Files, RunError> {
         }
     }
     Ok(files)
+}
+
+/// Boots one overlay of `image` as [`run_image`] would and holds it open for `person`,
+/// who comes in through `door`; then stops it. The overlay is deleted unless
+/// `keep_overlay` names where to keep it. The boot's facts say how far it got.
+pub fn shell(
+    plan: &RunPlan,
+    image: &Path,
+    accel: &AccelDecision,
+    emit: Emit,
+    (door, person): (shell::Door, &shell::Person),
+    keep_overlay: Option<&Path>,
+) -> Result<crate::facts::BootFacts, RunError> {
+    let started = Instant::now();
+    let p = prepare(plan, image, started, &emit)?;
+    let timeouts = plan.timeouts.for_accel(accel.accel, plan.tcg_scale);
+    let ctx = boot::BootContext {
+        plan,
+        accel,
+        facts: &p.facts,
+        timeouts: &timeouts,
+        overall: started + timeouts.overall,
+        info: &p.info,
+        server: &p.server,
+        tmp: p.tmp.path(),
+        roles: boot::Roles::default(),
+    };
+    let facts = boot::hold(&ctx, &emit, door, person)?;
+    if let Some(keep) = keep_overlay {
+        std::fs::copy(p.tmp.path().join("boot0.qcow2"), keep)
+            .map_err(io(&format!("keeping the overlay as {}", keep.display())))?;
+    }
+    Ok(facts)
 }
 
 /// Where `image`'s artifacts go: the plan's directory (a subdirectory per image when the

@@ -224,6 +224,8 @@ pub struct RunPlan {
     pub direct_kernel: Option<DirectKernel>,
     /// The program QEMU runs as metadata relay (`PROGRAM __relay ADDR TOKEN`).
     pub relay_program: PathBuf,
+    /// Who takes over the first boot whose checks fail, instead of its power-off.
+    pub shell_on_failure: Option<crate::run::shell::Person>,
     /// The QEMU binary.
     pub qemu: String,
 }
@@ -276,6 +278,8 @@ pub struct RunRequest {
     pub fail_fast: bool,
     /// A rule no check could judge does not stop the run from passing.
     pub allow_unjudged: bool,
+    /// Who takes over the first boot whose checks fail, instead of its power-off.
+    pub shell_on_failure: Option<crate::run::shell::Person>,
 }
 
 /// A field every complete layer stack sets (the built-in defaults set them all: tested).
@@ -362,6 +366,7 @@ impl RunPlan {
             artifacts: request.artifacts,
             direct_kernel: request.direct_kernel,
             relay_program,
+            shell_on_failure: request.shell_on_failure,
             qemu: "qemu-system-x86_64".into(),
         })
     }

@@ -179,6 +179,10 @@ pub struct RunArgs {
     /// Write a self-contained HTML report here (timeline, checks, screenshots, consoles).
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+    /// On the first boot whose checks fail, open an SSH session into it (as `imgtest
+    /// shell` does) before it is powered off; needs a terminal on stdin.
+    #[arg(long)]
+    pub shell_on_failure: bool,
 }
 
 impl RunArgs {

@@ -5,6 +5,7 @@ pub mod args;
 mod doctor;
 mod matrix;
 mod report_html;
+mod shell;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -22,6 +23,7 @@ use crate::fsmaker::kernel::Cache;
 use crate::named::Named;
 use crate::report::{self, Event, Report, Verdict};
 use crate::run::plan::{DEFAULT_CONFIG, RunPlan};
+use crate::run::shell::Person;
 use crate::run::{self, RunError};
 use crate::vm::VmError;
 use crate::vm::accel;
@@ -59,6 +61,9 @@ enum Cmd {
     Matrix(Box<MatrixArgs>),
     /// Find the first failing kernel of an ordered list: --good, --kernel..., --bad.
     Bisect(Box<BisectArgs>),
+    /// Boot IMAGE as `run` would and get into it: SSH as the first-boot user with the
+    /// metadata password (printed once), or the serial console (--console; Ctrl-] leaves).
+    Shell(Box<shell::ShellArgs>),
     /// Work with reports.
     Report {
         #[command(subcommand)]
@@ -116,6 +121,7 @@ pub fn main() -> ExitCode {
         Cmd::Doctor => doctor::doctor(),
         Cmd::Matrix(args) => matrix::matrix(*args),
         Cmd::Bisect(args) => matrix::bisect(*args),
+        Cmd::Shell(args) => shell::shell(*args),
         Cmd::Report {
             cmd:
                 ReportCmd::Merge {
@@ -188,16 +194,35 @@ fn relay_program() -> PathBuf {
 
 fn run(args: RunArgs) -> i32 {
     crate::vm::process::install_signal_guard();
-    let plan = match RunPlan::load(args.request(), relay_program()) {
+    if args.shell_on_failure && !std::io::stdin().is_terminal() {
+        eprintln!("imgtest: --shell-on-failure needs a terminal on stdin");
+        return exit::ERROR;
+    }
+    let live = Arc::new(Live::new(std::io::stderr().is_terminal()));
+    let quiet = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let wanted = args.shell_on_failure;
+    let mut request = args.request();
+    if wanted {
+        let (live, person) = (live.clone(), shell::person(quiet.clone()));
+        request.shell_on_failure = Some(Person(Arc::new(move |access| {
+            live.clear();
+            (person.0)(access)
+        })));
+    }
+    let plan = match RunPlan::load(request, relay_program()) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("imgtest: {e}");
             return exit::ERROR;
         }
     };
-    let live = Arc::new(Live::new(std::io::stderr().is_terminal()));
     let view = live.clone();
-    let emit: run::Emit = Arc::new(move |e: Event| view.event(&e));
+    let emit: run::Emit = Arc::new(move |e: Event| {
+        // Nothing is drawn over a session the person is in.
+        if !quiet.load(std::sync::atomic::Ordering::SeqCst) {
+            view.event(&e)
+        }
+    });
     let decision = match decide_accel(&plan) {
         Ok(d) => d,
         Err(e) => {
