@@ -17,22 +17,7 @@ use std::process::Command;
 
 use common::{Outcome, run_ok};
 
-/// A bootable disk from the clean server rootfs, or from the defect `variant`.
-fn disk(dir: &Path, variant: Option<&str>, fsmaker_args: &[&str]) -> PathBuf {
-    let name = variant.unwrap_or("clean");
-    let rootfs = match variant {
-        None => common::tiny_server_rootfs(),
-        Some(v) => {
-            let out = dir.join(format!("{v}.ext4"));
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("images/defects/build.sh");
-            run_ok(Command::new(script).arg(v).arg(&out));
-            out
-        }
-    };
-    let img = dir.join(format!("{name}.img"));
-    run_ok(common::fsmaker().arg(&rootfs).arg(&img).args(fsmaker_args));
-    img
-}
+use common::tiny_disk as disk;
 
 /// `imgtest run` with the tiny image's small RAM.
 fn imgtest(dir: &Path, image: &Path, args: &[&str]) -> Outcome {
@@ -129,15 +114,16 @@ fn passing_report_in_a_browser(o: &Outcome, art: &Path) {
     assert_eq!(dom.matches("src=\"data:image/png;base64,").count(), 6);
 }
 
+/// One boot (no power-off) of the clean image made with `fsmaker_args`.
+fn one_boot(dir: &Path, fsmaker_args: &[&str]) -> Outcome {
+    let img = disk(dir, None, fsmaker_args);
+    imgtest(dir, &img, &["--boots", "1", "--skip", "shutdown.clean"])
+}
+
 #[test]
 fn qcow2_image_works() {
     let d = tempfile::tempdir().unwrap();
-    let img = disk(d.path(), None, &["--format", "qcow2"]);
-    let o = imgtest(
-        d.path(),
-        &img,
-        &["--boots", "1", "--skip", "shutdown.clean"],
-    );
+    let o = one_boot(d.path(), &["--format", "qcow2"]);
     assert_eq!(o.code, 0, "{}\n{}", o.out, o.err);
     assert_eq!(o.report[0]["format"], "qcow2");
     // Offline facts were read through a raw conversion, not skipped.
@@ -349,12 +335,7 @@ fn kernel_that_cannot_find_root_fails_fast_with_the_console_evidence() {
 #[test]
 fn an_image_with_a_vga_only_console_is_judged_over_ssh_and_photographed() {
     let d = tempfile::tempdir().unwrap();
-    let img = disk(d.path(), None, &["--append", "8250.nr_uarts=0"]);
-    let o = imgtest(
-        d.path(),
-        &img,
-        &["--boots", "1", "--skip", "shutdown.clean"],
-    );
+    let o = one_boot(d.path(), &["--append", "8250.nr_uarts=0"]);
     assert_eq!(o.code, 0, "{}\n{}", o.out, o.err);
     assert_eq!(o.evidence("boot.userspace"), ["an SSH server answered"]);
     assert_eq!(o.status("metadata.password"), ["pass"]);

@@ -185,6 +185,27 @@ fn tiny(mode: &str) -> PathBuf {
     out
 }
 
+/// A bootable disk DIR/NAME.img from the clean tiny server rootfs (NAME `clean`), or from
+/// the defect `variant` of `images/defects/build.sh`, made with `fsmaker ... ARGS`.
+pub fn tiny_disk(dir: &Path, variant: Option<&str>, fsmaker_args: &[&str]) -> PathBuf {
+    let name = variant.unwrap_or("clean");
+    let rootfs = match variant {
+        None => tiny_server_rootfs(),
+        Some(v) => {
+            let out = dir.join(format!("{v}.ext4"));
+            run_ok(
+                Command::new(repo().join("images/defects/build.sh"))
+                    .arg(v)
+                    .arg(&out),
+            );
+            out
+        }
+    };
+    let img = dir.join(format!("{name}.img"));
+    run_ok(fsmaker().arg(&rootfs).arg(&img).args(fsmaker_args));
+    img
+}
+
 /// Runs fsmaker ROOTFS OUT ARGS... and returns its stdout (panics on failure).
 pub fn build_disk(rootfs: &Path, out: &Path, args: &[&str]) -> String {
     let o = run_ok(fsmaker().arg(rootfs).arg(out).args(args));
