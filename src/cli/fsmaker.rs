@@ -1,14 +1,15 @@
 //! `fsmaker ROOTFS OUT.img`: a bootable BIOS disk image from a bare ext2/3/4 root
 //! filesystem; `fsmaker kernel fetch|list` manages the kernel cache.
 //! Flags become a [`BuildPlan`]; the library does the work and reports
-//! [`Event`](crate::fsmaker::Event)s, drawn as a spinner; a failure prints the library's
-//! message plus the flag that would help (`hint`) and exits 2.
+//! [`Event`](crate::fsmaker::Event)s, drawn as a spinner and byte bar on a terminal and
+//! written as one line per step elsewhere ([`StepProgress`]); a failure prints the
+//! library's message plus the flag that would help (`hint`) and exits 2.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::source_date_epoch;
-use crate::cli::progress::StepSpinner;
+use crate::cli::progress::StepProgress;
 use crate::cli::{value_enum, with_hint};
 use crate::exit;
 use crate::fsmaker::kernel::{Cache, DEFAULT_PACKAGE};
@@ -152,9 +153,9 @@ fn print_summary(s: &Summary) {
 
 fn run_build(a: BuildArgs) -> Result<()> {
     let plan = plan(a)?;
-    let mut spinner = StepSpinner::new();
-    let result = build(&plan, &mut |e| spinner.event(e));
-    spinner.finish();
+    let mut progress = StepProgress::new("fsmaker");
+    let result = build(&plan, &mut |e| progress.event(e));
+    progress.finish();
     print_summary(&result?);
     Ok(())
 }
@@ -168,12 +169,13 @@ fn run_kernel(cmd: KernelCmd) -> Result<()> {
                 (Some(p), None) => p,
                 (None, None) => DEFAULT_PACKAGE.to_string(),
             };
-            let k = cache.fetch(
-                &what,
-                source_date_epoch()
-                    .map_err(anyhow::Error::msg)?
-                    .unwrap_or(0),
-            )?;
+            let epoch = source_date_epoch()
+                .map_err(anyhow::Error::msg)?
+                .unwrap_or(0);
+            let mut progress = StepProgress::new("fsmaker");
+            let k = cache.fetch(&what, epoch, &mut |e| progress.event(e));
+            progress.finish();
+            let k = k?;
             println!(
                 "fsmaker: cached kernel {} from {} {} (sha256 {})",
                 k.meta.version, k.meta.package, k.meta.package_version, k.meta.deb_sha256
