@@ -187,11 +187,15 @@ fn shell_on_failure_opens_the_failed_boot_on_a_terminal_and_is_refused_without_o
         env!("CARGO_BIN_EXE_imgtest"),
         img.display()
     );
+    // A failed run keeps its artifacts in ./imgtest-artifacts: here, not in the checkout.
+    let cwd = d.path().join("cwd");
+    std::fs::create_dir(&cwd).unwrap();
     let _vm = lock("vm");
     // `script` gives imgtest a pty as its terminal; what is typed here reaches it.
     let (mut child, rx) = typed(
         Command::new("script")
             .args(["-qfec", &cmd, "/dev/null"])
+            .current_dir(&cwd)
             .env("TMPDIR", d.path()),
     );
     let mut seen = String::new();
@@ -212,5 +216,9 @@ fn shell_on_failure_opens_the_failed_boot_on_a_terminal_and_is_refused_without_o
         "{seen}"
     );
     assert!(seen.contains("ssh-"), "the guest's keys: {seen}");
+    assert!(
+        cwd.join("imgtest-artifacts/boot-time-key.img").is_dir(),
+        "the failed run's artifacts"
+    );
     common::assert_no_temp_left(d.path());
 }
