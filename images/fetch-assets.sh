@@ -4,14 +4,19 @@
 #   images/fetch-assets.sh [--role guest|kernel|boot|installer] [NAME...]
 #
 # Prints the path of each verified .deb on stdout, one a line, in manifest order.
-# Cache: ${IMGTEST_ASSETS:-<repo>/target/test-assets}/debs. A cached file is only used when
+# Cache: ${IMGTEST_ASSETS:-<repo>/target/test-assets}/debs in a checkout; installed (under
+# /usr/share/imgtest), ${IMGTEST_ASSETS:-${XDG_CACHE_HOME:-~/.cache}/imgtest}/debs. A cached file is only used when
 # its sha256 matches the manifest; a download that does not match is deleted and the script
 # fails (exit 2) naming the package, the expected and the actual checksum.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 manifest="$here/assets.toml"
-cache="${IMGTEST_ASSETS:-$here/../target/test-assets}/debs"
+if [ -f "$here/../Cargo.toml" ]; then
+  cache="${IMGTEST_ASSETS:-$here/../target/test-assets}/debs"
+else
+  cache="${IMGTEST_ASSETS:-${XDG_CACHE_HOME:-$HOME/.cache}/imgtest}/debs"
+fi
 
 die() { echo "fetch-assets: $*" >&2; exit 2; }
 

@@ -18,6 +18,8 @@ PKGS=(
   bmap-tools grub2-common
   # real Debian test images (images/debian/build.sh, as root)
   debootstrap
+  # the HTML report seen in a real browser (headless), the package and its manuals
+  chromium dpkg-dev man-db grub-efi-amd64-bin
 )
 
 SUDO=""

@@ -2,14 +2,15 @@
 //! `dpkg-deb`, ...): [`run`] runs a command to completion, captures its output and turns
 //! every way it can go wrong into a [`ToolError`] naming the program (and, when it is not
 //! installed, the Debian package that has it); [`output`] does the same but leaves the
-//! exit status to the caller. A helper dies with the thread that started it
+//! exit status to the caller; [`run_lines`] is [`run`] handing over each line of standard
+//! output as it comes, for helpers that report progress there. A helper dies with the thread that started it
 //! ([`die_with_parent`], also for SIGKILL) and is killed when the process is asked to stop
 //! ([`crate::interrupt`]).
 //!
 //! `std::process::Command` is enough here: every helper is one program with arguments,
 //! never a pipeline, so a process-composition crate would add nothing but a dependency.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
@@ -65,7 +66,17 @@ pub struct Output {
 /// naming `package`; a non-zero exit is [`ToolError::Failed`] with the last non-empty line
 /// of its standard error.
 pub fn run(cmd: &mut Command, package: &str) -> Result<Output, ToolError> {
-    let (status, out) = output(cmd, package)?;
+    run_lines(cmd, package, &mut |_| {})
+}
+
+/// Like [`run`], and hands each line of standard output to `on_line` as it comes (for a
+/// helper that reports its progress there, such as `apt-get -o APT::Status-Fd=1`).
+pub fn run_lines(
+    cmd: &mut Command,
+    package: &str,
+    on_line: &mut dyn FnMut(&str),
+) -> Result<Output, ToolError> {
+    let (status, out) = output_lines(cmd, package, on_line)?;
     if !status.success() {
         let last = out
             .stderr
@@ -87,6 +98,17 @@ pub fn run(cmd: &mut Command, package: &str) -> Result<Output, ToolError> {
 /// ([`ToolError::Missing`], [`ToolError::Spawn`]), or the process was asked to stop
 /// meanwhile ([`ToolError::Interrupted`], the program killed).
 pub fn output(cmd: &mut Command, package: &str) -> Result<(ExitStatus, Output), ToolError> {
+    output_lines(cmd, package, &mut |_| {})
+}
+
+/// [`output`], handing each line of standard output (without its newline) to `on_line`
+/// on this thread as it comes.
+fn output_lines(
+    cmd: &mut Command,
+    package: &str,
+    on_line: &mut dyn FnMut(&str),
+) -> Result<(ExitStatus, Output), ToolError> {
+    use std::sync::mpsc::RecvTimeoutError;
     let tool = cmd.get_program().to_string_lossy().into_owned();
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -105,17 +127,57 @@ pub fn output(cmd: &mut Command, package: &str) -> Result<(ExitStatus, Output), 
             }
         }
     })?;
-    let stdout = drain(child.stdout.take());
+    let lines = read_lines(child.stdout.take());
     let stderr = drain(child.stderr.take());
-    let status = wait_unless_interrupted(&mut child);
+    let mut stdout = Vec::new();
+    let interrupted = loop {
+        match lines.recv_timeout(POLL) {
+            Ok(chunk) => {
+                on_line(String::from_utf8_lossy(&chunk).trim_end_matches(['\n', '\r']));
+                stdout.extend(chunk);
+            }
+            Err(RecvTimeoutError::Timeout) if crate::interrupt::requested() => break true,
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break false,
+        }
+    };
+    let status = if interrupted {
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    } else {
+        wait_unless_interrupted(&mut child)
+    };
     let out = Output {
-        stdout: stdout.join().unwrap_or_default(),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
         stderr: stderr.join().unwrap_or_default(),
     };
     match status {
         Some(status) => Ok((status, out)),
         None => Err(ToolError::Interrupted { tool }),
     }
+}
+
+/// How often a wait for a helper looks at whether the process was asked to stop.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Reads a child's standard output on a thread of its own and sends it line by line
+/// (each with its newline, the last one as it ends), until the pipe closes.
+fn read_lines(pipe: Option<impl Read + Send + 'static>) -> std::sync::mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Some(pipe) = pipe else { return };
+        let mut r = BufReader::new(pipe);
+        loop {
+            let mut chunk = Vec::new();
+            match r.read_until(b'\n', &mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(_) if tx.send(chunk).is_err() => return,
+                Ok(_) => {}
+            }
+        }
+    });
+    rx
 }
 
 /// Reads a child's pipe to its end on a thread of its own, so neither pipe can fill up
@@ -134,7 +196,7 @@ fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<St
 /// stop ([`crate::interrupt::requested`]).
 fn wait_unless_interrupted(child: &mut Child) -> Option<ExitStatus> {
     loop {
-        match child.wait_timeout(Duration::from_millis(100)) {
+        match child.wait_timeout(POLL) {
             Ok(Some(status)) => return Some(status),
             Ok(None) if !crate::interrupt::requested() => {}
             _ => {
@@ -241,5 +303,31 @@ mod tests {
         )
         .unwrap();
         assert_eq!((status.code(), out.stdout.as_str()), (Some(3), "partial\n"));
+    }
+
+    #[test]
+    fn lines_arrive_one_by_one_and_failures_read_alike() {
+        let mut seen = Vec::new();
+        let o = run_lines(
+            Command::new("sh").args(["-c", "echo one; echo err >&2; printf 'two\\nthree'"]),
+            "dash",
+            &mut |l| seen.push(l.to_string()),
+        )
+        .unwrap();
+        assert_eq!(seen, ["one", "two", "three"]);
+        assert_eq!(o.stderr, "err\n");
+        let e = run_lines(
+            Command::new("sh").args(["-c", "echo out; echo 'the reason' >&2; exit 3"]),
+            "dash",
+            &mut |_| {},
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "sh failed: the reason (exit status: 3)");
+        let e = run_lines(
+            &mut Command::new("/nonexistent/apt-get"),
+            "apt",
+            &mut |_| {},
+        );
+        assert!(matches!(e, Err(ToolError::Missing { .. })), "{e:?}");
     }
 }

@@ -16,27 +16,84 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{assets_dir, image_checks, imgtest_run, lock, run_ok, sha256};
+use common::{
+    assets_dir, image_checks, imgtest_run, lock, on_a_terminal, run_ok, screen_pieces, sha256,
+    shows_spinner,
+};
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("images/debian/build.sh")
 }
 
-/// Builds `variant` into DIR/VARIANT.ext4 (one build at a time: they share the cache).
+/// The build script making `variant` into `out`, its cache the tests' assets.
+fn build(variant: &str, out: &Path) -> Command {
+    let mut c = Command::new(script());
+    c.args(["--variant", variant])
+        .arg(out)
+        .env("IMGTEST_ASSETS", assets_dir());
+    c
+}
+
+/// Builds `variant` into DIR/VARIANT.ext4 (one build at a time: they share the cache),
+/// checking its step lines.
 fn rootfs(dir: &Path, variant: &str) -> PathBuf {
     let out = dir.join(format!("{variant}.ext4"));
     let _l = lock("debian-build");
-    let o = run_ok(
-        Command::new(script())
-            .args(["--variant", variant])
-            .arg(&out)
-            .env("IMGTEST_ASSETS", assets_dir()),
-    );
+    let o = run_ok(&mut build(variant, &out));
     assert_eq!(
         String::from_utf8_lossy(&o.stdout).trim(),
         out.display().to_string()
     );
+    assert_steps(&String::from_utf8_lossy(&o.stderr), variant);
     out
+}
+
+/// The steps every build of `variant` takes, last: unpack its cached tree, configure the
+/// server, make the filesystem.
+fn last_steps(variant: &str) -> [String; 3] {
+    let tree = if variant.starts_with("cloud-init") {
+        "cloud-init-bookworm-"
+    } else {
+        "base-bookworm-"
+    };
+    [
+        format!("unpacking {tree}"),
+        format!("configuring the server ({variant})"),
+        "making the ext4 filesystem (1536M)".to_string(),
+    ]
+}
+
+/// A build's stderr in a log (not a terminal): one line per step and nothing else. The
+/// steps that fill the cache, or wait for another build using it, come first when they
+/// happen; the last three are every build's.
+fn assert_steps(stderr: &str, variant: &str) {
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(lines.len() >= 3, "{stderr}");
+    let (cache, always) = lines.split_at(lines.len() - 3);
+    for (line, step) in always.iter().zip(last_steps(variant)) {
+        let want = format!("debian/build.sh: {step}");
+        assert!(
+            line.starts_with(&want),
+            "{line:?} is not {want:?}...:\n{stderr}"
+        );
+    }
+    let cache_steps = [
+        "waiting for another build",
+        "debootstrap bookworm (",
+        "apt-get install ",
+    ];
+    for line in cache {
+        assert!(
+            cache_steps
+                .iter()
+                .any(|s| line.starts_with(&format!("debian/build.sh: {s}"))),
+            "{line:?} is no step:\n{stderr}"
+        );
+    }
+    let mut once = lines.clone();
+    once.sort_unstable();
+    once.dedup();
+    assert_eq!(once.len(), lines.len(), "a step said twice:\n{stderr}");
 }
 
 /// A bootable disk of `variant`, made by fsmaker from its rootfs.
@@ -89,18 +146,36 @@ fn work_dir() -> tempfile::TempDir {
     tempfile::tempdir_in(assets_dir()).unwrap()
 }
 
+/// The clean variant rebuilt from the same cached tree, on a terminal: the same bytes as
+/// `fs`, and each step a spinner line that becomes the step's line when it is done.
+fn rebuild_on_a_terminal(dir: &Path, fs: &Path) {
+    let again = dir.join("again.ext4");
+    let (code, screen) = {
+        let _l = lock("debian-build");
+        on_a_terminal(&build("clean", &again))
+    };
+    assert_eq!(code, Some(0), "{screen}");
+    let pieces = screen_pieces(&screen);
+    for step in last_steps("clean") {
+        assert!(
+            shows_spinner(&screen, &step),
+            "no spinner for {step}: {screen:?}"
+        );
+        assert!(
+            pieces
+                .iter()
+                .any(|p| p.starts_with(&format!("debian/build.sh: {step}"))),
+            "no line for {step}: {screen:?}"
+        );
+    }
+    assert_eq!(sha256(&again), sha256(fs), "not reproducible");
+}
+
 #[test]
 fn clean_debian_image_is_a_published_server_and_passes_two_boots() {
     let d = work_dir();
     let fs = rootfs(d.path(), "clean");
-    // Rebuilt from the same cached tree: the same bytes.
-    let again = d.path().join("again");
-    std::fs::create_dir(&again).unwrap();
-    assert_eq!(
-        sha256(&rootfs(&again, "clean")),
-        sha256(&fs),
-        "not reproducible"
-    );
+    rebuild_on_a_terminal(d.path(), &fs);
 
     // What the recipe promises, read offline from the root filesystem.
     for p in ["systemd-sysv", "openssh-server", "firstboot", "udev"] {

@@ -49,6 +49,16 @@ fn word_after(text: &str, marker: &str) -> String {
         .to_string()
 }
 
+/// Standard error's lines.
+fn stderr_lines(o: &Output) -> Vec<String> {
+    stderr(o).lines().map(str::to_string).collect()
+}
+
+/// The word after `prefix` in standard output (`fsmaker: cached kernel VERSION ...`).
+fn stdout_word_after(o: &Output, prefix: &str) -> String {
+    word_after(&String::from_utf8_lossy(&o.stdout), prefix)
+}
+
 fn assert_fails(o: &Output, wanted: &[&str]) {
     assert_eq!(o.status.code(), Some(2), "exit code; stderr: {}", stderr(o));
     let e = stderr(o);
@@ -191,6 +201,58 @@ fn assert_grub_cfg(out: &Path, uuid: &str, version: &str) {
 fn debugfs_plain(fs: &Path, request: &str) -> String {
     let o = run_ok(Command::new("debugfs").arg("-R").arg(request).arg(fs));
     String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// In a log (stderr not a terminal) a build says each step once, with the bytes it
+/// moves, and nothing else; on a terminal it draws a spinner per step and the byte bar
+/// of the copy instead, and writes no such line.
+#[test]
+fn build_progress_is_one_line_per_step_in_a_log_and_a_bar_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("disk.qcow2");
+    let args = ["--size", "300M", "--grow", "--format", "qcow2"];
+    let o = run_ok(fsmaker().arg(tiny_rootfs()).arg(&out).args(args));
+    assert_eq!(
+        stderr_lines(&o),
+        [
+            "fsmaker: copying the filesystem to grow it (256.0 MiB)",
+            "fsmaker: growing the filesystem to 299.0 MiB",
+            "fsmaker: copying the filesystem into partition 1 (299.0 MiB)",
+            "fsmaker: installing the kernel, initrd, modules and GRUB files",
+            "fsmaker: installing GRUB into the MBR",
+            "fsmaker: converting to qcow2",
+        ]
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("fsmaker: wrote"));
+
+    let mut on_tty = fsmaker();
+    on_tty
+        .arg(tiny_rootfs())
+        .arg(&out)
+        .args(args)
+        .arg("--force");
+    let (code, screen) = on_a_terminal(&on_tty);
+    assert_eq!(code, Some(0), "{screen}");
+    for words in [
+        "copying the filesystem to grow it",
+        "growing the filesystem to 299.0 MiB",
+        "copying the filesystem into partition 1",
+        "installing the kernel, initrd, modules and GRUB files",
+        "installing GRUB into the MBR",
+        "converting to qcow2",
+    ] {
+        assert!(
+            shows_spinner(&screen, words),
+            "no spinner for {words}: {screen:?}"
+        );
+    }
+    assert!(
+        shows_full_bar(&screen, "copying the filesystem into partition 1"),
+        "{screen:?}"
+    );
+    assert!(shows_full_bar(&screen, "copying the filesystem to grow it"));
+    assert!(!screen.contains("fsmaker: copying"), "{screen:?}");
+    assert!(screen.contains("fsmaker: wrote"), "{screen:?}");
 }
 
 #[test]
@@ -410,7 +472,14 @@ fn deb_that_is_not_a_kernel() {
         .arg(&deb)
         .output()
         .unwrap();
-    assert_fails(&o, &["hello.deb", "not a Linux kernel package"]);
+    // It fails while unpacking: that step's line, then the one-line error.
+    let lines = stderr_lines(&o);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0], "fsmaker: unpacking hello-not-kernel 1.0");
+    assert_eq!(o.status.code(), Some(2));
+    for w in ["hello.deb", "not a Linux kernel package"] {
+        assert!(lines[1].contains(w), "{lines:?}");
+    }
     let o = fsmaker_in(&cache)
         .args(["kernel", "list"])
         .output()
@@ -426,11 +495,61 @@ fn deb_that_is_not_a_kernel() {
     assert_fails(&o, &["junk.deb"]);
 }
 
+/// Importing a local package: one line per step in a log, a spinner per step on a
+/// terminal.
+#[test]
+fn kernel_fetch_of_a_deb_shows_its_steps() {
+    let deb = kernel_deb();
+    let field = |f: &str| {
+        let o = run_ok(Command::new("dpkg-deb").arg("-f").arg(&deb).arg(f));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let (package, version) = (field("Package"), field("Version"));
+    let dir = tempfile::tempdir().unwrap();
+    let o = run_ok(
+        fsmaker_in(&dir.path().join("log"))
+            .args(["kernel", "fetch"])
+            .arg(&deb),
+    );
+    let kernel = stdout_word_after(&o, "cached kernel");
+    let steps = [
+        format!("unpacking {package} {version}"),
+        format!("indexing the modules of {kernel} (depmod)"),
+        format!("building the initrd for {kernel}"),
+    ];
+    let lines: Vec<String> = steps.iter().map(|s| format!("fsmaker: {s}")).collect();
+    assert_eq!(stderr_lines(&o), lines);
+
+    let mut on_tty = fsmaker_in(&dir.path().join("tty"));
+    on_tty.args(["kernel", "fetch"]).arg(&deb);
+    let (code, screen) = on_a_terminal(&on_tty);
+    assert_eq!(code, Some(0), "{screen}");
+    for s in &steps {
+        assert!(shows_spinner(&screen, s), "no spinner for {s}: {screen:?}");
+    }
+    assert!(!screen.contains("fsmaker: unpacking"), "{screen:?}");
+    assert!(screen.contains(&format!("fsmaker: cached kernel {kernel}")));
+}
+
 #[test]
 fn kernel_fetch_resolves_the_default_meta_package() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     let o = run_ok(fsmaker_in(&cache).args(["kernel", "fetch"]));
+    // The meta package, then the kernel it depends on, each with its size; then the import.
+    let lines = stderr_lines(&o);
+    let kernel = stdout_word_after(&o, "cached kernel");
+    let expected = [
+        "fsmaker: downloading linux-image-cloud-amd64 (",
+        &format!("fsmaker: downloading linux-image-{kernel} ("),
+        "fsmaker: unpacking linux-image-",
+        &format!("fsmaker: indexing the modules of {kernel} (depmod)"),
+        &format!("fsmaker: building the initrd for {kernel}"),
+    ];
+    assert_eq!(lines.len(), expected.len(), "{lines:?}");
+    for (line, start) in lines.iter().zip(expected) {
+        assert!(line.starts_with(start), "{line:?} is not {start:?}...");
+    }
     let text = String::from_utf8_lossy(&o.stdout).into_owned();
     // linux-image-cloud-amd64 holds no kernel: fsmaker follows its Depends to linux-image-<version>.
     assert!(
@@ -456,6 +575,16 @@ fn kernel_fetch_resolves_the_default_meta_package() {
         Vec::<String>::new(),
         "no temp dirs left in the cache"
     );
+
+    // On a terminal the download is a byte bar, drawn full when the package is in.
+    let mut on_tty = fsmaker_in(&dir.path().join("tty"));
+    on_tty.args(["kernel", "fetch"]);
+    let (code, screen) = on_a_terminal(&on_tty);
+    assert_eq!(code, Some(0), "{screen}");
+    let download = format!("downloading linux-image-{kernel}");
+    assert!(shows_spinner(&screen, &download), "{screen:?}");
+    assert!(shows_full_bar(&screen, &download), "{screen:?}");
+    assert!(!screen.contains("fsmaker: downloading"), "{screen:?}");
 }
 
 #[test]

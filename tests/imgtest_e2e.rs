@@ -5,8 +5,11 @@
 //! answers leaves the image locked (fail safe). The image file never changes.
 //!
 //! Defect variants come from images/defects/build.sh (one planted defect each), the
-//! disks from fsmaker.
+//! disks from fsmaker. The HTML reports these runs leave are read in a real browser; an
+//! image whose console is VGA only is judged over SSH and shown in screenshots.
 
+#[path = "support/browser.rs"]
+mod browser;
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -14,22 +17,7 @@ use std::process::Command;
 
 use common::{Outcome, run_ok};
 
-/// A bootable disk from the clean server rootfs, or from the defect `variant`.
-fn disk(dir: &Path, variant: Option<&str>, fsmaker_args: &[&str]) -> PathBuf {
-    let name = variant.unwrap_or("clean");
-    let rootfs = match variant {
-        None => common::tiny_server_rootfs(),
-        Some(v) => {
-            let out = dir.join(format!("{v}.ext4"));
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("images/defects/build.sh");
-            run_ok(Command::new(script).arg(v).arg(&out));
-            out
-        }
-    };
-    let img = dir.join(format!("{name}.img"));
-    run_ok(common::fsmaker().arg(&rootfs).arg(&img).args(fsmaker_args));
-    img
-}
+use common::tiny_disk as disk;
 
 /// `imgtest run` with the tiny image's small RAM.
 fn imgtest(dir: &Path, image: &Path, args: &[&str]) -> Outcome {
@@ -78,17 +66,58 @@ fn clean_tiny_image_passes_with_two_parallel_boots() {
         xml.contains("<testcase name=\"hostkeys.unique\"") && xml.contains("failures=\"0\""),
         "{xml}"
     );
+    passing_report_in_a_browser(&o, &art);
+}
+
+/// The passing run's `report.html` as a browser shows it: the verdict, a timeline lane per
+/// boot with every phase and harness moment, and each boot's screenshots (real PNGs of
+/// the VGA screen, kept beside it).
+fn passing_report_in_a_browser(o: &Outcome, art: &Path) {
+    let dom = browser::dom(&art.join("report.html"));
+    assert!(dom.contains("<span class=\"verdict\">PASS</span>"), "{dom}");
+    for phase in ["firmware", "bootloader", "kernel", "userspace", "login"] {
+        let lanes = dom.matches(&format!("data-phase=\"{phase}\"")).count();
+        assert_eq!(lanes, 2, "{phase} on each boot's lane");
+    }
+    for mark in ["ssh", "password", "probe"] {
+        assert_eq!(
+            dom.matches(&format!("data-mark=\"{mark}\"")).count(),
+            2,
+            "{mark}"
+        );
+    }
+    // One boot was powered off with the button, the other stopped at once.
+    assert_eq!(dom.matches("data-mark=\"power-off\"").count(), 1);
+    let row = browser::row(&dom, "data-check=\"metadata.password\"");
+    assert!(
+        row.contains("PASS") && row.contains("console line"),
+        "{row}"
+    );
+    for boot in 0..2 {
+        let shots = &o.report[0]["facts"]["boots"][boot]["screenshots"];
+        let moments: Vec<&str> = shots
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["moment"].as_str().unwrap())
+            .collect();
+        assert_eq!(moments, ["userspace", "login", "inspect"], "boot {boot}");
+        let png = std::fs::read(art.join(format!("boot{boot}-userspace.png"))).unwrap();
+        assert_eq!(browser::png_size(&png), (720, 400), "the VGA text screen");
+    }
+    assert_eq!(dom.matches("src=\"data:image/png;base64,").count(), 6);
+}
+
+/// One boot (no power-off) of the clean image made with `fsmaker_args`.
+fn one_boot(dir: &Path, fsmaker_args: &[&str]) -> Outcome {
+    let img = disk(dir, None, fsmaker_args);
+    imgtest(dir, &img, &["--boots", "1", "--skip", "shutdown.clean"])
 }
 
 #[test]
 fn qcow2_image_works() {
     let d = tempfile::tempdir().unwrap();
-    let img = disk(d.path(), None, &["--format", "qcow2"]);
-    let o = imgtest(
-        d.path(),
-        &img,
-        &["--boots", "1", "--skip", "shutdown.clean"],
-    );
+    let o = one_boot(d.path(), &["--format", "qcow2"]);
     assert_eq!(o.code, 0, "{}\n{}", o.out, o.err);
     assert_eq!(o.report[0]["format"], "qcow2");
     // Offline facts were read through a raw conversion, not skipped.
@@ -255,6 +284,89 @@ fn kernel_that_cannot_find_root_fails_fast_with_the_console_evidence() {
     );
     // Fail fast: long before the 150s x 4 boot deadline.
     assert!(t.elapsed().as_secs() < 240, "took {:?}", t.elapsed());
+    // The page a reviewer opens: the failure, its row linked to the console line that
+    // showed it, that line highlighted.
+    let page = d.path().join("artifacts/report.html");
+    let dom = browser::dom(&page);
+    assert!(dom.contains("<span class=\"verdict\">FAIL</span>"), "{dom}");
+    let line = o.report[0]["facts"]["boots"][0]["console"]["failure_line"]
+        .as_u64()
+        .unwrap();
+    let row = browser::row(&dom, "class=\"check fail\" data-check=\"boot.userspace\"");
+    assert!(row.contains(">FAIL<"), "{row}");
+    assert!(
+        row.contains(&format!("href=\"#i0-b0-l{line}\">console line {line}</a>")),
+        "{row}"
+    );
+    assert!(
+        dom.contains(&format!(
+            "<span class=\"line failure\" id=\"i0-b0-l{line}\">"
+        )),
+        "{dom}"
+    );
+    // Failures come first: the failed check is the page's first check row.
+    let first = browser::row(&dom, "<tr class=\"check");
+    assert!(first.contains("boot.userspace"), "{first}");
+    let png = browser::screenshot(&page, 1200, 900);
+    assert_eq!(browser::png_size(&png), (1200, 900));
+    // The same page again from the saved JSON and the artifacts beside it.
+    let again = d.path().join("again.html");
+    let r = run_ok(
+        Command::new(env!("CARGO_BIN_EXE_imgtest"))
+            .args(["report", "html"])
+            .arg(d.path().join("report.json"))
+            .arg("-o")
+            .arg(&again),
+    );
+    assert!(r.status.success());
+    let redone = browser::dom(&again);
+    assert!(
+        redone.contains(&format!("id=\"i0-b0-l{line}\"")),
+        "{redone}"
+    );
+}
+
+/// An image whose kernel and userspace talk only on the VGA console (`8250.nr_uarts=0`:
+/// no serial port at all after GRUB): its online checks still run over SSH, and its
+/// screen is in the screenshots. When it does not boot, the evidence says the serial
+/// console was silent and names the screenshot of the deadline.
+#[test]
+fn an_image_with_a_vga_only_console_is_judged_over_ssh_and_photographed() {
+    let d = tempfile::tempdir().unwrap();
+    let o = one_boot(d.path(), &["--append", "8250.nr_uarts=0"]);
+    assert_eq!(o.code, 0, "{}\n{}", o.out, o.err);
+    assert_eq!(o.evidence("boot.userspace"), ["an SSH server answered"]);
+    assert_eq!(o.status("metadata.password"), ["pass"]);
+    assert_eq!(o.status("logins.sshd-config"), ["pass"]);
+    let console = std::fs::read_to_string(d.path().join("artifacts/boot0-console.log")).unwrap();
+    assert!(
+        !console.contains("Linux version"),
+        "the kernel was silent on the serial port"
+    );
+    let shot = std::fs::read(d.path().join("artifacts/boot0-userspace.png")).unwrap();
+    assert_eq!(browser::png_size(&shot), (720, 400));
+    // The same console with a root that never appears: the initrd waits (30 s) on the VGA
+    // screen only, and the boot deadline (5 s x 4 under TCG) comes first.
+    let broken = d.path().join("broken");
+    std::fs::create_dir(&broken).unwrap();
+    let img = disk(
+        &broken,
+        None,
+        &[
+            "--append",
+            "8250.nr_uarts=0 root=UUID=00000000-0000-0000-0000-000000000000",
+        ],
+    );
+    let o = imgtest(&broken, &img, &["--boots", "1", "--timeout", "boot=5s"]);
+    assert_eq!(o.code, 1, "{}\n{}", o.out, o.err);
+    let said = o.evidence("boot.userspace").join(" ");
+    assert!(
+        said.contains("no serial output after the bootloader")
+            && said.ends_with("see boot0-deadline.png"),
+        "{said}"
+    );
+    let shot = std::fs::read(broken.join("artifacts/boot0-deadline.png")).unwrap();
+    assert_eq!(browser::png_size(&shot), (720, 400));
 }
 
 #[test]

@@ -7,6 +7,8 @@
 //! Each test uses its own kernel cache (a temp dir), so the repacked kernels never meet
 //! the real ones of the same version.
 
+#[path = "support/browser.rs"]
+mod browser;
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -89,10 +91,14 @@ struct Run {
 }
 
 /// `imgtest ARGS` with its kernel cache in `cache` and temp files in `dir`; checks that
-/// no temp file is left behind.
+/// no temp file is left behind. It runs in `dir/cwd`: a failed kernel's artifacts go to
+/// `./imgtest-artifacts` when no `--artifacts` is given, and not into the checkout.
 fn imgtest(dir: &Path, cache: &Path, args: &[&str]) -> Run {
+    let cwd = dir.join("cwd");
+    std::fs::create_dir_all(&cwd).unwrap();
     let o: Output = Command::new(env!("CARGO_BIN_EXE_imgtest"))
         .args(args)
+        .current_dir(&cwd)
         .env("FSMAKER_CACHE", cache)
         .env("TMPDIR", dir)
         .output()
@@ -197,6 +203,8 @@ fn matrix_flags_the_broken_kernel_and_shards_merge_to_the_same_result() {
     whole.extend(["--json", u_json.to_str().unwrap()]);
     whole.extend(["--junit", u_junit.to_str().unwrap()]);
     whole.extend(["--artifacts", arts.to_str().unwrap()]);
+    let page = d.path().join("matrix.html");
+    whole.extend(["--html", page.to_str().unwrap()]);
     let r = {
         let _vm = lock("vm");
         imgtest(d.path(), &cache, &whole)
@@ -204,6 +212,7 @@ fn matrix_flags_the_broken_kernel_and_shards_merge_to_the_same_result() {
     assert_eq!(r.code, 1, "{}\n{}", r.out, r.err);
     let u = json(&u_json);
     assert_the_broken_kernel_alone_fails(&u, &r, &arts, &u_junit);
+    matrix_page_in_a_browser(&page);
     assert_shards_merge_to(&u, &args, d.path(), &cache, &u_junit);
 }
 
@@ -275,6 +284,51 @@ fn assert_the_broken_kernel_alone_fails(u: &Value, r: &Run, arts: &Path, u_junit
         r.out
             .contains("matrix FAIL: 3 kernels (2 passed, 1 failed, 0 not judged)")
     );
+}
+
+/// The matrix's HTML page as a browser shows it: the verdict, the kernel table with the
+/// broken kernel's failure, one timeline lane per kernel on one axis, and each kernel's
+/// run as `imgtest run` draws it (its own timeline with its boot's lane).
+fn matrix_page_in_a_browser(page: &Path) {
+    let dom = browser::dom(page);
+    assert!(dom.contains("<span class=\"verdict\">FAIL</span>"), "{dom}");
+    let timelines: Vec<&str> = dom
+        .split("<svg class=\"timeline\"")
+        .skip(1)
+        .map(|t| &t[..t.find("</svg>").unwrap()])
+        .collect();
+    let lanes = |svg: &str| -> Vec<String> {
+        svg.split("class=\"lane-label")
+            .skip(1)
+            .map(|l| {
+                l[l.find('>').unwrap() + 1..l.find("</text>").unwrap()].replace(" (slowest)", "")
+            })
+            .collect()
+    };
+    assert_eq!(timelines.len(), 4, "the matrix's and each kernel's: {dom}");
+    assert_eq!(
+        lanes(timelines[0]),
+        [
+            "6.1.0-56-cloud-amd64 (boot 0)",
+            "6.1.0-54-cloud-amd64 (boot 0)",
+            "6.1.0-55-cloud-amd64 (boot 0)",
+        ]
+    );
+    assert_eq!(
+        timelines[0].matches("(slowest)</text>").count(),
+        1,
+        "one lane held the verdict back"
+    );
+    for t in &timelines[1..] {
+        assert_eq!(lanes(t), ["boot 0"], "a kernel's own run");
+    }
+    let row = browser::row(&dom, "<tr><td><code>metadata.password</code>");
+    assert_eq!(row.matches("cell-fail").count(), 1, "{row}");
+    assert_eq!(row.matches("cell-pass").count(), 2, "{row}");
+    // Each kernel's run, with its boot's console.
+    for k in 0..3 {
+        assert!(dom.contains(&format!("id=\"k{k}-b0\"")), "kernel {k}");
+    }
 }
 
 /// Shard 2/3 for real (the 6.1.0-54 .deb, now cached), shards 1/3 and 3/3 cut from the
@@ -374,6 +428,11 @@ fn bisect_finds_the_first_broken_kernel_in_log2_runs() {
         .map(|s| (s["index"].as_u64().unwrap(), s["passed"].as_bool().unwrap()))
         .collect();
     assert_eq!(steps, [(1, true), (2, false)]);
+    // Without --artifacts, the failed step's evidence is kept as `imgtest run` keeps it.
+    let kept = d
+        .path()
+        .join("cwd/imgtest-artifacts/2-6.1.0-55-cloud-amd64.img");
+    assert!(kept.join("report.json").is_file(), "{}", kept.display());
     // The trusted ends were never imported, let alone booted.
     let cached: Vec<String> = std::fs::read_dir(cache.join("kernels"))
         .unwrap()

@@ -41,16 +41,60 @@
 # --uuid UUID          filesystem UUID (default fixed; /etc/fstab uses it).
 #
 # Cache: debootstrap's result is kept as a tarball per package set under
-# ${IMGTEST_ASSETS:-target/test-assets}/debian/ (downloaded .debs in debs/), so rebuilding a
-# variant only unpacks it (seconds). Delete the directory to refresh from the mirror.
+# ${IMGTEST_ASSETS:-target/test-assets}/debian/ (installed under /usr/share/imgtest:
+# ~/.cache/imgtest/debian/; downloaded .debs in debs/), so rebuilding a variant only
+# unpacks it (seconds). Delete the directory to refresh from the mirror.
 # Reproducible: fixed UUID and hash seed, inode times clamped to SOURCE_DATE_EPOCH; the
 # same cache gives the same bytes (package versions: what bookworm served when it was filled).
+# Progress: one line per step on stderr (`debian/build.sh: debootstrap bookworm (...)`,
+# `unpacking ...`, `configuring the server (V)`, `making the ext4 filesystem (SIZE)`), and
+# nothing else unless something fails; on a terminal, the step under way is a spinner line
+# in fsmaker's style (frame, elapsed time, step) that becomes the step's line when it is done.
+# stdout: OUT's path, once it is complete.
 # shellcheck disable=SC2086 # package lists and tar options are word lists
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-die() { echo "debian/build.sh: $*" >&2; exit 2; }
+die() { step_done; echo "debian/build.sh: $*" >&2; exit 2; }
+
+# Progress (see the header). `step WORDS` starts a step and ends the one before it.
+spinner="" step_words=""
+step() {
+  step_done
+  step_words=$*
+  if [ ! -t 2 ]; then
+    echo "debian/build.sh: $step_words" >&2
+    return 0
+  fi
+  spin_frame '⠁' 0  # drawn now: every step shows, however short
+  (
+    start=$(date +%s)
+    while :; do
+      for f in ⠂ ⠄ ⡀ ⢀ ⠠ ⠐ ⠈ ⠁; do
+        sleep 0.12
+        spin_frame "$f" $(($(date +%s) - start))
+      done
+    done
+  ) &
+  spinner=$!
+}
+spin_frame() { # spin_frame FRAME SECONDS: the spinner line, redrawn in place
+  if [ "$2" -lt 60 ]; then t="$2s"; else t="$(($2 / 60))m$(($2 % 60))s"; fi
+  printf '\r\033[2K%s %s %s' "$1" "$t" "$step_words" >&2
+}
+step_done() { # the step under way is done: on a terminal its spinner becomes its line
+  [ -n "$spinner" ] || return 0
+  kill "$spinner" 2>/dev/null || true
+  wait "$spinner" 2>/dev/null || true
+  spinner=""
+  printf '\r\033[2Kdebian/build.sh: %s\n' "$step_words" >&2
+}
+fail_log() { # fail_log LOG MESSAGE: the log's tail and the message, then exit 2
+  step_done
+  tail -n 20 "$1" >&2
+  die "$2"
+}
 
 VARIANTS="clean fixed-password baked-host-keys dirty-logs authorized-key shadow-backup"
 VARIANTS="$VARIANTS random-seed dbus-machine-id unowned-script build-logs private-key"
@@ -67,7 +111,7 @@ while [ $# -gt 0 ]; do
     --size) size=${2:?--size needs a size}; shift 2 ;;
     --uuid) uuid=${2:?--uuid needs a UUID}; shift 2 ;;
     --extra) extra=${2:?--extra needs package names}; shift 2 ;;
-    -h|--help) sed -n '2,47p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,53p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) die "unknown option: $1" ;;
     *) break ;;
   esac
@@ -84,7 +128,11 @@ done
 
 SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1700000000}
 export SOURCE_DATE_EPOCH
-assets=${IMGTEST_ASSETS:-$repo/target/test-assets}
+if [ -f "$repo/Cargo.toml" ]; then
+  assets=${IMGTEST_ASSETS:-$repo/target/test-assets}
+else  # installed under /usr/share/imgtest
+  assets=${IMGTEST_ASSETS:-${XDG_CACHE_HOME:-$HOME/.cache}/imgtest}
+fi
 cache="$assets/debian"
 mkdir -p "$cache/debs"
 cache=$(cd "$cache" && pwd)
@@ -101,7 +149,7 @@ case ",$(findmnt -no OPTIONS /dev/shm 2>/dev/null)," in
      fi ;;
 esac
 work=$(mktemp -d "$tmp/debian-build.XXXXXX")
-trap 'umount "$work/tree/proc" 2>/dev/null || true; rm -rf "$work"' EXIT INT TERM
+trap 'step_done; umount "$work/tree/proc" 2>/dev/null || true; rm -rf "$work"' EXIT INT TERM
 root="$work/root"
 mkdir -p "$root"
 
@@ -128,35 +176,39 @@ pack() { # pack TARBALL: the tree into the cache, atomically
 apt_layer() { # apt_layer FROM_TAR TO_TAR PKG...: FROM plus `apt-get install PKG...`, cached
   from=$1 to=$2
   shift 2
-  echo "debian/build.sh: apt-get install $*" >&2
+  step "apt-get install $*"
   mkdir -p "$work/tree"
   tar -C "$work/tree" -xpf "$from" $tar_opts
   mount -t proc proc "$work/tree/proc"
   if ! chroot "$work/tree" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
       --no-install-recommends "$@" > "$work/log" 2>&1; then
-    tail -n 20 "$work/log" >&2
-    die "apt-get install $* failed (network to $MIRROR?)"
+    fail_log "$work/log" "apt-get install $* failed (network to $MIRROR?)"
   fi
   umount "$work/tree/proc"
   pack "$to"
 }
 (
-  flock 9
+  if ! flock -n 9; then
+    step "waiting for another build to finish with the cache"
+    flock 9
+  fi
   if [ ! -f "$tarball" ] && [ ! -f "$base_tar" ]; then
-    echo "debian/build.sh: debootstrap $SUITE ($BASE_PKGS)" >&2
+    step "debootstrap $SUITE ($BASE_PKGS)"
     if ! debootstrap --variant=minbase --include="$(echo $BASE_PKGS | tr ' ' ,)" \
         --cache-dir="$cache/debs" "$SUITE" "$work/tree" "$MIRROR" > "$work/log" 2>&1; then
-      tail -n 20 "$work/log" >&2
-      die "debootstrap failed (network to $MIRROR?)"
+      fail_log "$work/log" "debootstrap failed (network to $MIRROR?)"
     fi
     pack "$base_tar"
   fi
   if [ ! -f "$flavour_tar" ]; then apt_layer "$base_tar" "$cloud_tar" $CLOUD_PKGS; fi
   if [ ! -f "$tarball" ]; then apt_layer "$flavour_tar" "$tarball" $extra; fi
+  step_done
 ) 9>"$cache/debootstrap.lock"
+step "unpacking $(basename "$tarball")"
 tar -C "$root" -xpf "$tarball" $tar_opts
 
 # 2. The server: identity, fstab, network, serial console, SSH.
+step "configuring the server ($variant)"
 umask 022
 echo debian > "$root/etc/hostname"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\tdebian\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' \
@@ -179,7 +231,7 @@ if [ "$flavour" = firstboot ]; then
   "$repo/harness/firstboot/package.sh" "$work/pkg" >/dev/null
   cp "$work/pkg"/firstboot_*_all.deb "$root/tmp/"
   chroot "$root" sh -c 'dpkg -i /tmp/firstboot_*_all.deb' > "$work/dpkg.log" 2>&1 \
-    || { cat "$work/dpkg.log" >&2; die "installing the firstboot package failed"; }
+    || fail_log "$work/dpkg.log" "installing the firstboot package failed"
   rm -f "$root"/tmp/firstboot_*_all.deb
   # firstboot sets root's password from the metadata service: let root log in with it.
   printf '# root logs in with the password firstboot took from the metadata service.\nPermitRootLogin yes\n' \
@@ -260,6 +312,7 @@ case "$variant" in
 esac
 
 # 5. The filesystem: mke2fs -d, sparse, fixed UUID and hash seed, clamped times.
+step "making the ext4 filesystem ($size)"
 find "$root" -newermt "@$SOURCE_DATE_EPOCH" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} + 2>/dev/null || true
 rm -f "$out.tmp"
 E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH mke2fs -q -F -t ext4 -L debian-root -U "$uuid" \
@@ -274,4 +327,5 @@ echo 'ssv kbytes_written 0' >> "$work/ctime.cmds"
 E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH debugfs -w -f "$work/ctime.cmds" "$out.tmp" >/dev/null 2>&1 \
   || die "debugfs could not set inode times"
 mv "$out.tmp" "$out"
+step_done
 echo "$out"

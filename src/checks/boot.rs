@@ -2,7 +2,7 @@
 //! off when the platform presses the power button.
 
 use super::{Judgement, fail, pass, skip};
-use crate::facts::{BootFacts, Facts, Firmware, Phase, Shutdown};
+use crate::facts::{BootFacts, Facts, Firmware, Phase, ShotMoment, Shutdown};
 
 /// `boot.userspace`: the console showed userspace, or an SSH server answered.
 pub(super) fn userspace(b: &BootFacts, _: &Facts) -> Judgement {
@@ -11,15 +11,32 @@ pub(super) fn userspace(b: &BootFacts, _: &Facts) -> Judgement {
         (None, _) if b.ssh_secs.is_some() => pass("an SSH server answered"),
         (None, Some(f)) => fail(format!("{:?} on the console: {}", f.kind, f.describe())),
         (None, None) => fail(match &b.qemu_exit {
-            Some(e) => format!(
-                "QEMU exited before userspace ({e}); last console line: {}",
-                b.console.last_line()
-            ),
-            None => format!(
-                "no userspace before the deadline; last console line: {}",
-                b.console.last_line()
-            ),
+            Some(e) => format!("QEMU exited before userspace ({e}); {}", console_words(b)),
+            None => format!("no userspace before the deadline; {}", console_words(b)),
         }),
+    }
+}
+
+/// What the serial console showed of a boot that stopped short of userspace: its last
+/// line, or that it stayed silent (after the firmware and bootloader, which SeaBIOS
+/// mirrors to it) and which screenshot shows the screen instead.
+fn console_words(b: &BootFacts) -> String {
+    let shot = b
+        .screenshot(ShotMoment::Deadline)
+        .or_else(|| b.screenshot(ShotMoment::Failure))
+        .map(|s| format!("; see {}", s.file));
+    let last = b.console.phases.iter().map(|&(p, _)| p).max();
+    match (shot, last) {
+        (Some(see), _) if b.console.lines == 0 => format!("no serial output{see}"),
+        (Some(see), Some(p)) if p < Phase::Kernel => format!(
+            "no serial output after the {p} (last console line: {}){see}",
+            b.console.last_line()
+        ),
+        (see, _) => format!(
+            "last console line: {}{}",
+            b.console.last_line(),
+            see.unwrap_or_default()
+        ),
     }
 }
 

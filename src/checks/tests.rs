@@ -779,3 +779,40 @@ fn secure_boot_is_judged_on_uefi_boots_when_requested() {
     f.boots[1].probe.as_mut().unwrap().secure_boot.efi = false;
     assert!(judge(&f)[1].1.contains("no UEFI"));
 }
+
+#[test]
+fn a_boot_silent_on_the_serial_console_names_its_screenshot() {
+    let shot = |moment| Screenshot {
+        moment,
+        secs: 240.0,
+        file: Screenshot::file_name(0, moment),
+    };
+    let mut f = clean();
+    let b = &mut f.boots[0];
+    b.console = ConsoleSummary::default();
+    b.ssh_secs = None;
+    b.screenshots = vec![shot(ShotMoment::Deadline)];
+    assert_eq!(
+        evidence(&f, "boot.userspace"),
+        "no userspace before the deadline; no serial output; see boot0-deadline.png"
+    );
+    // SeaBIOS and GRUB mirrored to the serial port, then nothing (`console=tty0` only).
+    let b = &mut f.boots[0];
+    b.console.phases = vec![(Phase::Firmware, 0.5), (Phase::Bootloader, 2.0)];
+    b.console.tail = vec!["Booting `Debian'".into()];
+    b.console.lines = 1;
+    assert_eq!(
+        evidence(&f, "boot.userspace"),
+        "no userspace before the deadline; no serial output after the bootloader (last \
+         console line: Booting `Debian'); see boot0-deadline.png"
+    );
+    // A console that went on to the kernel: its last line, and the screen too.
+    let b = &mut f.boots[0];
+    b.console.phases.push((Phase::Kernel, 4.0));
+    b.console.tail.push("Waiting for root".into());
+    assert_eq!(
+        evidence(&f, "boot.userspace"),
+        "no userspace before the deadline; last console line: Waiting for root; see \
+         boot0-deadline.png"
+    );
+}

@@ -2,14 +2,15 @@
 //! ext2/3/4 root filesystem; `fsmaker kernel fetch|list` manages the kernel cache,
 //! `fsmaker secure-boot fetch` imports the signed boot chain.
 //! Flags become a [`BuildPlan`]; the library does the work and reports
-//! [`Event`](crate::fsmaker::Event)s, drawn as a spinner; a failure prints the library's
-//! message plus the flag that would help (`hint`) and exits 2.
+//! [`Event`](crate::fsmaker::Event)s, drawn as a spinner and byte bar on a terminal and
+//! written as one line per step elsewhere ([`StepProgress`]); a failure prints the
+//! library's message plus the flag that would help (`hint`) and exits 2.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::source_date_epoch;
-use crate::cli::progress::StepSpinner;
+use crate::cli::progress::StepProgress;
 use crate::cli::{error_line, value_enum, with_hint};
 use crate::exit;
 use crate::fsmaker::kernel::{Cache, DEFAULT_PACKAGE};
@@ -205,16 +206,19 @@ fn print_summary(s: &Summary) {
 
 fn run_build(a: BuildArgs) -> Result<()> {
     let plan = plan(a)?;
-    let mut spinner = StepSpinner::new();
-    let result = build(&plan, &mut |e| spinner.event(e));
-    spinner.finish();
+    let mut progress = StepProgress::new("fsmaker");
+    let result = build(&plan, &mut |e| progress.event(e));
+    progress.finish();
     print_summary(&result?);
     Ok(())
 }
 
 fn run_secure_boot(cmd: SecureBootCmd) -> Result<()> {
     let SecureBootCmd::Fetch { debs } = cmd;
-    let chain = Cache::from_env()?.fetch_signed_chain(&debs)?;
+    let mut progress = StepProgress::new("fsmaker");
+    let chain = Cache::from_env()?.fetch_signed_chain(&debs, &mut |e| progress.event(e));
+    progress.finish();
+    let chain = chain?;
     for p in &chain.packages {
         println!(
             "fsmaker: cached {} {} (sha256 {})",
@@ -234,12 +238,13 @@ fn run_kernel(cmd: KernelCmd) -> Result<()> {
                 (Some(p), None) => p,
                 (None, None) => DEFAULT_PACKAGE.to_string(),
             };
-            let k = cache.fetch(
-                &what,
-                source_date_epoch()
-                    .map_err(anyhow::Error::msg)?
-                    .unwrap_or(0),
-            )?;
+            let epoch = source_date_epoch()
+                .map_err(anyhow::Error::msg)?
+                .unwrap_or(0);
+            let mut progress = StepProgress::new("fsmaker");
+            let k = cache.fetch(&what, epoch, &mut |e| progress.event(e));
+            progress.finish();
+            let k = k?;
             println!(
                 "fsmaker: cached kernel {} from {} {} (sha256 {})",
                 k.meta.version, k.meta.package, k.meta.package_version, k.meta.deb_sha256
@@ -302,6 +307,11 @@ fn hint(e: &BuildError) -> Option<String> {
         BuildError::BadAppend(_) => "change --append".into(),
         _ => return None,
     })
+}
+
+/// fsmaker's command line as clap defines it (for its manual and completions).
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
 }
 
 /// The `fsmaker` binary. SIGINT, SIGTERM and SIGHUP stop a build at its next step,

@@ -4,6 +4,7 @@
 //! module that knows a flag's name or prints; `src/bin/` holds one-line `main`s, each
 //! run through [`guarded`]: a panic anywhere is one line and exit 2, after cleanup.
 
+mod docs;
 pub mod fsmaker;
 pub mod imgtest;
 mod live;

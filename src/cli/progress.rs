@@ -1,16 +1,24 @@
-//! Progress on the terminal, drawn from the library's progress events: sparsecopy's byte
-//! bar ([`CopyBar`], from [`crate::sparsecopy::Progress`]) and fsmaker's step spinner
-//! ([`StepSpinner`], from [`crate::fsmaker::Event`]). Both draw on stderr, and only when
-//! it is a terminal; they decide nothing about the work they show.
+//! Progress drawn from the library's progress events: sparsecopy's byte bar ([`CopyBar`],
+//! from [`crate::sparsecopy::Progress`]) and fsmaker's steps ([`StepProgress`], from
+//! [`crate::fsmaker::Event`]). Bars draw on stderr, and only when it is a terminal; off a
+//! terminal (a CI log) fsmaker's steps are one plain line each, and sparsecopy's bar is
+//! nothing. They decide nothing about the work they show.
 
 use std::io::IsTerminal;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::fsmaker::Event;
+use crate::fsmaker::{Event, Step};
 use crate::sparsecopy::Progress;
 use crate::units::human;
+
+/// The byte bar's part of a template: bytes done of the total, rate and ETA.
+const BYTES: &str = "{bytes}/{total_bytes} {wide_bar} {binary_bytes_per_sec} {eta}";
+/// The same for a stream of unknown length.
+const STREAM: &str = "{bytes} {binary_bytes_per_sec}";
+/// A step's part: spinner, elapsed time, the step's words.
+const STEP: &str = "{spinner} {elapsed} {msg}";
 
 /// Whether progress may be drawn: asked for, and stderr is a terminal.
 fn drawable(wanted: bool) -> bool {
@@ -20,8 +28,13 @@ fn drawable(wanted: bool) -> bool {
 /// An `indicatif` bar on stderr with `template`.
 fn bar(len: Option<u64>, template: &str) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(len, ProgressDrawTarget::stderr());
-    bar.set_style(ProgressStyle::with_template(template).expect("valid template"));
+    bar.set_style(style(template));
     bar
+}
+
+/// The style of `template` (the templates here are constants: they parse).
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template).expect("valid template")
 }
 
 /// Clears a bar that was drawn.
@@ -55,11 +68,8 @@ impl CopyBar {
             return;
         }
         let b = self.bar.get_or_insert_with(|| match p.total {
-            Some(total) => bar(
-                Some(total),
-                "{bytes}/{total_bytes} {wide_bar} {binary_bytes_per_sec} {eta}",
-            ),
-            None => bar(None, "{spinner} {bytes} {binary_bytes_per_sec}"),
+            Some(total) => bar(Some(total), BYTES),
+            None => bar(None, &format!("{{spinner}} {STREAM}")),
         });
         b.set_position(p.done);
     }
@@ -70,54 +80,144 @@ impl CopyBar {
     }
 }
 
-/// fsmaker's spinner: elapsed time, the current step, and the bytes copied while the
-/// filesystem is copied.
-pub struct StepSpinner {
-    /// The spinner, if stderr is a terminal.
+/// fsmaker's progress through the steps of a build or a kernel import. On a terminal: a
+/// spinner per step with its elapsed time and words, which becomes sparsecopy's byte bar
+/// while the step moves bytes; drawn at once when a step starts and when its bytes are all
+/// done, ticking in between, cleared at the end. Elsewhere (a CI log): one plain line per
+/// step, `TOOL: <words> (<bytes it moves>)`, and nothing else.
+pub struct StepProgress {
+    /// The plain lines' prefix (the program's name).
+    tool: &'static str,
+    /// Whether stderr is a terminal.
+    terminal: bool,
+    /// The step under way's bar, on a terminal.
     bar: Option<ProgressBar>,
-    /// The step under way.
-    step: String,
+    /// Whether that bar shows bytes yet.
+    bytes: bool,
 }
 
-impl StepSpinner {
-    /// A spinner ticking on stderr, if it is a terminal.
-    pub fn new() -> StepSpinner {
-        let bar = drawable(true).then(|| {
-            let b = bar(None, "{spinner} {elapsed} {msg}");
-            b.enable_steady_tick(Duration::from_millis(120));
-            b
-        });
-        StepSpinner {
-            bar,
-            step: String::new(),
+impl StepProgress {
+    /// Progress for `tool`, drawn if stderr is a terminal and written as lines otherwise.
+    pub fn new(tool: &'static str) -> StepProgress {
+        StepProgress {
+            tool,
+            terminal: drawable(true),
+            bar: None,
+            bytes: false,
         }
     }
 
     /// Shows `e`.
     pub fn event(&mut self, e: Event) {
-        let Some(b) = &self.bar else { return };
         match e {
-            Event::Step(s) => {
-                b.set_message(s.clone());
-                self.step = s;
+            Event::Step(step) if self.terminal => {
+                clear(self.bar.take());
+                let b = bar(None, STEP);
+                b.set_message(step_words(&step));
+                b.enable_steady_tick(Duration::from_millis(120));
+                b.force_draw();
+                self.bar = Some(b);
+                self.bytes = false;
             }
-            Event::Copy { done, total } => {
-                let of = total
-                    .map(|t| format!(" of {}", human(t)))
-                    .unwrap_or_default();
-                b.set_message(format!("{}: {}{of}", self.step, human(done)));
+            Event::Step(step) => eprintln!("{}: {}", self.tool, step_line(&step)),
+            Event::Bytes { done, total } => {
+                let Some(b) = &self.bar else { return };
+                if !self.bytes {
+                    self.bytes = true;
+                    let rest = match total {
+                        Some(t) => {
+                            b.set_length(t);
+                            BYTES
+                        }
+                        None => STREAM,
+                    };
+                    b.set_style(style(&format!("{STEP} {rest}")));
+                }
+                b.set_position(done);
+                if Some(done) == total {
+                    b.force_draw();
+                }
             }
         }
     }
 
-    /// Clears the spinner.
+    /// Clears the bar.
     pub fn finish(self) {
         clear(self.bar);
     }
 }
 
-impl Default for StepSpinner {
-    fn default() -> Self {
-        Self::new()
+/// What a step does, in words (on a terminal its bar shows the bytes).
+fn step_words(step: &Step) -> String {
+    match step {
+        Step::CopyToGrow { .. } => "copying the filesystem to grow it".into(),
+        Step::Grow { bytes } => format!("growing the filesystem to {}", human(*bytes)),
+        Step::CopyToPartition { .. } => "copying the filesystem into partition 1".into(),
+        Step::Install => "installing the kernel, initrd, modules and GRUB files".into(),
+        Step::BootSectors => "installing GRUB into the MBR".into(),
+        Step::GptBoot => "writing the GPT and the boot partitions".into(),
+        Step::Convert => "converting to qcow2".into(),
+        Step::Download { package, .. } => format!("downloading {package}"),
+        Step::Unpack { package, version } => format!("unpacking {package} {version}"),
+        Step::Depmod { kernel } => format!("indexing the modules of {kernel} (depmod)"),
+        Step::Initrd { kernel } => format!("building the initrd for {kernel}"),
+    }
+}
+
+/// A step's plain line: its words, and the bytes it moves when it moves any.
+fn step_line(step: &Step) -> String {
+    let bytes = match step {
+        Step::CopyToGrow { bytes } | Step::CopyToPartition { bytes } => Some(*bytes),
+        Step::Download { bytes, .. } => *bytes,
+        _ => None,
+    };
+    match bytes {
+        Some(b) => format!("{} ({})", step_words(step), human(b)),
+        None => step_words(step),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_lines_say_the_step_and_its_bytes() {
+        let line = |s| step_line(&s);
+        assert_eq!(
+            line(Step::CopyToPartition { bytes: 256 << 20 }),
+            "copying the filesystem into partition 1 (256.0 MiB)"
+        );
+        assert_eq!(
+            line(Step::Grow { bytes: 299 << 20 }),
+            "growing the filesystem to 299.0 MiB"
+        );
+        assert_eq!(
+            line(Step::Download {
+                package: "linux-image-cloud-amd64".into(),
+                bytes: None
+            }),
+            "downloading linux-image-cloud-amd64"
+        );
+        assert_eq!(
+            line(Step::Unpack {
+                package: "linux-image-6.1.0-56-cloud-amd64".into(),
+                version: "6.1.192-2".into()
+            }),
+            "unpacking linux-image-6.1.0-56-cloud-amd64 6.1.192-2"
+        );
+        // On a terminal the bar shows the bytes: the words alone.
+        assert_eq!(
+            step_words(&Step::CopyToGrow { bytes: 1 << 30 }),
+            "copying the filesystem to grow it"
+        );
+    }
+
+    #[test]
+    fn templates_parse() {
+        for t in [BYTES, STREAM, STEP] {
+            style(t);
+            style(&format!("{STEP} {t}"));
+        }
     }
 }

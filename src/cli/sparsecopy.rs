@@ -72,6 +72,11 @@ struct Args {
     json: bool,
 }
 
+/// sparsecopy's command line as clap defines it (for its manual and completions).
+pub fn command() -> clap::Command {
+    <Args as clap::CommandFactory>::command()
+}
+
 /// The `sparsecopy` binary. SIGINT, SIGTERM and SIGHUP stop the copy between two pieces:
 /// a DST it was creating is not created, an existing one is left as written so far.
 pub fn main() -> ExitCode {

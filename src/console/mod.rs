@@ -271,6 +271,8 @@ struct Reading {
     complaint: Option<String>,
     /// How long a pending prompt stands before it fails.
     grace: Duration,
+    /// The console log's line (from 1) the text being read is on.
+    at: usize,
 }
 
 impl Reading {
@@ -285,6 +287,7 @@ impl Reading {
             cause: self.complaint.clone(),
         };
         self.summary.failure = Some(f.clone());
+        self.summary.failure_line = Some(self.at);
         Some(f)
     }
 
@@ -417,6 +420,7 @@ fn note(st: &mut Reading, t: Duration, seen: Seen) -> Vec<ConsoleEvent> {
         for &q in implied {
             if st.summary.reached(q).is_none() {
                 st.summary.phases.push((q, t.as_secs_f64()));
+                st.summary.phase_lines.push((q, st.at));
                 events.push(ConsoleEvent::Phase(q, t));
             }
         }
@@ -470,6 +474,21 @@ fn see_line(st: &mut Reading, line: &str, reader: &Reader) -> Seen {
     }
 }
 
+/// Counts a complete line and keeps it in the tail (and the first-boot lines); the line
+/// being read is then that one.
+fn keep_line(st: &mut Reading, line: &str) {
+    let s = &mut st.summary;
+    if s.tail.len() == TAIL_LINES {
+        s.tail.remove(0);
+    }
+    s.tail.push(line.to_string());
+    s.lines += 1;
+    if line.trim_start().starts_with("firstboot:") {
+        s.firstboot_lines.push(line.trim().to_string());
+    }
+    st.at = s.lines;
+}
+
 fn read_loop(
     mut serial: impl Read,
     mut log: BufWriter<File>,
@@ -502,13 +521,7 @@ fn read_loop(
             let line = redact(&stripper.strip(&String::from_utf8_lossy(&raw)), &secrets);
             let _ = writeln!(log, "{line}");
             apply(&|st| {
-                if st.summary.tail.len() == TAIL_LINES {
-                    st.summary.tail.remove(0);
-                }
-                st.summary.tail.push(line.clone());
-                if line.trim_start().starts_with("firstboot:") {
-                    st.summary.firstboot_lines.push(line.trim().to_string());
-                }
+                keep_line(st, &line);
                 see_line(st, &line, &reader)
             });
         }
@@ -518,11 +531,15 @@ fn read_loop(
                 &secrets,
             );
             let (phase, failure, waiting) = classify_prompt(&partial);
-            apply(&|_| Seen {
-                phase,
-                failure,
-                waiting,
-                line: partial.trim().to_string(),
+            apply(&|st| {
+                // A prompt: the line it will end.
+                st.at = st.summary.lines + 1;
+                Seen {
+                    phase,
+                    failure,
+                    waiting,
+                    line: partial.trim().to_string(),
+                }
             });
         }
         let _ = log.flush();
@@ -533,8 +550,10 @@ fn read_loop(
             &secrets,
         );
         let _ = writeln!(log, "{line}");
-        let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        st.summary.tail.push(line);
+        keep_line(
+            &mut shared.state.lock().unwrap_or_else(|e| e.into_inner()),
+            &line,
+        );
     }
     let _ = log.flush();
     let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -793,6 +812,10 @@ mod tests {
         let s = c.finish();
         assert!(s.closed);
         assert!(s.reached(Phase::Firmware).is_some() && s.reached(Phase::Kernel).is_some());
+        // Each phase and the failure on the log line that showed it.
+        assert_eq!(s.line_of(Phase::Firmware), Some(1));
+        assert_eq!(s.line_of(Phase::Kernel), Some(2));
+        assert_eq!((s.failure_line, s.lines), (Some(4), 5));
         assert_eq!(s.firstboot_lines, ["firstboot: password [REDACTED] set"]);
         let logged = std::fs::read_to_string(&log).unwrap();
         assert!(!logged.contains("hunter2") && logged.contains("[REDACTED]"));

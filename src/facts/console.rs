@@ -88,6 +88,15 @@ pub struct ConsoleSummary {
     pub tail: Vec<String>,
     /// Lines starting with `firstboot:` (redacted).
     pub firstboot_lines: Vec<String>,
+    /// The line of the console log (from 1) on which each phase was first seen.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phase_lines: Vec<(Phase, usize)>,
+    /// The line of the console log (from 1) that showed the failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_line: Option<usize>,
+    /// How many lines the console printed.
+    #[serde(default)]
+    pub lines: usize,
 }
 
 impl ConsoleSummary {
@@ -102,6 +111,14 @@ impl ConsoleSummary {
     /// Whether the console showed nothing at all (not even the firmware's banner).
     pub fn silent(&self) -> bool {
         self.phases.is_empty() && self.tail.iter().all(|l| l.trim().is_empty())
+    }
+
+    /// The line on which `phase` was first seen, if it was.
+    pub fn line_of(&self, phase: Phase) -> Option<usize> {
+        self.phase_lines
+            .iter()
+            .find(|(p, _)| *p == phase)
+            .map(|&(_, l)| l)
     }
 
     /// The last non-empty line, or `(console empty)`.

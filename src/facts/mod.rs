@@ -9,6 +9,7 @@ mod conditions;
 mod console;
 mod files;
 mod firmware;
+mod screen;
 
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +17,7 @@ pub use conditions::{Accel, AccelDecision, Fault};
 pub use console::{ConsoleFailure, ConsoleSummary, FailureKind, Phase};
 pub use files::{Account, FileKind, Finding, RuntimeKey, Tried};
 pub use firmware::{BootSupport, Firmware, FirmwareFacts, SecureBootState};
+pub use screen::{Screenshot, ShotMoment};
 
 /// A host key file and the SHA-256 of its contents.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -277,6 +279,18 @@ pub struct BootFacts {
     /// Why the boot was stopped before its stages ended (`--fail-fast` after a failure).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
+    /// Seconds (since QEMU started) until the probe finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_secs: Option<f64>,
+    /// Seconds (since QEMU started) until the ACPI power button was pressed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub powerdown_secs: Option<f64>,
+    /// Seconds (since QEMU started) until QEMU was gone: the boot's whole length.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_secs: Option<f64>,
+    /// The screens the guest showed (VGA screenshots over QMP), in the order taken.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub screenshots: Vec<Screenshot>,
 }
 
 impl BootFacts {
@@ -304,12 +318,21 @@ impl BootFacts {
             metadata_key: None,
             empty_passwords: Vec::new(),
             stopped: None,
+            probe_secs: None,
+            powerdown_secs: None,
+            end_secs: None,
+            screenshots: Vec::new(),
         }
     }
 
     /// Whether the guest reached userspace (console, or an SSH server answered).
     pub fn reached_userspace(&self) -> bool {
         self.console.reached(Phase::Userspace).is_some() || self.ssh_secs.is_some()
+    }
+
+    /// The screenshot taken at `moment`, if one was.
+    pub fn screenshot(&self, moment: ShotMoment) -> Option<&Screenshot> {
+        self.screenshots.iter().find(|s| s.moment == moment)
     }
 }
 

@@ -20,7 +20,7 @@ use std::process::Command;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{BuildError, initrd};
+use super::{BuildError, Event, Step, initrd};
 use crate::tool::{self, ToolError};
 
 /// The package `fsmaker kernel fetch` imports by default.
@@ -138,8 +138,14 @@ impl Cache {
 
     /// Imports a package: a path to a `.deb`, or a package name fetched with
     /// `apt-get download` (a meta package such as `linux-image-cloud-amd64` is resolved
-    /// to the `linux-image-<version>` package it depends on).
-    pub fn fetch(&self, what: &str, epoch: i64) -> Result<CachedKernel, BuildError> {
+    /// to the `linux-image-<version>` package it depends on). Its steps (download, unpack,
+    /// depmod, initrd) and the download's bytes go to `on`.
+    pub fn fetch(
+        &self,
+        what: &str,
+        epoch: i64,
+        on: &mut dyn FnMut(Event),
+    ) -> Result<CachedKernel, BuildError> {
         let local = is_path(what).then(|| local_deb(what)).transpose()?;
         std::fs::create_dir_all(self.kernels())
             .map_err(|e| BuildError::io(format!("cannot create {}", self.root.display()), e))?;
@@ -150,52 +156,36 @@ impl Cache {
         let deb = match local {
             Some(p) => p,
             None => {
-                let first = apt_download(what, work.path())?;
+                let first = apt_download(what, work.path(), on)?;
                 if deb_has_kernel(&first)? {
                     first
                 } else {
                     let dep = kernel_dependency(&first)?;
-                    apt_download(&dep, work.path())?
+                    apt_download(&dep, work.path(), on)?
                 }
             }
         };
-        self.import(&deb, work.path(), epoch)
+        self.import(&deb, work.path(), epoch, on)
     }
 
-    fn import(&self, deb: &Path, work: &Path, epoch: i64) -> Result<CachedKernel, BuildError> {
-        let field = |f: &str| -> Result<String, BuildError> {
-            let out = tool::run(Command::new("dpkg-deb").arg("-f").arg(deb).arg(f), "dpkg")
-                .map_err(|e| BuildError::BadDeb {
-                    deb: deb.to_owned(),
-                    why: e.to_string(),
-                })?;
-            Ok(out.stdout.trim().to_string())
-        };
-        let package = field("Package")?;
-        let package_version = field("Version")?;
+    fn import(
+        &self,
+        deb: &Path,
+        work: &Path,
+        epoch: i64,
+        on: &mut dyn FnMut(Event),
+    ) -> Result<CachedKernel, BuildError> {
+        let package = deb_field(deb, "Package")?;
+        let package_version = deb_field(deb, "Version")?;
+        on(Event::Step(Step::Unpack {
+            package: package.clone(),
+            version: package_version.clone(),
+        }));
         let tree = work.join("tree");
-        tool::run(
-            Command::new("dpkg-deb").arg("-x").arg(deb).arg(&tree),
-            "dpkg",
-        )
-        .map_err(|e| BuildError::BadDeb {
-            deb: deb.to_owned(),
-            why: e.to_string(),
-        })?;
-        let vmlinuz = newest_vmlinuz(&tree.join("boot"))?.ok_or_else(|| BuildError::BadDeb {
-            deb: deb.to_owned(),
-            why: format!(
-                "package {package} holds no /boot/vmlinuz-*: it is not a Linux kernel package"
-            ),
-        })?;
-        let version = bzimage_version(&vmlinuz)?;
-        let moddir = tree.join("lib/modules").join(&version);
-        if !moddir.is_dir() {
-            return Err(BuildError::BadDeb {
-                deb: deb.to_owned(),
-                why: format!("no /lib/modules/{version} in {package}"),
-            });
-        }
+        let (vmlinuz, version, moddir) = unpack(deb, &package, &tree)?;
+        on(Event::Step(Step::Depmod {
+            kernel: version.clone(),
+        }));
         tool::run(
             Command::new("depmod").arg("-b").arg(&tree).arg(&version),
             "kmod",
@@ -208,6 +198,9 @@ impl Cache {
         };
         mv(&vmlinuz, &entry.join("vmlinuz"))?;
         mv(&moddir, &entry.join("modules"))?;
+        on(Event::Step(Step::Initrd {
+            kernel: version.clone(),
+        }));
         let img = initrd::build(&entry.join("modules"), &version, epoch)?;
         std::fs::write(entry.join("initrd.img"), img)
             .map_err(|e| BuildError::io("cannot write initrd.img", e))?;
@@ -254,27 +247,112 @@ fn is_path(what: &str) -> bool {
     what.ends_with(".deb") || what.contains('/') || Path::new(what).exists()
 }
 
-/// Downloads `package` with `apt-get download` into `dir`; the new `.deb`.
-pub(super) fn apt_download(package: &str, dir: &Path) -> Result<PathBuf, BuildError> {
-    let before: Vec<PathBuf> = debs_in(dir);
+/// A control field of a package file (`Package`, `Version`).
+fn deb_field(deb: &Path, field: &str) -> Result<String, BuildError> {
+    let out = tool::run(
+        Command::new("dpkg-deb").arg("-f").arg(deb).arg(field),
+        "dpkg",
+    )
+    .map_err(|e| BuildError::BadDeb {
+        deb: deb.to_owned(),
+        why: e.to_string(),
+    })?;
+    Ok(out.stdout.trim().to_string())
+}
+
+/// Unpacks kernel package `deb` (named `package`) into `tree`: its kernel image, the
+/// release that kernel reports, and its `/lib/modules/<release>`.
+fn unpack(
+    deb: &Path,
+    package: &str,
+    tree: &Path,
+) -> Result<(PathBuf, String, PathBuf), BuildError> {
+    let bad = |why: String| BuildError::BadDeb {
+        deb: deb.to_owned(),
+        why,
+    };
     tool::run(
-        Command::new("apt-get")
-            .arg("download")
-            .arg("-q")
-            .arg(package)
-            .current_dir(dir),
+        Command::new("dpkg-deb").arg("-x").arg(deb).arg(tree),
+        "dpkg",
+    )
+    .map_err(|e| bad(e.to_string()))?;
+    let vmlinuz = newest_vmlinuz(&tree.join("boot"))?.ok_or_else(|| {
+        bad(format!(
+            "package {package} holds no /boot/vmlinuz-*: it is not a Linux kernel package"
+        ))
+    })?;
+    let version = bzimage_version(&vmlinuz)?;
+    let moddir = tree.join("lib/modules").join(&version);
+    if !moddir.is_dir() {
+        return Err(bad(format!("no /lib/modules/{version} in {package}")));
+    }
+    Ok((vmlinuz, version, moddir))
+}
+
+/// Downloads `package` into `dir` with `apt-get download`. Its progress goes to `on` as
+/// bytes: apt's status lines (`APT::Status-Fd`) give a percentage, and `--print-uris`
+/// the size beforehand.
+pub(super) fn apt_download(
+    package: &str,
+    dir: &Path,
+    on: &mut dyn FnMut(Event),
+) -> Result<PathBuf, BuildError> {
+    let before: Vec<PathBuf> = debs_in(dir);
+    let apt = || {
+        let mut c = Command::new("apt-get");
+        c.args(["download", "-q"]).current_dir(dir);
+        c
+    };
+    let total = tool::run(apt().arg("--print-uris").arg(package), "apt")
+        .ok()
+        .and_then(|o| uris_size(&o.stdout));
+    on(Event::Step(Step::Download {
+        package: package.into(),
+        bytes: total,
+    }));
+    tool::run_lines(
+        apt().args(["-o", "APT::Status-Fd=1"]).arg(package),
         "apt",
+        &mut |line| {
+            if let (Some(total), Some(percent)) = (total, download_percent(line)) {
+                let done = (total as f64 * percent / 100.0) as u64;
+                on(Event::Bytes {
+                    done: done.min(total),
+                    total: Some(total),
+                });
+            }
+        },
     )?;
-    debs_in(dir)
+    let deb = debs_in(dir)
         .into_iter()
         .find(|p| !before.contains(p))
-        .ok_or_else(|| {
-            ToolError::Failed {
-                tool: "apt-get download".into(),
-                message: format!("no .deb appeared for {package}"),
-            }
-            .into()
-        })
+        .ok_or_else(|| ToolError::Failed {
+            tool: "apt-get download".into(),
+            message: format!("no .deb appeared for {package}"),
+        })?;
+    if let Ok(m) = deb.metadata() {
+        on(Event::Bytes {
+            done: m.len(),
+            total: total.or(Some(m.len())),
+        });
+    }
+    Ok(deb)
+}
+
+/// The bytes `apt-get download --print-uris` announces (`'URL' FILE SIZE HASH` lines).
+pub fn uris_size(print_uris: &str) -> Option<u64> {
+    let sizes: Vec<u64> = print_uris
+        .lines()
+        .filter(|l| l.starts_with('\''))
+        .filter_map(|l| l.split_whitespace().nth(2)?.parse().ok())
+        .collect();
+    (!sizes.is_empty()).then(|| sizes.iter().sum())
+}
+
+/// The percentage of an apt status line `dlstatus:ITEM:PERCENT:MESSAGE`.
+pub fn download_percent(line: &str) -> Option<f64> {
+    let mut f = line.strip_prefix("dlstatus:")?.split(':');
+    f.nth(1)?.parse().ok()
 }
 
 fn debs_in(dir: &Path) -> Vec<PathBuf> {
@@ -480,6 +558,19 @@ mod tests {
         pe[entry + 4..entry + 8].copy_from_slice(&0x100u32.to_le_bytes());
         assert_eq!(pe_certificate_table(&pe), Some((0x300, 0x100)));
         assert_eq!(pe_certificate_table(b"not a PE file"), None);
+    }
+
+    #[test]
+    fn apt_sizes_and_percentages() {
+        let uris = "'http://deb.debian.org/pool/l/linux-image-6.1.0-56-cloud-amd64_6.1.192-2_amd64.deb' linux-image-6.1.0-56-cloud-amd64_6.1.192-2_amd64.deb 26713492 SHA256:e7d0\n";
+        assert_eq!(uris_size(uris), Some(26713492));
+        assert_eq!(uris_size("W: Download is performed unsandboxed\n"), None);
+        assert_eq!(
+            download_percent("dlstatus:1:45.5000:Retrieving file 1 of 1"),
+            Some(45.5)
+        );
+        assert_eq!(download_percent("pmstatus:dpkg:50:x"), None);
+        assert_eq!(download_percent("Get:1 http://deb.debian.org"), None);
     }
 
     #[test]

@@ -287,17 +287,74 @@ pub struct BuildPlan {
     pub epoch: Option<i64>,
 }
 
-/// Progress events.
+/// Progress of a build or a kernel import, for the caller to show: typed, so the caller
+/// chooses the words.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A new phase starts.
-    Step(String),
-    /// The filesystem copy advanced (bytes of the filesystem done, of `total`).
-    Copy {
-        /// Bytes of the filesystem image copied so far.
+    /// A step starts (the one before it is done).
+    Step(Step),
+    /// The step under way moved bytes (the filesystem copied, the package downloaded).
+    Bytes {
+        /// Bytes done so far.
         done: u64,
-        /// Its length, if known.
+        /// Bytes in all, if known.
         total: Option<u64>,
+    },
+}
+
+/// The steps that take time, in the order they come. A build checks its inputs, the
+/// kernel and the room before its first step, so a bad input fails before any step starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// The filesystem (`bytes` long) is copied into a scratch file to be grown there;
+    /// [`Event::Bytes`] follow.
+    CopyToGrow {
+        /// The filesystem's size.
+        bytes: u64,
+    },
+    /// That copy is grown with `resize2fs` to fill partition 1.
+    Grow {
+        /// The size it grows to.
+        bytes: u64,
+    },
+    /// The filesystem (`bytes` long) is copied sparsely into partition 1;
+    /// [`Event::Bytes`] follow.
+    CopyToPartition {
+        /// The filesystem's size.
+        bytes: u64,
+    },
+    /// The kernel, initrd, modules, GRUB's modules and `grub.cfg` go into the filesystem.
+    Install,
+    /// The MBR and GRUB's core image go into the disk's first MiB.
+    BootSectors,
+    /// The GPT is written, with GRUB's core image in the BIOS boot partition (hybrid
+    /// disks) and the EFI system partition (its FAT filesystem and loaders).
+    GptBoot,
+    /// The raw disk is converted to qcow2.
+    Convert,
+    /// A package is downloaded with `apt-get download`; [`Event::Bytes`] follow.
+    Download {
+        /// The package's name.
+        package: String,
+        /// Its size, if apt says it beforehand.
+        bytes: Option<u64>,
+    },
+    /// A kernel package is unpacked.
+    Unpack {
+        /// The package's name.
+        package: String,
+        /// Its version.
+        version: String,
+    },
+    /// The kernel's modules are indexed (`depmod`).
+    Depmod {
+        /// The kernel's release.
+        kernel: String,
+    },
+    /// fsmaker's initrd is built for the kernel.
+    Initrd {
+        /// The kernel's release.
+        kernel: String,
     },
 }
 
@@ -382,7 +439,6 @@ pub fn build(plan: &BuildPlan, on: &mut dyn FnMut(Event)) -> Result<Summary, Bui
 
 /// [`build`]'s stages in order; between the long ones, whether to go on.
 fn stages(plan: &BuildPlan, on: &mut dyn FnMut(Event)) -> Result<Summary, BuildError> {
-    on(Event::Step("checking the inputs".into()));
     let inputs = check_inputs(plan)?;
     let work = crate::scratch::Dir::new("fsmaker-")
         .map_err(|e| BuildError::io("cannot create a temp dir", e))?;
@@ -697,28 +753,24 @@ fn assemble(
     let disk = temp_next_to(&plan.out)?;
     let grown = grow_filesystem(plan, inputs, on)?;
     let source = grown.as_ref().map_or(plan.rootfs.clone(), |g| g.path());
-    on(Event::Step(
-        "copying the filesystem into partition 1".into(),
-    ));
+    on(Event::Step(Step::CopyToPartition {
+        bytes: file_len(&source)?,
+    }));
     let part_start = inputs.layout.part_start;
     copy_rootfs(&source, &disk.path(), part_start, on)?;
     disk.file()
         .set_len(inputs.layout.disk)
         .map_err(|e| BuildError::io("cannot size the disk image", e))?;
-    on(Event::Step(
-        "installing the kernel, modules and GRUB files".into(),
-    ));
+    on(Event::Step(Step::Install));
     let partition = format!("{}?offset={part_start}", disk.path().display());
     install::batch(&contents.install, &contents.existing, inputs.epoch).run(&partition, workdir)?;
     match inputs.layout.table {
         Table::Mbr => {
-            on(Event::Step("installing GRUB into the MBR".into()));
+            on(Event::Step(Step::BootSectors));
             write_boot_sectors(disk.file(), inputs, workdir)?;
         }
         Table::Gpt => {
-            on(Event::Step(
-                "writing the GPT and the boot partitions".into(),
-            ));
+            on(Event::Step(Step::GptBoot));
             write_gpt_boot(plan, &disk, inputs, workdir)?;
         }
     }
@@ -740,9 +792,12 @@ fn grow_filesystem(
     if !plan.grow || layout.part <= sb.size() {
         return Ok(None);
     }
-    on(Event::Step("growing the filesystem".into()));
+    on(Event::Step(Step::CopyToGrow {
+        bytes: file_len(&plan.rootfs)?,
+    }));
     let fs = temp_next_to(&plan.out)?;
     copy_rootfs(&plan.rootfs, &fs.path(), 0, on)?;
+    on(Event::Step(Step::Grow { bytes: layout.part }));
     // libext2fs takes its clock from E2FSPROGS_FAKE_TIME: the grown filesystem's
     // timestamps are then the same on every run.
     tool::run(
@@ -756,6 +811,13 @@ fn grow_filesystem(
     Ok(Some(fs))
 }
 
+/// The length of the file at `path`: what a copy of it moves.
+fn file_len(path: &Path) -> Result<u64, BuildError> {
+    std::fs::metadata(path)
+        .map(|m| m.len())
+        .map_err(|e| BuildError::io(format!("cannot stat {}", path.display()), e))
+}
+
 /// Copies an image (the filesystem, the ESP) into `disk` at byte `offset` with the sparse engine:
 /// only data is read, zero blocks become holes, the rest of `disk` is kept.
 fn copy_rootfs(
@@ -767,7 +829,7 @@ fn copy_rootfs(
     let mut plan = sparsecopy::CopyPlan::new(sparsecopy::Source::Path(rootfs.to_owned()), disk);
     plan.seek = offset;
     sparsecopy::copy_with(&plan, &mut |p| {
-        on(Event::Copy {
+        on(Event::Bytes {
             done: p.done,
             total: p.total,
         })
@@ -897,7 +959,7 @@ fn convert(
     match plan.format {
         Format::Raw => Ok(raw),
         Format::Qcow2 => {
-            on(Event::Step("converting to qcow2".into()));
+            on(Event::Step(Step::Convert));
             let q = temp_next_to(&plan.out)?;
             tool::run(
                 Command::new("qemu-img")

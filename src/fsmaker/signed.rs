@@ -19,8 +19,8 @@ use std::process::Command;
 
 use serde::{Deserialize, Serialize};
 
-use super::BuildError;
 use super::kernel::{Cache, apt_download, sha256_file};
+use super::{BuildError, Event};
 use crate::tool;
 
 /// The packages `fsmaker secure-boot fetch` imports by default.
@@ -97,7 +97,12 @@ impl Cache {
 
     /// Imports the signed chain from `what`: `.deb` files, or package names fetched with
     /// `apt-get download` ([`PACKAGES`] when empty). Both packages must be among them.
-    pub fn fetch_signed_chain(&self, what: &[String]) -> Result<SignedChain, BuildError> {
+    /// Downloads report their steps and bytes to `on`.
+    pub fn fetch_signed_chain(
+        &self,
+        what: &[String],
+        on: &mut dyn FnMut(Event),
+    ) -> Result<SignedChain, BuildError> {
         std::fs::create_dir_all(&self.root)
             .map_err(|e| BuildError::io(format!("cannot create {}", self.root.display()), e))?;
         let work = tempfile::Builder::new()
@@ -114,7 +119,7 @@ impl Cache {
             debs.push(if n.ends_with(".deb") || Path::new(n).is_file() {
                 PathBuf::from(n)
             } else {
-                apt_download(n, work.path())?
+                apt_download(n, work.path(), on)?
             });
         }
         let chain = work.path().join("secure-boot");

@@ -154,7 +154,10 @@ pub fn attempt(
 /// `LIBSSH2_ERROR_SOCKET_SEND`, `_TIMEOUT`, `_SOCKET_DISCONNECT`, `_SOCKET_TIMEOUT`,
 /// `_SOCKET_RECV`) rather than the server's answer.
 fn connection_lost(e: &ssh2::Error) -> bool {
-    matches!(e.code(), ssh2::ErrorCode::Session(-7 | -9 | -13 | -30 | -43))
+    matches!(
+        e.code(),
+        ssh2::ErrorCode::Session(-7 | -9 | -13 | -30 | -43)
+    )
 }
 
 /// The result of [`login`].

@@ -117,13 +117,13 @@ impl KernelSpec {
                 let sha = sha256_file(p)?;
                 match cache.list()?.into_iter().find(|k| k.meta.deb_sha256 == sha) {
                     Some(k) => Ok(k),
-                    None => cache.fetch(&p.to_string_lossy(), epoch),
+                    None => cache.fetch(&p.to_string_lossy(), epoch, &mut |_| {}),
                 }
             }
             KernelSpec::Package(name) => {
                 match cache.list()?.into_iter().find(|k| &k.meta.package == name) {
                     Some(k) => Ok(k),
-                    None => cache.fetch(name, epoch),
+                    None => cache.fetch(name, epoch, &mut |_| {}),
                 }
             }
         }

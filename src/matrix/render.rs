@@ -1,6 +1,8 @@
 //! Views of a [`MatrixReport`]: the kernel × check table for humans, JSON (`serde_json` of
-//! the model) and JUnit (one testsuite per kernel, built by the run report's own
-//! [`crate::report::junit_suite`]). Nothing here decides a verdict.
+//! the model), JUnit (one testsuite per kernel, built by the run report's own
+//! [`crate::report::junit_suite`]) and one HTML page (the same table, a timeline with one
+//! lane per kernel, and each kernel's run as [`crate::report::html`] draws it). Nothing
+//! here decides a verdict.
 
 use std::fmt::Write as _;
 
@@ -9,6 +11,8 @@ use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
 use super::{KernelOutcome, KernelVerdict, MatrixReport, MatrixVerdict};
 use crate::checks::{CATALOGUE, CheckId, Severity, Status};
 use crate::named::Named;
+use crate::report::html::{self, esc};
+use crate::report::timeline::{self, Lane};
 
 /// One table cell: the worst result of a check over a kernel's boots.
 fn cell(k: &KernelOutcome, id: CheckId) -> &'static str {
@@ -112,11 +116,7 @@ pub fn table(m: &MatrixReport) -> String {
     let _ = writeln!(
         s,
         "matrix {}: {} kernels ({} passed, {} failed, {} not judged{shard}) in {:.1}s",
-        match m.verdict() {
-            MatrixVerdict::Pass => "PASS",
-            MatrixVerdict::Fail => "FAIL",
-            MatrixVerdict::Error => "ERROR",
-        },
+        matrix_word(m.verdict()),
         m.kernels.len(),
         count(KernelVerdict::Pass),
         count(KernelVerdict::Fail),
@@ -152,4 +152,98 @@ pub fn to_junit(m: &MatrixReport) -> String {
         junit.add_test_suite(suite);
     }
     junit.to_string().expect("JUnit serialises")
+}
+
+fn matrix_word(v: MatrixVerdict) -> &'static str {
+    match v {
+        MatrixVerdict::Pass => "PASS",
+        MatrixVerdict::Fail => "FAIL",
+        MatrixVerdict::Error => "ERROR",
+    }
+}
+
+/// The HTML view: the verdict, the check × kernel table, one timeline lane per kernel (its
+/// slowest boot, on one axis for all kernels) and each kernel's run.
+pub fn to_html(m: &MatrixReport) -> String {
+    let v = m.verdict();
+    let class = match v {
+        MatrixVerdict::Pass => "pass",
+        MatrixVerdict::Fail => "fail",
+        MatrixVerdict::Error => "unjudged",
+    };
+    let mut s = format!(
+        "<header class=\"banner {class}\"><h1><span class=\"verdict\">{}</span> <span \
+         class=\"image\">matrix of {}</span></h1><p>{}</p></header>",
+        matrix_word(v),
+        esc(&m.rootfs),
+        esc(table(m).lines().last().unwrap_or_default())
+    );
+    html_table(&mut s, m);
+    let lanes: Vec<Lane> = m
+        .kernels
+        .iter()
+        .filter_map(|k| {
+            let r = k.report.as_ref()?;
+            let slowest = r.facts.boots.iter().max_by(|a, b| {
+                a.end_secs
+                    .unwrap_or(0.0)
+                    .total_cmp(&b.end_secs.unwrap_or(0.0))
+            })?;
+            Some(Lane {
+                label: format!("{} (boot {})", k.label(), slowest.index),
+                href: Some(format!("#k{}", k.index)),
+                boot: slowest,
+            })
+        })
+        .collect();
+    if !lanes.is_empty() {
+        s.push_str("<h2>Timeline</h2><p class=\"note\">Each kernel's slowest boot, in seconds since its QEMU started.</p>");
+        s.push_str(&timeline::svg(&lanes));
+    }
+    for k in &m.kernels {
+        let _ = write!(s, "<h2 class=\"kernel\">kernel {}</h2>", esc(k.label()));
+        match (&k.report, &k.error) {
+            (Some(r), _) => s.push_str(&html::section(r, &format!("k{}", k.index))),
+            (None, e) => {
+                let _ = write!(
+                    s,
+                    "<p class=\"unjudged\" id=\"k{}\">could not judge: {}</p>",
+                    k.index,
+                    esc(e.as_deref().unwrap_or_default())
+                );
+            }
+        }
+    }
+    html::page(
+        &format!("imgtest matrix {}: {}", matrix_word(v), m.rootfs),
+        &s,
+    )
+}
+
+/// The check × kernel table, each cell coloured by its result.
+fn html_table(s: &mut String, m: &MatrixReport) {
+    s.push_str("<h2>Kernels</h2><table class=\"checks matrix\"><tr><th>check</th>");
+    for k in &m.kernels {
+        let _ = write!(
+            s,
+            "<th><a href=\"#k{}\">{}</a></th>",
+            k.index,
+            esc(k.label())
+        );
+    }
+    s.push_str("</tr>");
+    for id in check_ids(m) {
+        let _ = write!(s, "<tr><td><code>{id}</code></td>");
+        for k in &m.kernels {
+            let c = cell(k, id);
+            let _ = write!(s, "<td class=\"tag cell-{}\">{c}</td>", c.to_lowercase());
+        }
+        s.push_str("</tr>");
+    }
+    s.push_str("<tr><td>verdict</td>");
+    for k in &m.kernels {
+        let w = verdict_word(k.verdict);
+        let _ = write!(s, "<td class=\"tag cell-{}\">{w}</td>", w.to_lowercase());
+    }
+    s.push_str("</tr></table>");
 }

@@ -1,9 +1,12 @@
 //! One result model ([`Report`]), the [`Event`]s a run emits while it builds one, and
 //! their views: the human summary, JSON (`serde_json` of the model), JUnit (one testcase
 //! per check per boot, derived from the model) and one progress line per event
-//! ([`render_event`]). Views return text; nothing here prints or decides a verdict.
+//! ([`render_event`]) and one self-contained HTML page ([`html`], with the boot
+//! [`timeline`] as SVG). Views return text; nothing here prints or decides a verdict.
 
 mod event;
+pub mod html;
+pub mod timeline;
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -92,7 +95,15 @@ pub struct Report {
     /// skipped. Unless allowed, this makes the verdict [`Verdict::Unjudged`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unjudged: Vec<String>,
+    /// The files the run made (console logs, QEMU's stderr, screenshots), by name, as
+    /// long as this value lives: the HTML view embeds them. Not in the JSON, which names
+    /// them; `--artifacts` keeps them, and a report read back finds them there.
+    #[serde(skip)]
+    pub files: Files,
 }
+
+/// A run's files by name (`boot0-console.log`, `boot0-deadline.png`).
+pub type Files = std::collections::BTreeMap<String, Vec<u8>>;
 
 /// The verdict implied by `checks`: a failure fails; otherwise an unjudged rule (unless
 /// `allow_unjudged`) leaves the image unjudged; otherwise it passes.

@@ -97,6 +97,7 @@ pub(crate) fn tcg_report(
         offline_secs: 0.25,
         artifacts,
         unjudged: Vec::new(),
+        files: Files::new(),
     }
 }
 
@@ -222,4 +223,46 @@ fn a_report_with_an_impossible_duration_is_refused_not_a_panic() {
     let json = to_json(&[sample()]).replace("\"boot\": 240.0", "\"boot\": -1.0");
     let e = serde_json::from_str::<Vec<Report>>(&json).unwrap_err();
     assert!(e.to_string().contains("-1 is not a duration"), "{e}");
+}
+
+#[test]
+fn html_report_is_one_page_with_failures_first_and_links_into_the_console() {
+    let mut r = sample();
+    r.facts.boots[0].console.phase_lines = vec![(Phase::Firmware, 1), (Phase::Kernel, 2)];
+    r.facts.boots[0].console.lines = 4;
+    r.facts.boots[0].screenshots = vec![Screenshot {
+        moment: ShotMoment::Userspace,
+        secs: 6.0,
+        file: "boot0-userspace.png".into(),
+    }];
+    r.files.insert(
+        "boot0-console.log".into(),
+        b"SeaBIOS\nLinux version 6.1 <x>\nfirstboot: done\ntiny login: \n".to_vec(),
+    );
+    r.files
+        .insert("boot0-userspace.png".into(), b"\x89PNG\r\n\x1a\n".to_vec());
+    let page = html::to_html(std::slice::from_ref(&r));
+    assert!(page.starts_with("<!DOCTYPE html>") && page.ends_with("</html>\n"));
+    // Self-contained: nothing fetched.
+    let without_svg_ns = page.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
+    for remote in ["http://", "https://", "<script", "<link", "src=\"/", "url("] {
+        assert!(!without_svg_ns.contains(remote), "{remote}");
+    }
+    assert!(page.contains("<span class=\"verdict\">FAIL</span>"));
+    // The failing rule comes before the passing ones, its failure first.
+    let logs = page.find("<h3>rule 3: logs</h3>").unwrap();
+    let boot = page.find("<h3>boot</h3>").unwrap();
+    assert!(logs < boot, "the rule with a failure first");
+    let row = &page[page.find("data-check=\"logs.clean\"").unwrap()..];
+    assert!(row.contains("FAIL") && row.contains("/var/log/wtmp (384 bytes)"));
+    // A boot check links to its line of the console; the lines are anchored.
+    assert!(
+        page.contains("href=\"#i0-b0-l3\">console line 3</a>"),
+        "firstboot line"
+    );
+    assert!(page.contains("id=\"i0-b0-l3\""));
+    assert!(page.contains("&lt;x&gt;"), "console text is escaped");
+    assert!(page.contains("<span class=\"badge\">kernel 2.5s</span>"));
+    assert!(page.contains("src=\"data:image/png;base64,iVBORw0KGgo=\""));
+    assert!(page.contains("data-phase=\"userspace\"") && page.contains("data-mark=\"ssh\""));
 }

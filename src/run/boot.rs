@@ -9,7 +9,9 @@
 //! 5. [`power_off`]: the ACPI power button, judged on one boot ([`Roles`]);
 //! 6. [`finish`]: QEMU stopped, the console's summary and the metadata requests collected.
 //!
-//! A stage runs only when a selected check [`Need`]s what it collects.
+//! A stage runs only when a selected check [`Need`]s what it collects. The end of each
+//! stage, a failure and a boot deadline are also photographed ([`screenshot`]): the VGA
+//! screen shows what images that are silent on the serial console print.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -18,6 +20,7 @@ use std::time::{Duration, Instant};
 use ssh2::Session;
 
 use super::plan::RunPlan;
+use super::shell::{Access, Door, Person};
 use super::{Emit, RunError, boot_count, io};
 use crate::checks::{self, CheckId, Expect, Need, Selection, Status};
 use crate::cloudinit::NOCLOUD_SERIAL;
@@ -25,7 +28,7 @@ use crate::console::{Console, ConsoleEvent, PROMPT_GRACE, Reader, WaitOutcome};
 use crate::disk::image::{ImageInfo, ImageKind};
 use crate::facts::{
     AccelDecision, Agent, AgentFacts, BootFacts, CLOUD_INIT_BOOT_FINISHED, Facts, FileKind,
-    Firmware, FirmwareFacts, Login, Offline, OfflineFacts, Phase, Shutdown,
+    Firmware, FirmwareFacts, Login, Offline, OfflineFacts, Phase, Screenshot, ShotMoment, Shutdown,
 };
 use crate::guest;
 use crate::metadata::{self, BootSecrets, MetadataServer};
@@ -33,7 +36,7 @@ use crate::report::{BootEvent, Event, Timeouts};
 use crate::vm::firmware::Ovmf;
 use crate::vm::process::{VmProcess, interrupted};
 use crate::vm::qmp::Qmp;
-use crate::vm::{self, Uefi, VmSpec};
+use crate::vm::{self, Uefi, VmError, VmSpec};
 
 /// Size of the blank disk an ISO boots with.
 const ISO_BLANK_DISK: u64 = 8 << 30;
@@ -103,6 +106,7 @@ pub(super) struct Roles {
     wrong_password: AtomicBool,
     power_off: AtomicUsize,
     stopped: std::sync::Mutex<Option<String>>,
+    shell: AtomicBool,
 }
 
 impl Default for Roles {
@@ -111,11 +115,18 @@ impl Default for Roles {
             wrong_password: AtomicBool::new(false),
             power_off: AtomicUsize::new(usize::MAX),
             stopped: std::sync::Mutex::new(None),
+            shell: AtomicBool::new(false),
         }
     }
 }
 
 impl Roles {
+    /// True for the first caller only: with `--shell-on-failure`, its failed boot is
+    /// handed to the person.
+    fn claim_shell(&self) -> bool {
+        !self.shell.swap(true, Ordering::SeqCst)
+    }
+
     /// True for the first caller only: it tries the wrong password.
     fn claim_wrong_password(&self) -> bool {
         !self.wrong_password.swap(true, Ordering::SeqCst)
@@ -173,7 +184,11 @@ struct Guest {
     vm: VmProcess,
     console: Console,
     ssh_port: u16,
-    qmp: PathBuf,
+    qmp_socket: PathBuf,
+    /// The QMP connection, once made (QEMU serves one client at a time).
+    qmp: Option<Qmp>,
+    /// The serial console's input, for a boot held open on its console.
+    stdin: Option<std::process::ChildStdin>,
     secrets: BootSecrets,
     /// When QEMU started; the times in the boot's facts count from here.
     start: Instant,
@@ -205,14 +220,46 @@ impl Guest {
     fn since_start(&self) -> f64 {
         self.start.elapsed().as_secs_f64()
     }
+
+    /// The QMP connection, made on first use (waiting for the socket until `deadline`).
+    fn qmp(&mut self, deadline: Instant) -> Result<&mut Qmp, VmError> {
+        if self.qmp.is_none() {
+            self.qmp = Some(Qmp::connect(&self.qmp_socket, deadline)?);
+        }
+        Ok(self.qmp.as_mut().expect("connected above"))
+    }
+}
+
+/// How long a screenshot may take.
+const SCREENSHOT_WAIT: Duration = Duration::from_secs(10);
+
+/// A screenshot of the guest's screen at `moment`, into the run's temp dir, recorded in
+/// `facts`. A screen that cannot be taken (QEMU gone) is left out: it is no fact about the
+/// image.
+fn screenshot(ctx: &BootContext, g: &mut Guest, facts: &mut BootFacts, moment: ShotMoment) {
+    if g.vm.try_exited().is_some() {
+        return;
+    }
+    let file = Screenshot::file_name(g.i, moment);
+    let path = ctx.tmp.join(&file);
+    let taken = g
+        .qmp(Instant::now() + SCREENSHOT_WAIT)
+        .and_then(|q| q.screendump(&path));
+    if taken.is_ok() && path.is_file() {
+        facts.screenshots.push(Screenshot {
+            moment,
+            secs: g.since_start(),
+            file,
+        });
+    }
 }
 
 /// One boot: the stages in order.
 fn boot_one(ctx: &BootContext, i: usize, emit: &Emit) -> Result<BootFacts, RunError> {
-    let mut g = start(ctx, i, emit)?;
+    let mut g = start(ctx, i, emit, None)?;
     let mut facts = BootFacts::new(i, ctx.firmware.for_boot(i));
     facts.metadata_key = g.secrets.ssh_key.clone();
-    let reached = to_userspace(ctx, &mut g);
+    let reached = to_userspace(ctx, &mut g, &mut facts);
     facts.qemu_exit = g.vm.try_exited().map(|s| s.to_string());
     if !reached && let Some(why) = host_fault(ctx, &mut g) {
         ctx.roles.stop(why.clone());
@@ -221,8 +268,20 @@ fn boot_one(ctx: &BootContext, i: usize, emit: &Emit) -> Result<BootFacts, RunEr
     if reached && !interrupted() {
         let login_deadline = ctx.deadline(ctx.timeouts.login);
         let session = login(ctx, &mut g, &mut facts, login_deadline);
-        inspect(ctx, &mut g, &mut facts, session, login_deadline)?;
-        facts.shutdown = power_off(ctx, &mut g);
+        if ctx.needs(Need::Login) {
+            screenshot(ctx, &mut g, &mut facts, ShotMoment::Login);
+        }
+        inspect(ctx, &mut g, &mut facts, session.as_ref(), login_deadline)?;
+        if ctx.needs(Need::Probe) {
+            screenshot(ctx, &mut g, &mut facts, ShotMoment::Inspect);
+        }
+        if let (Some(person), Some(session)) = (&ctx.plan.shell_on_failure, &session)
+            && failed_check(ctx, &facts).is_some()
+            && ctx.roles.claim_shell()
+        {
+            hand_over(ctx, &g, session, person);
+        }
+        facts.shutdown = power_off(ctx, &mut g, &mut facts);
     } else {
         facts.login = Login::NotTried {
             reason: "the guest did not reach userspace".into(),
@@ -271,16 +330,7 @@ fn fail_fast(ctx: &BootContext, facts: &mut BootFacts) {
         facts.stopped = Some(why);
         return;
     }
-    let mine = Facts {
-        boots: vec![facts.clone()],
-        ..ctx.facts.clone()
-    };
-    let failed = checks::evaluate(&mine, ctx.selection)
-        .into_iter()
-        .find(|r| {
-            r.boot.is_some() && r.status == Status::Fail && r.severity == checks::Severity::Error
-        });
-    if let Some(r) = failed {
+    if let Some(r) = failed_check(ctx, facts) {
         ctx.roles.stop(format!(
             "--fail-fast: stopped after {} failed on boot {}",
             r.id, facts.index
@@ -288,25 +338,108 @@ fn fail_fast(ctx: &BootContext, facts: &mut BootFacts) {
     }
 }
 
+/// The first error-severity check of this boot that fails, judged on its facts alone.
+fn failed_check(ctx: &BootContext, facts: &BootFacts) -> Option<checks::CheckResult> {
+    let mine = Facts {
+        boots: vec![facts.clone()],
+        ..ctx.facts.clone()
+    };
+    checks::evaluate(&mine, ctx.selection)
+        .into_iter()
+        .find(|r| {
+            r.boot.is_some() && r.status == Status::Fail && r.severity == checks::Severity::Error
+        })
+}
+
+/// Hands the logged-in guest to `person` until they are done with it.
+fn hand_over(ctx: &BootContext, g: &Guest, session: &Session, person: &Person) {
+    (person.0)(Access::Ssh {
+        session,
+        user: &ctx.agent().user,
+        password: &g.secrets.password,
+    });
+}
+
+/// One boot held open for a person, who comes in through `door`: the serial console at
+/// once, or SSH once the metadata password works (the boot's facts say why not, when it
+/// never does).
+pub(super) fn hold(
+    ctx: &BootContext,
+    emit: &Emit,
+    door: Door,
+    person: &Person,
+) -> Result<BootFacts, RunError> {
+    let (tap, output) = std::sync::mpsc::channel();
+    let mut g = start(ctx, 0, emit, (door == Door::Console).then_some(tap))?;
+    let mut facts = BootFacts::new(0, ctx.firmware.for_boot(0));
+    match (door, g.stdin.take()) {
+        (Door::Console, Some(input)) => (person.0)(Access::Console { output, input }),
+        _ => {
+            if to_userspace(ctx, &mut g, &mut facts) {
+                let deadline = ctx.deadline(ctx.timeouts.login);
+                if let Some(session) = login(ctx, &mut g, &mut facts, deadline) {
+                    hand_over(ctx, &g, &session, person);
+                }
+            }
+        }
+    }
+    facts.qemu_exit = g.vm.try_exited().map(|s| s.to_string());
+    Ok(finish(ctx, g, facts))
+}
+
+/// A reader that also sends what it reads (the serial console held open for a person).
+struct Tee<R> {
+    inner: R,
+    copy: std::sync::mpsc::Sender<Vec<u8>>,
+}
+
+impl<R: std::io::Read> std::io::Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            let _ = self.copy.send(buf[..n].to_vec());
+        }
+        Ok(n)
+    }
+}
+
 /// Stage 1: the overlay (or blank disk for an ISO), this boot's secrets, QEMU and its
-/// console.
-fn start(ctx: &BootContext, i: usize, emit: &Emit) -> Result<Guest, RunError> {
+/// console; with `tap`, the console's output is copied there and its input kept.
+fn start(
+    ctx: &BootContext,
+    i: usize,
+    emit: &Emit,
+    tap: Option<std::sync::mpsc::Sender<Vec<u8>>>,
+) -> Result<Guest, RunError> {
     let secrets = BootSecrets::generate(i).map_err(io("random"))?;
     let socket = ctx
         .server
         .register(i, secrets.clone())
         .map_err(io("metadata socket"))?;
     let spec = spec(ctx, i, &socket)?;
-    let (ssh_port, qmp) = (
+    let (ssh_port, qmp_socket) = (
         spec.ssh_port.expect("spec forwards SSH"),
         spec.qmp_socket.clone().expect("spec has QMP"),
     );
     let start = Instant::now();
-    let (vm, serial) = VmProcess::spawn(
-        &ctx.plan.qemu,
-        &spec,
-        &ctx.tmp.join(format!("boot{i}-qemu.log")),
-    )?;
+    let log = ctx.tmp.join(format!("boot{i}-qemu.log"));
+    let (vm, serial, stdin): (_, Box<dyn std::io::Read + Send>, _) = match tap {
+        None => {
+            let (vm, serial) = VmProcess::spawn(&ctx.plan.qemu, &spec, &log)?;
+            (vm, Box::new(serial), None)
+        }
+        Some(copy) => {
+            let (vm, serial, stdin) = VmProcess::spawn_interactive(&ctx.plan.qemu, &spec, &log)?;
+            (
+                vm,
+                Box::new(Tee {
+                    inner: serial,
+                    copy,
+                }),
+                Some(stdin),
+            )
+        }
+    };
     let console_emit = emit.clone();
     let console = Console::attach(
         serial,
@@ -334,7 +467,9 @@ fn start(ctx: &BootContext, i: usize, emit: &Emit) -> Result<Guest, RunError> {
         vm,
         console,
         ssh_port,
-        qmp,
+        qmp_socket,
+        qmp: None,
+        stdin,
         secrets,
         start,
         emit: emit.clone(),
@@ -413,34 +548,58 @@ fn free_port() -> Result<u16, RunError> {
     Ok(l.local_addr().map_err(io("port"))?.port())
 }
 
-/// Stage 2: whether the guest reached userspace before the boot deadline. A failure on
-/// the console ends the wait at once; a console that never names userspace is asked
-/// once more through SSH (an SSH server answering proves userspace too).
-fn to_userspace(ctx: &BootContext, g: &mut Guest) -> bool {
+/// Stage 2: whether the guest reached userspace before the boot deadline: the console
+/// names it, or an SSH server answers (which proves userspace too, for images whose
+/// console is VGA only). A failure on the console ends the wait at once. The screen is
+/// photographed at the end: reached, failed, or at the deadline.
+fn to_userspace(ctx: &BootContext, g: &mut Guest, facts: &mut BootFacts) -> bool {
     let deadline = (g.start + ctx.timeouts.boot).min(ctx.overall);
-    match g.console.wait_for(Phase::Userspace, deadline) {
-        WaitOutcome::Reached(_) => true,
-        WaitOutcome::Failed(_) => {
-            // Fail fast, but give the console a moment to print the rest of the panic.
-            g.vm.wait_until(Instant::now() + Duration::from_secs(1));
-            false
+    let (port, roles) = (g.ssh_port, &ctx.roles);
+    let mut done = || {
+        let console = g.console.summary();
+        let seen = console.reached(Phase::Userspace).is_some() || console.closed;
+        if seen {
+            Some(String::new())
+        } else {
+            g.gone(roles)
         }
-        WaitOutcome::Closed => {
-            // QEMU closed the console: let it exit, so the boot records how it ended.
-            g.vm.wait_until(Instant::now() + Duration::from_secs(5));
-            false
+    };
+    let ssh_answered = loop {
+        match guest::connect(port, deadline, &mut done) {
+            Ok(_) => break true,
+            // QEMU refuses connections until its forward listens.
+            Err(_) if Instant::now() < deadline && done().is_none() => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(_) => break false,
         }
-        WaitOutcome::TimedOut => !matches!(
-            guest::attempt(
-                g.ssh_port,
-                (&ctx.agent().user, "\u{1}"),
-                Instant::now() + Duration::from_secs(3),
-                Duration::from_secs(3),
-                &mut guest::never,
+    };
+    let (reached, moment) = if ssh_answered {
+        (true, Some(ShotMoment::Userspace))
+    } else {
+        match g.console.wait_for(Phase::Userspace, Instant::now()) {
+            WaitOutcome::Reached(_) => (true, Some(ShotMoment::Userspace)),
+            WaitOutcome::Failed(_) => {
+                // Fail fast, but give the console a moment to print the rest of the panic.
+                g.vm.wait_until(Instant::now() + Duration::from_secs(1));
+                (false, Some(ShotMoment::Failure))
+            }
+            WaitOutcome::Closed => {
+                // QEMU closed the console: let it exit, so the boot records how it ended.
+                g.vm.wait_until(Instant::now() + Duration::from_secs(5));
+                (false, None)
+            }
+            // Stopped early (a signal, --fail-fast), or the deadline passed.
+            WaitOutcome::TimedOut => (
+                false,
+                (Instant::now() >= deadline).then_some(ShotMoment::Deadline),
             ),
-            guest::Attempt::NoSsh(_)
-        ),
+        }
+    };
+    if let Some(moment) = moment {
+        screenshot(ctx, g, facts, moment);
     }
+    reached
 }
 
 /// Stage 3: the metadata password over SSH, retried until `deadline`. Returns the
@@ -527,7 +686,7 @@ fn inspect(
     ctx: &BootContext,
     g: &mut Guest,
     facts: &mut BootFacts,
-    session: Option<Session>,
+    session: Option<&Session>,
     deadline: Instant,
 ) -> Result<(), RunError> {
     let tries = facts.ssh_secs.is_some()
@@ -549,14 +708,15 @@ fn inspect(
             .map(|w| scope.spawn(move || wrong_password(port, user, w, start)));
         let empty =
             (!empty_for.is_empty()).then(|| scope.spawn(|| guest::try_each(port, &empty_for, "")));
-        if let Some(session) = &session
+        if let Some(session) = session
             && ctx.agent().agent == Agent::CloudInit
             && ctx.needs(Need::CloudInitFinished)
         {
             cloud_init_finished(ctx, g, facts, session, deadline);
         }
         if ctx.needs(Need::Probe) {
-            probe(ctx, g, facts, session.as_ref());
+            probe(ctx, g, facts, session);
+            facts.probe_secs = Some(g.since_start());
         }
         if let Some(Ok((rejected, secs))) = rejected.map(|h| h.join()) {
             facts.wrong_password_rejected = rejected;
@@ -647,7 +807,7 @@ fn probe(ctx: &BootContext, g: &Guest, facts: &mut BootFacts, session: Option<&S
 
 /// Stage 5: the ACPI power button on the boot that claims the power-off; the others are
 /// stopped at once by [`finish`].
-fn power_off(ctx: &BootContext, g: &mut Guest) -> Shutdown {
+fn power_off(ctx: &BootContext, g: &mut Guest, facts: &mut BootFacts) -> Shutdown {
     if !ctx.needs(Need::PowerOff) {
         return Shutdown::NotDone {
             reason: "not selected".into(),
@@ -661,6 +821,7 @@ fn power_off(ctx: &BootContext, g: &mut Guest) -> Shutdown {
             ),
         };
     }
+    facts.powerdown_secs = Some(g.since_start());
     let shutdown = press_power_button(ctx, g);
     if let Shutdown::Clean { secs } = shutdown {
         g.event(BootEvent::PoweredOff { secs });
@@ -677,13 +838,12 @@ fn press_power_button(ctx: &BootContext, g: &mut Guest) -> Shutdown {
     }
     let sent = Instant::now();
     let deadline = ctx.deadline(ctx.timeouts.shutdown);
-    let pressed =
-        Qmp::connect(&g.qmp, deadline).and_then(|mut q| q.execute("system_powerdown").map(|_| q));
+    let pressed = g.qmp(deadline).and_then(|q| q.execute("system_powerdown"));
     match pressed {
         Err(e) => Shutdown::NotDone {
             reason: e.to_string(),
         },
-        Ok(_qmp) => match g.vm.wait_until(deadline) {
+        Ok(_) => match g.vm.wait_until(deadline) {
             Some(_) => Shutdown::Clean {
                 secs: sent.elapsed().as_secs_f64(),
             },
@@ -697,6 +857,7 @@ fn press_power_button(ctx: &BootContext, g: &mut Guest) -> Shutdown {
 /// Stage 6: QEMU stopped; the console's summary and this boot's metadata requests.
 fn finish(ctx: &BootContext, mut g: Guest, mut facts: BootFacts) -> BootFacts {
     g.vm.kill();
+    facts.end_secs = Some(g.since_start());
     let Guest { vm, console, .. } = g;
     drop(vm);
     let requests = ctx.server.requests();

@@ -16,6 +16,7 @@
 mod boot;
 pub mod outputs;
 pub mod plan;
+pub mod shell;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,14 +25,14 @@ use std::time::Instant;
 use crate::checks::{self, Selection};
 use crate::cloudinit::{self, NoDefaultUser};
 use crate::disk::image::{self, ImageError, ImageInfo};
-use crate::facts::{BootSupport, Facts, FirmwareFacts, Offline};
+use crate::facts::{AccelDecision, BootSupport, Facts, FirmwareFacts, Offline};
 use crate::fsmaker::kernel::Cache;
 use crate::metadata::MetadataServer;
 use crate::report::{self, Event, Report, Verdict};
 use crate::tool::ToolError;
 use crate::vm::VmError;
 use crate::vm::accel::{AccelChoice, Pending, ProbeSetup};
-use crate::vm::firmware::{self, FirmwareError};
+use crate::vm::firmware::{self, FirmwareError, Ovmf};
 use crate::vm::process::interrupted;
 use outputs::{Output, OutputError};
 use plan::RunPlan;
@@ -97,6 +98,11 @@ pub fn check(plan: &RunPlan) -> Result<Vec<ImageInfo>, RunError> {
         plan.junit
             .as_deref()
             .map(|j| Output::File(j, "the JUnit report")),
+    );
+    outs.extend(
+        plan.html
+            .as_deref()
+            .map(|h| Output::File(h, "the HTML report")),
     );
     outputs::check(&outs, &inputs(plan))?;
     if plan.selection.needs_boot() {
@@ -203,16 +209,29 @@ pub fn probe_kernel(direct: Option<&Path>) -> Option<PathBuf> {
     })
 }
 
-/// Tests one image, recognised by [`check`] (its `path` as given by `image`), under the
-/// accelerator `accel` decides.
-pub fn run_image(
+/// What is known and running before an image's boots: its offline facts and agent, the
+/// accelerator and timeouts, the checks and firmwares, the further disks, the metadata
+/// service and the run's temp dir.
+struct Prepared {
+    tmp: crate::scratch::Dir,
+    facts: Facts,
+    server: MetadataServer,
+    offline_secs: f64,
+    accel: AccelDecision,
+    timeouts: crate::report::Timeouts,
+    selection: Selection,
+    disks: Vec<ImageInfo>,
+}
+
+/// Reads `image` offline, chooses the agent, waits for the accelerator, starts the
+/// metadata service and settles what the boots need ([`plan_boots`]).
+fn prepare(
     plan: &RunPlan,
     image: &Path,
     info: &ImageInfo,
     accel: &Pending,
-    emit: Emit,
-) -> Result<Report, RunError> {
-    let started = Instant::now();
+    (started, emit): (Instant, &Emit),
+) -> Result<Prepared, RunError> {
     emit(Event::Image {
         image: image.display().to_string(),
         format: info.kind.describe(),
@@ -229,8 +248,8 @@ pub fn run_image(
     }
     let timeouts = plan.timeouts.for_accel(accel.accel, plan.tcg_scale);
     let server = MetadataServer::start(plan.fault, tmp.path()).map_err(io("metadata server"))?;
-    let (selection, firmware, disks) = plan_boots(plan, info, &support, &emit)?;
-    let mut facts = Facts {
+    let (selection, firmware, disks) = plan_boots(plan, info, &support, emit)?;
+    let facts = Facts {
         offline,
         boots: Vec::new(),
         fault: plan.fault,
@@ -238,59 +257,135 @@ pub fn run_image(
         no_boot: None,
         firmware,
     };
+    Ok(Prepared {
+        tmp,
+        facts,
+        server,
+        offline_secs,
+        accel,
+        timeouts,
+        selection,
+        disks,
+    })
+}
+
+/// The boots' shared context over what [`prepare`] settled, with the firmware plan.
+fn context<'a>(
+    plan: &'a RunPlan,
+    info: &'a ImageInfo,
+    p: &'a Prepared,
+    (started, firmware, ovmf): (Instant, &'a FirmwareFacts, Option<&'a Ovmf>),
+) -> boot::BootContext<'a> {
+    boot::BootContext {
+        plan,
+        selection: &p.selection,
+        accel: &p.accel,
+        facts: &p.facts,
+        timeouts: &p.timeouts,
+        overall: started + p.timeouts.overall,
+        info,
+        disks: &p.disks,
+        firmware,
+        ovmf,
+        server: &p.server,
+        tmp: p.tmp.path(),
+        roles: boot::Roles::default(),
+    }
+}
+
+/// Tests one image, recognised by [`check`] (its `path` as given by `image`), under the
+/// accelerator `accel` decides.
+pub fn run_image(
+    plan: &RunPlan,
+    image: &Path,
+    info: &ImageInfo,
+    accel: &Pending,
+    emit: Emit,
+) -> Result<Report, RunError> {
+    let started = Instant::now();
+    let mut p = prepare(plan, image, info, accel, (started, &emit))?;
     let offline_failure = plan
         .fail_fast
-        .then(|| first_failure(&facts, &selection))
+        .then(|| first_failure(&p.facts, &p.selection))
         .flatten();
     if let Some(failed) = offline_failure {
-        facts.no_boot = Some(format!(
+        p.facts.no_boot = Some(format!(
             "--fail-fast: stopped before booting, {failed} failed"
         ));
-    } else if let Some(firmware) = facts.firmware.clone() {
+    } else if let Some(firmware) = p.facts.firmware.clone() {
         let ovmf = boot::ovmf_for(&firmware)?;
-        let ctx = boot::BootContext {
-            plan,
-            selection: &selection,
-            accel: &accel,
-            facts: &facts,
-            timeouts: &timeouts,
-            overall: started + timeouts.overall,
-            info,
-            disks: &disks,
-            firmware: &firmware,
-            ovmf: ovmf.as_ref(),
-            server: &server,
-            tmp: tmp.path(),
-            roles: boot::Roles::default(),
-        };
-        facts.boots = boot::run_boots(&ctx, &emit)?;
+        let ctx = context(plan, info, &p, (started, &firmware, ovmf.as_ref()));
+        let boots = boot::run_boots(&ctx, &emit)?;
+        p.facts.boots = boots;
     }
     if interrupted() {
         return Err(RunError::Interrupted);
     }
-    let results = checks::evaluate(&facts, &selection);
+    let results = checks::evaluate(&p.facts, &p.selection);
     for r in &results {
         emit(Event::Check(r.clone()));
     }
-    let unjudged = checks::unjudged(&results, &selection);
+    let unjudged = checks::unjudged(&results, &p.selection);
     let mut report = Report {
         image: image.display().to_string(),
         format: info.kind.describe(),
-        accel: accel.clone(),
-        timeouts,
+        accel: p.accel.clone(),
+        timeouts: p.timeouts,
         verdict: report::verdict(&results, &unjudged, plan.allow_unjudged),
         checks: results,
-        facts,
+        facts: p.facts,
         duration_secs: started.elapsed().as_secs_f64(),
-        offline_secs,
+        offline_secs: p.offline_secs,
         artifacts: None,
         unjudged,
+        files: run_files(p.tmp.path())?,
     };
     if let Some(dir) = artifacts_dir(plan, image, report.verdict) {
         report.artifacts = Some(dir.display().to_string());
-        save_artifacts(&dir, tmp.path(), &server, &report)?;
+        save_artifacts(&dir, &p.server, &report)?;
     }
     Ok(report)
+}
+
+/// The files the boots left in the run's temp dir: console logs, QEMU's stderr and
+/// screenshots (not the overlays and sockets).
+fn run_files(tmp: &Path) -> Result<report::Files, RunError> {
+    let mut files = report::Files::new();
+    for e in std::fs::read_dir(tmp).map_err(io("temp dir"))?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".log") || name.ends_with(".png") {
+            files.insert(name, std::fs::read(e.path()).map_err(io("reading a log"))?);
+        }
+    }
+    Ok(files)
+}
+
+/// Boots one overlay of `image` as [`run_image`] would (its first firmware) and holds it
+/// open for `person`, who comes in through `door`; then stops it. The overlay is deleted
+/// unless `keep_overlay` names where to keep it. The boot's facts say how far it got.
+pub fn shell(
+    plan: &RunPlan,
+    (image, info): (&Path, &ImageInfo),
+    accel: &Pending,
+    emit: Emit,
+    (door, person): (shell::Door, &shell::Person),
+    keep_overlay: Option<&Path>,
+) -> Result<crate::facts::BootFacts, RunError> {
+    let started = Instant::now();
+    let p = prepare(plan, image, info, accel, (started, &emit))?;
+    let firmware = p
+        .facts
+        .firmware
+        .clone()
+        .ok_or_else(|| RunError::Io("nothing to boot: no check needs a boot".into()))?;
+    let ovmf = boot::ovmf_for(&firmware)?;
+    let ctx = context(plan, info, &p, (started, &firmware, ovmf.as_ref()));
+    let facts = boot::hold(&ctx, &emit, door, person)?;
+    if let Some(keep) = keep_overlay {
+        std::fs::copy(p.tmp.path().join("boot0.qcow2"), keep)
+            .map_err(io(&format!("keeping the overlay as {}", keep.display())))?;
+    }
+    Ok(facts)
 }
 
 /// Where `image`'s artifacts go: the plan's directory (a subdirectory per image when the
@@ -306,19 +401,12 @@ fn artifacts_dir(plan: &RunPlan, image: &Path, verdict: Verdict) -> Option<PathB
     }
 }
 
-/// Writes the run's logs, request log and report into `dir`, which is replaced as a whole.
-fn save_artifacts(
-    dir: &Path,
-    tmp: &Path,
-    server: &MetadataServer,
-    report: &Report,
-) -> Result<(), RunError> {
+/// Writes the run's files (console logs, QEMU's stderr, screenshots), the metadata
+/// request log and the report (JSON and HTML) into `dir`, which is replaced as a whole.
+fn save_artifacts(dir: &Path, server: &MetadataServer, report: &Report) -> Result<(), RunError> {
     outputs::replace_dir(dir, "the artifacts directory")?;
-    for e in std::fs::read_dir(tmp).map_err(io("temp dir"))?.flatten() {
-        let name = e.file_name();
-        if name.to_string_lossy().ends_with(".log") {
-            std::fs::copy(e.path(), dir.join(&name)).map_err(io("copying a log"))?;
-        }
+    for (name, bytes) in &report.files {
+        std::fs::write(dir.join(name), bytes).map_err(io("keeping a log"))?;
     }
     let requests: String = server
         .requests()
@@ -329,6 +417,11 @@ fn save_artifacts(
     std::fs::write(
         dir.join("report.json"),
         report::to_json(std::slice::from_ref(report)),
+    )
+    .map_err(io("report"))?;
+    std::fs::write(
+        dir.join("report.html"),
+        report::html::to_html(std::slice::from_ref(report)),
     )
     .map_err(io("report"))?;
     Ok(())

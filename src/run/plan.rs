@@ -249,6 +249,8 @@ pub struct RunPlan {
     pub json: Option<PathBuf>,
     /// JUnit report path.
     pub junit: Option<PathBuf>,
+    /// HTML report path.
+    pub html: Option<PathBuf>,
     /// Artifacts directory.
     pub artifacts: Option<PathBuf>,
     /// Direct kernel boot instead of the image's bootloader.
@@ -257,6 +259,8 @@ pub struct RunPlan {
     pub config: Option<PathBuf>,
     /// The program QEMU runs as metadata relay (`PROGRAM __relay SOCKET`).
     pub relay_program: PathBuf,
+    /// Who takes over the first boot whose checks fail, instead of its power-off.
+    pub shell_on_failure: Option<crate::run::shell::Person>,
     /// The QEMU binary.
     pub qemu: String,
 }
@@ -299,6 +303,8 @@ pub struct RunRequest {
     pub json: Option<PathBuf>,
     /// JUnit report path.
     pub junit: Option<PathBuf>,
+    /// HTML report path.
+    pub html: Option<PathBuf>,
     /// Artifacts directory.
     pub artifacts: Option<PathBuf>,
     /// Direct kernel boot instead of the image's bootloader.
@@ -309,6 +315,8 @@ pub struct RunRequest {
     pub fail_fast: bool,
     /// A rule no check could judge does not stop the run from passing.
     pub allow_unjudged: bool,
+    /// Who takes over the first boot whose checks fail, instead of its power-off.
+    pub shell_on_failure: Option<crate::run::shell::Person>,
 }
 
 /// A field every complete layer stack sets (the built-in defaults set them all: tested).
@@ -451,10 +459,12 @@ impl RunPlan {
             fault,
             json: request.json,
             junit: request.junit,
+            html: request.html,
             artifacts: request.artifacts,
             direct_kernel: request.direct_kernel,
             config: None,
             relay_program,
+            shell_on_failure: request.shell_on_failure,
             qemu: "qemu-system-x86_64".into(),
         })
     }

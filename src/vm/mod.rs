@@ -111,7 +111,9 @@ impl VmSpec {
     /// The serial console is QEMU's stdout. `-nographic` makes SeaBIOS and iPXE mirror
     /// their text to the serial port (QEMU passes them `etc/sercon-port`), so firmware
     /// and bootloader phases are visible even for images without a serial console; OVMF
-    /// writes its console to the serial port itself (there is no display).
+    /// writes its console to the serial port itself. A standard VGA card shows what a
+    /// person would see (no window: its screen is read with QMP's `screendump`); the
+    /// mirroring stays, since `-nographic` still sets it.
     /// A guest reboot exits QEMU (`-no-reboot`): imgtest judges one boot at a time.
     pub fn args(&self) -> Vec<String> {
         let mut a: Vec<String> = [
@@ -158,6 +160,7 @@ impl VmSpec {
         // Entropy from the host, as clouds give their servers: first-boot key
         // generation need not wait for the guest kernel to gather its own.
         push(&mut a, "-device", "virtio-rng-pci");
+        push(&mut a, "-device", "VGA");
         if let Some(sock) = &self.qmp_socket {
             push(
                 &mut a,
@@ -384,6 +387,8 @@ mod tests {
         assert!(!s.contains("hostfwd"));
         assert!(!s.contains("-drive"));
         assert!(s.contains("-device virtio-rng-pci"), "{s}");
+        // A screen to take screenshots of, beside the serial console.
+        assert!(s.contains("-device VGA") && s.contains("-nographic"), "{s}");
     }
 
     #[test]

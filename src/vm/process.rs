@@ -11,7 +11,7 @@
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -92,20 +92,37 @@ impl VmProcess {
         Self::spawn_command(cmd, stderr_log)
     }
 
+    /// Like [`VmProcess::spawn`], and the serial console's input too (QEMU's stdin): what
+    /// is written there, the guest reads from its serial port.
+    pub fn spawn_interactive(
+        program: &str,
+        spec: &VmSpec,
+        stderr_log: &Path,
+    ) -> Result<(Self, ChildStdout, ChildStdin), VmError> {
+        let mut cmd = Command::new(program);
+        cmd.args(spec.args()).stdin(Stdio::piped());
+        let (mut vm, stdout) = Self::spawn_with(cmd, stderr_log)?;
+        let stdin = vm.child.stdin.take().expect("stdin is piped");
+        Ok((vm, stdout, stdin))
+    }
+
     /// Starts any command the same way as [`VmProcess::spawn`].
     pub fn spawn_command(
         mut cmd: Command,
         stderr_log: &Path,
     ) -> Result<(Self, ChildStdout), VmError> {
+        cmd.stdin(Stdio::null());
+        Self::spawn_with(cmd, stderr_log)
+    }
+
+    /// Starts `cmd` (its stdin set by the caller) in a new process group, stdout piped.
+    fn spawn_with(mut cmd: Command, stderr_log: &Path) -> Result<(Self, ChildStdout), VmError> {
         let program = cmd.get_program().to_string_lossy().into_owned();
         let stderr = crate::scratch::private_file(stderr_log).map_err(|source| VmError::Spawn {
             program: program.clone(),
             source,
         })?;
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .process_group(0);
+        cmd.stdout(Stdio::piped()).stderr(stderr).process_group(0);
         let set = guarded_set();
         // SAFETY: the pre-exec hook only calls the async-signal-safe pthread_sigmask and
         // umask: children get default signal handling back, and their files are private.

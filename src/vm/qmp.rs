@@ -1,5 +1,6 @@
 //! A minimal QMP client: JSON lines over QEMU's unix socket, just enough to negotiate
-//! capabilities and send `system_powerdown` (ACPI power button) or `quit`.
+//! capabilities, send `system_powerdown` (ACPI power button) or `quit`, and take a
+//! screenshot of the VGA screen ([`Qmp::screendump`], PNG).
 //! Every read has a deadline (socket timeouts), asynchronous events are skipped.
 
 use std::io::{BufRead, BufReader, Write};
@@ -62,7 +63,20 @@ impl Qmp {
 
     /// Executes `command` and returns its `return` value, skipping events.
     pub fn execute(&mut self, command: &str) -> Result<Value, VmError> {
-        let msg = json!({ "execute": command });
+        self.send(command, json!({ "execute": command }))
+    }
+
+    /// Writes the screen of the VGA display to `png` (QEMU's `screendump`, PNG format).
+    pub fn screendump(&mut self, png: &Path) -> Result<(), VmError> {
+        let filename = png.to_string_lossy();
+        let msg = json!({
+            "execute": "screendump",
+            "arguments": { "filename": filename, "format": "png" },
+        });
+        self.send("screendump", msg).map(|_| ())
+    }
+
+    fn send(&mut self, command: &str, msg: Value) -> Result<Value, VmError> {
         writeln!(self.writer, "{msg}").map_err(io)?;
         loop {
             let v = self.read_message()?;

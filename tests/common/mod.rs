@@ -68,14 +68,11 @@ pub fn kernel_cache() -> PathBuf {
         .map(|rd| rd.flatten().any(|e| e.path().join("kernel.json").is_file()))
         .unwrap_or(false);
     if !has_kernel {
-        let o =
-            run_ok(Command::new(repo().join("images/fetch-assets.sh")).args(["--role", "kernel"]));
-        let deb = String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .last()
-            .expect("a pinned kernel")
-            .to_string();
-        run_ok(fsmaker_in(&cache).args(["kernel", "fetch"]).arg(deb));
+        run_ok(
+            fsmaker_in(&cache)
+                .args(["kernel", "fetch"])
+                .arg(kernel_deb()),
+        );
     }
     cache
 }
@@ -100,6 +97,97 @@ pub fn signed_chain_cache() -> PathBuf {
         );
     }
     cache
+}
+
+/// The pinned kernel package of `images/assets.toml`, fetched and checksummed by
+/// `images/fetch-assets.sh` (the one the shared kernel cache holds).
+pub fn kernel_deb() -> PathBuf {
+    let o = run_ok(Command::new(repo().join("images/fetch-assets.sh")).args(["--role", "kernel"]));
+    let deb = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .last()
+        .expect("a pinned kernel")
+        .to_string();
+    PathBuf::from(deb)
+}
+
+/// Runs `cmd` (program, arguments, environment) with a pseudo-terminal as its stdout and
+/// stderr, 160 columns wide, under `script`; returns its exit code and everything it wrote
+/// to the terminal, escape sequences and all.
+pub fn on_a_terminal(cmd: &Command) -> (Option<i32>, String) {
+    let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', r"'\''"));
+    let words: Vec<String> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(quote)
+        .collect();
+    let line = format!("stty cols 160 && exec {}", words.join(" "));
+    let mut script = Command::new("script");
+    script.args(["-qec", &line, "/dev/null"]);
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => script.env(k, v),
+            None => script.env_remove(k),
+        };
+    }
+    if let Some(d) = cmd.get_current_dir() {
+        script.current_dir(d);
+    }
+    let o = script
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (util-linux) runs");
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+    )
+}
+
+/// What a terminal shows line by line, roughly: `text` with escape sequences removed,
+/// split at carriage returns and newlines (each redraw of a bar is one piece).
+pub fn screen_pieces(text: &str) -> Vec<String> {
+    let mut plain = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // CSI: ESC [ parameters final-byte.
+            if chars.next_if_eq(&'[').is_some() {
+                while chars.next().is_some_and(|c| !c.is_ascii_alphabetic()) {}
+            }
+            continue;
+        }
+        plain.push(c);
+    }
+    plain
+        .split(['\r', '\n'])
+        .map(str::to_string)
+        .filter(|p| !p.trim().is_empty())
+        .collect()
+}
+
+/// Whether a terminal transcript shows a spinner line with `words` (`{spinner} {elapsed}
+/// {words}`, the spinner one of indicatif's frames).
+pub fn shows_spinner(text: &str, words: &str) -> bool {
+    screen_pieces(text).iter().any(|p| {
+        p.split_once(words).is_some_and(|(before, _)| {
+            let mut w = before.split_whitespace();
+            let (spinner, elapsed) = (w.next().unwrap_or(""), w.next().unwrap_or(""));
+            spinner.chars().count() == 1
+                && spinner.chars().all(|c| "⠁⠂⠄⡀⢀⠠⠐⠈".contains(c))
+                && elapsed.starts_with(|c: char| c.is_ascii_digit())
+                && w.next().is_none()
+        })
+    })
+}
+
+/// Whether a terminal transcript shows `words` followed by a full byte bar
+/// (`25.48 MiB/25.48 MiB`, done equal to the total).
+pub fn shows_full_bar(text: &str, words: &str) -> bool {
+    screen_pieces(text).iter().any(|p| {
+        p.split_once(words).is_some_and(|(_, after)| {
+            let t: Vec<&str> = after.split_whitespace().take(3).collect();
+            t.len() == 3 && t[1] == format!("{}/{}", t[2], t[0])
+        })
+    })
 }
 
 /// The version of the newest kernel in the shared cache.
@@ -205,6 +293,27 @@ fn tiny(mode: &str) -> PathBuf {
         std::fs::rename(&tmp, &out).unwrap();
     }
     out
+}
+
+/// A bootable disk DIR/NAME.img from the clean tiny server rootfs (NAME `clean`), or from
+/// the defect `variant` of `images/defects/build.sh`, made with `fsmaker ... ARGS`.
+pub fn tiny_disk(dir: &Path, variant: Option<&str>, fsmaker_args: &[&str]) -> PathBuf {
+    let name = variant.unwrap_or("clean");
+    let rootfs = match variant {
+        None => tiny_server_rootfs(),
+        Some(v) => {
+            let out = dir.join(format!("{v}.ext4"));
+            run_ok(
+                Command::new(repo().join("images/defects/build.sh"))
+                    .arg(v)
+                    .arg(&out),
+            );
+            out
+        }
+    };
+    let img = dir.join(format!("{name}.img"));
+    run_ok(fsmaker().arg(&rootfs).arg(&img).args(fsmaker_args));
+    img
 }
 
 /// Runs fsmaker ROOTFS OUT ARGS... and returns its stdout (panics on failure).

@@ -115,8 +115,8 @@ pub struct BootOptions {
     /// delay=DURATION, 404, 500, drop, never].
     #[arg(long, value_name = "FAULT")]
     pub metadata_fault: Option<Fault>,
-    /// Keep console logs, metadata request log and report here (kept on failure anyway;
-    /// a matrix keeps each kernel's in DIR/VERSION).
+    /// Keep console logs, screenshots, metadata request log and report (JSON and HTML)
+    /// here (kept on failure anyway; a matrix keeps each kernel's in DIR/VERSION).
     #[arg(long, value_name = "DIR")]
     pub artifacts: Option<PathBuf>,
 }
@@ -205,6 +205,13 @@ pub struct RunArgs {
     /// Write a JUnit XML report here.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Write a self-contained HTML report here (timeline, checks, screenshots, consoles).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// On the first boot whose checks fail, open an SSH session into it (as `imgtest
+    /// shell` does) before it is powered off; needs a terminal on stdin.
+    #[arg(long)]
+    pub shell_on_failure: bool,
 }
 
 impl RunArgs {
@@ -214,6 +221,7 @@ impl RunArgs {
             images: self.images,
             json: self.json,
             junit: self.junit,
+            html: self.html,
             direct_kernel: self.kernel.map(|kernel| DirectKernel {
                 kernel,
                 initrd: self.initrd,
@@ -256,6 +264,9 @@ pub struct MatrixArgs {
     /// Write a JUnit XML report here (one testsuite per kernel).
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Write a self-contained HTML report here (one timeline lane per kernel).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Every kernel's run.
     #[command(flatten)]
     pub run: RunOptions,

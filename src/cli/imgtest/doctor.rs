@@ -201,4 +201,3 @@ fn matrix_needs() {
         ABSENT,
     );
 }
-

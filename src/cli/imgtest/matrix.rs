@@ -45,6 +45,7 @@ fn finish_matrix(
     m: Result<MatrixReport, impl std::fmt::Display>,
     json: &Option<PathBuf>,
     junit: &Option<PathBuf>,
+    html: &Option<PathBuf>,
 ) -> i32 {
     let m = match m {
         Ok(m) => m,
@@ -55,7 +56,8 @@ fn finish_matrix(
     };
     print!("{}", render::table(&m));
     let written = write_or_complain(json, || render::to_json(&m))
-        & write_or_complain(junit, || render::to_junit(&m));
+        & write_or_complain(junit, || render::to_junit(&m))
+        & write_or_complain(html, || render::to_html(&m));
     match m.verdict() {
         _ if !written => exit::ERROR,
         MatrixVerdict::Pass => exit::SUCCESS,
@@ -115,6 +117,7 @@ pub(super) fn matrix(args: MatrixArgs) -> i32 {
         matrix::run_matrix(&plan, &accel, matrix_progress()),
         &args.json,
         &args.junit,
+        &args.html,
     )
 }
 
@@ -190,7 +193,12 @@ pub(super) fn bisect(args: BisectArgs) -> i32 {
 }
 
 /// `imgtest report merge`.
-pub(super) fn merge(files: &[PathBuf], json: Option<PathBuf>, junit: Option<PathBuf>) -> i32 {
+pub(super) fn merge(
+    files: &[PathBuf],
+    json: Option<PathBuf>,
+    junit: Option<PathBuf>,
+    html: Option<PathBuf>,
+) -> i32 {
     let mut outs = Vec::new();
     outs.extend(
         json.as_deref()
@@ -200,6 +208,10 @@ pub(super) fn merge(files: &[PathBuf], json: Option<PathBuf>, junit: Option<Path
         junit
             .as_deref()
             .map(|j| Output::File(j, "the merged JUnit report")),
+    );
+    outs.extend(
+        html.as_deref()
+            .map(|h| Output::File(h, "the merged HTML report")),
     );
     let inputs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
     if let Err(e) = outputs::check(&outs, &inputs) {
@@ -220,5 +232,5 @@ pub(super) fn merge(files: &[PathBuf], json: Option<PathBuf>, junit: Option<Path
         }
     }
     let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-    finish_matrix(matrix::merge::merge(parts, &names), &json, &junit)
+    finish_matrix(matrix::merge::merge(parts, &names), &json, &junit, &html)
 }

@@ -4,6 +4,8 @@
 pub mod args;
 mod doctor;
 mod matrix;
+mod report_html;
+mod shell;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -21,6 +23,7 @@ use crate::named::Named;
 use crate::report::{self, Event, Report, Verdict};
 use crate::run::outputs::OutputError;
 use crate::run::plan::{DEFAULT_CONFIG, RunPlan};
+use crate::run::shell::Person;
 use crate::run::{self, RunError};
 use crate::vm::VmError;
 use crate::vm::accel::Pending;
@@ -58,6 +61,9 @@ enum Cmd {
     Matrix(Box<MatrixArgs>),
     /// Find the first failing kernel of an ordered list: --good, --kernel..., --bad.
     Bisect(Box<BisectArgs>),
+    /// Boot IMAGE as `run` would and get into it: SSH as the first-boot user with the
+    /// metadata password (printed once), or the serial console (--console; Ctrl-] leaves).
+    Shell(Box<shell::ShellArgs>),
     /// Work with reports.
     Report {
         #[command(subcommand)]
@@ -66,6 +72,10 @@ enum Cmd {
     /// Internal: the metadata relay QEMU runs per guest connection.
     #[command(name = "__relay", hide = true)]
     Relay { socket: PathBuf },
+    /// Internal: write the three tools' manuals (DIR/man) and shell completions
+    /// (DIR/completions), for the Debian package.
+    #[command(name = "__docs", hide = true)]
+    Docs { dir: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -81,7 +91,25 @@ enum ReportCmd {
         /// Write the merged JUnit XML report here.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
+        /// Write the merged HTML report here.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
     },
+    /// Render a saved JSON report (of `run`, `matrix` or `report merge`) as one HTML page;
+    /// console logs and screenshots are taken from the report's artifacts.
+    Html {
+        /// The JSON report.
+        #[arg(value_name = "REPORT.json")]
+        report: PathBuf,
+        /// Write the page here.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
+}
+
+/// imgtest's command line as clap defines it (for its manual and completions).
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
 }
 
 /// The `imgtest` binary.
@@ -97,19 +125,31 @@ fn imgtest() -> i32 {
         Cmd::Doctor => doctor::doctor(),
         Cmd::Matrix(args) => matrix::matrix(*args),
         Cmd::Bisect(args) => matrix::bisect(*args),
+        Cmd::Shell(args) => shell::shell(*args),
         Cmd::Report {
             cmd:
                 ReportCmd::Merge {
                     reports,
                     json,
                     junit,
+                    html,
                 },
-        } => matrix::merge(&reports, json, junit),
+        } => matrix::merge(&reports, json, junit, html),
+        Cmd::Report {
+            cmd: ReportCmd::Html { report, output },
+        } => report_html::render(&report, &output),
         Cmd::Config => {
             exit::quiet_on_closed_stdout();
             print!("{DEFAULT_CONFIG}");
             exit::SUCCESS
         }
+        Cmd::Docs { dir } => match super::docs::write(&dir) {
+            Ok(()) => exit::SUCCESS,
+            Err(e) => {
+                eprintln!("imgtest: {}: {e}", dir.display());
+                exit::ERROR
+            }
+        },
         Cmd::Relay { socket } => {
             match crate::metadata::relay(&socket, std::io::stdin(), std::io::stdout()) {
                 Ok(()) => exit::SUCCESS,
@@ -157,7 +197,22 @@ fn relay_program() -> PathBuf {
 
 fn run(args: RunArgs) -> i32 {
     crate::vm::process::install_signal_guard();
-    let plan = match RunPlan::load(args.request(), relay_program()) {
+    if args.shell_on_failure && !std::io::stdin().is_terminal() {
+        eprintln!("imgtest: --shell-on-failure needs a terminal on stdin");
+        return exit::ERROR;
+    }
+    let live = Arc::new(Live::new(std::io::stderr().is_terminal()));
+    let quiet = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let wanted = args.shell_on_failure;
+    let mut request = args.request();
+    if wanted {
+        let (live, person) = (live.clone(), shell::person(quiet.clone()));
+        request.shell_on_failure = Some(Person(Arc::new(move |access| {
+            live.clear();
+            (person.0)(access)
+        })));
+    }
+    let plan = match RunPlan::load(request, relay_program()) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("imgtest: {e}");
@@ -171,9 +226,13 @@ fn run(args: RunArgs) -> i32 {
             return exit::ERROR;
         }
     };
-    let live = Arc::new(Live::new(std::io::stderr().is_terminal()));
     let view = live.clone();
-    let emit: run::Emit = Arc::new(move |e: Event| view.event(&e));
+    let emit: run::Emit = Arc::new(move |e: Event| {
+        // Nothing is drawn over a session the person is in.
+        if !quiet.load(std::sync::atomic::Ordering::SeqCst) {
+            view.event(&e)
+        }
+    });
     let accel = run::start_accel(&plan, accel_cache());
     let (reports, mut code) = run_images(&plan, &infos, &accel, &emit, &live);
     live.finish(&format!(
@@ -181,7 +240,8 @@ fn run(args: RunArgs) -> i32 {
         own_cpu_secs()
     ));
     let written = write_or_complain(&plan.json, || report::to_json(&reports))
-        & write_or_complain(&plan.junit, || report::to_junit(&reports));
+        & write_or_complain(&plan.junit, || report::to_junit(&reports))
+        & write_or_complain(&plan.html, || report::html::to_html(&reports));
     if !written {
         code = exit::ERROR;
     }
