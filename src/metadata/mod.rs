@@ -198,9 +198,12 @@ impl Drop for MetadataServer {
         let listeners =
             std::mem::take(&mut *self.listeners.lock().unwrap_or_else(|e| e.into_inner()));
         for l in listeners {
-            // Wake the accept loop, which then sees the stop.
-            let _ = UnixStream::connect(&l.socket);
-            let _ = l.accept.join();
+            // Wake the accept loop, which then sees the stop. A socket already gone (its
+            // directory removed) cannot wake it: the thread is left to end with the process
+            // rather than waited for forever.
+            if UnixStream::connect(&l.socket).is_ok() {
+                let _ = l.accept.join();
+            }
             let _ = std::fs::remove_file(&l.socket);
         }
     }
@@ -576,6 +579,21 @@ mod tests {
         let t = Instant::now();
         assert!(get(&socket, "/latest/meta-data/hostname").ends_with("h0"));
         assert!(t.elapsed() >= Duration::from_millis(300));
+    }
+
+    #[test]
+    fn a_server_whose_sockets_are_gone_still_stops() {
+        let (dir, server, _socket) = server(Fault::None);
+        drop(dir);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(server);
+            let _ = tx.send(());
+        });
+        assert!(
+            rx.recv_timeout(Duration::from_secs(10)).is_ok(),
+            "dropping the server hung"
+        );
     }
 
     #[test]

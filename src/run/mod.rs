@@ -212,10 +212,12 @@ pub fn probe_kernel(direct: Option<&Path>) -> Option<PathBuf> {
 /// What is known and running before an image's boots: its offline facts and agent, the
 /// accelerator and timeouts, the checks and firmwares, the further disks, the metadata
 /// service and the run's temp dir.
+///
+/// Fields drop in order: the server (its sockets are in the temp dir) before the temp dir.
 struct Prepared {
+    server: MetadataServer,
     tmp: crate::scratch::Dir,
     facts: Facts,
-    server: MetadataServer,
     offline_secs: f64,
     accel: AccelDecision,
     timeouts: crate::report::Timeouts,
@@ -258,9 +260,9 @@ fn prepare(
         firmware,
     };
     Ok(Prepared {
+        server,
         tmp,
         facts,
-        server,
         offline_secs,
         accel,
         timeouts,
