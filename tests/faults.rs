@@ -273,6 +273,7 @@ fn a_previous_artifacts_directory_is_replaced_as_a_whole() {
         [
             ".imgtest-artifacts",
             "metadata-requests.jsonl",
+            "report.html",
             "report.json"
         ],
         "the old console log is gone with its run"

@@ -320,7 +320,7 @@ fn matrix_page_in_a_browser(page: &Path) {
         "one lane held the verdict back"
     );
     for t in &timelines[1..] {
-        assert_eq!(lanes(t), ["boot 0"], "a kernel's own run");
+        assert_eq!(lanes(t), ["boot 0 (bios)"], "a kernel's own run");
     }
     let row = browser::row(&dom, "<tr><td><code>metadata.password</code>");
     assert_eq!(row.matches("cell-fail").count(), 1, "{row}");

@@ -212,7 +212,7 @@ fn shell_on_failure_opens_the_failed_boot_on_a_terminal_and_is_refused_without_o
     // The run goes on after the session: the verdict names the failed check.
     assert_eq!(status.code(), Some(1), "{seen}");
     assert!(
-        seen.contains("FAIL  logins.runtime-keys [boot 0]"),
+        seen.contains("FAIL  logins.runtime-keys [boot 0, bios]"),
         "{seen}"
     );
     assert!(seen.contains("ssh-"), "the guest's keys: {seen}");

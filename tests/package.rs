@@ -137,7 +137,7 @@ fn demo(work: &Path) {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("PASS  metadata.password [boot 0]"),
+        stdout.contains("PASS  metadata.password [boot 0, bios]"),
         "{stdout}"
     );
     assert!(work.join("art/report.html").is_file());

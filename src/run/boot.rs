@@ -517,13 +517,21 @@ fn spec(ctx: &BootContext, i: usize, socket: &Path) -> Result<VmSpec, RunError> 
     Ok(spec)
 }
 
+/// Where boot `i` keeps its overlay of a disk image (its first disk; an ISO has none).
+pub(super) fn image_overlay(tmp: &Path, i: usize) -> PathBuf {
+    tmp.join(format!("boot{i}-disk0.qcow2"))
+}
+
 /// Boot `i`'s disks, each a qcow2 overlay in the temp dir (nothing attached is ever
 /// written): the image (for an ISO, a blank disk unless further disks are given), then the
 /// further disks in order.
 fn disks(ctx: &BootContext, i: usize) -> Result<Vec<PathBuf>, RunError> {
     let mut out = Vec::new();
     let mut attach = |info: &ImageInfo| -> Result<(), RunError> {
-        let overlay = ctx.tmp.join(format!("boot{i}-disk{}.qcow2", out.len()));
+        let overlay = match out.len() {
+            0 => image_overlay(ctx.tmp, i),
+            n => ctx.tmp.join(format!("boot{i}-disk{n}.qcow2")),
+        };
         vm::create_overlay(&info.path, info.kind.qemu_format(), &overlay)?;
         out.push(overlay);
         Ok(())

@@ -373,6 +373,11 @@ pub fn shell(
     (door, person): (shell::Door, &shell::Person),
     keep_overlay: Option<&Path>,
 ) -> Result<crate::facts::BootFacts, RunError> {
+    if keep_overlay.is_some() && matches!(info.kind, image::ImageKind::Iso { .. }) {
+        return Err(RunError::Io(
+            "--keep-overlay: an ISO boots from a read-only CD and has no overlay to keep".into(),
+        ));
+    }
     let started = Instant::now();
     let p = prepare(plan, image, info, accel, (started, &emit))?;
     let firmware = p
@@ -384,7 +389,7 @@ pub fn shell(
     let ctx = context(plan, info, &p, (started, &firmware, ovmf.as_ref()));
     let facts = boot::hold(&ctx, &emit, door, person)?;
     if let Some(keep) = keep_overlay {
-        std::fs::copy(p.tmp.path().join("boot0.qcow2"), keep)
+        std::fs::copy(boot::image_overlay(p.tmp.path(), 0), keep)
             .map_err(io(&format!("keeping the overlay as {}", keep.display())))?;
     }
     Ok(facts)

@@ -32,6 +32,7 @@ use crate::run::shell::{Access, Door, Person};
 use crate::run::{self, Emit};
 use crate::vm::DiskBus;
 use crate::vm::accel::AccelChoice;
+use crate::vm::firmware::FirmwareChoice;
 
 /// The byte Ctrl-] sends: it leaves the serial console.
 const ESCAPE: u8 = 0x1d;
@@ -54,6 +55,12 @@ pub struct ShellArgs {
     /// Accelerator [default: auto].
     #[arg(long, value_enum)]
     accel: Option<AccelChoice>,
+    /// Firmware [default: auto: the image's own; BIOS for a hybrid image].
+    #[arg(long, value_enum)]
+    firmware: Option<FirmwareChoice>,
+    /// UEFI boots run OVMF's Secure Boot build with Microsoft's keys enrolled.
+    #[arg(long)]
+    secure_boot: bool,
     /// Guest RAM in MiB [default: 384].
     #[arg(short = 'm', long = "memory", value_name = "MiB")]
     memory: Option<u32>,
@@ -80,6 +87,8 @@ impl ShellArgs {
         let options = BootOptions {
             config: self.config.clone(),
             accel: self.accel,
+            firmware: self.firmware,
+            secure_boot: self.secure_boot,
             memory: self.memory,
             smp: self.smp,
             disk_bus: self.disk_bus,
