@@ -36,7 +36,7 @@ for abi in 53 54 55 56; do
 done
 images/tiny/build.sh --mode server "$work/rootfs.ext4" >/dev/null
 
-run_opts="--accel tcg -m 256 --boots 1 --skip shutdown.clean"
+run_opts="-m 256 --boots 1 --skip shutdown.clean"
 
 echo "sequential: fsmaker + imgtest run per kernel..." >&2
 start=$(now)
@@ -76,7 +76,7 @@ floor_min="" verdict_min=""
 for i in 1 2 3 4 5; do
   f=$(floor_once "$work/debian.img" 384 -device virtio-rng-pci)
   start=$(now)
-  "$imgtest" run --accel tcg "$work/debian.img" >"$work/debian.txt" 2>&1 || {
+  "$imgtest" run "$work/debian.img" >"$work/debian.txt" 2>&1 || {
     echo "imgtest run failed on the Debian image:" >&2; cat "$work/debian.txt" >&2; exit 2; }
   v=$(calc "$(now) - $start")
   echo "Debian run $i: floor ${f}s, imgtest run (2 boots) ${v}s" >&2
