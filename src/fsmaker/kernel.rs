@@ -248,7 +248,7 @@ fn is_path(what: &str) -> bool {
 }
 
 /// A control field of a package file (`Package`, `Version`).
-fn deb_field(deb: &Path, field: &str) -> Result<String, BuildError> {
+pub(super) fn deb_field(deb: &Path, field: &str) -> Result<String, BuildError> {
     let out = tool::run(
         Command::new("dpkg-deb").arg("-f").arg(deb).arg(field),
         "dpkg",
@@ -258,6 +258,19 @@ fn deb_field(deb: &Path, field: &str) -> Result<String, BuildError> {
         why: e.to_string(),
     })?;
     Ok(out.stdout.trim().to_string())
+}
+
+/// Unpacks package file `deb` into `tree` (`dpkg-deb -x`).
+pub(super) fn unpack_deb(deb: &Path, tree: &Path) -> Result<(), BuildError> {
+    tool::run(
+        Command::new("dpkg-deb").arg("-x").arg(deb).arg(tree),
+        "dpkg",
+    )
+    .map_err(|e| BuildError::BadDeb {
+        deb: deb.to_owned(),
+        why: e.to_string(),
+    })?;
+    Ok(())
 }
 
 /// Unpacks kernel package `deb` (named `package`) into `tree`: its kernel image, the
@@ -271,11 +284,7 @@ fn unpack(
         deb: deb.to_owned(),
         why,
     };
-    tool::run(
-        Command::new("dpkg-deb").arg("-x").arg(deb).arg(tree),
-        "dpkg",
-    )
-    .map_err(|e| bad(e.to_string()))?;
+    unpack_deb(deb, tree)?;
     let vmlinuz = newest_vmlinuz(&tree.join("boot"))?.ok_or_else(|| {
         bad(format!(
             "package {package} holds no /boot/vmlinuz-*: it is not a Linux kernel package"

@@ -15,13 +15,11 @@
 //! only inside the cache.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde::{Deserialize, Serialize};
 
-use super::kernel::{Cache, apt_download, sha256_file};
+use super::kernel::{Cache, apt_download, deb_field, sha256_file, unpack_deb};
 use super::{BuildError, Event};
-use crate::tool;
 
 /// The packages `fsmaker secure-boot fetch` imports by default.
 pub const PACKAGES: [&str; 2] = ["shim-signed", "grub-efi-amd64-signed"];
@@ -148,18 +146,10 @@ fn find_package(
     package: &'static str,
 ) -> Result<(PathBuf, PackageMeta), BuildError> {
     for deb in debs {
-        let field = |f: &str| -> Result<String, BuildError> {
-            let out = tool::run(Command::new("dpkg-deb").arg("-f").arg(deb).arg(f), "dpkg")
-                .map_err(|e| BuildError::BadDeb {
-                    deb: deb.clone(),
-                    why: e.to_string(),
-                })?;
-            Ok(out.stdout.trim().to_string())
-        };
-        if field("Package")? == package {
+        if deb_field(deb, "Package")? == package {
             let meta = PackageMeta {
                 package: package.to_string(),
-                version: field("Version")?,
+                version: deb_field(deb, "Version")?,
                 deb_sha256: sha256_file(deb)?,
             };
             return Ok((deb.clone(), meta));
@@ -170,14 +160,7 @@ fn find_package(
 
 /// Copies `inside` out of `deb` (unpacked into `tree`) to `to`.
 fn extract(deb: &Path, inside: &str, tree: &Path, to: &Path) -> Result<(), BuildError> {
-    tool::run(
-        Command::new("dpkg-deb").arg("-x").arg(deb).arg(tree),
-        "dpkg",
-    )
-    .map_err(|e| BuildError::BadDeb {
-        deb: deb.to_owned(),
-        why: e.to_string(),
-    })?;
+    unpack_deb(deb, tree)?;
     std::fs::copy(tree.join(inside), to).map_err(|_| BuildError::BadDeb {
         deb: deb.to_owned(),
         why: format!("it holds no /{inside}"),
