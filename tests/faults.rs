@@ -250,6 +250,51 @@ fn outputs_that_would_lose_data_are_refused_before_any_boot() {
 }
 
 #[test]
+fn matrix_and_merge_outputs_are_checked_like_run_s() {
+    let c = Case::new();
+    let rootfs = c.path("rootfs.ext4");
+    std::fs::write(&rootfs, vec![7u8; 1 << 16]).unwrap();
+    let shard = c.path("shard.json");
+    std::fs::write(&shard, "{}").unwrap();
+    let before = (sha256(&rootfs), sha256(&shard));
+    let matrix = ["matrix", "rootfs.ext4", "--kernel", "6.1.0-56-cloud-amd64"];
+    let cases: &[(&[&str], &[&str], &str)] = &[
+        (
+            &matrix,
+            &["--html", "rootfs.ext4"],
+            "which this command reads",
+        ),
+        (
+            &matrix,
+            &["--html", "r.x", "--json", "./r.x"],
+            "are the same file",
+        ),
+        (
+            &["report", "merge", "shard.json"],
+            &["--html", "shard.json"],
+            "which this command reads",
+        ),
+        (
+            &["report", "merge", "shard.json"],
+            &["--html", "r.x", "--junit", "r.x"],
+            "are the same file",
+        ),
+    ];
+    for (command, outputs, message) in cases {
+        let (code, out, err) = output(c.imgtest(command).args(*outputs));
+        assert_eq!(code, Some(2), "{outputs:?}: {out}{err}");
+        assert!(err.contains(message), "{outputs:?}: {err}");
+        assert!(err.contains("the HTML report"), "{outputs:?}: {err}");
+    }
+    assert_eq!(
+        (sha256(&rootfs), sha256(&shard)),
+        before,
+        "the inputs are untouched"
+    );
+    assert!(!c.path("r.x").exists() && !c.probed() && c.left().is_empty());
+}
+
+#[test]
 fn a_previous_artifacts_directory_is_replaced_as_a_whole() {
     let c = Case::new();
     let img = unreadable_image(&c);

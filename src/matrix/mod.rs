@@ -32,7 +32,7 @@ use crate::fsmaker::{self, BuildError, BuildPlan, Format, KernelSource};
 use crate::report::Event;
 use crate::report::{Report, Verdict};
 use crate::run;
-use crate::run::outputs::{self, Output, OutputError};
+use crate::run::outputs::{self, Output, OutputError, Reports};
 use crate::run::plan::RunPlan;
 use crate::vm;
 use crate::vm::accel::Pending;
@@ -150,16 +150,12 @@ pub enum MatrixError {
     Output(#[from] OutputError),
 }
 
-/// Checks what a matrix (or bisection) reads and writes, before it starts: its reports
-/// (`json`, `junit`) and artifacts directory against each other and against its inputs
+/// Checks what a matrix (or bisection) reads and writes, before it starts: its `reports`
+/// and artifacts directory against each other and against its inputs
 /// (the root filesystem, the config file, `.deb` specs), and its parallel boots against
 /// the host's memory. Then the artifacts directory is made afresh (a previous one is
 /// replaced as a whole).
-pub fn check(
-    plan: &MatrixPlan,
-    json: Option<&Path>,
-    junit: Option<&Path>,
-) -> Result<(), MatrixError> {
+pub fn check(plan: &MatrixPlan, reports: Reports) -> Result<(), MatrixError> {
     let mut outs: Vec<Output> = Vec::new();
     outs.extend(
         plan.run
@@ -167,8 +163,7 @@ pub fn check(
             .as_deref()
             .map(|a| Output::Dir(a, "the artifacts directory")),
     );
-    outs.extend(json.map(|j| Output::File(j, "the JSON report")));
-    outs.extend(junit.map(|j| Output::File(j, "the JUnit report")));
+    outs.extend(reports.outputs());
     let debs: Vec<PathBuf> = plan
         .specs
         .iter()

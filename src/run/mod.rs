@@ -90,19 +90,12 @@ pub fn check(plan: &RunPlan) -> Result<Vec<ImageInfo>, RunError> {
         .map(|d| Output::Dir(d, "the artifacts directory"))
         .collect();
     outs.extend(
-        plan.json
-            .as_deref()
-            .map(|j| Output::File(j, "the JSON report")),
-    );
-    outs.extend(
-        plan.junit
-            .as_deref()
-            .map(|j| Output::File(j, "the JUnit report")),
-    );
-    outs.extend(
-        plan.html
-            .as_deref()
-            .map(|h| Output::File(h, "the HTML report")),
+        outputs::Reports {
+            json: plan.json.as_deref(),
+            junit: plan.junit.as_deref(),
+            html: plan.html.as_deref(),
+        }
+        .outputs(),
     );
     outputs::check(&outs, &inputs(plan))?;
     if plan.selection.needs_boot() {

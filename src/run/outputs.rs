@@ -138,6 +138,30 @@ fn absolute(path: &Path) -> PathBuf {
     }
 }
 
+/// The report files a command writes (`--json`, `--junit`, `--html`), those it was asked for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reports<'a> {
+    /// The JSON report.
+    pub json: Option<&'a Path>,
+    /// The JUnit report.
+    pub junit: Option<&'a Path>,
+    /// The HTML report.
+    pub html: Option<&'a Path>,
+}
+
+impl<'a> Reports<'a> {
+    /// Each report asked for, as an output to check.
+    pub fn outputs(self) -> impl Iterator<Item = Output<'a>> {
+        [
+            (self.json, "the JSON report"),
+            (self.junit, "the JUnit report"),
+            (self.html, "the HTML report"),
+        ]
+        .into_iter()
+        .filter_map(|(path, what)| path.map(|p| Output::File(p, what)))
+    }
+}
+
 /// Checks `outputs` against each other and against `inputs` (see the module note).
 pub fn check(outputs: &[Output], inputs: &[&Path]) -> Result<(), OutputError> {
     for (i, out) in outputs.iter().enumerate() {

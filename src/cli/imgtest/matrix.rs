@@ -14,7 +14,7 @@ use crate::matrix::{
 use crate::named::Named;
 use crate::report;
 use crate::run;
-use crate::run::outputs::{self, Output};
+use crate::run::outputs::{self, Output, Reports};
 use crate::run::plan::RunPlan;
 use crate::vm::accel::Pending;
 
@@ -74,13 +74,13 @@ fn matrix_plan(
     shard: Option<Shard>,
     jobs: Option<usize>,
     opts: &RunOptions,
-    reports: (Option<&Path>, Option<&Path>),
+    reports: Reports,
 ) -> Result<(MatrixPlan, Pending), String> {
     let run = RunPlan::load(opts.boot.request(), relay_program()).map_err(|e| e.to_string())?;
     let epoch = crate::cli::source_date_epoch()?;
     let plan = MatrixPlan::new(rootfs, specs, shard, jobs, run, opts.append.clone(), epoch)
         .map_err(|e| e.to_string())?;
-    matrix::check(&plan, reports.0, reports.1).map_err(|e| e.to_string())?;
+    matrix::check(&plan, reports).map_err(|e| e.to_string())?;
     let accel = run::start_accel(&plan.run, accel_cache());
     Ok((plan, accel))
 }
@@ -89,7 +89,11 @@ fn matrix_plan(
 pub(super) fn matrix(args: MatrixArgs) -> i32 {
     crate::vm::process::install_signal_guard();
     let specs = matrix::sorted_specs(&args.kernels);
-    let reports = (args.json.as_deref(), args.junit.as_deref());
+    let reports = Reports {
+        json: args.json.as_deref(),
+        junit: args.junit.as_deref(),
+        html: args.html.as_deref(),
+    };
     let (plan, accel) = match matrix_plan(
         args.rootfs,
         specs,
@@ -132,7 +136,10 @@ pub(super) fn bisect(args: BisectArgs) -> i32 {
         return exit::ERROR;
     }
     let n = specs.len();
-    let reports = (args.json.as_deref(), None);
+    let reports = Reports {
+        json: args.json.as_deref(),
+        ..Reports::default()
+    };
     let (plan, accel) = match matrix_plan(args.rootfs, specs, None, Some(1), &args.run, reports) {
         Ok(p) => p,
         Err(e) => {
@@ -199,20 +206,13 @@ pub(super) fn merge(
     junit: Option<PathBuf>,
     html: Option<PathBuf>,
 ) -> i32 {
-    let mut outs = Vec::new();
-    outs.extend(
-        json.as_deref()
-            .map(|j| Output::File(j, "the merged JSON report")),
-    );
-    outs.extend(
-        junit
-            .as_deref()
-            .map(|j| Output::File(j, "the merged JUnit report")),
-    );
-    outs.extend(
-        html.as_deref()
-            .map(|h| Output::File(h, "the merged HTML report")),
-    );
+    let outs: Vec<Output> = Reports {
+        json: json.as_deref(),
+        junit: junit.as_deref(),
+        html: html.as_deref(),
+    }
+    .outputs()
+    .collect();
     let inputs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
     if let Err(e) = outputs::check(&outs, &inputs) {
         eprintln!("imgtest: {e}");

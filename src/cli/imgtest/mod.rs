@@ -335,6 +335,7 @@ fn output_hint(e: &OutputError) -> Option<String> {
     let flag = match what {
         "the JSON report" => "--json FILE",
         "the JUnit report" => "--junit FILE",
+        "the HTML report" => "--html FILE",
         "the artifacts directory" => "--artifacts DIR",
         _ => return None,
     };
