@@ -376,6 +376,43 @@ fn numbers_no_run_can_mean_are_usage_errors_not_panics() {
     assert!(c.left().is_empty() && !c.probed(), "{:?}", c.left());
 }
 
+/// MiB of guest RAM of which one VM fits the host's available memory and two do not.
+fn one_vm_fits() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    kib / 1024 * 6 / 10
+}
+
+#[test]
+fn the_memory_check_counts_what_the_boots_really_get() {
+    let c = Case::new();
+    let mib = one_vm_fits().to_string();
+    // An ISO boots with iso-memory, not -m's default.
+    std::fs::write(c.path("iso.toml"), format!("iso-memory = {mib}\n")).unwrap();
+    // --firmware both boots twice even when one boot is asked for.
+    let img = unreadable_image(&c);
+    let image = img.to_str().unwrap();
+    let cases: &[&[&str]] = &[
+        &["--config", "iso.toml", "--boots", "2", RESCUE_ISO],
+        &["--firmware", "both", "--boots", "1", "-m", &mib, image],
+    ];
+    for args in cases {
+        let (code, out, err) = output(c.imgtest(&["run", "--accel", "tcg"]).args(*args));
+        assert_eq!(code, Some(2), "{args:?}: {out}{err}");
+        assert!(
+            err.contains(&format!("the boots do not fit: 2 VM(s) of {mib} MiB")),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("lower --boots or --memory"), "{args:?}: {err}");
+        assert!(!err.contains("QEMU started"), "{args:?}: {err}");
+    }
+    assert!(c.left().is_empty());
+}
+
 #[test]
 fn a_missing_or_corrupt_image_is_said_before_the_probe_or_any_boot() {
     let c = Case::new();

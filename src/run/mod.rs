@@ -32,7 +32,7 @@ use crate::report::{self, Event, Report, Verdict};
 use crate::tool::ToolError;
 use crate::vm::VmError;
 use crate::vm::accel::{AccelChoice, Pending, ProbeSetup};
-use crate::vm::firmware::{self, FirmwareError, Ovmf};
+use crate::vm::firmware::{self, FirmwareChoice, FirmwareError, Ovmf};
 use crate::vm::process::interrupted;
 use outputs::{Output, OutputError};
 use plan::RunPlan;
@@ -61,8 +61,12 @@ pub enum RunError {
     /// A report or artifacts directory cannot be written as asked.
     #[error(transparent)]
     Output(#[from] OutputError),
-    /// The host cannot run the boots: not enough memory, or QEMU could not start the
-    /// guest (the reason QEMU gave).
+    /// The boots, each with its guest RAM and QEMU's own, need more memory than the host
+    /// has available (why).
+    #[error("the boots do not fit: {0}")]
+    Memory(String),
+    /// The host cannot run the boots: QEMU could not start the guest (the reason QEMU
+    /// gave).
     #[error("{0}")]
     Host(String),
     /// No firmware plan fits the request.
@@ -81,8 +85,10 @@ pub type Emit = Arc<dyn Fn(Event) + Send + Sync>;
 pub const DEFAULT_ARTIFACTS: &str = "imgtest-artifacts";
 
 /// Checks every input and output of `plan` before anything runs or boots, and returns
-/// what each image is: the outputs ([`outputs::check`]), the boots against the host's
-/// memory, the direct-boot kernel and initrd, then each image.
+/// what each image is: the outputs ([`outputs::check`]), the direct-boot kernel and
+/// initrd, each image, then its boots against the host's memory (at the RAM its kind
+/// gets, and two boots when both firmwares are asked for; [`plan_boots`] checks again
+/// once the firmwares are settled).
 pub fn check(plan: &RunPlan) -> Result<Vec<ImageInfo>, RunError> {
     let dirs = artifacts_dirs(plan)?;
     let mut outs: Vec<Output> = dirs
@@ -98,20 +104,33 @@ pub fn check(plan: &RunPlan) -> Result<Vec<ImageInfo>, RunError> {
         .outputs(),
     );
     outputs::check(&outs, &inputs(plan))?;
-    if plan.selection.needs_boot() {
-        let available = crate::vm::available_mib().unwrap_or(u64::MAX);
-        crate::vm::fits_memory(plan.boots, plan.memory_mib, available)
-            .map_err(|why| RunError::Host(format!("the boots do not fit: {why}")))?;
-    }
     if let Some(k) = &plan.direct_kernel {
         for f in std::iter::once(&k.kernel).chain(&k.initrd) {
             std::fs::File::open(f).map_err(io(&f.display().to_string()))?;
         }
     }
-    plan.images
+    let infos = plan
+        .images
         .iter()
         .map(|i| image::sniff(i).map_err(RunError::from))
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    if plan.selection.needs_boot() {
+        let firmwares = if plan.firmware == FirmwareChoice::Both {
+            2
+        } else {
+            1
+        };
+        for info in &infos {
+            fits_memory(plan.boots.max(firmwares), plan.memory_for(info.kind))?;
+        }
+    }
+    Ok(infos)
+}
+
+/// Whether `boots` VMs of `memory_mib` each fit in the memory the host has available.
+fn fits_memory(boots: usize, memory_mib: u32) -> Result<(), RunError> {
+    let available = crate::vm::available_mib().unwrap_or(u64::MAX);
+    crate::vm::fits_memory(boots, memory_mib, available).map_err(RunError::Memory)
 }
 
 /// The artifacts directories `plan` may replace: the one it names; or, without one, the
@@ -459,6 +478,7 @@ fn plan_boots(
             plan.direct_kernel.is_some(),
             plan.secure_boot,
         )?;
+        fits_memory(boot_count(plan, &f), plan.memory_for(info.kind))?;
         emit(Event::Firmware(f.clone()));
         Some(f)
     } else {

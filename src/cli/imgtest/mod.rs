@@ -314,9 +314,7 @@ fn run_hint(e: &RunError) -> Option<String> {
     Some(match e {
         RunError::Agent(_) => "pass --user NAME".into(),
         RunError::Vm(VmError::Spawn { .. }) => "is it installed? see `imgtest doctor`".into(),
-        RunError::Host(why) if why.starts_with("the boots do not fit") => {
-            "lower --boots or --memory".into()
-        }
+        RunError::Memory(_) => "lower --boots or --memory".into(),
         RunError::Host(_) => "see `imgtest doctor`".into(),
         RunError::Output(e) => output_hint(e)?,
         _ => return None,
