@@ -6,7 +6,8 @@
 //! - [`private_file`]: a new file only its owner may read or write (0600).
 //! - [`Unnamed`]: a file that has no name until it is complete ([`Unnamed::link`]), so a
 //!   process killed while writing it leaves nothing behind (Linux `O_TMPFILE`; where the
-//!   filesystem lacks it, a hidden temp name, removed on drop).
+//!   filesystem lacks it, a hidden temp name, removed on drop). Private while unnamed, it
+//!   gets the mode any new file gets (0666 less the umask) when it is named.
 //!
 //! Nothing here knows what the scratch space is for.
 
@@ -116,6 +117,18 @@ pub struct Unnamed {
     named: Option<tempfile::TempPath>,
 }
 
+/// The process's umask (`Umask:` in `/proc/self/status`; 022 where it cannot be read).
+/// Read, not set: setting it to learn it would race with other threads creating files.
+fn umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let field = s.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+            u32::from_str_radix(field.trim(), 8).ok()
+        })
+        .unwrap_or(0o022)
+}
+
 /// The directory `path` is in (`.` for a bare name) and its file name.
 pub fn dir_and_name(path: &Path) -> (&Path, String) {
     let dir = match path.parent() {
@@ -176,11 +189,13 @@ impl Unnamed {
         }
     }
 
-    /// Gives the file its name `dest` (the one it was made for) and returns it.
-    /// Without `replace`, an existing `dest` is an error (`AlreadyExists`) and is left
-    /// alone; with it, `dest` is replaced atomically.
+    /// Gives the file its name `dest` (the one it was made for) and the mode a new file
+    /// gets (0666 less the umask), and returns it. Without `replace`, an existing `dest`
+    /// is an error (`AlreadyExists`) and is left alone; with it, `dest` is replaced
+    /// atomically.
     pub fn link(self, dest: &Path, replace: bool) -> io::Result<File> {
         let Unnamed { file, named } = self;
+        file.set_permissions(Permissions::from_mode(0o666 & !umask()))?;
         match named {
             Some(p) if replace => p.persist(dest).map_err(|e| e.error)?,
             Some(p) => p.persist_noclobber(dest).map_err(|e| e.error)?,
@@ -255,6 +270,11 @@ mod tests {
         let u = Unnamed::next_to(&dest).unwrap();
         u.file().write_all_at(b"data", 0).unwrap();
         assert_eq!(std::fs::read(u.path()).unwrap(), b"data");
+        assert_eq!(
+            u.file().metadata().unwrap().mode() & 0o777,
+            0o600,
+            "private meanwhile"
+        );
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
         std::fs::write(&dest, b"old").unwrap();
         let e = Unnamed::next_to(&dest)
@@ -265,6 +285,8 @@ mod tests {
         assert_eq!(std::fs::read(&dest).unwrap(), b"old");
         u.link(&dest, true).unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), b"data");
+        let mode = std::fs::metadata(&dest).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o666 & !umask(), "named, it has a new file's mode");
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
         assert_eq!(names.len(), 1, "{names:?}");
         // Dropped unlinked, it leaves nothing.

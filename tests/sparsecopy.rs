@@ -115,6 +115,10 @@ fn copies_a_file_keeping_holes_and_dropping_zero_blocks() {
     assert_eq!(fs::read(dir.path().join("dst.img")).unwrap(), bytes);
     // 2 MiB of data minus the 8 KiB zero blocks; the explicit zeros are holes.
     assert_eq!(allocated(&dir.path().join("dst.img")), 2 * MIB - 8192);
+    // DST has the mode any new file gets here (the umask's), not a temp file's 0600.
+    fs::write(dir.path().join("new"), b"").unwrap();
+    let mode = |name: &str| fs::metadata(dir.path().join(name)).unwrap().mode() & 0o777;
+    assert_eq!(mode("dst.img"), mode("new"));
     insta::assert_snapshot!(normalise(String::from_utf8_lossy(&out.stderr).trim_end()), @"sparsecopy: copied 6.0 MiB in [TIME]: read 3.0 MiB, wrote 2.0 MiB, skipped 4.0 MiB; DST size 6.0 MiB");
     let quiet = ok(sc(dir.path(), &["-q", "--verify", "src.img", "dst2.img"]));
     assert!(quiet.stderr.is_empty() && quiet.stdout.is_empty());

@@ -973,13 +973,9 @@ fn convert(
     }
 }
 
-/// Stage 7: makes the image world-readable and links it as `out` (replacing an existing
-/// `out` only if `replace`); returns the bytes it allocates.
+/// Stage 7: links the image as `out` (replacing an existing `out` only if `replace`),
+/// with the mode a new file gets; returns the bytes it allocates.
 fn persist(image: Unnamed, out: &Path, replace: bool) -> Result<u64, BuildError> {
-    image
-        .file()
-        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
-        .map_err(|e| BuildError::io("cannot set the image's permissions", e))?;
     let done = image.link(out, replace).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             BuildError::OutExists(out.to_owned())
