@@ -504,13 +504,17 @@ fn doctor_tells_a_broken_kvm_from_none_and_checks_what_matrix_needs() {
 #[test]
 fn fsmaker_kernel_fetch_of_a_directory_is_refused() {
     let c = Case::new();
-    let (code, _, err) = output(
-        c.command(FSMAKER)
-            .args(["kernel", "fetch"])
-            .arg(c.path("tmp")),
-    );
-    assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("a directory, not a .deb file"), "{err}");
+    for fetch in [["kernel", "fetch"], ["secure-boot", "fetch"]] {
+        let (code, _, err) = output(c.command(FSMAKER).args(fetch).arg(c.path("tmp")));
+        assert_eq!(code, Some(2), "{fetch:?}: {err}");
+        assert!(
+            err.contains("a directory, not a .deb file"),
+            "{fetch:?}: {err}"
+        );
+        let (code, _, err) = output(c.command(FSMAKER).args(fetch).arg("gone.deb"));
+        assert_eq!(code, Some(2), "{fetch:?}: {err}");
+        assert!(err.contains("gone.deb: no such file"), "{fetch:?}: {err}");
+    }
 }
 
 #[test]

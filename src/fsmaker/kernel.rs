@@ -224,7 +224,7 @@ impl Cache {
 }
 
 /// `what` as a package file to import, if it is a regular file.
-fn local_deb(what: &str) -> Result<PathBuf, BuildError> {
+pub(super) fn local_deb(what: &str) -> Result<PathBuf, BuildError> {
     let p = PathBuf::from(what);
     let why = if p.is_file() {
         return Ok(p);
@@ -243,7 +243,7 @@ fn local_deb(what: &str) -> Result<PathBuf, BuildError> {
 
 /// Whether `what` names a file rather than a package: it ends in `.deb`, it has a `/`
 /// (which no Debian package name has), or something by that name exists.
-fn is_path(what: &str) -> bool {
+pub(super) fn is_path(what: &str) -> bool {
     what.ends_with(".deb") || what.contains('/') || Path::new(what).exists()
 }
 

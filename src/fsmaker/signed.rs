@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::kernel::{Cache, apt_download, deb_field, sha256_file, unpack_deb};
+use super::kernel::{Cache, apt_download, deb_field, is_path, local_deb, sha256_file, unpack_deb};
 use super::{BuildError, Event};
 
 /// The packages `fsmaker secure-boot fetch` imports by default.
@@ -114,11 +114,13 @@ impl Cache {
         };
         let mut debs = Vec::new();
         for n in &names {
-            debs.push(if n.ends_with(".deb") || Path::new(n).is_file() {
-                PathBuf::from(n)
+            let deb = if is_path(n) {
+                local_deb(n)?
             } else {
                 apt_download(n, work.path(), on)?
-            });
+            };
+            let package = deb_field(&deb, "Package")?;
+            debs.push((deb, package));
         }
         let chain = work.path().join("secure-boot");
         std::fs::create_dir(&chain)
@@ -140,22 +142,22 @@ impl Cache {
     }
 }
 
-/// The one of `debs` that is `package`, with what the cache records of it.
+/// The one of `debs` (each with its package name) that is `package`, with what the cache
+/// records of it.
 fn find_package(
-    debs: &[PathBuf],
+    debs: &[(PathBuf, String)],
     package: &'static str,
 ) -> Result<(PathBuf, PackageMeta), BuildError> {
-    for deb in debs {
-        if deb_field(deb, "Package")? == package {
-            let meta = PackageMeta {
-                package: package.to_string(),
-                version: deb_field(deb, "Version")?,
-                deb_sha256: sha256_file(deb)?,
-            };
-            return Ok((deb.clone(), meta));
-        }
-    }
-    Err(BuildError::SignedPackageMissing(package))
+    let (deb, _) = debs
+        .iter()
+        .find(|(_, name)| name == package)
+        .ok_or(BuildError::SignedPackageMissing(package))?;
+    let meta = PackageMeta {
+        package: package.to_string(),
+        version: deb_field(deb, "Version")?,
+        deb_sha256: sha256_file(deb)?,
+    };
+    Ok((deb.clone(), meta))
 }
 
 /// Copies `inside` out of `deb` (unpacked into `tree`) to `to`.
