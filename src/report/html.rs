@@ -13,8 +13,6 @@
 
 use std::fmt::Write as _;
 
-use base64::Engine as _;
-
 use super::timeline::{self, Lane};
 use super::{Report, Verdict};
 use crate::checks::{self, CheckId, CheckResult, Rule, Severity, Status};
@@ -360,7 +358,7 @@ fn screenshots(s: &mut String, r: &Report, b: &BootFacts) {
         let caption = format!("{} at {:.1}s: {}", shot.moment, shot.secs, shot.file);
         match r.files.get(&shot.file) {
             Some(png) => {
-                let data = base64::engine::general_purpose::STANDARD.encode(png);
+                let data = crate::encoding::base64(png);
                 let _ = write!(
                     s,
                     "<figure class=\"shot\"><label><input type=\"checkbox\"><img \
