@@ -45,6 +45,19 @@ pub enum Attempt {
     Rejected(String, String),
     /// No SSH handshake.
     NoSsh(String),
+    /// Nothing listens on the forwarded port any more: QEMU is gone.
+    Gone(String),
+}
+
+/// Why [`connect`] reached no SSH server.
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
+pub struct NoBanner {
+    /// What happened last.
+    pub reason: String,
+    /// Whether the port refused the connection: QEMU is gone (or its forward is not set
+    /// up yet).
+    pub refused: bool,
 }
 
 /// A connection to the forwarded port whose SSH server has sent its banner (left unread).
@@ -57,7 +70,11 @@ pub enum Attempt {
 /// that starts listening is reached within [`RECONNECT`]. Newer connections are dropped
 /// after [`PROBE_WAIT`], but the oldest waits up to [`IO_TIMEOUT`], so a server slow to
 /// send its banner still answers on it.
-pub fn connect(port: u16, deadline: Instant, stop: &mut Stop) -> Result<TcpStream, String> {
+pub fn connect(port: u16, deadline: Instant, stop: &mut Stop) -> Result<TcpStream, NoBanner> {
+    let no_banner = |reason: String| NoBanner {
+        reason,
+        refused: false,
+    };
     use rustix::event::{PollFd, PollFlags, Timespec};
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut pending: Vec<(Instant, TcpStream)> = Vec::new();
@@ -66,10 +83,10 @@ pub fn connect(port: u16, deadline: Instant, stop: &mut Stop) -> Result<TcpStrea
     loop {
         let now = Instant::now();
         if now >= deadline {
-            return Err(last_error);
+            return Err(no_banner(last_error));
         }
         if let Some(why) = stop() {
-            return Err(why);
+            return Err(no_banner(why));
         }
         let oldest = pending.first().map(|(t, _)| *t);
         pending.retain(|(t, _)| {
@@ -85,7 +102,12 @@ pub fn connect(port: u16, deadline: Instant, stop: &mut Stop) -> Result<TcpStrea
             // QEMU listens on the port from its start: a refusal means it is gone.
             match TcpStream::connect_timeout(&addr, IO_TIMEOUT) {
                 Ok(s) => pending.push((now, s)),
-                Err(e) => return Err(format!("connect: {e}")),
+                Err(e) => {
+                    return Err(NoBanner {
+                        reason: format!("connect: {e}"),
+                        refused: true,
+                    });
+                }
             }
         }
         let wait = next_open.min(deadline).saturating_duration_since(now);
@@ -98,7 +120,7 @@ pub fn connect(port: u16, deadline: Instant, stop: &mut Stop) -> Result<TcpStrea
             .map(|(_, s)| PollFd::new(s, PollFlags::IN))
             .collect();
         if let Err(e) = rustix::event::poll(&mut fds, Some(&timeout)) {
-            return Err(format!("poll: {e}"));
+            return Err(no_banner(format!("poll: {e}")));
         }
         let ready: Vec<bool> = fds.iter().map(|f| !f.revents().is_empty()).collect();
         drop(fds);
@@ -124,7 +146,8 @@ pub fn attempt(
 ) -> Attempt {
     let tcp = match connect(port, deadline, stop) {
         Ok(t) => t,
-        Err(e) => return Attempt::NoSsh(e),
+        Err(e) if e.refused => return Attempt::Gone(e.reason),
+        Err(e) => return Attempt::NoSsh(e.reason),
     };
     let _ = tcp.set_read_timeout(Some(io));
     let _ = tcp.set_write_timeout(Some(io));
@@ -217,7 +240,7 @@ pub fn login(
                     return r;
                 }
             }
-            Attempt::NoSsh(e) => {
+            Attempt::NoSsh(e) | Attempt::Gone(e) => {
                 if r.ssh_secs.is_none() {
                     r.login = Login::NoSsh { reason: e };
                 }
@@ -232,16 +255,20 @@ pub fn login(
 /// Whether `password` is rejected (Some(true)), accepted (Some(false)); None when no SSH
 /// server answered it within [`TRY_TIMEOUT`]. A connection the server drops before it
 /// judges the password (an SSH server restarted by the first-boot agent once it has set
-/// the password or made new host keys) is tried again.
+/// the password or made new host keys) is tried again; a port nothing listens on (QEMU
+/// gone) or a request to stop ends the tries at once.
 pub fn rejects(port: u16, user: &str, password: &str) -> Option<bool> {
     let deadline = Instant::now() + TRY_TIMEOUT;
+    let mut stop = || crate::interrupt::requested().then(|| "interrupted".to_string());
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        match attempt(port, (user, password), deadline, left, &mut never) {
+        match attempt(port, (user, password), deadline, left, &mut stop) {
             Attempt::Accepted(..) => return Some(false),
             Attempt::Rejected(..) => return Some(true),
-            Attempt::NoSsh(_) if left > RETRY_PAUSE => std::thread::sleep(RETRY_PAUSE),
-            Attempt::NoSsh(_) => return None,
+            Attempt::NoSsh(_) if left > RETRY_PAUSE && stop().is_none() => {
+                std::thread::sleep(RETRY_PAUSE)
+            }
+            Attempt::NoSsh(_) | Attempt::Gone(_) => return None,
         }
     }
 }
@@ -433,10 +460,10 @@ mod tests {
         let port = fake_port(Duration::from_secs(60), Duration::ZERO);
         let start = Instant::now();
         let e = connect(port, start + Duration::from_millis(700), &mut never).unwrap_err();
-        assert!(e.contains("no SSH banner"), "{e}");
+        assert!(e.reason.contains("no SSH banner") && !e.refused, "{e}");
         assert!(start.elapsed() < Duration::from_secs(3));
         let e = connect(port, start + IO_TIMEOUT, &mut || Some("QEMU exited".into())).unwrap_err();
-        assert_eq!(e, "QEMU exited");
+        assert_eq!(e.reason, "QEMU exited");
     }
 
     #[test]
@@ -456,7 +483,12 @@ mod tests {
         assert!(matches!(r.login, Login::NoSsh { .. }));
         assert!(r.session.is_none() && r.ssh_secs.is_none());
         assert!(start.elapsed() < Duration::from_secs(5));
+        let start = Instant::now();
         assert_eq!(rejects(port, "root", "x"), None);
+        assert!(
+            start.elapsed() < RETRY_PAUSE,
+            "a closed port ends the tries at once"
+        );
         let tried = try_each(port, &["root".into(), "ops".into()], "");
         assert_eq!(
             tried.iter().map(|t| t.rejected).collect::<Vec<_>>(),

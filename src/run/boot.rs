@@ -684,7 +684,7 @@ fn no_ssh_server(ctx: &BootContext, g: &mut Guest, deadline: Instant) -> Option<
             })
         })
     });
-    waited.err()
+    waited.err().map(|e| e.reason)
 }
 
 /// Stage 4: what the logged-in session shows (cloud-init's finish until `deadline`, then
