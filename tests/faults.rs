@@ -217,11 +217,16 @@ fn outputs_that_would_lose_data_are_refused_before_any_boot() {
     let before = sha256(&img);
     std::fs::create_dir(c.path("mine")).unwrap();
     std::fs::write(c.path("mine/thesis.tex"), "mine").unwrap();
+    std::fs::write(c.path("data.img"), "data").unwrap();
     std::fs::create_dir(c.path("art")).unwrap();
     let image = img.to_str().unwrap();
     let cases: &[(&[&str], &str)] = &[
         (&["--json", image], "the JSON report"),
         (&["--junit", "disk.img"], "which this command reads"),
+        (
+            &["--disk", "data.img", "--html", "data.img"],
+            "which this command reads",
+        ),
         (
             &["--json", "r.xml", "--junit", "./r.xml"],
             "are the same file",
@@ -246,6 +251,7 @@ fn outputs_that_would_lose_data_are_refused_before_any_boot() {
     }
     assert_eq!(sha256(&img), before, "the image is untouched");
     assert_eq!(std::fs::read(c.path("mine/thesis.tex")).unwrap(), b"mine");
+    assert_eq!(std::fs::read(c.path("data.img")).unwrap(), b"data");
     assert!(!c.path("r.xml").exists() && !c.probed() && c.left().is_empty());
 }
 

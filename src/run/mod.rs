@@ -160,6 +160,7 @@ fn artifacts_dirs(plan: &RunPlan) -> Result<Vec<PathBuf>, RunError> {
 /// Every file `plan` reads: the images, the config file, the direct-boot kernel and initrd.
 fn inputs(plan: &RunPlan) -> Vec<&Path> {
     let mut v: Vec<&Path> = plan.images.iter().map(PathBuf::as_path).collect();
+    v.extend(plan.disks.iter().map(PathBuf::as_path));
     v.extend(plan.config.as_deref());
     if let Some(k) = &plan.direct_kernel {
         v.push(&k.kernel);
