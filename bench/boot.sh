@@ -26,6 +26,7 @@ fsmaker="$repo/target/release/fsmaker"
 
 echo "building the tiny server image..." >&2
 default_kernel "$fsmaker"
+floor_accel "$imgtest"
 images/tiny/build.sh --mode server "$work/rootfs.ext4" >/dev/null
 "$fsmaker" "$work/rootfs.ext4" "$work/tiny.img" >/dev/null
 

@@ -12,11 +12,20 @@ default_kernel() {
   fi
 }
 
+# floor_accel IMGTEST: sets FLOOR_ACCEL to the accelerator imgtest's default command line
+# uses on this host (KVM only where its probe proves KVM works; `imgtest doctor` says
+# which), so that the floor boots under the same one.
+floor_accel() {
+  FLOOR_ACCEL=$("$1" doctor 2>/dev/null | sed -n 's/^accelerator for --accel auto: //p')
+  echo "accelerator: ${FLOOR_ACCEL:?imgtest doctor named none} (imgtest's default choice; the floors use it too)" >&2
+}
+
 # floor_once IMAGE MEMORY [QEMU OPTION]...: seconds from starting plain QEMU on a qcow2
 # overlay of IMAGE until the guest's SSH server sends its banner. QEMU's defaults (1 vCPU)
 # with imgtest's RAM, machine, disk bus and restricted network, and a metadata answer
 # for every path so first boot does not wait. The extra options add devices (firmware);
 # FLOOR_MACHINE and FLOOR_NIC replace the machine (pc) and the NIC's device options.
+# FLOOR_ACCEL is the accelerator (see floor_accel; tcg if unset).
 floor_once() {
   image=$1 memory=$2
   shift 2
@@ -24,7 +33,7 @@ floor_once() {
   qemu-img create -q -f qcow2 -F raw -b "$image" "$work/floor.qcow2"
   start=$(now)
   qemu-system-x86_64 -nodefaults -no-user-config -nographic -serial null -monitor none \
-    -machine "${FLOOR_MACHINE:-pc}" -accel tcg -m "$memory" \
+    -machine "${FLOOR_MACHINE:-pc}" -accel "${FLOOR_ACCEL:-tcg}" -m "$memory" \
     -drive file="$work/floor.qcow2",format=qcow2,if=none,id=d0,cache=unsafe \
     -device virtio-blk-pci,drive=d0 \
     -netdev "user,id=n0,restrict=on,net=169.254.0.0/16,host=169.254.0.2,hostfwd=tcp:127.0.0.1:$port-:22,guestfwd=tcp:169.254.169.254:80-cmd:printf 'HTTP/1.0 200 OK\r\nContent-Length: 13\r\n\r\nbenchpassword'" \

@@ -35,6 +35,7 @@ for abi in 53 54 55 56; do
   versions="$versions 6.1.0-$abi-cloud-amd64"
 done
 images/tiny/build.sh --mode server "$work/rootfs.ext4" >/dev/null
+floor_accel "$imgtest"
 
 run_opts="-m 256 --boots 1 --skip shutdown.clean"
 
