@@ -4,8 +4,9 @@
 set -euo pipefail
 
 PKGS=(
-  # build
-  pkg-config libssl-dev
+  # build: a C compiler and linker for Rust and the C libraries crates build (libssh2,
+  # zstd, lzma, zlib), OpenSSL's headers
+  gcc libc6-dev pkg-config libssl-dev
   # images and filesystems
   e2fsprogs fdisk gdisk cpio zstd xz-utils pigz dosfstools mtools xorriso fakeroot
   # fsmaker: depmod for imported kernels
@@ -13,13 +14,13 @@ PKGS=(
   # boot: GRUB, firmware, guests
   grub-pc-bin grub-efi-amd64-bin grub-common busybox-static dropbear-bin grub-rescue-pc ipxe-qemu ovmf
   # guest-side scripts: lint, HTTP clients and hashing the first-boot agent uses
-  shellcheck curl wget openssl openssh-client kmod
+  shellcheck curl wget openssl openssh-client
   # benchmark peers (grub-install: bench/fsmaker.sh's traditional way)
   bmap-tools grub2-common
   # real Debian test images (images/debian/build.sh, as root)
   debootstrap
   # the HTML report seen in a real browser (headless), the package and its manuals
-  chromium dpkg-dev man-db grub-efi-amd64-bin
+  chromium dpkg-dev man-db
 )
 
 SUDO=""
