@@ -78,13 +78,7 @@ pub fn run_lines(
 ) -> Result<Output, ToolError> {
     let (status, out) = output_lines(cmd, package, on_line)?;
     if !status.success() {
-        let last = out
-            .stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("no error output")
-            .trim();
+        let last = last_error_line(&out.stderr);
         return Err(ToolError::Failed {
             tool: cmd.get_program().to_string_lossy().into_owned(),
             message: format!("{last} ({status})"),
@@ -182,6 +176,17 @@ fn read_lines(pipe: Option<impl Read + Send + 'static>) -> std::sync::mpsc::Rece
 
 /// Reads a child's pipe to its end on a thread of its own, so neither pipe can fill up
 /// while the other is read.
+/// What a failed helper said last on `stderr` (its last non-blank line), which is where
+/// programs put the reason they stopped.
+pub fn last_error_line(stderr: &str) -> &str {
+    stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no error output")
+        .trim()
+}
+
 fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<String> {
     std::thread::spawn(move || {
         let mut bytes = Vec::new();

@@ -187,12 +187,20 @@ pub fn iso_support(path: &Path) -> BootSupport {
     s
 }
 
+/// Whether `b`, an ISO 9660 volume descriptor, is El Torito's boot record.
+pub fn is_el_torito_record(b: &[u8]) -> bool {
+    b.first() == Some(&0)
+        && b.get(1..6) == Some(b"CD001")
+        && b.get(7..)
+            .is_some_and(|r| r.starts_with(b"EL TORITO SPECIFICATION"))
+}
+
 /// The platform ids of the bootable entries of the ISO's El Torito boot catalogue.
 fn el_torito_platforms(path: &Path) -> io::Result<Vec<u8>> {
     let f = File::open(path)?;
     let mut record = [0u8; 2048];
     f.read_exact_at(&mut record, 17 * 2048)?;
-    if &record[1..6] != b"CD001" || !record[7..].starts_with(b"EL TORITO SPECIFICATION") {
+    if !is_el_torito_record(&record) {
         return Err(io::Error::other("no El Torito boot record"));
     }
     let at = u32::from_le_bytes(record[0x47..0x4b].try_into().expect("4 bytes"));

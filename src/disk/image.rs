@@ -217,9 +217,7 @@ fn iso_kind(vd: &[u8]) -> Option<ImageKind> {
     if vd.get(1..6) != Some(b"CD001") {
         return None;
     }
-    let el_torito = vd.get(2048..2048 + 30).is_some_and(|b| {
-        b[0] == 0 && &b[1..6] == b"CD001" && b[7..].starts_with(b"EL TORITO SPECIFICATION")
-    });
+    let el_torito = vd.get(2048..).is_some_and(super::boot::is_el_torito_record);
     Some(ImageKind::Iso { el_torito })
 }
 
@@ -330,12 +328,7 @@ fn qemu_img_check(path: &Path, kind: ImageKind) -> Result<(), ImageError> {
         }
         _ => corrupt(format!(
             "qemu-img check could not complete: {}",
-            out.stderr
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("no error output")
-                .trim()
+            tool::last_error_line(&out.stderr)
         )),
     }
 }

@@ -491,10 +491,14 @@ struct Inputs {
     epoch: i64,
 }
 
-/// Stage 1: reads ROOTFS's superblock, refuses an OUT that is not a regular file, that
-/// exists (unless forced) or that is ROOTFS itself, and extra kernel arguments GRUB cannot
-/// pass on; checks the GRUB directories and works out the layout.
+/// Stage 1: refuses a table and firmware that do not go together ([`layout::scheme`], for
+/// every caller, not only the command line), reads ROOTFS's superblock, refuses an OUT
+/// that is not a regular file, that exists (unless forced) or that is ROOTFS itself, and
+/// extra kernel arguments GRUB cannot pass on; checks the GRUB directories and works out
+/// the layout.
 fn check_inputs(plan: &BuildPlan) -> Result<Inputs, BuildError> {
+    let b = &plan.boot;
+    layout::scheme(Some(b.table), Some(b.firmware), b.signed.is_some())?;
     let sb = Superblock::read(&plan.rootfs)?;
     check_out(&plan.out, plan.force)?;
     grub::linux_args(&plan.append).map_err(BuildError::BadAppend)?;
@@ -503,7 +507,6 @@ fn check_inputs(plan: &BuildPlan) -> Result<Inputs, BuildError> {
     {
         return Err(BuildError::OutIsRootfs(plan.out.clone()));
     }
-    let b = &plan.boot;
     let grub = (b.firmware.bios())
         .then(|| GrubDir::locate(&b.grub_dir, Platform::I386Pc))
         .transpose()?;
