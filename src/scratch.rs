@@ -8,6 +8,7 @@
 //!   process killed while writing it leaves nothing behind (Linux `O_TMPFILE`; where the
 //!   filesystem lacks it, a hidden temp name, removed on drop). Private while unnamed, it
 //!   gets the mode any new file gets (0666 less the umask) when it is named.
+//! - [`user_cache_dir`]: where a tool keeps what outlives a run (the XDG cache).
 //!
 //! Nothing here knows what the scratch space is for.
 
@@ -115,6 +116,19 @@ pub struct Unnamed {
     file: File,
     /// Where the filesystem has no `O_TMPFILE`: the hidden name it has meanwhile.
     named: Option<tempfile::TempPath>,
+}
+
+/// The user's cache directory for `name`: `$XDG_CACHE_HOME/NAME`, else `~/.cache/NAME`
+/// (empty variables count as unset); None without either variable.
+pub fn user_cache_dir(name: &str) -> Option<PathBuf> {
+    let var = |k| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    var("XDG_CACHE_HOME")
+        .map(|d| d.join(name))
+        .or_else(|| var("HOME").map(|h| h.join(".cache").join(name)))
 }
 
 /// The process's umask (`Umask:` in `/proc/self/status`; 022 where it cannot be read).

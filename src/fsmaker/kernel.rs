@@ -73,14 +73,10 @@ pub struct Cache {
 impl Cache {
     /// The cache named by the environment (see the module note).
     pub fn from_env() -> Result<Cache, BuildError> {
-        let var = |k| {
-            std::env::var_os(k)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
-        let root = var("FSMAKER_CACHE")
-            .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("fsmaker")))
-            .or_else(|| var("HOME").map(|h| h.join(".cache/fsmaker")))
+        let root = std::env::var_os("FSMAKER_CACHE")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| crate::scratch::user_cache_dir("fsmaker"))
             .ok_or(BuildError::NoCacheDir)?;
         Ok(Cache { root })
     }

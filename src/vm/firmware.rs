@@ -78,9 +78,9 @@ impl Ovmf {
         let fail = |e: std::io::Error| {
             VmError::Firmware(format!("cannot copy {}: {e}", self.vars.display()))
         };
-        std::fs::copy(&self.vars, dest).map_err(fail)?;
-        std::fs::set_permissions(dest, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .map_err(fail)?;
+        let mut from = std::fs::File::open(&self.vars).map_err(fail)?;
+        let mut to = crate::scratch::private_file(dest).map_err(fail)?;
+        std::io::copy(&mut from, &mut to).map_err(fail)?;
         Ok(dest.to_owned())
     }
 }

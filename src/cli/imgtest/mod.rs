@@ -251,14 +251,7 @@ fn run(args: RunArgs) -> i32 {
 /// Where the KVM probe's answers are remembered: `$XDG_CACHE_HOME/imgtest`, else
 /// `~/.cache/imgtest`.
 fn accel_cache() -> Option<PathBuf> {
-    let var = |k| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    var("XDG_CACHE_HOME")
-        .map(|d| d.join("imgtest"))
-        .or_else(|| var("HOME").map(|h| h.join(".cache/imgtest")))
+    crate::scratch::user_cache_dir("imgtest")
 }
 
 /// Tests each image in turn, printing each summary; the reports and the exit code.
