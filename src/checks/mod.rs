@@ -709,13 +709,6 @@ impl Selection {
             .filter(|c| self.includes(c.id) && self.expect.judges(c))
     }
 
-    /// The selected checks the expectation leaves out.
-    fn left_out(&self) -> impl Iterator<Item = &'static Check> + '_ {
-        CATALOGUE
-            .iter()
-            .filter(|c| self.includes(c.id) && !self.expect.judges(c))
-    }
-
     /// Whether any selected check needs the image booted.
     pub fn needs_boot(&self) -> bool {
         self.selected().any(|c| c.scope() != Scope::Image)
@@ -730,12 +723,11 @@ impl Selection {
 /// Evaluates the selected checks, in catalogue order (per-boot checks boot by boot); those
 /// the expectation leaves out are skipped with that reason.
 pub fn evaluate(facts: &Facts, selection: &Selection) -> Vec<CheckResult> {
-    let left_out: Vec<CheckId> = selection.left_out().map(|c| c.id).collect();
     CATALOGUE
         .iter()
         .filter(|c| selection.includes(c.id))
         .flat_map(|c| {
-            if left_out.contains(&c.id) {
+            if !selection.expect.judges(c) {
                 vec![c.result(
                     None,
                     skip(format!(
@@ -769,18 +761,16 @@ impl Rule {
 /// not a pass: a gate fails closed. Checks `selection`'s expectation leaves out do not
 /// count: they were not to be judged.
 pub fn unjudged(results: &[CheckResult], selection: &Selection) -> Vec<String> {
-    let left_out: Vec<CheckId> = selection.left_out().map(|c| c.id).collect();
-    let results: Vec<CheckResult> = results
+    let results: Vec<&CheckResult> = results
         .iter()
-        .filter(|r| !left_out.contains(&r.id))
-        .cloned()
+        .filter(|r| selection.expect.judges(find(r.id)))
         .collect();
-    let results = results.as_slice();
     let mut out = Vec::new();
     for rule in Rule::ALL.iter().filter(|r| r.number().is_some()) {
         let mine: Vec<&CheckResult> = results
             .iter()
             .filter(|r| find(r.id).rule == *rule)
+            .copied()
             .collect();
         if !mine.is_empty() && mine.iter().all(|r| r.status == Status::Skip) {
             let why: Vec<String> = mine
