@@ -4,14 +4,33 @@
 # Values are stripped of characters that would need JSON escaping.
 # imgtest may set HASH_PATHS (one path per line) before this script: files whose SHA-256
 # it wants, to tell whether this boot replaced the image's copy.
+#
+# It runs on the verdict's critical path, and an emulated guest pays milliseconds for
+# every process: values are read with `read` and quoted without a subshell, and a process
+# is started only for what the shell cannot do (firstboot's status, sshd -T, a hash).
 
-q() { printf '"%s"' "$(printf '%s' "$1" | tr -d '"\\\000-\037')"; }
+# qv VALUE: Q becomes VALUE as a JSON string; `tr` only when there is something to strip.
+qv() {
+    case "$1" in
+        *[\"\\]* | *[![:print:]]*) Q="\"$(printf '%s' "$1" | tr -d '"\\\000-\037')\"" ;;
+        *) Q="\"$1\"" ;;
+    esac
+}
 # add VAR ITEM: append ITEM to the comma-separated list in VAR.
 add() { eval "$1=\"\${$1}\${$1:+,}\$2\""; }
+# first VAR VALUE: VAR becomes VALUE unless it was already set.
+first() { eval "[ -n \"\${$1+x}\" ] || $1=\$2"; }
+# hash_of FILE: H becomes FILE's SHA-256, empty when it cannot be read.
+hash_of() {
+    H=""
+    [ -r "$1" ] && H=$(sha256sum <"$1" 2>/dev/null)
+    H=${H%% *}
+}
 
-kernel=$(uname -r 2>/dev/null)
-machine_id=$(cat /etc/machine-id 2>/dev/null)
-host=$(cat /proc/sys/kernel/hostname 2>/dev/null)
+kernel="" machine_id="" host=""
+read -r kernel 2>/dev/null </proc/sys/kernel/osrelease
+read -r machine_id 2>/dev/null </etc/machine-id
+read -r host 2>/dev/null </proc/sys/kernel/hostname
 
 fb=""
 for p in /usr/sbin/firstboot /sbin/firstboot firstboot; do
@@ -20,15 +39,24 @@ for p in /usr/sbin/firstboot /sbin/firstboot firstboot; do
         break
     fi
 done
-state=$(printf '%s\n' "$fb" | sed -n 's/^state=//p' | head -n 1)
-hook=$(printf '%s\n' "$fb" | sed -n 's/^hook=//p' | head -n 1)
-
-hash_of() { if [ -r "$1" ]; then sha256sum "$1" | cut -d ' ' -f 1; fi; }
+unset state hook
+while IFS= read -r line; do
+    case "$line" in
+        state=*) first state "${line#state=}" ;;
+        hook=*) first hook "${line#hook=}" ;;
+    esac
+done <<FB
+$fb
+FB
 
 keys=""
 for f in /etc/ssh/ssh_host_*_key /etc/dropbear/dropbear_*_host_key; do
     [ -f "$f" ] || continue
-    add keys "{\"path\":$(q "$f"),\"sha256\":$(q "$(hash_of "$f")")}"
+    qv "$f"
+    p=$Q
+    hash_of "$f"
+    qv "$H"
+    add keys "{\"path\":$p,\"sha256\":$Q}"
 done
 
 accounts=""
@@ -36,51 +64,93 @@ if [ -r /etc/shadow ]; then
     while IFS=: read -r name hash rest; do
         case "$hash" in
             '!'* | '*'*) ;;
-            '') add accounts "$(q "$name (empty password)")" ;;
-            *) add accounts "$(q "$name")" ;;
+            '') qv "$name (empty password)" && add accounts "$Q" ;;
+            *) qv "$name" && add accounts "$Q" ;;
         esac
     done </etc/shadow
 fi
 
-# Accounts with a login shell, and the SSH public keys each accepts.
-logins="" akeys="" seen=""
-sshd_cfg=$( (sshd -T || /usr/sbin/sshd -T) 2>/dev/null)
-akfiles=$(printf '%s\n' "$sshd_cfg" | sed -n 's/^authorizedkeysfile //p')
+# sshd's effective settings: the first value of each setting that decides who may log in,
+# and every authorizedkeysfile pattern.
+sshd_cfg=""
+for s in sshd /usr/sbin/sshd; do
+    command -v "$s" >/dev/null 2>&1 || continue
+    sshd_cfg=$("$s" -T 2>/dev/null) && break
+done
+settings=" permitemptypasswords passwordauthentication permitrootlogin pubkeyauthentication trustedusercakeys hostbasedauthentication ignorerhosts authorizedkeyscommand authorizedkeysfile "
+akfiles=""
+while IFS= read -r line; do
+    case "$line" in *" "*) ;; *) continue ;; esac
+    k=${line%% *} v=${line#* }
+    case "$settings" in *" $k "*) first "set_$k" "$v" ;; esac
+    [ "$k" = authorizedkeysfile ] && akfiles="$akfiles $v"
+done <<SSHD
+$sshd_cfg
+SSHD
+sshd=""
+for k in $settings; do
+    eval "v=\${set_$k-}"
+    [ -n "$v" ] && qv "$k" && k=$Q && qv "$v" && add sshd "$k:$Q"
+done
 [ -n "$akfiles" ] || akfiles=".ssh/authorized_keys .ssh/authorized_keys2"
+
+# expand PATTERN: F becomes PATTERN with sshd's %h, %u, %U and %% for this user.
+expand() {
+    rest=$1 F=""
+    while :; do
+        case "$rest" in *%*) ;; *) F=$F$rest && return ;; esac
+        F=$F${rest%%\%*} rest=${rest#*\%}
+        case "$rest" in
+            h*) F=$F$home ;;
+            u*) F=$F$name ;;
+            U*) F=$F$uid ;;
+            %*) F=$F% ;;
+            *) F=$F% && continue ;;
+        esac
+        rest=${rest#?}
+    done
+}
+
+# Accounts with a login shell, and the SSH public keys each accepts: the key is the first
+# field that names a key type, and the field after it.
+logins="" akeys="" seen=""
+set -f
 while IFS=: read -r name _ uid _ _ home shell; do
     case "$shell" in '' | */nologin | */false | */sync | */halt | */shutdown) continue ;; esac
-    add logins "$(q "$name")"
+    qv "$name" && user=$Q && add logins "$user"
     for pat in $akfiles .ssh/authorized_keys .ssh/authorized_keys2; do
-        f=$(printf '%s' "$pat" | sed -e "s|%h|$home|g" -e "s|%u|$name|g" -e "s|%U|$uid|g" -e 's|%%|%|g')
-        case "$f" in /*) ;; *) f="$home/$f" ;; esac
+        expand "$pat"
+        case "$F" in /*) f=$F ;; *) f="$home/$F" ;; esac
         [ -f "$f" ] || continue
         case " $seen " in *" $f "*) continue ;; esac
         seen="$seen $f"
+        qv "$f" && file=$Q
         # shellcheck disable=SC2094 # add writes a variable, not "$f"
         while read -r line || [ -n "$line" ]; do
             case "$line" in '' | '#'*) continue ;; esac
-            key=$(printf '%s\n' "$line" | awk '{ for (i = 1; i < NF; i++) if ($i ~ /^(ssh-|ecdsa-|sk-)/) { print $i " " $(i + 1); exit } }')
-            if [ -n "$key" ]; then
-                add akeys "{\"user\":$(q "$name"),\"file\":$(q "$f"),\"key\":$(q "$key")}"
-            fi
+            # shellcheck disable=SC2086 # split into fields; globbing is off
+            set -- $line
+            while [ $# -gt 1 ]; do
+                case "$1" in
+                    ssh-* | ecdsa-* | sk-*)
+                        qv "$1 $2" && add akeys "{\"user\":$user,\"file\":$file,\"key\":$Q}"
+                        break
+                        ;;
+                esac
+                shift
+            done
         done <"$f"
     done
 done </etc/passwd
+set +f
 
-# sshd's effective settings that decide who may log in.
-sshd=""
-for k in permitemptypasswords passwordauthentication permitrootlogin pubkeyauthentication \
-    trustedusercakeys hostbasedauthentication ignorerhosts authorizedkeyscommand authorizedkeysfile; do
-    v=$(printf '%s\n' "$sshd_cfg" | sed -n "s/^$k //p" | head -n 1)
-    [ -n "$v" ] && add sshd "$(q "$k"):$(q "$v")"
-done
 dropbear=""
 for d in /proc/[0-9]*; do
     # `read` is built in: only dropbear's own command line costs a process.
     read -r comm 2>/dev/null <"$d/comm" || continue
     case "$comm" in dropbear*) ;; *) continue ;; esac
-    line=$( (tr '\000' ' ' <"$d/cmdline") 2>/dev/null)
-    [ -n "$line" ] && add dropbear "$(q "$line")"
+    line=$(tr '\000' ' ' 2>/dev/null <"$d/cmdline")
+    [ -n "$line" ] && qv "$line" && add dropbear "$Q"
 done
 
 # UEFI and Secure Boot as the guest sees them: the SecureBoot EFI variable (efivarfs is
@@ -89,7 +159,8 @@ efi=false sb=null sb_source=""
 if [ -d /sys/firmware/efi ]; then
     efi=true
     vars=/sys/firmware/efi/efivars
-    if [ -z "$(ls "$vars" 2>/dev/null)" ]; then
+    set -- "$vars"/*
+    if [ ! -e "$1" ]; then
         modprobe efivarfs 2>/dev/null
         mount -t efivarfs efivarfs "$vars" 2>/dev/null
     fi
@@ -118,11 +189,22 @@ fi
 
 files=""
 while IFS= read -r f; do
-    [ -n "$f" ] && add files "{\"path\":$(q "$f"),\"sha256\":$(q "$(hash_of "$f")")}"
+    [ -n "$f" ] || continue
+    qv "$f"
+    p=$Q
+    hash_of "$f"
+    qv "$H"
+    add files "{\"path\":$p,\"sha256\":$Q}"
 done <<PATHS
 ${HASH_PATHS:-}
 PATHS
 
+qv "$kernel" && q_kernel=$Q
+qv "$machine_id" && q_machine_id=$Q
+qv "$host" && q_host=$Q
+qv "${state-}" && q_state=$Q
+qv "${hook-}" && q_hook=$Q
+qv "$sb_source" && q_sb_source=$Q
 printf '{"kernel":%s,"machine_id":%s,"hostname":%s,"host_keys":[%s],"firstboot_state":%s,"firstboot_hook":%s,"password_accounts":[%s],"login_accounts":[%s],"sshd":{%s},"dropbear":[%s],"authorized_keys":[%s],"files":[%s],"secure_boot":{"efi":%s,"enabled":%s,"source":%s}}\n' \
-    "$(q "$kernel")" "$(q "$machine_id")" "$(q "$host")" "$keys" "$(q "$state")" "$(q "$hook")" "$accounts" \
-    "$logins" "$sshd" "$dropbear" "$akeys" "$files" "$efi" "$sb" "$(q "$sb_source")"
+    "$q_kernel" "$q_machine_id" "$q_host" "$keys" "$q_state" "$q_hook" "$accounts" \
+    "$logins" "$sshd" "$dropbear" "$akeys" "$files" "$efi" "$sb" "$q_sb_source"

@@ -368,6 +368,55 @@ pub fn wait_for_path(
 mod tests {
     use super::*;
 
+    /// Runs `body` under each shell the probe supports, after the probe's shell function
+    /// `name` (its text from the script, up to its closing brace); returns each output.
+    fn with_probe_function(name: &str, body: &str) -> Vec<(&'static str, String)> {
+        let start = PROBE_SCRIPT
+            .find(&format!("\n{name}() {{"))
+            .unwrap_or_else(|| panic!("no function {name} in the probe"));
+        let len = PROBE_SCRIPT[start..]
+            .find("\n}\n")
+            .expect("its closing brace")
+            + 3;
+        let script = format!("{}{body}", &PROBE_SCRIPT[start..start + len]);
+        ["busybox", "dash", "bash"]
+            .into_iter()
+            .map(|shell| {
+                let mut cmd = std::process::Command::new(shell);
+                if shell == "busybox" {
+                    cmd.arg("sh");
+                }
+                let out = cmd.arg("-c").arg(&script).output().unwrap();
+                assert!(out.status.success(), "{shell}: {out:?}");
+                (shell, String::from_utf8(out.stdout).unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_probe_quotes_plain_values_as_they_are_and_strips_what_json_would_escape() {
+        let body = r#"for v in 'root' 'a b/c:d%' '' 'x"y\z' "$(printf 'tab\there\001\nnl')" 'é'; do
+            qv "$v"; printf '%s|' "$Q"; done"#;
+        for (shell, out) in with_probe_function("qv", body) {
+            assert_eq!(
+                out, r#""root"|"a b/c:d%"|""|"xyz"|"tabherenl"|"é"|"#,
+                "{shell}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_probe_expands_sshds_tokens_in_authorized_keys_patterns() {
+        let body = r#"home=/home/a%u name=ann uid=1001
+            for p in .ssh/keys /etc/k/%u %h/.ssh/x_%U%% 100%x %; do expand "$p"; printf '%s|' "$F"; done"#;
+        for (shell, out) in with_probe_function("expand", body) {
+            assert_eq!(
+                out, ".ssh/keys|/etc/k/ann|/home/a%u/.ssh/x_1001%|100%x|%|",
+                "{shell}"
+            );
+        }
+    }
+
     #[test]
     fn probe_script_prints_json_that_parses_into_probe_facts() {
         for shell in ["busybox", "dash", "bash"] {
