@@ -482,6 +482,7 @@ fn scripts_pass_shellcheck() {
         "harness/firstboot/firstboot.init",
         "harness/firstboot/install.sh",
         "harness/firstboot/package.sh",
+        "harness/probe.sh",
         "images/fetch-assets.sh",
         "images/tiny/build.sh",
         "images/defects/build.sh",
