@@ -7,9 +7,7 @@
 #   bench/boot.sh [RUNS]
 #
 # Prints both times, the ratio (target <= 1.05), imgtest's own CPU share (target < 2%,
-# QEMU excluded) and the phase timeline of the fastest imgtest run. imgtest presses Enter
-# at GRUB's menu countdown; the plain floor waits it out, as a platform does: a second
-# floor that presses Enter too tells imgtest's own overhead from what that saves.
+# QEMU excluded) and the phase timeline of the fastest imgtest run.
 set -eu
 
 runs=${1:-3}
@@ -41,20 +39,16 @@ imgtest_once() {
   echo "$(calc "$end - $start") $cpu"
 }
 
-floor_min="" rng_min="" enter_min="" imgtest_min="" cpu_at_min=""
+floor_min="" rng_min="" imgtest_min="" cpu_at_min=""
 i=0
 while [ "$i" -lt "$runs" ]; do
   f=$(floor_once "$work/tiny.img" 384)
   # The same with imgtest's entropy device: what imgtest's VM set-up gains, apart.
   g=$(floor_once "$work/tiny.img" 384 -device virtio-rng-pci)
-  # ... and pressing Enter at GRUB's countdown as imgtest does: the floor closest to
-  # imgtest's own VM, to tell imgtest's overhead from what its boots save.
-  e=$(FLOOR_ENTER=1 floor_once "$work/tiny.img" 384 -device virtio-rng-pci)
   set -- $(imgtest_once)
-  echo "run $((i + 1)): floor ${f}s, floor+rng ${g}s, floor+rng+enter ${e}s, imgtest ${1}s (own CPU ${2}s)" >&2
+  echo "run $((i + 1)): floor ${f}s, floor+rng ${g}s, imgtest ${1}s (own CPU ${2}s)" >&2
   if [ -z "$floor_min" ] || [ "$(calc "$f < $floor_min")" = 1 ]; then floor_min=$f; fi
   if [ -z "$rng_min" ] || [ "$(calc "$g < $rng_min")" = 1 ]; then rng_min=$g; fi
-  if [ -z "$enter_min" ] || [ "$(calc "$e < $enter_min")" = 1 ]; then enter_min=$e; fi
   if [ -z "$imgtest_min" ] || [ "$(calc "$1 < $imgtest_min")" = 1 ]; then
     imgtest_min=$1 cpu_at_min=$2; cp "$work/r.json" "$work/best.json"
   fi
@@ -65,7 +59,6 @@ printf 'floor (plain QEMU, 1 boot, to SSH banner): %.1fs\n' "$floor_min"
 printf 'imgtest run (2 boots, to verdict):         %.1fs\n' "$imgtest_min"
 printf 'ratio imgtest/floor: %.2f (target <= 1.05)\n' "$(calc "$imgtest_min / $floor_min")"
 printf 'floor with virtio-rng like imgtest:        %.1fs (ratio %.2f)\n' "$rng_min" "$(calc "$imgtest_min / $rng_min")"
-printf '... and Enter at the GRUB countdown:       %.1fs (ratio %.2f)\n' "$enter_min" "$(calc "$imgtest_min / $enter_min")"
 printf 'imgtest own CPU: %.2fs = %.2f%% of the run (target < 2%%)\n' "$cpu_at_min" "$(calc "100 * $cpu_at_min / $imgtest_min")"
 echo "phase timeline of the fastest imgtest run (seconds since each QEMU started):"
 python3 - "$work/best.json" <<'PY'
@@ -73,7 +66,6 @@ import json, sys
 r = json.load(open(sys.argv[1]))[0]
 for b in r["facts"]["boots"]:
     steps = [f"{p} {t:.1f}" for p, t in b["console"]["phases"]]
-    if b["console"].get("countdown_skipped") is not None: steps.append(f"(Enter at GRUB's countdown {b['console']['countdown_skipped']:.1f})")
     if b.get("ssh_secs") is not None: steps.append(f"ssh {b['ssh_secs']:.1f}")
     if b["login"].get("after_secs") is not None: steps.append(f"password-works {b['login']['after_secs']:.1f}")
     if b["shutdown"].get("secs") is not None: steps.append(f"power-off +{b['shutdown']['secs']:.1f}")
@@ -103,15 +95,13 @@ uefi_imgtest_once() {
   calc "$end - $start"
 }
 
-ufloor_min="" uenter_min="" uimgtest_min=""
+ufloor_min="" uimgtest_min=""
 i=0
 while [ "$i" -lt "$runs" ]; do
   f=$(uefi_floor_once)
-  e=$(FLOOR_ENTER=1 uefi_floor_once)
   t=$(uefi_imgtest_once)
-  echo "UEFI run $((i + 1)): floor ${f}s, floor+enter ${e}s, imgtest ${t}s" >&2
+  echo "UEFI run $((i + 1)): floor ${f}s, imgtest ${t}s" >&2
   if [ -z "$ufloor_min" ] || [ "$(calc "$f < $ufloor_min")" = 1 ]; then ufloor_min=$f; fi
-  if [ -z "$uenter_min" ] || [ "$(calc "$e < $uenter_min")" = 1 ]; then uenter_min=$e; fi
   if [ -z "$uimgtest_min" ] || [ "$(calc "$t < $uimgtest_min")" = 1 ]; then
     uimgtest_min=$t; cp "$work/u.json" "$work/ubest.json"
   fi
@@ -121,7 +111,6 @@ done
 printf 'UEFI floor (plain QEMU + OVMF, 1 boot, to SSH banner): %.1fs\n' "$ufloor_min"
 printf 'UEFI imgtest run (2 boots, to verdict):                %.1fs\n' "$uimgtest_min"
 printf 'UEFI ratio imgtest/floor: %.2f (target <= 1.05)\n' "$(calc "$uimgtest_min / $ufloor_min")"
-printf 'UEFI floor with Enter at the GRUB countdown:           %.1fs (ratio %.2f)\n' "$uenter_min" "$(calc "$uimgtest_min / $uenter_min")"
 echo "phase timeline of the fastest UEFI imgtest run (seconds since each QEMU started; OVMF's own time is QEMU start to the bootloader):"
 python3 - "$work/ubest.json" <<'PY'
 import json, sys

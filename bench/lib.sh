@@ -25,19 +25,14 @@ floor_accel() {
 # with imgtest's RAM, machine, disk bus and restricted network, and a metadata answer
 # for every path so first boot does not wait. The extra options add devices (firmware);
 # FLOOR_MACHINE and FLOOR_NIC replace the machine (pc) and the NIC's device options.
-# FLOOR_ACCEL is the accelerator (see floor_accel; tcg if unset). With FLOOR_ENTER=1 the
-# serial console is watched and Enter pressed at a GRUB menu's countdown, as imgtest does.
+# FLOOR_ACCEL is the accelerator (see floor_accel; tcg if unset).
 floor_once() {
   image=$1 memory=$2
   shift 2
   port=$(free_port)
-  serial=null sock=""
-  if [ -n "${FLOOR_ENTER:-}" ]; then
-    sock="$work/floor-serial.sock" serial="unix:$work/floor-serial.sock,server=on,wait=off"
-  fi
   qemu-img create -q -f qcow2 -F raw -b "$image" "$work/floor.qcow2"
   start=$(now)
-  qemu-system-x86_64 -nodefaults -no-user-config -nographic -serial "$serial" -monitor none \
+  qemu-system-x86_64 -nodefaults -no-user-config -nographic -serial null -monitor none \
     -machine "${FLOOR_MACHINE:-pc}" -accel "${FLOOR_ACCEL:-tcg}" -m "$memory" \
     -drive file="$work/floor.qcow2",format=qcow2,if=none,id=d0,cache=unsafe \
     -device virtio-blk-pci,drive=d0 \
@@ -47,17 +42,10 @@ floor_once() {
   # QEMU accepts every connection to the forwarded port at once and the guest may leave
   # it hanging until its network is up: a new connection every 100 ms, all polled, so the
   # banner is seen within 100 ms of the server listening.
-  python3 - "$port" "$sock" <<'PY'
+  python3 - "$port" <<'PY'
 import selectors, socket, sys, time
 port = int(sys.argv[1]); deadline = time.time() + 600
 sel = selectors.DefaultSelector(); next_open = 0.0
-serial = None; seen = b""; pressed = False
-while sys.argv[2] and serial is None and time.time() < deadline:
-    try:
-        serial = socket.socket(socket.AF_UNIX); serial.connect(sys.argv[2])
-        serial.setblocking(False); sel.register(serial, selectors.EVENT_READ)
-    except OSError:
-        serial = None; time.sleep(0.01)
 while time.time() < deadline:
     if time.time() >= next_open:
         next_open = time.time() + 0.1
@@ -67,15 +55,6 @@ while time.time() < deadline:
         except OSError:
             s.close()
     for key, _ in sel.select(timeout=max(0.0, next_open - time.time())):
-        if key.fileobj is serial:
-            # Read on after the Enter too: a console nobody reads stalls the guest.
-            chunk = serial.recv(4096)
-            if not chunk:
-                sel.unregister(serial); continue
-            seen = (seen + chunk)[-200:]
-            if not pressed and b"executed automatically" in seen:
-                serial.sendall(b"\r"); pressed = True
-            continue
         try:
             data = key.fileobj.recv(64)
         except OSError:

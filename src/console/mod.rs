@@ -9,10 +9,6 @@
 //! once (`grub>`, `grub rescue>`, OVMF's `Shell>`); at a prompt or menu that may still
 //! time out (SYSLINUX's `boot:`, a GRUB menu whose countdown never showed) once it has
 //! stood unchanged for [`PROMPT_GRACE`].
-//!
-//! A GRUB menu that counts down boots its highlighted entry by itself: given the serial
-//! console's input, the reader presses Enter at the countdown, so that entry starts at
-//! once instead of after the image's timeout ([`ConsoleEvent::CountdownSkipped`]).
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
@@ -242,9 +238,6 @@ pub enum ConsoleEvent {
     Phase(Phase, Duration),
     /// A failure pattern.
     Failure(ConsoleFailure),
-    /// Enter was pressed at a bootloader menu's countdown, after this long since the VM
-    /// started.
-    CountdownSkipped(Duration),
 }
 
 /// How a wait ended.
@@ -332,11 +325,9 @@ pub struct Reader {
 
 impl Console {
     /// Starts reading `serial` into `log`, redacting `secrets`, as `reader` says;
-    /// `on_event` is called (on the reader thread) for each new phase/failure. With
-    /// `input` (the serial console's input), a bootloader menu's countdown is skipped.
+    /// `on_event` is called (on the reader thread) for each new phase/failure.
     pub fn attach(
         serial: impl Read + Send + 'static,
-        input: Option<Box<dyn Write + Send>>,
         log: PathBuf,
         secrets: Vec<String>,
         reader: Reader,
@@ -351,9 +342,8 @@ impl Console {
             cond: Condvar::new(),
         });
         let s2 = shared.clone();
-        let thread = std::thread::spawn(move || {
-            read_loop(serial, input, file, secrets, reader, s2, on_event)
-        });
+        let thread =
+            std::thread::spawn(move || read_loop(serial, file, secrets, reader, s2, on_event));
         Ok(Console {
             shared,
             reader: Some(thread),
@@ -484,12 +474,6 @@ fn see_line(st: &mut Reading, line: &str, reader: &Reader) -> Seen {
     }
 }
 
-/// Records that Enter was pressed at a menu's countdown `t` after the VM started.
-fn skipped(shared: &ConsoleState, t: Duration) {
-    let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-    st.summary.countdown_skipped = Some(t.as_secs_f64());
-}
-
 /// Counts a complete line and keeps it in the tail (and the first-boot lines); the line
 /// being read is then that one.
 fn keep_line(st: &mut Reading, line: &str) {
@@ -507,7 +491,6 @@ fn keep_line(st: &mut Reading, line: &str) {
 
 fn read_loop(
     mut serial: impl Read,
-    mut input: Option<Box<dyn Write + Send>>,
     mut log: BufWriter<File>,
     secrets: Vec<String>,
     reader: Reader,
@@ -527,17 +510,6 @@ fn read_loop(
             on_event(e);
         }
     };
-    // Enter, once, at the first sight of a menu's countdown.
-    let skip = |text: &str, input: &mut Option<Box<dyn Write + Send>>| {
-        if menu_counts_down(text)
-            && let Some(mut enter) = input.take()
-            && enter.write_all(b"\r").and_then(|()| enter.flush()).is_ok()
-        {
-            let t = reader.start.elapsed();
-            skipped(&shared, t);
-            on_event(ConsoleEvent::CountdownSkipped(t));
-        }
-    };
     loop {
         let n = match serial.read(&mut buf) {
             Ok(0) | Err(_) => break,
@@ -552,15 +524,12 @@ fn read_loop(
                 keep_line(st, &line);
                 see_line(st, &line, &reader)
             });
-            skip(&line, &mut input);
         }
         if !pending.is_empty() {
             let partial = redact(
                 &stripper.clone().strip(&String::from_utf8_lossy(&pending)),
                 &secrets,
             );
-            // GRUB ends the countdown's line only when it next updates it.
-            skip(&partial, &mut input);
             let (phase, failure, waiting) = classify_prompt(&partial);
             apply(&|st| {
                 // A prompt: the line it will end.
@@ -735,7 +704,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         Console::attach(
             std::io::Cursor::new(text.to_vec()),
-            None,
             dir.path().join("log"),
             vec![],
             Reader {
@@ -771,49 +739,6 @@ mod tests {
     }
 
     #[test]
-    fn enter_is_pressed_once_at_a_menus_countdown_and_never_at_a_menu_that_waits() {
-        let press = |text: &'static [u8]| {
-            let (mut pressed, input) = std::io::pipe().unwrap();
-            let (events, got) = std::sync::mpsc::channel();
-            let dir = tempfile::tempdir().unwrap();
-            let reader = Reader {
-                start: Instant::now(),
-                medium: false,
-                grace: PROMPT_GRACE,
-            };
-            let c = Console::attach(
-                std::io::Cursor::new(text),
-                Some(Box::new(input)),
-                dir.path().join("l"),
-                vec![],
-                reader,
-                move |e| events.send(e).unwrap(),
-            )
-            .unwrap();
-            let summary = c.finish();
-            let mut keys = Vec::new();
-            pressed.read_to_end(&mut keys).unwrap();
-            let skips = got
-                .try_iter()
-                .filter(|e| matches!(e, ConsoleEvent::CountdownSkipped(_)))
-                .count();
-            (keys, skips, summary.countdown_skipped)
-        };
-        let countdown = b"GNU GRUB\r\nPress enter to boot the selected OS\r\n\
-            The highlighted entry will be executed automatically in 5s.\r\n\
-            The highlighted entry will be executed automatically in 4s.\r\n";
-        let (keys, skips, when) = press(countdown);
-        assert_eq!((keys.as_slice(), skips), (&b"\r"[..], 1));
-        assert!(when.is_some());
-        // GRUB ends the countdown's line only at its next tick: pressed before that.
-        let unended = b"Press enter to boot the selected OS\r\n   The highlighted entry \
-            will be executed automatically in 1s.  \x1b[22;1H";
-        assert_eq!(press(unended).0, b"\r");
-        let waits = b"GNU GRUB\r\nPress enter to boot the selected OS\r\n*Debian\r\n";
-        assert_eq!(press(waits), (vec![], 0, None));
-    }
-
-    #[test]
     fn a_menu_without_countdown_fails_after_the_grace_and_one_with_it_does_not() {
         let (r, mut w) = std::io::pipe().unwrap();
         let dir = tempfile::tempdir().unwrap();
@@ -824,7 +749,7 @@ mod tests {
             medium: false,
             grace,
         };
-        let c = Console::attach(r, None, dir.path().join("l"), vec![], reader, |_| {}).unwrap();
+        let c = Console::attach(r, dir.path().join("l"), vec![], reader, |_| {}).unwrap();
         w.write_all(b"GNU GRUB\r\n Press enter to boot the selected OS, `e' to edit\r\n *Debian")
             .unwrap();
         // Before the grace the menu is only pending; after it, the wait fails with it.
@@ -869,7 +794,6 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         let c = Console::attach(
             std::io::Cursor::new(text.as_bytes().to_vec()),
-            None,
             log.clone(),
             vec!["hunter2".into()],
             Reader {
@@ -909,7 +833,7 @@ mod tests {
             medium: false,
             grace: PROMPT_GRACE,
         };
-        let c = Console::attach(r, None, dir.path().join("l"), vec![], reader, |_| {}).unwrap();
+        let c = Console::attach(r, dir.path().join("l"), vec![], reader, |_| {}).unwrap();
         let t = Instant::now();
         assert_eq!(
             c.wait_for(Phase::Login, t + Duration::from_millis(150)),

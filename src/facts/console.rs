@@ -97,10 +97,6 @@ pub struct ConsoleSummary {
     /// How many lines the console printed.
     #[serde(default)]
     pub lines: usize,
-    /// When imgtest pressed Enter at the bootloader menu's countdown (seconds since the VM
-    /// started): the entry the countdown would have booted started then.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub countdown_skipped: Option<f64>,
 }
 
 impl ConsoleSummary {

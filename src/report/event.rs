@@ -66,11 +66,6 @@ pub enum BootEvent {
     },
     /// The console showed a failure pattern.
     ConsoleFailure(ConsoleFailure),
-    /// Enter was pressed at the bootloader menu's countdown.
-    CountdownSkipped {
-        /// When.
-        secs: f64,
-    },
     /// The login with the metadata password ended (worked, refused or no SSH server).
     Login(Login),
     /// For cloud-init: whether (and when) cloud-init finished the instance.
@@ -129,9 +124,6 @@ pub fn boot_line(e: &BootEvent) -> Option<String> {
         }
         BootEvent::Phase { phase, secs } => format!("{} at {secs:.1}s", phase.name()),
         BootEvent::ConsoleFailure(f) => format!("console: {:?}: {}", f.kind, f.describe()),
-        BootEvent::CountdownSkipped { secs } => {
-            format!("bootloader menu counting down: Enter pressed at {secs:.1}s")
-        }
         BootEvent::Login(Login::Worked { after_secs }) => {
             format!("password login worked at {after_secs:.1}s")
         }

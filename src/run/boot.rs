@@ -423,28 +423,26 @@ fn start(
     );
     let start = Instant::now();
     let log = ctx.tmp.join(format!("boot{i}-qemu.log"));
-    let (vm, serial, stdin) = VmProcess::spawn_interactive(&ctx.plan.qemu, &spec, &log)?;
-    // The console's input goes to the person who holds the console, else to the reader,
-    // which presses Enter at a bootloader menu's countdown.
-    let (serial, stdin, enter): (Box<dyn std::io::Read + Send>, _, _) = match tap {
-        None => (
-            Box::new(serial),
-            None,
-            Some(Box::new(stdin) as Box<dyn std::io::Write + Send>),
-        ),
-        Some(copy) => (
-            Box::new(Tee {
-                inner: serial,
-                copy,
-            }),
-            Some(stdin),
-            None,
-        ),
+    let (vm, serial, stdin): (_, Box<dyn std::io::Read + Send>, _) = match tap {
+        None => {
+            let (vm, serial) = VmProcess::spawn(&ctx.plan.qemu, &spec, &log)?;
+            (vm, Box::new(serial), None)
+        }
+        Some(copy) => {
+            let (vm, serial, stdin) = VmProcess::spawn_interactive(&ctx.plan.qemu, &spec, &log)?;
+            (
+                vm,
+                Box::new(Tee {
+                    inner: serial,
+                    copy,
+                }),
+                Some(stdin),
+            )
+        }
     };
     let console_emit = emit.clone();
     let console = Console::attach(
         serial,
-        enter,
         ctx.tmp.join(format!("boot{i}-console.log")),
         vec![secrets.password.clone()],
         Reader {
@@ -459,9 +457,6 @@ fn start(
                     secs: d.as_secs_f64(),
                 },
                 ConsoleEvent::Failure(f) => BootEvent::ConsoleFailure(f),
-                ConsoleEvent::CountdownSkipped(d) => BootEvent::CountdownSkipped {
-                    secs: d.as_secs_f64(),
-                },
             };
             console_emit(Event::Boot { boot: i, event });
         },
