@@ -90,7 +90,7 @@ SSHD
 sshd=""
 for k in $settings; do
     eval "v=\${set_$k-}"
-    [ -n "$v" ] && qv "$k" && k=$Q && qv "$v" && add sshd "$k:$Q"
+    [ -n "$v" ] && qv "$k" && setting=$Q && qv "$v" && add sshd "$setting:$Q"
 done
 [ -n "$akfiles" ] || akfiles=".ssh/authorized_keys .ssh/authorized_keys2"
 

@@ -368,6 +368,23 @@ pub fn wait_for_path(
 mod tests {
     use super::*;
 
+    /// Runs `script` under each shell the probe supports (busybox sh, dash, bash): each
+    /// shell's name and standard output, once it exited successfully.
+    fn under_each_shell(script: &str) -> Vec<(&'static str, String)> {
+        ["busybox", "dash", "bash"]
+            .into_iter()
+            .map(|shell| {
+                let mut cmd = std::process::Command::new(shell);
+                if shell == "busybox" {
+                    cmd.arg("sh");
+                }
+                let out = cmd.arg("-c").arg(script).output().unwrap();
+                assert!(out.status.success(), "{shell}: {out:?}");
+                (shell, String::from_utf8(out.stdout).unwrap())
+            })
+            .collect()
+    }
+
     /// Runs `body` under each shell the probe supports, after the probe's shell function
     /// `name` (its text from the script, up to its closing brace); returns each output.
     fn with_probe_function(name: &str, body: &str) -> Vec<(&'static str, String)> {
@@ -378,19 +395,7 @@ mod tests {
             .find("\n}\n")
             .expect("its closing brace")
             + 3;
-        let script = format!("{}{body}", &PROBE_SCRIPT[start..start + len]);
-        ["busybox", "dash", "bash"]
-            .into_iter()
-            .map(|shell| {
-                let mut cmd = std::process::Command::new(shell);
-                if shell == "busybox" {
-                    cmd.arg("sh");
-                }
-                let out = cmd.arg("-c").arg(&script).output().unwrap();
-                assert!(out.status.success(), "{shell}: {out:?}");
-                (shell, String::from_utf8(out.stdout).unwrap())
-            })
-            .collect()
+        under_each_shell(&format!("{}{body}", &PROBE_SCRIPT[start..start + len]))
     }
 
     #[test]
@@ -419,15 +424,9 @@ mod tests {
 
     #[test]
     fn probe_script_prints_json_that_parses_into_probe_facts() {
-        for shell in ["busybox", "dash", "bash"] {
-            let mut cmd = std::process::Command::new(shell);
-            if shell == "busybox" {
-                cmd.arg("sh");
-            }
-            let out = cmd.arg("-c").arg(PROBE_SCRIPT).output().unwrap();
-            assert!(out.status.success(), "{shell}");
+        for (shell, out) in under_each_shell(PROBE_SCRIPT) {
             let p: ProbeFacts =
-                serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{shell}: {e}"));
+                serde_json::from_str(&out).unwrap_or_else(|e| panic!("{shell}: {e}"));
             assert!(!p.kernel.is_empty());
         }
     }
