@@ -75,11 +75,11 @@ while [ "$i" -lt "$runs" ]; do
   # shellcheck disable=SC2046 # two words: the seconds and imgtest's own CPU seconds
   set -- $(imgtest_once)
   echo "run $((i + 1)): floor ${f}s, floor+rng ${g}s, two floors at once ${p}s, imgtest --boots 1 ${o}s, imgtest ${1}s (own CPU ${2}s)" >&2
-  if [ -z "$floor_min" ] || [ "$(calc "$f < $floor_min")" = 1 ]; then floor_min=$f; fi
-  if [ -z "$rng_min" ] || [ "$(calc "$g < $rng_min")" = 1 ]; then rng_min=$g; fi
-  if [ -z "$pair_min" ] || [ "$(calc "$p < $pair_min")" = 1 ]; then pair_min=$p; fi
-  if [ -z "$one_min" ] || [ "$(calc "$o < $one_min")" = 1 ]; then one_min=$o; fi
-  if [ -z "$imgtest_min" ] || [ "$(calc "$1 < $imgtest_min")" = 1 ]; then
+  if below "$f" "$floor_min"; then floor_min=$f; fi
+  if below "$g" "$rng_min"; then rng_min=$g; fi
+  if below "$p" "$pair_min"; then pair_min=$p; fi
+  if below "$o" "$one_min"; then one_min=$o; fi
+  if below "$1" "$imgtest_min"; then
     imgtest_min=$1 cpu_at_min=$2; cp "$work/r.json" "$work/best.json"
   fi
   i=$((i + 1))
@@ -135,8 +135,8 @@ while [ "$i" -lt "$runs" ]; do
   f=$(uefi_floor_once)
   t=$(uefi_imgtest_once)
   echo "UEFI run $((i + 1)): floor ${f}s, imgtest ${t}s" >&2
-  if [ -z "$ufloor_min" ] || [ "$(calc "$f < $ufloor_min")" = 1 ]; then ufloor_min=$f; fi
-  if [ -z "$uimgtest_min" ] || [ "$(calc "$t < $uimgtest_min")" = 1 ]; then
+  if below "$f" "$ufloor_min"; then ufloor_min=$f; fi
+  if below "$t" "$uimgtest_min"; then
     uimgtest_min=$t; cp "$work/u.json" "$work/ubest.json"
   fi
   i=$((i + 1))

@@ -3,6 +3,8 @@
 
 now() { date +%s.%N; }
 calc() { awk "BEGIN { print ($1) }"; }
+# below VALUE MINIMUM: whether VALUE is a new minimum (MINIMUM empty: none yet).
+below() { [ -z "$2" ] || [ "$(calc "$1 < $2")" = 1 ]; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # default_kernel FSMAKER: the pinned kernel in fsmaker's cache, fetched if it has none.

@@ -81,8 +81,8 @@ for i in 1 2 3 4 5; do
     echo "imgtest run failed on the Debian image:" >&2; cat "$work/debian.txt" >&2; exit 2; }
   v=$(calc "$(now) - $start")
   echo "Debian run $i: floor ${f}s, imgtest run (2 boots) ${v}s" >&2
-  if [ -z "$floor_min" ] || [ "$(calc "$f < $floor_min")" = 1 ]; then floor_min=$f; fi
-  if [ -z "$verdict_min" ] || [ "$(calc "$v < $verdict_min")" = 1 ]; then verdict_min=$v; fi
+  if below "$f" "$floor_min"; then floor_min=$f; fi
+  if below "$v" "$verdict_min"; then verdict_min=$v; fi
 done
 printf 'Debian floor (plain QEMU, 1 boot, to SSH banner): %.1fs\n' "$floor_min"
 printf 'Debian imgtest run (2 boots, to verdict):         %.1fs\n' "$verdict_min"
