@@ -6,6 +6,12 @@
 //! directories loop cannot hold a run; a view that met either bound says so
 //! ([`FsView::overrun`]).
 
+mod source;
+
+pub use source::{
+    DirEntry, EntryKind, Filesystem, ReadError, FsType, Identity, Meta, Slice, Volume,
+};
+
 use std::cell::Cell;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
