@@ -142,12 +142,6 @@ pub struct Meta {
     pub size: u64,
     /// Last content change, seconds since the epoch.
     pub mtime: i64,
-    /// Last inode change, seconds since the epoch.
-    pub ctime: i64,
-    /// Hard links.
-    pub nlink: u32,
-    /// The inode number inside this filesystem (btrfs: within its subvolume).
-    pub ino: u64,
 }
 
 /// One entry of a directory.
@@ -179,8 +173,10 @@ pub enum ReadError {
     Io(#[from] io::Error),
 }
 
-/// One filesystem's entries, read-only. See the module note for what paths are.
-pub trait Filesystem: Send + Sync {
+/// One filesystem's entries, read-only. See the module note for what paths are. Not
+/// `Send`: a reader may cache with `Rc`/`Cell` (ext4-view does); a thread that wants its own
+/// reader opens one over the shared [`Volume`].
+pub trait Filesystem {
     /// The filesystem's type.
     fn fs_type(&self) -> FsType;
     /// The entry at `path`, not following a symlink there.
