@@ -9,7 +9,7 @@
 mod source;
 
 pub use source::{
-    DirEntry, EntryKind, Filesystem, ReadError, FsType, Identity, Meta, Slice, Volume,
+    DirEntry, EntryKind, Filesystem, FsType, Identity, Meta, ReadError, Slice, Volume,
 };
 
 use std::cell::Cell;

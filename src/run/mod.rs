@@ -26,7 +26,6 @@ use crate::checks::{self, Selection};
 use crate::cloudinit::{self, NoDefaultUser};
 use crate::disk::image::{self, ImageError, ImageInfo};
 use crate::facts::{AccelDecision, BootSupport, Facts, FirmwareFacts, Offline};
-use crate::fsmaker::kernel::Cache;
 use crate::metadata::MetadataServer;
 use crate::report::{self, Event, Report, Verdict};
 use crate::tool::ToolError;
@@ -188,38 +187,10 @@ pub fn start_accel(plan: &RunPlan, cache: Option<PathBuf>) -> Pending {
         AccelChoice::Tcg
     };
     let setup = ProbeSetup {
-        qemu: plan.qemu.clone(),
-        kernel: probe_kernel(plan.direct_kernel.as_ref().map(|k| k.kernel.as_path())),
+        program: plan.relay_program.clone(),
         cache,
     };
     Pending::start(choice, setup)
-}
-
-/// A kernel the KVM probe can boot: `direct` (a run's direct-boot kernel), else the
-/// newest in fsmaker's kernel cache, else the host's newest readable `/boot/vmlinuz-*`.
-pub fn probe_kernel(direct: Option<&Path>) -> Option<PathBuf> {
-    if let Some(k) = direct {
-        return Some(k.to_path_buf());
-    }
-    let cached = Cache::from_env()
-        .and_then(|c| c.pick(None))
-        .ok()
-        .map(|k| k.vmlinuz());
-    cached.or_else(|| {
-        let mut host: Vec<PathBuf> = std::fs::read_dir("/boot")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| {
-                p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz"))
-            })
-            .filter(|p| std::fs::File::open(p).is_ok())
-            .collect();
-        host.sort();
-        host.pop()
-    })
 }
 
 /// What is known and running before an image's boots: its offline facts and agent, the

@@ -1,19 +1,22 @@
-//! Accelerator choice: KVM only when a short probe proves it works, else TCG.
+//! Accelerator choice: KVM only when a short proof shows it works, else TCG.
 //!
-//! `/dev/kvm` existing is not enough: on some hosts firmware runs under KVM but a kernel
-//! hangs as soon as it leaves real mode. So the probe boots a Linux kernel directly
-//! (`-kernel`, no disk) under `-accel kvm` and waits a few seconds for "Linux version" on
-//! the serial console, which the kernel prints from 64-bit code; the VM is killed
-//! afterwards either way. Without a kernel to boot, KVM is not proven and TCG is used.
+//! `/dev/kvm` existing is not enough: on some hosts (nested virtualisation without
+//! hardware support) a vCPU runs, but thousands of times slower than hardware, and a guest
+//! kernel takes minutes to print its first line. So the proof ([`super::kvm`]) runs a
+//! vCPU through real, protected and long mode and a counted loop that takes milliseconds
+//! on working KVM, with a deadline ([`PROBE_DEADLINE`]). It needs no kernel, no image and
+//! no QEMU: only `/dev/kvm`. Because `KVM_RUN` may not return on a broken host, the proof
+//! runs in a child process (`PROGRAM __kvm-probe`, which prints its stages), killed at the
+//! deadline.
 //!
 //! The answer is remembered in the caller's cache directory, per host boot (the kernel's
-//! `boot_id`), QEMU binary and probe kernel, so that only the first run after a reboot or
-//! an upgrade pays for a probe that fails; [`Pending`] runs the probe on a thread while
-//! the caller does other work.
+//! `boot_id`, which covers the KVM module) and version of the proof, so that only the first
+//! run after a reboot pays for a proof that fails; [`Pending`] runs the proof on a thread
+//! while the caller does other work.
 
-use std::io::Read;
-use std::os::unix::fs::MetadataExt;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
@@ -21,9 +24,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::process::VmProcess;
-use super::{DirectKernel, VmSpec};
+use super::kvm::{LOOP_STEPS, Stage};
 use crate::facts::{Accel, AccelDecision};
+use crate::named::Named;
 
 crate::named_enum! {
     /// Which accelerator a run asks for.
@@ -39,16 +42,20 @@ crate::named_enum! {
     }
 }
 
-/// How long the KVM probe waits for the kernel's banner.
-pub const PROBE_DEADLINE: Duration = Duration::from_secs(3);
+/// How long the proof may take, from starting its process to the vCPU's `hlt`. Working
+/// KVM needs a few milliseconds (the process's start included); a host whose vCPUs are so
+/// slow that the loop of [`LOOP_STEPS`] steps does not end by then runs guests slower than
+/// TCG would.
+pub const PROBE_DEADLINE: Duration = Duration::from_millis(1500);
 
-/// What the probe runs and where its answers are remembered.
+/// The version of the proof: a remembered answer of another version is not used.
+const PROOF: &str = "vcpu-1";
+
+/// Where the proof runs and where its answers are remembered.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProbeSetup {
-    /// The QEMU binary (a name looked up in `PATH`, or a path).
-    pub qemu: String,
-    /// A Linux kernel image to boot; without one KVM is not proven.
-    pub kernel: Option<PathBuf>,
+    /// The program that runs the proof as `PROGRAM __kvm-probe` (the imgtest binary).
+    pub program: PathBuf,
     /// The directory remembering answers; None: probe every time.
     pub cache: Option<PathBuf>,
 }
@@ -71,9 +78,9 @@ pub fn decide(choice: AccelChoice, setup: &ProbeSetup) -> AccelDecision {
                 None => probe_and_remember(setup),
             };
             match proven {
-                Ok(()) => AccelDecision {
+                Ok(how) => AccelDecision {
                     accel: Accel::Kvm,
-                    reason: "a kernel booted under KVM in the probe".into(),
+                    reason: format!("KVM usable: {how}"),
                 },
                 Err(why) => AccelDecision {
                     accel: Accel::Tcg,
@@ -135,25 +142,35 @@ impl Pending {
 
 /// Opens `/dev/kvm` for use, or says why it cannot be.
 fn kvm_device() -> Result<(), String> {
-    std::fs::OpenOptions::new()
+    match std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/kvm")
-        .map(drop)
-        .map_err(|e| format!("/dev/kvm: {e}"))
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err("/dev/kvm not present".into()),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(
+            "/dev/kvm: permission denied (add the user to the kvm group, or give the device \
+             to the container)"
+                .into(),
+        ),
+        Err(e) => Err(format!("/dev/kvm: {e}")),
+    }
 }
 
-/// Runs the probe afresh and remembers its answer (unless the process was asked to stop
-/// meanwhile, which also stops the probe).
-pub fn probe_and_remember(setup: &ProbeSetup) -> Result<(), String> {
-    let answer = probe_kvm(&setup.qemu, setup.kernel.as_deref());
+/// Runs the proof afresh and remembers its answer (unless the process was asked to stop
+/// meanwhile). Ok: what the proof showed; Err: why KVM is unusable.
+pub fn probe_and_remember(setup: &ProbeSetup) -> Result<String, String> {
+    let answer = probe_kvm(&setup.program, PROBE_DEADLINE);
     if !crate::interrupt::requested()
-        && let (Some(dir), Some(key)) = (&setup.cache, cache_key(setup))
+        && let (Some(dir), Some(key)) = (&setup.cache, cache_key())
     {
         let r = Remembered {
             key,
             usable: answer.is_ok(),
-            reason: answer.clone().err().unwrap_or_default(),
+            reason: match &answer {
+                Ok(how) | Err(how) => how.clone(),
+            },
         };
         // Best effort: a cache that cannot be written is probed again next time.
         let _ = r.store(dir);
@@ -161,47 +178,121 @@ pub fn probe_and_remember(setup: &ProbeSetup) -> Result<(), String> {
     answer
 }
 
-/// Boots `kernel` under KVM and waits [`PROBE_DEADLINE`] for "Linux version" on serial.
-pub fn probe_kvm(qemu: &str, kernel: Option<&Path>) -> Result<(), String> {
+/// What the proof's process printed: the stages reached, then how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Line {
+    /// A stage the guest reached.
+    Reached(Stage),
+    /// The guest halted after `micros` microseconds of running.
+    Done(u64),
+    /// The proof failed: why.
+    Failed(String),
+}
+
+impl Line {
+    fn parse(text: &str) -> Option<Line> {
+        let (word, rest) = text.split_once(' ').unwrap_or((text, ""));
+        match word {
+            "reached" => Stage::from_name(rest).map(Line::Reached),
+            "done" => rest.parse().ok().map(Line::Done),
+            "failed" => Some(Line::Failed(rest.chars().take(300).collect())),
+            _ => None,
+        }
+    }
+}
+
+/// The proof's side in its own process (`imgtest __kvm-probe`): runs it, printing each
+/// stage and the end as lines [`probe_kvm`] reads.
+pub fn probe_child(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let mut stage = |s: Stage| {
+        let _ = writeln!(out, "reached {s}").and_then(|()| out.flush());
+    };
+    let result = super::kvm::run(&mut stage);
+    match result {
+        Ok(ran) => writeln!(out, "done {}", ran.as_micros()),
+        Err(e) => writeln!(out, "failed {e}"),
+    }
+}
+
+/// Runs `program __kvm-probe` and judges what it prints before `deadline` (from now):
+/// Ok with what the vCPU did, or Err with why KVM is unusable. The process is killed at
+/// the deadline and reaped.
+pub fn probe_kvm(program: &Path, deadline: Duration) -> Result<String, String> {
     kvm_device()?;
-    let kernel = kernel.ok_or("no kernel to prove it with")?;
-    let tmp = crate::scratch::Dir::new("imgtest-accel-").map_err(|e| format!("temp dir: {e}"))?;
-    let mut spec = VmSpec::new(Accel::Kvm, 128, 1);
-    spec.direct_kernel = Some(DirectKernel {
-        kernel: kernel.to_path_buf(),
-        initrd: None,
-        append: "console=ttyS0 panic=-1".into(),
-    });
-    let (mut vm, mut serial) = VmProcess::spawn(qemu, &spec, &tmp.path().join("kvm-probe.err"))
-        .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let mut cmd = Command::new(program);
+    cmd.arg("__kvm-probe")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    crate::tool::die_with_parent(&mut cmd);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot run the proof ({}): {e}", program.display()))?;
+    let stdout = child.stdout.take().expect("stdout is piped");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let mut seen = Vec::new();
-        let mut buf = [0u8; 512];
-        while let Ok(n) = serial.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            seen.extend_from_slice(&buf[..n]);
-            if String::from_utf8_lossy(&seen).contains("Linux version") {
-                let _ = tx.send(());
+        for line in BufReader::new(stdout).lines().take(16) {
+            let Ok(line) = line else { break };
+            if let Some(l) = Line::parse(&line)
+                && tx.send(l).is_err()
+            {
                 break;
             }
         }
     });
-    let deadline = Instant::now() + PROBE_DEADLINE;
-    let got = rx
-        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        .is_ok();
-    vm.kill();
-    if got {
-        Ok(())
-    } else {
-        Err(format!(
-            "a kernel printed nothing within {}s under KVM",
-            PROBE_DEADLINE.as_secs()
-        ))
+    let end = started + deadline;
+    let mut reached: Option<Stage> = None;
+    let verdict = loop {
+        match rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
+            Ok(Line::Reached(s)) => reached = Some(s),
+            Ok(Line::Done(micros)) => break Ok(micros),
+            Ok(Line::Failed(why)) => break Err(format!("KVM refused the proof's VM: {why}")),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                break Err("the proof's process ended without an answer".to_string());
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => break Err(too_slow(reached, deadline)),
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    verdict.map(|micros| {
+        format!(
+            "a vCPU ran real, protected and long mode and {} loop steps in {:.1} ms ({:.0} ms \
+             in all)",
+            steps(LOOP_STEPS),
+            micros as f64 / 1000.0,
+            started.elapsed().as_secs_f64() * 1000.0
+        )
+    })
+}
+
+/// Why a proof that missed its deadline says KVM is unusable.
+fn too_slow(reached: Option<Stage>, deadline: Duration) -> String {
+    let how_far = match reached {
+        None => "it never ran its first instruction".to_string(),
+        Some(Stage::Loop) => "it finished the loop but never halted".to_string(),
+        Some(s) => format!("it reached {s}"),
+    };
+    format!(
+        "a vCPU did not run {} loop steps within {:.1} s ({how_far}): guests would run slower \
+         than under TCG (nested virtualisation without hardware support?)",
+        steps(LOOP_STEPS),
+        deadline.as_secs_f64()
+    )
+}
+
+/// A count with thin-space thousands: `10 000 000`.
+fn steps(n: u32) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(' ');
+        }
+        out.push(c);
     }
+    out
 }
 
 /// A probe's answer as the cache keeps it.
@@ -216,9 +307,9 @@ struct Remembered {
 }
 
 impl Remembered {
-    fn answer(&self) -> Result<(), String> {
+    fn answer(&self) -> Result<String, String> {
         if self.usable {
-            Ok(())
+            Ok(self.reason.clone())
         } else {
             Err(self.reason.clone())
         }
@@ -244,11 +335,11 @@ impl Remembered {
     }
 }
 
-/// The cache's answer for this setup, if it has one; only where `/dev/kvm` opens (without
-/// it there is nothing to probe).
+/// The cache's answer, if it has one; only where `/dev/kvm` opens (without it there is
+/// nothing to probe).
 fn remembered(setup: &ProbeSetup) -> Option<Remembered> {
     let dir = setup.cache.as_ref()?;
-    let key = cache_key(setup)?;
+    let key = cache_key()?;
     kvm_device().ok()?;
     let text = std::fs::read_to_string(Remembered::file(dir, &key)).ok()?;
     serde_json::from_str::<Remembered>(&text)
@@ -256,42 +347,44 @@ fn remembered(setup: &ProbeSetup) -> Option<Remembered> {
         .filter(|r| r.key == key)
 }
 
-/// What a probe's answer depends on: this boot of the host (its kernel and KVM module),
-/// the QEMU binary and the probe kernel, each file by path, size, modification time and
-/// inode. None when one of them cannot be told.
-fn cache_key(setup: &ProbeSetup) -> Option<String> {
+/// What a proof's answer depends on: this boot of the host (its kernel and KVM module) and
+/// the proof's version. None when the boot cannot be told.
+fn cache_key() -> Option<String> {
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
-    let file = |p: &Path| {
-        let m = std::fs::metadata(p).ok()?;
-        Some(format!(
-            "{}:{}:{}.{}:{}",
-            p.display(),
-            m.len(),
-            m.mtime(),
-            m.mtime_nsec(),
-            m.ino()
-        ))
-    };
-    let qemu = file(&crate::tool::find(&setup.qemu)?)?;
-    let kernel = file(setup.kernel.as_deref()?)?;
-    Some(format!("boot={} qemu={qemu} kernel={kernel}", boot.trim()))
+    Some(format!("boot={} proof={PROOF}", boot.trim()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn setup(qemu: &str, kernel: Option<&str>, cache: Option<&Path>) -> ProbeSetup {
+    fn setup(program: &str, cache: Option<&Path>) -> ProbeSetup {
         ProbeSetup {
-            qemu: qemu.into(),
-            kernel: kernel.map(PathBuf::from),
+            program: program.into(),
             cache: cache.map(Path::to_path_buf),
         }
     }
 
+    /// A stand-in for the proof's process: a shell script printing `lines`, then
+    /// sleeping for ever when `hang` (as a vCPU stuck in `KVM_RUN` would).
+    fn fake_proof(dir: &Path, lines: &[&str], hang: bool) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let p = dir.join("proof");
+        let mut script = String::from("#!/bin/sh\n[ \"$1\" = __kvm-probe ] || exit 9\n");
+        for l in lines {
+            script.push_str(&format!("echo '{l}'\n"));
+        }
+        if hang {
+            script.push_str("exec sleep 600\n");
+        }
+        std::fs::write(&p, script).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+
     #[test]
     fn explicit_choices_skip_the_probe() {
-        let s = setup("/nonexistent/qemu", None, None);
+        let s = setup("/nonexistent/imgtest", None);
         assert_eq!(decide(AccelChoice::Tcg, &s).accel, Accel::Tcg);
         assert_eq!(decide(AccelChoice::Kvm, &s).accel, Accel::Kvm);
         let pending = Pending::start(AccelChoice::Tcg, s);
@@ -302,26 +395,98 @@ mod tests {
     }
 
     #[test]
-    fn auto_falls_back_to_tcg_when_the_probe_cannot_run() {
-        let d = decide(
-            AccelChoice::Auto,
-            &setup("/nonexistent/qemu", Some("/k"), None),
-        );
+    fn auto_falls_back_to_tcg_when_the_proof_cannot_run() {
+        let d = decide(AccelChoice::Auto, &setup("/nonexistent/imgtest", None));
         assert_eq!(d.accel, Accel::Tcg);
-        assert!(d.reason.starts_with("KVM unusable"), "{}", d.reason);
-        let d = decide(AccelChoice::Auto, &setup("qemu-system-x86_64", None, None));
-        assert_eq!(d.accel, Accel::Tcg, "{}", d.reason);
+        assert!(d.reason.starts_with("KVM unusable: "), "{}", d.reason);
     }
 
     #[test]
-    fn answers_are_remembered_per_boot_qemu_and_kernel() {
+    fn the_proofs_lines_are_read_strictly() {
+        assert_eq!(
+            Line::parse("reached long-mode"),
+            Some(Line::Reached(Stage::Long))
+        );
+        assert_eq!(Line::parse("done 2100"), Some(Line::Done(2100)));
+        assert_eq!(
+            Line::parse("failed KVM_CREATE_VM: x"),
+            Some(Line::Failed("KVM_CREATE_VM: x".into()))
+        );
+        for junk in ["reached nowhere", "done soon", "", "hello"] {
+            assert_eq!(Line::parse(junk), None, "{junk:?}");
+        }
+        assert_eq!(steps(10_000_000), "10 000 000");
+        assert_eq!(steps(999), "999");
+    }
+
+    /// The judgement of what a proof's process says, whatever the host's /dev/kvm does
+    /// (the fakes stand in for the process; the device must open for a proof to run).
+    #[test]
+    fn a_hung_proof_is_refuted_within_the_deadline_and_a_complete_one_proves_kvm() {
+        if kvm_device().is_err() {
+            // Without /dev/kvm the answer comes from the device alone, at once.
+            let e = probe_kvm(Path::new("/nonexistent"), PROBE_DEADLINE).unwrap_err();
+            assert!(e.contains("/dev/kvm"), "{e}");
+            return;
+        }
         let dir = tempfile::tempdir().unwrap();
-        let kernel = dir.path().join("vmlinuz");
-        std::fs::write(&kernel, b"k").unwrap();
-        let s = setup("sh", kernel.to_str(), Some(&dir.path().join("cache")));
-        let key = cache_key(&s).expect("a key for an existing qemu and kernel");
+        let hung = fake_proof(
+            dir.path(),
+            &["reached real-mode", "reached long-mode"],
+            true,
+        );
+        let t = Instant::now();
+        let e = probe_kvm(&hung, Duration::from_millis(300)).unwrap_err();
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
         assert!(
-            key.starts_with("boot=") && key.contains("vmlinuz:1:"),
+            e.starts_with(
+                "a vCPU did not run 10 000 000 loop steps within 0.3 s (it reached long-mode)"
+            ),
+            "{e}"
+        );
+        let never = fake_proof(dir.path(), &[], true);
+        let e = probe_kvm(&never, Duration::from_millis(200)).unwrap_err();
+        assert!(e.contains("it never ran its first instruction"), "{e}");
+        let refused = fake_proof(
+            dir.path(),
+            &["failed KVM_CREATE_VM: Operation not permitted"],
+            false,
+        );
+        let e = probe_kvm(&refused, PROBE_DEADLINE).unwrap_err();
+        assert_eq!(
+            e,
+            "KVM refused the proof's VM: KVM_CREATE_VM: Operation not permitted"
+        );
+        let silent = fake_proof(dir.path(), &["nonsense"], false);
+        let e = probe_kvm(&silent, PROBE_DEADLINE).unwrap_err();
+        assert_eq!(e, "the proof's process ended without an answer");
+        let ok = fake_proof(
+            dir.path(),
+            &[
+                "reached real-mode",
+                "reached protected-mode",
+                "reached long-mode",
+                "reached loop",
+                "done 2100",
+            ],
+            false,
+        );
+        let how = probe_kvm(&ok, PROBE_DEADLINE).unwrap();
+        assert!(
+            how.starts_with(
+                "a vCPU ran real, protected and long mode and 10 000 000 loop steps in 2.1 ms"
+            ),
+            "{how}"
+        );
+    }
+
+    #[test]
+    fn answers_are_remembered_per_boot_and_proof() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = setup("/nonexistent/imgtest", Some(&dir.path().join("cache")));
+        let key = cache_key().expect("a key on Linux");
+        assert!(
+            key.starts_with("boot=") && key.ends_with(&format!("proof={PROOF}")),
             "{key}"
         );
         let r = Remembered {
@@ -331,6 +496,7 @@ mod tests {
         };
         r.store(s.cache.as_ref().unwrap()).unwrap();
         let file = Remembered::file(s.cache.as_ref().unwrap(), &key);
+        use std::os::unix::fs::MetadataExt;
         let mode = std::fs::metadata(file.parent().unwrap()).unwrap().mode();
         assert_eq!(mode & 0o777, 0o700);
         // A cache entry is used only where /dev/kvm opens; its key must match.
@@ -338,10 +504,13 @@ mod tests {
             assert_eq!(remembered(&s), Some(r));
             let d = decide(AccelChoice::Auto, &s);
             assert_eq!(d.reason, "KVM unusable: it hung (remembered)");
+            // An answer of an older proof (another key) is not used.
+            std::fs::write(
+                &file,
+                r#"{"key":"boot=x kernel=y","usable":false,"reason":"no kernel"}"#,
+            )
+            .unwrap();
+            assert_eq!(remembered(&s), None);
         }
-        // Another kernel (here: the same file changed) is another key.
-        std::fs::write(&kernel, b"kk").unwrap();
-        assert_ne!(cache_key(&s), Some(key));
-        assert_eq!(remembered(&s), None);
     }
 }

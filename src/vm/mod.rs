@@ -9,6 +9,7 @@
 
 pub mod accel;
 pub mod firmware;
+pub mod kvm;
 pub mod process;
 pub mod qmp;
 

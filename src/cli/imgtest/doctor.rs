@@ -48,19 +48,8 @@ pub(super) fn doctor() -> i32 {
     .iter()
     .all(|ok| *ok);
     ovmf_lines();
-    let kernel = crate::run::probe_kernel(None);
-    line(
-        "KVM probe kernel",
-        kernel
-            .as_ref()
-            .map(|k| k.display().to_string())
-            .ok_or("none".into()),
-        "run `fsmaker kernel fetch`; without it KVM is not proven and TCG is used",
-        ABSENT,
-    );
     let setup = ProbeSetup {
-        qemu: QEMU.into(),
-        kernel,
+        program: super::relay_program(),
         cache: accel_cache(),
     };
     let usable = kvm(&setup);
@@ -129,7 +118,7 @@ fn seabios() -> Result<String, String> {
 fn kvm(setup: &ProbeSetup) -> bool {
     let answer = accel::probe_and_remember(setup);
     let (found, word) = match (&answer, Path::new("/dev/kvm").exists()) {
-        (Ok(()), _) => (Ok("usable: a kernel booted under KVM".to_string()), ABSENT),
+        (Ok(how), _) => (Ok(format!("usable: {how}")), ABSENT),
         (Err(why), false) => (Err(format!("not present ({why})")), ABSENT),
         (Err(why), true) => (
             Err(format!("/dev/kvm is present but unusable: {why}")),

@@ -72,6 +72,9 @@ enum Cmd {
     /// Internal: the metadata relay QEMU runs per guest connection.
     #[command(name = "__relay", hide = true)]
     Relay { socket: PathBuf },
+    /// Internal: the KVM proof, in a process of its own that `--accel auto` can kill.
+    #[command(name = "__kvm-probe", hide = true)]
+    KvmProbe,
     /// Internal: write the three tools' manuals (DIR/man) and shell completions
     /// (DIR/completions), for the Debian package.
     #[command(name = "__docs", hide = true)]
@@ -150,6 +153,10 @@ fn imgtest() -> i32 {
                 exit::ERROR
             }
         },
+        Cmd::KvmProbe => match crate::vm::accel::probe_child(&mut std::io::stdout()) {
+            Ok(()) => exit::SUCCESS,
+            Err(_) => exit::ERROR,
+        },
         Cmd::Relay { socket } => {
             match crate::metadata::relay(&socket, std::io::stdin(), std::io::stdout()) {
                 Ok(()) => exit::SUCCESS,
@@ -190,7 +197,8 @@ fn list_checks(json: bool, markdown: bool) -> i32 {
     exit::SUCCESS
 }
 
-/// The imgtest binary itself: QEMU runs it as the metadata relay.
+/// The imgtest binary itself: QEMU runs it as the metadata relay, and the KVM proof runs
+/// in it.
 fn relay_program() -> PathBuf {
     std::env::current_exe().unwrap_or_else(|_| PathBuf::from("imgtest"))
 }
