@@ -52,6 +52,13 @@ crate::named_enum! {
     }
 }
 
+impl FailureKind {
+    /// How people name it, as every view shows it: `kernel panic`, `grub rescue`.
+    pub fn words(self) -> String {
+        crate::named::Named::name(self).replace('-', " ")
+    }
+}
+
 /// A failure pattern and the console line that showed it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsoleFailure {

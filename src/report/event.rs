@@ -123,7 +123,7 @@ pub fn boot_line(e: &BootEvent) -> Option<String> {
             format!("QEMU started under {firmware} (pid {pid}, ssh 127.0.0.1:{ssh_port})")
         }
         BootEvent::Phase { phase, secs } => format!("{} at {secs:.1}s", phase.name()),
-        BootEvent::ConsoleFailure(f) => format!("console: {:?}: {}", f.kind, f.describe()),
+        BootEvent::ConsoleFailure(f) => format!("console: {}: {}", f.kind.words(), f.describe()),
         BootEvent::Login(Login::Worked { after_secs }) => {
             format!("password login worked at {after_secs:.1}s")
         }

@@ -135,12 +135,6 @@ pub fn section(r: &Report, id: &str) -> String {
 
 /// The header's facts, in order.
 pub fn summary_fields(r: &Report) -> Vec<(&'static str, String)> {
-    let count = |st: Status| r.checks.iter().filter(|c| c.status == st).count();
-    let warnings = r
-        .checks
-        .iter()
-        .filter(|c| c.status == Status::Fail && c.severity == Severity::Warning)
-        .count();
     vec![
         ("format", r.format.clone()),
         ("firmware", firmware_words(r)),
@@ -151,15 +145,7 @@ pub fn summary_fields(r: &Report) -> Vec<(&'static str, String)> {
         ("time to verdict", format!("{:.1}s", r.duration_secs)),
         ("offline", format!("{:.1}s", r.offline_secs)),
         ("boots", r.facts.boots.len().to_string()),
-        (
-            "checks",
-            format!(
-                "{} passed, {} failed ({warnings} warnings), {} skipped",
-                count(Status::Pass),
-                count(Status::Fail),
-                count(Status::Skip)
-            ),
-        ),
+        ("checks", super::Counts::of(&r.checks).to_string()),
         ("artifacts", r.artifacts.clone().unwrap_or_default()),
     ]
 }
@@ -418,7 +404,7 @@ fn console(s: &mut String, r: &Report, b: &BootFacts, bid: &str) {
             let _ = write!(s, "<span class=\"badge\">{} {at:.1}s</span>", p.name());
         }
         if let (true, Some(f)) = (failure, &b.console.failure) {
-            let _ = write!(s, "<span class=\"badge\">{}</span>", f.kind);
+            let _ = write!(s, "<span class=\"badge\">{}</span>", f.kind.words());
         }
         let _ = writeln!(
             s,

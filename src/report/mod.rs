@@ -102,6 +102,50 @@ pub struct Report {
     pub files: Files,
 }
 
+/// How the checks of a report came out. A failed warning-severity check is a warning,
+/// not a failure: only failures fail the image. Every view (summary, JSON, JUnit, HTML)
+/// counts with this.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Checks that passed.
+    pub passed: usize,
+    /// Error-severity checks that failed.
+    pub failed: usize,
+    /// Warning-severity checks that failed.
+    pub warnings: usize,
+    /// Checks that could not run.
+    pub skipped: usize,
+}
+
+impl Counts {
+    /// The counts of `checks`.
+    pub fn of(checks: &[CheckResult]) -> Counts {
+        let mut n = Counts::default();
+        for c in checks {
+            match (c.status, c.severity) {
+                (Status::Pass, _) => n.passed += 1,
+                (Status::Fail, Severity::Error) => n.failed += 1,
+                (Status::Fail, Severity::Warning) => n.warnings += 1,
+                (Status::Skip, _) => n.skipped += 1,
+            }
+        }
+        n
+    }
+}
+
+impl std::fmt::Display for Counts {
+    /// `38 passed, 1 failed, 2 warnings, 5 skipped`, naming warnings only when there are.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} passed, {} failed", self.passed, self.failed)?;
+        match self.warnings {
+            0 => {}
+            1 => write!(f, ", 1 warning")?,
+            n => write!(f, ", {n} warnings")?,
+        }
+        write!(f, ", {} skipped", self.skipped)
+    }
+}
+
 /// A run's files by name (`boot0-console.log`, `boot0-deadline.png`).
 pub type Files = std::collections::BTreeMap<String, Vec<u8>>;
 
@@ -158,19 +202,16 @@ pub fn render_summary(r: &Report) -> String {
             }
         }
     }
-    let count = |st: Status| r.checks.iter().filter(|c| c.status == st).count();
     let _ = writeln!(
         s,
-        "{}: {} ({} passed, {} failed, {} skipped) in {:.1}s under {}",
+        "{}: {} ({}) in {:.1}s under {}",
         r.image,
         match r.verdict {
             Verdict::Pass => "PASS",
             Verdict::Fail => "FAIL",
             Verdict::Unjudged => "COULD NOT JUDGE",
         },
-        count(Status::Pass),
-        count(Status::Fail),
-        count(Status::Skip),
+        Counts::of(&r.checks),
         r.duration_secs,
         r.accel.accel.name()
     );
@@ -183,9 +224,22 @@ pub fn render_summary(r: &Report) -> String {
     s
 }
 
-/// The JSON report.
+/// The JSON report: each report with its [`Counts`] (read back, they are derived again).
 pub fn to_json(reports: &[Report]) -> String {
-    serde_json::to_string_pretty(reports).expect("the report model serialises")
+    #[derive(Serialize)]
+    struct Counted<'a> {
+        #[serde(flatten)]
+        report: &'a Report,
+        counts: Counts,
+    }
+    let counted: Vec<Counted> = reports
+        .iter()
+        .map(|report| Counted {
+            report,
+            counts: Counts::of(&report.checks),
+        })
+        .collect();
+    serde_json::to_string_pretty(&counted).expect("the report model serialises")
 }
 
 /// The JUnit report: a suite per image, a testcase per check (per boot).
@@ -208,20 +262,27 @@ pub fn junit_suite(name: String, r: &Report) -> TestSuite {
                 st.set_message(c.evidence.clone());
                 st
             }
+            Status::Fail if c.severity == Severity::Warning => TestCaseStatus::success(),
             Status::Fail => {
                 let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                st.set_message(c.evidence.clone())
-                    .set_type(match c.severity {
-                        Severity::Error => "error",
-                        Severity::Warning => "warning",
-                    });
+                st.set_message(c.evidence.clone()).set_type("error");
                 st
             }
         };
         let mut tc = TestCase::new(label(c, r), status);
+        if c.status == Status::Fail && c.severity == Severity::Warning {
+            // JUnit has no warnings: a passing testcase that says so in its output, and
+            // the suite's `warnings` property counts them, as the summary does.
+            tc.set_system_out(format!("warning: {}", c.evidence));
+        }
         tc.set_classname(c.id.name());
         suite.add_test_case(tc);
     }
+    let counts = Counts::of(&r.checks);
+    suite.add_property(quick_junit::Property::new(
+        "warnings",
+        counts.warnings.to_string(),
+    ));
     suite
 }
 

@@ -176,7 +176,7 @@ fn every_boot_event_has_its_words() {
                 line: "Kernel panic".into(),
                 cause: None,
             }),
-            "console: KernelPanic: Kernel panic",
+            "console: kernel panic: Kernel panic",
         ),
         (
             BootEvent::ConsoleFailure(ConsoleFailure {
@@ -265,4 +265,42 @@ fn html_report_is_one_page_with_failures_first_and_links_into_the_console() {
     assert!(page.contains("<span class=\"badge\">kernel 2.5s</span>"));
     assert!(page.contains("src=\"data:image/png;base64,iVBORw0KGgo=\""));
     assert!(page.contains("data-phase=\"userspace\"") && page.contains("data-mark=\"ssh\""));
+}
+
+/// A run whose only non-pass is a warning passes, and every view counts the warning as a
+/// warning: the summary, the JSON, the JUnit (no failure) and the HTML header.
+#[test]
+fn every_view_counts_a_warning_as_a_warning() {
+    let mut r = sample();
+    r.checks.retain(|c| c.id != CheckId::LogsClean);
+    r.verdict = verdict(&r.checks, &[], false);
+    assert_eq!(r.verdict, Verdict::Pass);
+    let counts = Counts::of(&r.checks);
+    assert_eq!((counts.failed, counts.warnings), (0, 1), "{counts:?}");
+    let words = counts.to_string();
+    assert!(words.contains(" 0 failed, 1 warning, "), "{words}");
+
+    let summary = render_summary(&r);
+    let last = summary
+        .lines()
+        .find(|l| l.starts_with("tiny.img: "))
+        .unwrap();
+    assert!(last.starts_with(&format!("tiny.img: PASS ({words})")), "{last}");
+
+    let json: serde_json::Value = serde_json::from_str(&to_json(&[r.clone()])).unwrap();
+    assert_eq!(json[0]["counts"]["warnings"], 1);
+    assert_eq!(json[0]["counts"]["failed"], 0);
+    assert_eq!(json[0]["counts"]["passed"], counts.passed);
+
+    let junit = to_junit(std::slice::from_ref(&r));
+    assert!(junit.contains("failures=\"0\""), "{junit}");
+    assert!(
+        junit.contains("<property name=\"warnings\" value=\"1\"/>"),
+        "{junit}"
+    );
+    assert!(junit.contains("warning: "), "{junit}");
+
+    let header = html::summary_fields(&r);
+    let checks = &header.iter().find(|(k, _)| *k == "checks").unwrap().1;
+    assert_eq!(checks, &words);
 }

@@ -209,7 +209,7 @@ impl Guest {
         if self.vm.try_exited().is_some() {
             Some("QEMU exited".into())
         } else if let Some(f) = self.console.summary().failure {
-            Some(format!("{:?} on the console", f.kind))
+            Some(format!("{} on the console", f.kind.words()))
         } else if interrupted() {
             Some("interrupted".into())
         } else {
