@@ -184,7 +184,7 @@ fn every_boot_event_has_its_words() {
                 line: "BdsDxe: loading Boot0002 \"EFI Internal Shell\"".into(),
                 cause: Some("BdsDxe: failed to load Boot0001: Not Found".into()),
             }),
-            "console: FirmwareShell: BdsDxe: loading Boot0002 \"EFI Internal Shell\" \
+            "console: firmware shell: BdsDxe: loading Boot0002 \"EFI Internal Shell\" \
              (after: BdsDxe: failed to load Boot0001: Not Found)",
         ),
         (
