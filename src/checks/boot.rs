@@ -9,7 +9,11 @@ pub(super) fn userspace(b: &BootFacts, _: &Facts) -> Judgement {
     match (b.console.reached(Phase::Userspace), &b.console.failure) {
         (Some(t), _) => pass(format!("userspace after {t:.1}s")),
         (None, _) if b.ssh_secs.is_some() => pass("an SSH server answered"),
-        (None, Some(f)) => fail(format!("{} on the console: {}", f.kind.words(), f.describe())),
+        (None, Some(f)) => fail(format!(
+            "{} on the console: {}",
+            f.kind.words(),
+            f.describe()
+        )),
         (None, None) => fail(match &b.qemu_exit {
             Some(e) => format!("QEMU exited before userspace ({e}); {}", console_words(b)),
             None => format!("no userspace before the deadline; {}", console_words(b)),

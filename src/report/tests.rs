@@ -285,7 +285,10 @@ fn every_view_counts_a_warning_as_a_warning() {
         .lines()
         .find(|l| l.starts_with("tiny.img: "))
         .unwrap();
-    assert!(last.starts_with(&format!("tiny.img: PASS ({words})")), "{last}");
+    assert!(
+        last.starts_with(&format!("tiny.img: PASS ({words})")),
+        "{last}"
+    );
 
     let json: serde_json::Value = serde_json::from_str(&to_json(&[r.clone()])).unwrap();
     assert_eq!(json[0]["counts"]["warnings"], 1);
