@@ -5,6 +5,7 @@
 //! Everything here is plain serialisable data; this module depends on no other module of
 //! the crate but [`crate::named`].
 
+pub mod artifacts;
 mod conditions;
 mod console;
 mod files;
@@ -92,8 +93,11 @@ impl OfflineFacts {
 pub struct CloudInitFacts {
     /// `/usr/bin/cloud-init` and `/etc/cloud/cloud.cfg` both exist.
     pub installed: bool,
-    /// `/etc/cloud/cloud-init.disabled` exists (cloud-init switches itself off).
-    pub disabled: bool,
+    /// Why cloud-init will not run at boot, when the image shows it:
+    /// `/etc/cloud/cloud-init.disabled`, or (under systemd) every one of its units masked
+    /// or none of them enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switched_off: Option<String>,
     /// `system_info: default_user: name:`, the account `password:` in user-data sets.
     pub default_user: Option<String>,
     /// `ssh_deletekeys` (cloud-init's default: true, delete and regenerate host keys).

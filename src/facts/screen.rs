@@ -37,6 +37,6 @@ pub struct Screenshot {
 impl Screenshot {
     /// The file name of boot `boot`'s screenshot at `moment`.
     pub fn file_name(boot: usize, moment: ShotMoment) -> String {
-        format!("boot{boot}-{moment}.png")
+        super::artifacts::BootFiles(boot).screenshot(moment)
     }
 }

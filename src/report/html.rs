@@ -16,6 +16,7 @@ use std::fmt::Write as _;
 use super::timeline::{self, Lane};
 use super::{Report, Verdict};
 use crate::checks::{self, CheckId, CheckResult, Rule, Severity, Status};
+use crate::facts::artifacts::BootFiles;
 use crate::facts::{BootFacts, Login, Offline, Phase, Shutdown};
 use crate::named::Named;
 
@@ -95,14 +96,10 @@ pub fn wanted_files(r: &Report) -> Vec<String> {
         .boots
         .iter()
         .flat_map(|b| {
-            std::iter::once(console_file(b.index))
+            std::iter::once(BootFiles(b.index).console_log())
                 .chain(b.screenshots.iter().map(|s| s.file.clone()))
         })
         .collect()
-}
-
-fn console_file(boot: usize) -> String {
-    format!("boot{boot}-console.log")
 }
 
 /// One image's section; `id` prefixes every anchor in it.
@@ -267,7 +264,7 @@ fn check_row(s: &mut String, r: &Report, c: &CheckResult, id: &str) {
 /// The console line a boot check's evidence points at: the failure, the phase it is
 /// about, the first-boot agent's first line, else the console's last line.
 fn console_line(r: &Report, id: CheckId, b: &BootFacts) -> Option<usize> {
-    let text = r.files.get(&console_file(b.index))?;
+    let text = r.files.get(&BootFiles(b.index).console_log())?;
     let last = Some(b.console.lines).filter(|&n| n > 0);
     let rule = checks::find(id).rule;
     match id {
@@ -365,7 +362,7 @@ fn screenshots(s: &mut String, r: &Report, b: &BootFacts) {
 /// marked; the tail from the model when the log itself is not at hand.
 fn console(s: &mut String, r: &Report, b: &BootFacts, bid: &str) {
     s.push_str("<h3>Console</h3>");
-    let Some(text) = r.files.get(&console_file(b.index)) else {
+    let Some(text) = r.files.get(&BootFiles(b.index).console_log()) else {
         let _ = write!(
             s,
             "<p class=\"note\">The console log was not kept; its last {} lines:</p><pre \

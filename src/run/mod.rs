@@ -25,6 +25,7 @@ use std::time::Instant;
 use crate::checks::{self, Selection};
 use crate::cloudinit::{self, NoDefaultUser};
 use crate::disk::image::{self, ImageError, ImageInfo};
+use crate::facts::artifacts;
 use crate::facts::{AccelDecision, BootSupport, Facts, FirmwareFacts, Offline};
 use crate::metadata::MetadataServer;
 use crate::report::{self, Event, Report, Verdict};
@@ -339,7 +340,7 @@ fn run_files(tmp: &Path) -> Result<report::Files, RunError> {
     let mut files = report::Files::new();
     for e in std::fs::read_dir(tmp).map_err(io("temp dir"))?.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".log") || name.ends_with(".png") {
+        if artifacts::kept(&name) {
             files.insert(name, std::fs::read(e.path()).map_err(io("reading a log"))?);
         }
     }
@@ -404,14 +405,14 @@ fn save_artifacts(dir: &Path, server: &MetadataServer, report: &Report) -> Resul
         .iter()
         .map(|r| serde_json::to_string(r).expect("serialises") + "\n")
         .collect();
-    std::fs::write(dir.join("metadata-requests.jsonl"), requests).map_err(io("request log"))?;
+    std::fs::write(dir.join(artifacts::METADATA_REQUESTS), requests).map_err(io("request log"))?;
     std::fs::write(
-        dir.join("report.json"),
+        dir.join(artifacts::REPORT_JSON),
         report::to_json(std::slice::from_ref(report)),
     )
     .map_err(io("report"))?;
     std::fs::write(
-        dir.join("report.html"),
+        dir.join(artifacts::REPORT_HTML),
         report::html::to_html(std::slice::from_ref(report)),
     )
     .map_err(io("report"))?;

@@ -11,6 +11,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
+use crate::facts::artifacts;
 use rustix::fs::Access;
 
 /// The file in a directory imgtest filled that marks it as imgtest's own.
@@ -258,9 +259,9 @@ pub fn is_artifacts(dir: &Path) -> bool {
         match e.file_type() {
             Ok(t) if t.is_dir() => is_artifacts(&e.path()),
             Ok(t) if t.is_file() => {
-                name == "report.json"
-                    || name == "metadata-requests.jsonl"
-                    || (name.starts_with("boot") && name.ends_with(".log"))
+                name == artifacts::REPORT_JSON
+                    || name == artifacts::METADATA_REQUESTS
+                    || artifacts::kept(&name)
             }
             _ => false,
         }
