@@ -144,3 +144,58 @@ fn cloud_init_told_to_keep_baked_keys_fails_offline_and_online() {
         r.log()
     );
 }
+
+/// cloud-init switched off, by its own switch file (`cloud-init-off`) or with its units
+/// masked (`cloud-init-masked`): nothing will ever set the metadata password, and without
+/// host keys sshd cannot even start. The image shows it, so the run does not wait out the
+/// login deadline: each boot ends its login stage within 30 s of userspace (and still
+/// boots, and powers off), and the image fails `firstboot.installed` with the reason.
+#[test]
+fn cloud_init_switched_off_fails_at_once_not_after_the_login_deadline() {
+    let d = tempfile::tempdir_in(assets_dir()).unwrap();
+    let off = disk(d.path(), "cloud-init-off");
+    let masked = disk(d.path(), "cloud-init-masked");
+    let r = common::imgtest_run_all(
+        d.path(),
+        &[&off, &masked],
+        &["--firstboot", "auto", "--boots", "1"],
+    );
+    assert_eq!(r.code, 1, "{}", r.log());
+    for (i, why) in [
+        (0, "/etc/cloud/cloud-init.disabled switches cloud-init off"),
+        (1, "every cloud-init unit is masked"),
+    ] {
+        let img = r.image(i);
+        assert!(
+            img.ids("fail").contains(&"firstboot.installed".to_string()),
+            "{}",
+            r.log()
+        );
+        assert!(
+            img.evidence("firstboot.installed")[0].contains(why),
+            "{:?}",
+            img.evidence("firstboot.installed")
+        );
+        let boot = &img.report[0]["facts"]["boots"][0];
+        let userspace = boot["console"]["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p[0] == "userspace")
+            .map(|p| p[1].as_f64().unwrap())
+            .expect("the boot reached userspace");
+        let login_ended = boot["powerdown_secs"]
+            .as_f64()
+            .expect("the boot powered off");
+        eprintln!(
+            "{why}: userspace {userspace:.1}s, login stage over at {login_ended:.1}s ({:.1}s after)",
+            login_ended - userspace
+        );
+        assert!(
+            login_ended - userspace <= 30.0,
+            "login ended {:.1}s after userspace: {boot}",
+            login_ended - userspace
+        );
+        assert_eq!(boot["shutdown"]["outcome"], "clean", "{boot}");
+    }
+}

@@ -155,7 +155,7 @@ fn iso_boots_from_cd_before_the_blank_disk() {
     assert_eq!(code, 1, "{out}\n{err}");
     assert!(
         out.contains("FAIL  boot.userspace [boot 0, bios]")
-            && out.contains("BootloaderFailed on the console:   Failed to boot both default and fallback entries"),
+            && out.contains("bootloader failed on the console:   Failed to boot both default and fallback entries"),
         "{out}"
     );
     assert!(

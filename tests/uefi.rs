@@ -140,7 +140,8 @@ fn uefi_only_image_passes_under_uefi_and_fails_fast_under_bios() {
     );
     assert_eq!(o.code, 1, "{}", o.log());
     assert!(
-        o.evidence("boot.userspace")[0].contains("NoBootDevice on the console: No bootable device"),
+        o.evidence("boot.userspace")[0]
+            .contains("no boot device on the console: No bootable device"),
         "{}",
         o.out
     );

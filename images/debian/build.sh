@@ -35,6 +35,9 @@
 #                        the datasource comes from the platform (NoCloud SMBIOS serial)
 #   cloud-init-keep-keys cloud-init, plus /etc/cloud/cloud.cfg.d/99-keep-keys.cfg
 #                        (ssh_deletekeys: false) and the baked host keys kept
+#   cloud-init-off       cloud-init, switched off by /etc/cloud/cloud-init.disabled (so no
+#                        password is ever set and, without host keys, sshd cannot start)
+#   cloud-init-masked    cloud-init, its four units masked (linked to /dev/null)
 # --size SIZE          ext4 size (default 1536M, sparse): room for fsmaker's ~100 MiB kernel.
 # --extra "PKG..."     also apt-get install these packages (e.g. to make a bigger image for
 #                      bench/offline.sh); cached as a tarball of their own.
@@ -98,7 +101,7 @@ fail_log() { # fail_log LOG MESSAGE: the log's tail and the message, then exit 2
 
 VARIANTS="clean fixed-password baked-host-keys dirty-logs authorized-key shadow-backup"
 VARIANTS="$VARIANTS random-seed dbus-machine-id unowned-script build-logs private-key"
-VARIANTS="$VARIANTS cloud-init cloud-init-keep-keys"
+VARIANTS="$VARIANTS cloud-init cloud-init-keep-keys cloud-init-off cloud-init-masked"
 SUITE=bookworm
 MIRROR=http://deb.debian.org/debian
 BASE_PKGS="systemd-sysv udev dbus kmod openssh-server wget"
@@ -247,6 +250,12 @@ case "$variant" in
     cat "$work/shadow" > "$root/etc/shadow"
     ;;
   baked-host-keys) keep_keys=1 ;;
+  cloud-init-off) : > "$root/etc/cloud/cloud-init.disabled" ;;
+  cloud-init-masked)
+    for unit in cloud-init-local cloud-init cloud-config cloud-final; do
+      ln -sf /dev/null "$root/etc/systemd/system/$unit.service"
+    done
+    ;;
   cloud-init-keep-keys)
     keep_keys=1
     printf '# Keep the host keys baked into the image (do not regenerate per instance).\nssh_deletekeys: false\n' \

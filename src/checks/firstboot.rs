@@ -11,16 +11,17 @@ use crate::facts::{
 pub(super) fn installed(f: &OfflineFacts, facts: &Facts) -> Judgement {
     if facts.agent() == Agent::CloudInit {
         return match &f.cloud_init {
-            Some(c) if c.installed && !c.disabled => pass(format!(
+            Some(c) if c.installed && c.switched_off.is_none() => pass(format!(
                 "cloud-init installed (/usr/bin/cloud-init, /etc/cloud/cloud.cfg){}",
                 c.default_user
                     .as_ref()
                     .map(|u| format!(", default user {u}"))
                     .unwrap_or_default()
             )),
-            Some(c) if c.installed => {
-                fail("/etc/cloud/cloud-init.disabled switches cloud-init off")
-            }
+            Some(c) if c.installed => fail(format!(
+                "cloud-init will not run: {}",
+                c.switched_off.as_deref().unwrap_or_default()
+            )),
             _ => fail("cloud-init is not installed (/usr/bin/cloud-init, /etc/cloud/cloud.cfg)"),
         };
     }
@@ -56,7 +57,7 @@ fn agent_missing(facts: &Facts) -> bool {
         (Offline::Read(f), Agent::CloudInit) => !f
             .cloud_init
             .as_ref()
-            .is_some_and(|c| c.installed && !c.disabled),
+            .is_some_and(|c| c.installed && c.switched_off.is_none()),
         (Offline::Unreadable { .. }, _) => false,
     }
 }

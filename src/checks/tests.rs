@@ -505,7 +505,7 @@ fn cloud_init() -> Facts {
     o.firstboot_hooks.clear();
     o.cloud_init = Some(CloudInitFacts {
         installed: true,
-        disabled: false,
+        switched_off: None,
         default_user: Some("debian".into()),
         ssh_deletekeys: true,
     });
@@ -556,7 +556,7 @@ fn cloud_init_images_are_judged_by_cloud_init_equivalents() {
     g.boots[1].cloud_init_finished_secs = None;
     assert_eq!(failing(&g), ["firstboot.disabled"]);
     let mut g = cloud_init();
-    off(&mut g).cloud_init.as_mut().unwrap().disabled = true;
+    off(&mut g).cloud_init.as_mut().unwrap().switched_off = Some("masked".into());
     assert_eq!(failing(&g), ["firstboot.installed"]);
     let mut g = cloud_init();
     off(&mut g).cloud_init = None;

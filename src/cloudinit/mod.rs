@@ -73,9 +73,68 @@ pub fn offline_facts(view: &FsView) -> Option<CloudInitFacts> {
     let last = |path: &[&str]| docs.iter().rev().find_map(|d| lookup(d, path).cloned());
     Some(CloudInitFacts {
         installed: program && has_config,
-        disabled: view.exists("/etc/cloud/cloud-init.disabled"),
+        switched_off: switched_off(view),
         default_user: last(&["system_info", "default_user", "name"]).and_then(|v| scalar(&v)),
         ssh_deletekeys: last(&["ssh_deletekeys"]).is_none_or(|v| cloud_init_true(&v)),
+    })
+}
+
+/// cloud-init's units, in the order of its stages; `cloud-config.service` runs the
+/// module that sets passwords.
+const UNITS: [&str; 4] = [
+    "cloud-init-local.service",
+    "cloud-init.service",
+    "cloud-config.service",
+    "cloud-final.service",
+];
+
+/// Why cloud-init will not run at boot, when the image shows it: its own switch
+/// (`/etc/cloud/cloud-init.disabled`); or, when systemd is the init, every one of its
+/// units masked (a link to `/dev/null` in `/etc/systemd/system`), or none enabled (no
+/// `.wants`/`.requires` link names one, in `/etc` or the vendor directories). One unit
+/// switched off of four is not certain enough: the others may still set the password.
+fn switched_off(view: &FsView) -> Option<String> {
+    if view.exists("/etc/cloud/cloud-init.disabled") {
+        return Some("/etc/cloud/cloud-init.disabled switches cloud-init off".into());
+    }
+    let systemd = view
+        .link_target("/sbin/init")
+        .is_some_and(|t| t.contains("systemd"));
+    if !systemd {
+        return None;
+    }
+    let masked = |u: &str| {
+        view.link_target(&format!("/etc/systemd/system/{u}"))
+            .is_some_and(|t| t == "/dev/null")
+    };
+    if UNITS.iter().all(|u| masked(u)) {
+        return Some(format!(
+            "every cloud-init unit is masked ({})",
+            UNITS.join(", ")
+        ));
+    }
+    let enabled = [
+        "/etc/systemd/system",
+        "/lib/systemd/system",
+        "/usr/lib/systemd/system",
+    ]
+    .iter()
+    .any(|dir| {
+        view.list(dir)
+            .iter()
+            .filter(|d| d.ends_with(".wants") || d.ends_with(".requires"))
+            .any(|d| {
+                let links = view.list(&format!("{dir}/{d}"));
+                UNITS
+                    .iter()
+                    .any(|u| !masked(u) && links.iter().any(|l| l == u))
+            })
+    });
+    (!enabled).then(|| {
+        format!(
+            "no cloud-init unit is enabled (no .wants or .requires link names {})",
+            UNITS.join(", ")
+        )
     })
 }
 

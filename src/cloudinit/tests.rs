@@ -125,7 +125,7 @@ fn detects_cloud_init_and_later_drop_ins_win() {
     ]);
     let view = FsView::open(&img, 0).unwrap();
     let c = offline_facts(&view).unwrap();
-    assert!(c.installed && !c.disabled);
+    assert!(c.installed && c.switched_off.is_none());
     assert_eq!(c.default_user.as_deref(), Some("admin"));
     assert!(!c.ssh_deletekeys);
 
@@ -134,7 +134,11 @@ fn detects_cloud_init_and_later_drop_ins_win() {
         ("/etc/cloud/cloud-init.disabled", ""),
     ]);
     let c = offline_facts(&FsView::open(&img, 0).unwrap()).unwrap();
-    assert!(!c.installed && c.disabled && c.ssh_deletekeys);
+    assert!(!c.installed && c.ssh_deletekeys);
+    assert_eq!(
+        c.switched_off.as_deref(),
+        Some("/etc/cloud/cloud-init.disabled switches cloud-init off")
+    );
     assert_eq!(c.default_user.as_deref(), Some("debian"));
 
     let (_d, img) = make_fs(&[("/etc/hostname", "x\n")]);
@@ -146,7 +150,7 @@ fn read(firstboot: bool, user: Option<&str>) -> Offline {
         firstboot_program: firstboot,
         cloud_init: Some(CloudInitFacts {
             installed: true,
-            disabled: false,
+            switched_off: None,
             default_user: user.map(str::to_string),
             ssh_deletekeys: true,
         }),
@@ -237,4 +241,77 @@ proptest::proptest! {
             }
         });
     }
+}
+
+/// A systemd image with Debian's cloud-init units enabled as its package enables them
+/// (`cloud-init.target.wants`), then each way of switching it off: masking every unit, or
+/// disabling them (no link left); masking one unit of four is not enough to tell.
+#[test]
+fn cloud_init_units_masked_or_disabled_switch_it_off() {
+    use std::os::unix::fs::symlink;
+    let facts = |setup: &dyn Fn(&std::path::Path)| {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("root");
+        for dir in [
+            "etc/cloud",
+            "sbin",
+            "usr/bin",
+            "lib/systemd/system",
+            "etc/systemd/system",
+        ] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        std::fs::write(root.join("etc/cloud/cloud.cfg"), DEBIAN_CLOUD_CFG).unwrap();
+        std::fs::write(root.join("usr/bin/cloud-init"), "#!/usr/bin/python3\n").unwrap();
+        symlink("/lib/systemd/systemd", root.join("sbin/init")).unwrap();
+        for u in UNITS {
+            std::fs::write(root.join("lib/systemd/system").join(u), "[Unit]\n").unwrap();
+        }
+        setup(&root);
+        let img = d.path().join("fs.img");
+        crate::fs::testing::ext4_of(&root, &img, 0);
+        offline_facts(&FsView::open(&img, 0).unwrap()).unwrap()
+    };
+    let enable = |root: &std::path::Path| {
+        let wants = root.join("etc/systemd/system/cloud-init.target.wants");
+        std::fs::create_dir_all(&wants).unwrap();
+        for u in UNITS {
+            symlink(format!("/lib/systemd/system/{u}"), wants.join(u)).unwrap();
+        }
+    };
+    let mask = |root: &std::path::Path, units: &[&str]| {
+        for u in units {
+            symlink("/dev/null", root.join("etc/systemd/system").join(u)).unwrap();
+        }
+    };
+    assert_eq!(facts(&enable).switched_off, None);
+    assert_eq!(
+        facts(&|r| {
+            enable(r);
+            mask(r, &["cloud-config.service"]);
+        })
+        .switched_off,
+        None
+    );
+    let masked = facts(&|r| {
+        enable(r);
+        mask(r, &UNITS);
+    });
+    assert!(
+        masked
+            .switched_off
+            .as_deref()
+            .unwrap()
+            .starts_with("every cloud-init unit is masked"),
+        "{masked:?}"
+    );
+    let disabled = facts(&|_| {});
+    assert!(
+        disabled
+            .switched_off
+            .as_deref()
+            .unwrap()
+            .starts_with("no cloud-init unit is enabled"),
+        "{disabled:?}"
+    );
 }

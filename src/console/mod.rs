@@ -474,6 +474,20 @@ fn see_line(st: &mut Reading, line: &str, reader: &Reader) -> Seen {
     }
 }
 
+/// Whether a console line is the first-boot agent saying it has finished: cloud-init's
+/// final message (printed by its last stage, after the stage that sets passwords), or
+/// firstboot's last word, `done` or that it gave up (`accounts stay locked`).
+fn agent_finished(line: &str) -> bool {
+    let line = line.trim();
+    let cloud_init = line
+        .find("Cloud-init v. ")
+        .is_some_and(|at| line[at..].contains(" finished at "));
+    let firstboot = line
+        .strip_prefix("firstboot: ")
+        .is_some_and(|rest| rest == "done" || rest.contains("accounts stay locked"));
+    cloud_init || firstboot
+}
+
 /// Counts a complete line and keeps it in the tail (and the first-boot lines); the line
 /// being read is then that one.
 fn keep_line(st: &mut Reading, line: &str) {
@@ -520,8 +534,12 @@ fn read_loop(
             let raw: Vec<u8> = pending.drain(..=pos).collect();
             let line = redact(&stripper.strip(&String::from_utf8_lossy(&raw)), &secrets);
             let _ = writeln!(log, "{line}");
+            let at = reader.start.elapsed().as_secs_f64();
             apply(&|st| {
                 keep_line(st, &line);
+                if st.summary.agent_finished.is_none() && agent_finished(&line) {
+                    st.summary.agent_finished = Some((at, line.trim().to_string()));
+                }
                 see_line(st, &line, &reader)
             });
         }
@@ -564,6 +582,26 @@ fn read_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn knows_when_the_agent_has_finished() {
+        for done in [
+            "[   45.123456] cloud-init[612]: Cloud-init v. 22.4.2 finished at Mon, 07 Dec 2026 \
+             20:00:00 +0000. Datasource DataSourceNoCloudNet [seed=dmi].  Up 45.10 seconds",
+            "firstboot: done",
+            "firstboot: metadata service unreachable, accounts stay locked; will retry at next boot",
+        ] {
+            assert!(agent_finished(done), "{done}");
+        }
+        for not in [
+            "cloud-init[401]: Cloud-init v. 22.4.2 running 'init' at Mon, 07 Dec 2026",
+            "firstboot: password set for root",
+            "firstboot: done-ish",
+            "echo firstboot: done",
+        ] {
+            assert!(!agent_finished(not), "{not}");
+        }
+    }
 
     #[test]
     fn classifies_phases() {

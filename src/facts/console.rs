@@ -104,6 +104,12 @@ pub struct ConsoleSummary {
     /// How many lines the console printed.
     #[serde(default)]
     pub lines: usize,
+    /// When (seconds since the VM started) the first-boot agent said on the console that
+    /// it has finished, and the line: cloud-init's final message (`Cloud-init v. 22.4
+    /// finished at ...`), firstboot's `done` or its giving up (`accounts stay locked`).
+    /// Whatever the agent does for a login it has done by then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_finished: Option<(f64, String)>,
 }
 
 impl ConsoleSummary {

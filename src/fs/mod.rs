@@ -325,17 +325,23 @@ pub(crate) mod testing {
         }
         std::fs::create_dir_all(&root).unwrap();
         let img = dir.path().join("fs.img");
+        ext4_of(&root, &img, offset);
+        (dir, img)
+    }
+
+    /// Makes `img` an 8 MiB ext4 filesystem at `offset` holding the tree `root` (symlinks
+    /// and modes as they are there).
+    pub fn ext4_of(root: &Path, img: &Path, offset: u64) {
         let st = std::process::Command::new("mke2fs")
             .args(["-q", "-F", "-t", "ext4", "-E"])
             .arg(format!("offset={offset}"))
             .arg("-d")
-            .arg(&root)
-            .arg(&img)
+            .arg(root)
+            .arg(img)
             .arg("8M")
             .status()
             .unwrap();
         assert!(st.success());
-        (dir, img)
     }
 
     /// The bytes of a 256 KiB ext4 filesystem (1 KiB blocks, no journal) holding `files`:

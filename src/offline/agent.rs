@@ -5,9 +5,13 @@
 use crate::fs::FsView;
 
 /// `/usr/sbin/firstboot` exists, and the boot hooks that run it (systemd unit, LSB script,
-/// busybox inittab).
+/// busybox inittab). A masked unit runs nothing, whatever links want it.
 pub(super) fn firstboot(view: &FsView) -> (bool, Vec<String>) {
-    let mut hooks = view.glob("/etc/systemd/system/*/firstboot.service");
+    let mut hooks = if masked(view, "firstboot.service") {
+        Vec::new()
+    } else {
+        view.glob("/etc/systemd/system/*/firstboot.service")
+    };
     hooks.extend(view.glob("/etc/init.d/firstboot"));
     if let Some(inittab) = view.read("/etc/inittab")
         && String::from_utf8_lossy(&inittab)

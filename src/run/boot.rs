@@ -26,9 +26,11 @@ use crate::checks::{self, CheckId, Expect, Need, Selection, Status};
 use crate::cloudinit::NOCLOUD_SERIAL;
 use crate::console::{Console, ConsoleEvent, PROMPT_GRACE, Reader, WaitOutcome};
 use crate::disk::image::{ImageInfo, ImageKind};
+use crate::facts::artifacts::BootFiles;
 use crate::facts::{
-    AccelDecision, Agent, AgentFacts, BootFacts, CLOUD_INIT_BOOT_FINISHED, Facts, FileKind,
-    Firmware, FirmwareFacts, Login, Offline, OfflineFacts, Phase, Screenshot, ShotMoment, Shutdown,
+    AccelDecision, Agent, AgentFacts, BootFacts, CLOUD_INIT_BOOT_FINISHED, ConsoleSummary, Facts,
+    FileKind, Firmware, FirmwareFacts, Login, Offline, OfflineFacts, Phase, Screenshot, ShotMoment,
+    Shutdown,
 };
 use crate::guest;
 use crate::metadata::{self, BootSecrets, MetadataServer};
@@ -309,8 +311,7 @@ fn host_fault(ctx: &BootContext, g: &mut Guest) -> Option<String> {
     if status.success() || interrupted() || !g.console.summary().silent() {
         return None;
     }
-    let log =
-        std::fs::read_to_string(ctx.tmp.join(format!("boot{}-qemu.log", g.i))).unwrap_or_default();
+    let log = std::fs::read_to_string(ctx.tmp.join(BootFiles(g.i).qemu_log())).unwrap_or_default();
     let said = log
         .lines()
         .rev()
@@ -422,7 +423,7 @@ fn start(
         spec.qmp_socket.clone().expect("spec has QMP"),
     );
     let start = Instant::now();
-    let log = ctx.tmp.join(format!("boot{i}-qemu.log"));
+    let log = ctx.tmp.join(BootFiles(i).qemu_log());
     let (vm, serial, stdin): (_, Box<dyn std::io::Read + Send>, _) = match tap {
         None => {
             let (vm, serial) = VmProcess::spawn(&ctx.plan.qemu, &spec, &log)?;
@@ -443,7 +444,7 @@ fn start(
     let console_emit = emit.clone();
     let console = Console::attach(
         serial,
-        ctx.tmp.join(format!("boot{i}-console.log")),
+        ctx.tmp.join(BootFiles(i).console_log()),
         vec![secrets.password.clone()],
         Reader {
             start,
@@ -496,7 +497,7 @@ fn spec(ctx: &BootContext, i: usize, socket: &Path) -> Result<VmSpec, RunError> 
         let ovmf = ctx.ovmf.expect("the runner found OVMF for the UEFI boots");
         spec.uefi = Some(Uefi {
             code: ovmf.code.clone(),
-            vars: ovmf.private_vars(&ctx.tmp.join(format!("boot{i}-OVMF_VARS.fd")))?,
+            vars: ovmf.private_vars(&ctx.tmp.join(BootFiles(i).ovmf_vars()))?,
             secure_boot: ovmf.secure_boot,
         });
     }
@@ -513,13 +514,13 @@ fn spec(ctx: &BootContext, i: usize, socket: &Path) -> Result<VmSpec, RunError> 
     if ctx.agent().agent == Agent::CloudInit {
         spec.smbios_serial = Some(NOCLOUD_SERIAL.into());
     }
-    spec.qmp_socket = Some(ctx.tmp.join(format!("boot{i}.qmp")));
+    spec.qmp_socket = Some(ctx.tmp.join(BootFiles(i).qmp_socket()));
     Ok(spec)
 }
 
 /// Where boot `i` keeps its overlay of a disk image (its first disk; an ISO has none).
 pub(super) fn image_overlay(tmp: &Path, i: usize) -> PathBuf {
-    tmp.join(format!("boot{i}-disk0.qcow2"))
+    tmp.join(BootFiles(i).overlay(0))
 }
 
 /// Boot `i`'s disks, each a qcow2 overlay in the temp dir (nothing attached is ever
@@ -530,7 +531,7 @@ fn disks(ctx: &BootContext, i: usize) -> Result<Vec<PathBuf>, RunError> {
     let mut attach = |info: &ImageInfo| -> Result<(), RunError> {
         let overlay = match out.len() {
             0 => image_overlay(ctx.tmp, i),
-            n => ctx.tmp.join(format!("boot{i}-disk{n}.qcow2")),
+            n => ctx.tmp.join(BootFiles(i).overlay(n)),
         };
         vm::create_overlay(&info.path, info.kind.qemu_format(), &overlay)?;
         out.push(overlay);
@@ -544,7 +545,7 @@ fn disks(ctx: &BootContext, i: usize) -> Result<Vec<PathBuf>, RunError> {
         attach(d)?;
     }
     if out.is_empty() {
-        let blank = ctx.tmp.join(format!("boot{i}-blank.qcow2"));
+        let blank = ctx.tmp.join(BootFiles(i).blank_disk());
         vm::create_blank_disk(&blank, ISO_BLANK_DISK)?;
         out.push(blank);
     }
@@ -632,15 +633,23 @@ fn login(
     }
     let (port, start, roles) = (g.ssh_port, g.start, &ctx.roles);
     let password = g.secrets.password.clone();
-    // Nothing in the guest will ever set the password: one refusal proves it.
-    let retry = no_login_ever(ctx.facts).is_none();
+    // Nothing in the guest will ever set the password: one refusal proves it, and an SSH
+    // server is waited for only briefly (its host key is evidence; the login is not).
+    let hopeless = no_login_ever(ctx.facts);
+    let deadline = match hopeless {
+        Some(_) => deadline.min(Instant::now() + HOPELESS_GRACE),
+        None => deadline,
+    };
     let r = guest::login(
         port,
         &ctx.agent().user,
         &password,
         (start, deadline),
-        retry,
-        &mut || g.gone(roles),
+        hopeless.is_none(),
+        &mut || {
+            g.gone(roles)
+                .or_else(|| agent_gave_up(&g.console.summary(), start.elapsed()))
+        },
     );
     facts.ssh_secs = r.ssh_secs;
     facts.host_key_sha256 = r.host_key;
@@ -648,10 +657,35 @@ fn login(
         (Login::Refused { reason }, Some(why)) => Login::Refused {
             reason: format!("{reason}; not retried: {why}"),
         },
+        (Login::NoSsh { reason }, Some(why)) => Login::NoSsh {
+            reason: format!("{reason}; not waited for longer: {why}"),
+        },
         (l, _) => l,
     };
     g.event(BootEvent::Login(facts.login.clone()));
     r.session
+}
+
+/// How long a login the offline facts rule out is still tried: long enough for an SSH
+/// server to show its host key, not the login deadline.
+const HOPELESS_GRACE: Duration = Duration::from_secs(20);
+
+/// How long after the first-boot agent said it finished a login is still tried: the agent
+/// may restart the SSH server as its last step.
+const AGENT_GRACE: Duration = Duration::from_secs(20);
+
+/// Why no login will work any more, once the guest shows it: its first-boot agent said on
+/// the console that it finished (see [`crate::facts::ConsoleSummary::agent_finished`]) at
+/// least [`AGENT_GRACE`] ago, and no login has worked (the caller stops at the first that
+/// does).
+fn agent_gave_up(console: &ConsoleSummary, since_start: Duration) -> Option<String> {
+    let (at, line) = console.agent_finished.as_ref()?;
+    let grace = AGENT_GRACE.as_secs_f64();
+    (since_start.as_secs_f64() >= at + grace).then(|| {
+        format!(
+            "the first-boot agent finished at {at:.1}s (console: {line}) and no login worked {grace:.0}s later"
+        )
+    })
 }
 
 /// Why no login can ever work on this image, when its offline facts show it: no
@@ -671,21 +705,42 @@ fn no_login_ever(facts: &Facts) -> Option<String> {
 /// none that can run (absent, masked); when none is enabled, once the boot finished (the
 /// console's login prompt) without one answering. None: an SSH server answers, or may.
 fn no_ssh_server(ctx: &BootContext, g: &mut Guest, deadline: Instant) -> Option<String> {
-    let offline = ctx.offline()?;
-    if let Some(why) = &offline.no_ssh {
-        return Some(format!("{why}: no SSH server can answer"));
-    }
-    let disabled = offline.ssh_disabled.clone()?;
-    let (port, roles) = (g.ssh_port, &ctx.roles);
+    // What the image shows, and how long after the boot finished an SSH server may still
+    // start: none when the image enables none; when the image could not be read, the
+    // guest alone tells, so a server gets NO_SSH_GRACE after the login prompt.
+    let (why, grace) = match ctx.offline() {
+        Some(offline) => {
+            if let Some(why) = &offline.no_ssh {
+                return Some(format!("{why}: no SSH server can answer"));
+            }
+            (offline.ssh_disabled.clone()?, Duration::ZERO)
+        }
+        None => (
+            "the image could not be read offline".to_string(),
+            NO_SSH_GRACE,
+        ),
+    };
+    let (port, roles, start) = (g.ssh_port, &ctx.roles, g.start);
     let waited = guest::connect(port, deadline, &mut || {
         g.gone(roles).or_else(|| {
-            g.console.summary().reached(Phase::Login).map(|t| {
-                format!("{disabled}, and the boot finished (login prompt at {t:.1}s) without one")
+            let prompt = g.console.summary().reached(Phase::Login)?;
+            (start.elapsed().as_secs_f64() >= prompt + grace.as_secs_f64()).then(|| {
+                format!(
+                    "{why}, and the boot finished (login prompt at {prompt:.1}s) without one{}",
+                    match grace.as_secs() {
+                        0 => String::new(),
+                        n => format!(" answering {n}s later"),
+                    }
+                )
             })
         })
     });
     waited.err().map(|e| e.reason)
 }
+
+/// How long after the login prompt an SSH server of an image that could not be read
+/// offline may still start listening.
+const NO_SSH_GRACE: Duration = Duration::from_secs(30);
 
 /// Stage 4: what the logged-in session shows (cloud-init's finish until `deadline`, then
 /// the probe), while the wrong password is tried on a connection of its own by the first
