@@ -653,7 +653,7 @@ fn login(
     );
     facts.ssh_secs = r.ssh_secs;
     facts.host_key_sha256 = r.host_key;
-    facts.login = match (r.login, no_login_ever(ctx.facts)) {
+    facts.login = match (r.login, hopeless) {
         (Login::Refused { reason }, Some(why)) => Login::Refused {
             reason: format!("{reason}; not retried: {why}"),
         },
