@@ -102,7 +102,7 @@ fn emptied_esp_fails_uefi_with_the_firmwares_reason_and_passes_bios() {
     assert_eq!(o.status("boot.userspace"), ["pass", "fail"], "{}", o.out);
     let why = &o.evidence("boot.userspace")[1];
     assert!(
-        why.contains("FirmwareShell") && why.contains("failed to load Boot0001"),
+        why.contains("firmware shell on the console") && why.contains("failed to load Boot0001"),
         "{why}"
     );
     // The offline facts already said so: no loader on the ESP.
@@ -185,7 +185,7 @@ fn secure_boot_passes_the_signed_chain_and_refuses_an_unsigned_grub_at_once() {
     assert_eq!(o.code, 1, "{}", o.log());
     let why = &o.evidence("boot.userspace")[0];
     assert!(
-        why.contains("SecureBootViolation") && why.contains("Access Denied"),
+        why.contains("secure boot violation on the console") && why.contains("Access Denied"),
         "{why}"
     );
     assert!(t.elapsed().as_secs() < 120, "took {:?}", t.elapsed());
