@@ -283,7 +283,11 @@ impl Check {
             boot,
             status: j.status,
             severity: self.severity,
-            evidence: j.evidence,
+            evidence: crate::facts::excerpt::cut(
+                &j.evidence,
+                crate::facts::excerpt::EVIDENCE_CHARS,
+                Some("the facts of the JSON report"),
+            ),
         }
     }
 

@@ -9,6 +9,10 @@
 //! once (`grub>`, `grub rescue>`, OVMF's `Shell>`); at a prompt or menu that may still
 //! time out (SYSLINUX's `boot:`, a GRUB menu whose countdown never showed) once it has
 //! stood unchanged for [`PROMPT_GRACE`].
+//!
+//! Bounded whatever the guest prints: a line is read whole up to [`MAX_LINE`] bytes, the
+//! log file up to its limit (then a marker; the console is still read and judged to the
+//! end), and every line the summary keeps is an excerpt naming where the whole is.
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
@@ -16,6 +20,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::facts::excerpt::excerpt;
 use crate::facts::{ConsoleFailure, ConsoleSummary, FailureKind, Phase};
 
 /// How long a bootloader prompt or menu that may still time out stands before it fails.
@@ -253,8 +258,14 @@ pub enum WaitOutcome {
     TimedOut,
 }
 
-/// Number of lines kept as the console tail.
+/// Number of lines kept as the console tail, and of first-boot lines.
 pub const TAIL_LINES: usize = 40;
+
+/// The longest line read as one: more without a newline is cut into lines of this size.
+pub const MAX_LINE: usize = 4 << 20;
+
+/// How much of a partial line is searched for a prompt (which ends it).
+const PROMPT_WINDOW: usize = 512;
 
 struct ConsoleState {
     state: Mutex<Reading>,
@@ -321,6 +332,8 @@ pub struct Reader {
     /// How long a prompt or menu that may still time out stands before it fails
     /// ([`PROMPT_GRACE`]).
     pub grace: Duration,
+    /// The most bytes of the log file written.
+    pub log_limit: u64,
 }
 
 impl Console {
@@ -333,7 +346,16 @@ impl Console {
         reader: Reader,
         on_event: impl Fn(ConsoleEvent) + Send + 'static,
     ) -> std::io::Result<Console> {
-        let file = BufWriter::new(crate::scratch::private_file(&log)?);
+        let file = Log {
+            name: log
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            out: BufWriter::new(crate::scratch::private_file(&log)?),
+            written: 0,
+            limit: reader.log_limit,
+            cut: false,
+        };
         let shared = Arc::new(ConsoleState {
             state: Mutex::new(Reading {
                 grace: reader.grace,
@@ -447,14 +469,15 @@ fn note(st: &mut Reading, t: Duration, seen: Seen) -> Vec<ConsoleEvent> {
 }
 
 /// What a complete line signals, for a console reading as `reader` says; it also updates
-/// what the line settles (the firmware's complaints, a menu's countdown).
-fn see_line(st: &mut Reading, line: &str, reader: &Reader) -> Seen {
+/// what the line settles (the firmware's complaints, a menu's countdown). The whole
+/// `line` is judged, its excerpt `kept` is what is kept.
+fn see_line(st: &mut Reading, line: &str, kept: &str, reader: &Reader) -> Seen {
     let (mut phase, failure) = classify_line(line);
     if reader.medium && init_started(line) == Some("/init") {
         phase = Some(Phase::Userspace);
     }
     if firmware_complaint(line) {
-        st.complaint = Some(line.trim().to_string());
+        st.complaint = Some(kept.trim().to_string());
     }
     let menu = (menu_shown(line) && !menu_counts_down(line)).then_some(FailureKind::BootloaderMenu);
     if menu.is_none()
@@ -470,7 +493,7 @@ fn see_line(st: &mut Reading, line: &str, reader: &Reader) -> Seen {
         phase,
         failure,
         waiting: menu,
-        line: line.to_string(),
+        line: kept.to_string(),
     }
 }
 
@@ -497,15 +520,48 @@ fn keep_line(st: &mut Reading, line: &str) {
     }
     s.tail.push(line.to_string());
     s.lines += 1;
-    if line.trim_start().starts_with("firstboot:") {
+    if line.trim_start().starts_with("firstboot:") && s.firstboot_lines.len() < TAIL_LINES {
         s.firstboot_lines.push(line.trim().to_string());
     }
     st.at = s.lines;
 }
 
+/// The console log file, written up to its limit.
+struct Log {
+    /// The file's name, which excerpts point to.
+    name: String,
+    out: BufWriter<File>,
+    written: u64,
+    limit: u64,
+    /// The limit was reached: nothing more is written.
+    cut: bool,
+}
+
+impl Log {
+    /// Writes line number `at`; where the whole line is, for its excerpt.
+    fn line(&mut self, line: &str, at: usize) -> String {
+        let len = line.len() as u64 + 1;
+        if !self.cut && self.written + len > self.limit {
+            self.cut = true;
+            let _ = writeln!(
+                self.out,
+                "[imgtest: the console log stops here, at its limit of {}; the console was read \
+                 and judged to its end]",
+                crate::units::human(self.limit)
+            );
+        }
+        if self.cut {
+            return format!("not kept ({} stops before line {at})", self.name);
+        }
+        self.written += len;
+        let _ = writeln!(self.out, "{line}");
+        format!("{} line {at}", self.name)
+    }
+}
+
 fn read_loop(
     mut serial: impl Read,
-    mut log: BufWriter<File>,
+    mut log: Log,
     secrets: Vec<String>,
     reader: Reader,
     shared: Arc<ConsoleState>,
@@ -529,23 +585,41 @@ fn read_loop(
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        let searched = pending.len();
         pending.extend_from_slice(&buf[..n]);
-        while let Some(pos) = pending.iter().position(|&b| b == b'\n') {
-            let raw: Vec<u8> = pending.drain(..=pos).collect();
+        let mut from = searched;
+        loop {
+            let end = match pending[from..].iter().position(|&b| b == b'\n') {
+                Some(pos) => (from + pos + 1).min(MAX_LINE),
+                None if pending.len() >= MAX_LINE => MAX_LINE,
+                None => break,
+            };
+            let raw: Vec<u8> = pending.drain(..end).collect();
+            from = 0;
             let line = redact(&stripper.strip(&String::from_utf8_lossy(&raw)), &secrets);
-            let _ = writeln!(log, "{line}");
+            let number = shared
+                .state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .summary
+                .lines
+                + 1;
+            let kept = excerpt(&line, Some(&log.line(&line, number)));
             let at = reader.start.elapsed().as_secs_f64();
             apply(&|st| {
-                keep_line(st, &line);
+                keep_line(st, &kept);
                 if st.summary.agent_finished.is_none() && agent_finished(&line) {
-                    st.summary.agent_finished = Some((at, line.trim().to_string()));
+                    st.summary.agent_finished = Some((at, kept.trim().to_string()));
                 }
-                see_line(st, &line, &reader)
+                see_line(st, &line, &kept, &reader)
             });
         }
         if !pending.is_empty() {
+            // A prompt ends the partial line: only its end is searched, so a long line
+            // arriving in pieces is not searched again and again.
+            let window = &pending[pending.len().saturating_sub(PROMPT_WINDOW)..];
             let partial = redact(
-                &stripper.clone().strip(&String::from_utf8_lossy(&pending)),
+                &stripper.clone().strip(&String::from_utf8_lossy(window)),
                 &secrets,
             );
             let (phase, failure, waiting) = classify_prompt(&partial);
@@ -560,20 +634,18 @@ fn read_loop(
                 }
             });
         }
-        let _ = log.flush();
+        let _ = log.out.flush();
     }
     if !pending.is_empty() {
         let line = redact(
             &stripper.strip(&String::from_utf8_lossy(&pending)),
             &secrets,
         );
-        let _ = writeln!(log, "{line}");
-        keep_line(
-            &mut shared.state.lock().unwrap_or_else(|e| e.into_inner()),
-            &line,
-        );
+        let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let kept = excerpt(&line, Some(&log.line(&line, st.summary.lines + 1)));
+        keep_line(&mut st, &kept);
     }
-    let _ = log.flush();
+    let _ = log.out.flush();
     let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
     st.summary.closed = true;
     shared.cond.notify_all();
@@ -748,6 +820,7 @@ mod tests {
                 start: Instant::now(),
                 medium,
                 grace: PROMPT_GRACE,
+                log_limit: u64::MAX,
             },
             |_| {},
         )
@@ -786,6 +859,7 @@ mod tests {
             start,
             medium: false,
             grace,
+            log_limit: u64::MAX,
         };
         let c = Console::attach(r, dir.path().join("l"), vec![], reader, |_| {}).unwrap();
         w.write_all(b"GNU GRUB\r\n Press enter to boot the selected OS, `e' to edit\r\n *Debian")
@@ -824,6 +898,60 @@ mod tests {
     }
 
     #[test]
+    fn a_hostile_console_is_read_to_its_end_and_kept_within_bounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("boot0-console.log");
+        // A failure line of a megabyte, a line of 9 MiB with no newline in it, then a
+        // flood of short lines past the log's limit and a prompt at the very end.
+        let mut text = format!("Kernel panic - not syncing: {}\n", "A".repeat(1 << 20));
+        text.push_str(&"B".repeat(MAX_LINE * 2 + 10));
+        text.push('\n');
+        for i in 0..20_000 {
+            text.push_str(&format!("firstboot: flood {i}\n"));
+        }
+        text.push_str("tiny login: ");
+        let limit = 6 << 20;
+        let reader = Reader {
+            start: Instant::now(),
+            medium: false,
+            grace: PROMPT_GRACE,
+            log_limit: limit,
+        };
+        let c = Console::attach(
+            std::io::Cursor::new(text.into_bytes()),
+            log.clone(),
+            vec![],
+            reader,
+            |_| {},
+        )
+        .unwrap();
+        let s = c.finish();
+        // Read to the end: every line counted, the prompt seen, the failure judged.
+        assert_eq!(s.lines, 1 + 3 + 20_000 + 1);
+        assert!(s.reached(Phase::Login).is_some());
+        let f = s.failure.unwrap();
+        assert_eq!(f.kind, FailureKind::KernelPanic);
+        assert!(
+            f.line
+                .ends_with("more characters; whole: boot0-console.log line 1]"),
+            "{}",
+            &f.line[f.line.len() - 80..]
+        );
+        // Everything kept is bounded.
+        assert_eq!(s.tail.len(), TAIL_LINES);
+        assert_eq!(s.firstboot_lines.len(), TAIL_LINES);
+        for kept in s.tail.iter().chain(&s.firstboot_lines).chain([&f.line]) {
+            assert!(kept.len() < 500, "{}", kept.len());
+        }
+        // The log stops at its limit, and says so.
+        let logged = std::fs::read(&log).unwrap();
+        assert!(logged.len() as u64 <= limit + 200, "{}", logged.len());
+        let logged = String::from_utf8_lossy(&logged);
+        assert!(logged.contains("[imgtest: the console log stops here, at its limit of 6.0 MiB"));
+        assert!(!logged.contains("flood 19999"));
+    }
+
+    #[test]
     fn reader_times_phases_writes_redacted_log_and_fails_fast() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("console.log");
@@ -838,6 +966,7 @@ mod tests {
                 start: Instant::now(),
                 medium: false,
                 grace: PROMPT_GRACE,
+                log_limit: u64::MAX,
             },
             move |e| tx.send(e).unwrap(),
         )
@@ -870,6 +999,7 @@ mod tests {
             start: Instant::now(),
             medium: false,
             grace: PROMPT_GRACE,
+            log_limit: u64::MAX,
         };
         let c = Console::attach(r, dir.path().join("l"), vec![], reader, |_| {}).unwrap();
         let t = Instant::now();

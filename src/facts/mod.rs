@@ -8,6 +8,7 @@
 pub mod artifacts;
 mod conditions;
 mod console;
+pub mod excerpt;
 mod files;
 mod firmware;
 mod screen;
@@ -191,6 +192,55 @@ pub struct ProbeFacts {
     pub secure_boot: SecureBootState,
 }
 
+impl ProbeFacts {
+    /// The facts with every string and list the guest controls bounded
+    /// ([`excerpt`]): free text at a few hundred characters, paths and keys (which the
+    /// checks compare whole) at [`excerpt::VALUE_CHARS`], lists at
+    /// [`excerpt::EXCERPT_ITEMS`].
+    pub fn bounded(mut self) -> ProbeFacts {
+        use excerpt::{bound, bound_list, bound_value, more_strings};
+        let key_file = |k: &mut KeyFile| {
+            bound_value(&mut k.path);
+            bound(&mut k.sha256);
+        };
+        for s in [
+            &mut self.kernel,
+            &mut self.machine_id,
+            &mut self.hostname,
+            &mut self.firstboot_state,
+            &mut self.firstboot_hook,
+            &mut self.secure_boot.source,
+        ] {
+            bound(s);
+        }
+        bound_list(&mut self.host_keys, key_file, |_| None);
+        bound_list(&mut self.files, key_file, |_| None);
+        bound_list(&mut self.password_accounts, bound, more_strings);
+        bound_list(&mut self.login_accounts, bound, more_strings);
+        bound_list(&mut self.dropbear, bound, more_strings);
+        bound_list(
+            &mut self.authorized_keys,
+            |k| {
+                bound(&mut k.user);
+                bound_value(&mut k.file);
+                bound_value(&mut k.key);
+            },
+            |_| None,
+        );
+        let mut sshd: Vec<(String, String)> = std::mem::take(&mut self.sshd).into_iter().collect();
+        bound_list(
+            &mut sshd,
+            |(k, v)| {
+                bound(k);
+                bound(v);
+            },
+            |_| None,
+        );
+        self.sshd = sshd.into_iter().collect();
+        self
+    }
+}
+
 /// How logging in with the metadata password went.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "outcome")]
@@ -254,6 +304,10 @@ pub struct BootFacts {
     pub password_fetched: bool,
     /// Number of metadata requests from this boot.
     pub metadata_requests: usize,
+    /// Connections to the metadata service closed unanswered because this boot already
+    /// held its cap of them open.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub metadata_refused: usize,
     /// Seconds until the SSH server completed a handshake.
     pub ssh_secs: Option<f64>,
     /// SHA-256 fingerprint of the host key from the SSH handshake (hex).
@@ -307,6 +361,7 @@ impl BootFacts {
             qemu_exit: None,
             password_fetched: false,
             metadata_requests: 0,
+            metadata_refused: 0,
             ssh_secs: None,
             host_key_sha256: None,
             login: Login::NotTried {
@@ -365,4 +420,9 @@ impl Facts {
     pub fn agent(&self) -> Agent {
         self.agent.as_ref().map_or(Agent::Firstboot, |a| a.agent)
     }
+}
+
+/// Whether a count is zero (a field serde leaves out).
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use ssh2::{HashType, Session};
 
+use crate::facts::excerpt::excerpt;
 use crate::facts::{Login, ProbeFacts, Tried};
 
 /// The guest-side fact gatherer, run once per boot.
@@ -321,14 +322,21 @@ pub fn probe(session: &Session, paths: &[String]) -> Result<ProbeFacts, String> 
     answer
 }
 
+/// The most bytes of the probe's output read: its JSON is a few kilobytes.
+const PROBE_OUTPUT_MAX: u64 = 16 << 20;
+
 /// Sends the probe's script on `ch` and parses the JSON line it prints.
 fn read_probe(mut ch: ssh2::Channel, paths: &[String]) -> Result<ProbeFacts, String> {
     ch.write_all(probe_script(paths).as_bytes())
         .map_err(|e| format!("sending the probe: {e}"))?;
     ch.send_eof().map_err(|e| format!("eof: {e}"))?;
-    let mut out = String::new();
-    ch.read_to_string(&mut out)
+    let mut out = Vec::new();
+    (&mut ch)
+        .take(PROBE_OUTPUT_MAX)
+        .read_to_end(&mut out)
         .map_err(|e| format!("reading the probe: {e}"))?;
+    let out = String::from_utf8_lossy(&out);
+    let _ = ch.close();
     let _ = ch.wait_close();
     let status = ch.exit_status().unwrap_or(-1);
     let json = out
@@ -337,7 +345,11 @@ fn read_probe(mut ch: ssh2::Channel, paths: &[String]) -> Result<ProbeFacts, Str
         .find(|l| l.trim_start().starts_with('{'))
         .unwrap_or("");
     serde_json::from_str(json)
-        .map_err(|e| format!("probe exited {status}, bad output {out:?}: {e}"))
+        .map(ProbeFacts::bounded)
+        .map_err(|e| {
+            let out = excerpt(&format!("{out:?}"), None);
+            format!("probe exited {status}, bad output {out}: {e}")
+        })
 }
 
 /// Polls (every [`RETRY_PAUSE`]) until `path` exists in the guest: seconds since `start`
@@ -353,8 +365,8 @@ pub fn wait_for_path(
     while Instant::now() < deadline && stop().is_none() {
         let mut ch = session.channel_session().ok()?;
         ch.exec(&cmd).ok()?;
-        let mut sink = String::new();
-        let _ = ch.read_to_string(&mut sink);
+        let _ = std::io::copy(&mut (&mut ch).take(PROBE_OUTPUT_MAX), &mut std::io::sink());
+        let _ = ch.close();
         let _ = ch.wait_close();
         if ch.exit_status().ok()? == 0 {
             return Some(start.elapsed().as_secs_f64());

@@ -11,6 +11,12 @@
 //! server wait or grow without end. Every request is logged (paths and status only, never
 //! bodies, so secrets, also the password inside user-data, stay out of the log) and a
 //! [`Fault`] can be injected for every request.
+//!
+//! A guest cannot exhaust the host: one boot holds at most its cap of connections open
+//! (each is a relay process and a server thread); a connection over the cap is closed at
+//! once, so its relay exits at once, and counted ([`MetadataServer::refused`]). A request
+//! must arrive whole within [`REQUEST_DEADLINE`] however slowly it trickles, and the log
+//! keeps at most [`MAX_LOGGED`] requests, each path at most a few hundred characters.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::Shutdown;
@@ -25,9 +31,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::encoding;
 use crate::facts::Fault;
+use crate::facts::excerpt::excerpt;
 
-/// How long a connection may take to send its request.
-const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+/// How long a connection may take to send its whole request.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The most requests the log keeps (a boot makes a few dozen).
+pub const MAX_LOGGED: usize = 10_000;
 
 /// The longest request line or header line read.
 const MAX_LINE: u64 = 8 << 10;
@@ -113,6 +123,10 @@ pub struct RequestRecord {
 
 struct Inner {
     log: Mutex<Vec<RequestRecord>>,
+    /// Connections closed unanswered because their boot held its cap open, per boot.
+    refused: Mutex<std::collections::BTreeMap<usize, usize>>,
+    /// The most connections one boot holds open.
+    cap: usize,
     fault: Fault,
     stop: AtomicBool,
     start: Instant,
@@ -133,12 +147,14 @@ pub struct MetadataServer {
 
 impl MetadataServer {
     /// A server with `fault`, whose sockets go in `dir` (which must be private: see the
-    /// module note).
-    pub fn start(fault: Fault, dir: &Path) -> std::io::Result<Self> {
+    /// module note), letting each boot hold at most `connections` open.
+    pub fn start(fault: Fault, dir: &Path, connections: usize) -> std::io::Result<Self> {
         Ok(MetadataServer {
             dir: dir.to_path_buf(),
             inner: Arc::new(Inner {
                 log: Mutex::new(Vec::new()),
+                refused: Mutex::new(Default::default()),
+                cap: connections.max(1),
                 fault,
                 stop: AtomicBool::new(false),
                 start: Instant::now(),
@@ -154,15 +170,26 @@ impl MetadataServer {
         let listener = UnixListener::bind(&socket)?;
         std::fs::set_permissions(&socket, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
         let inner = self.inner.clone();
+        let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let accept = std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if inner.stop.load(Ordering::SeqCst) {
                     break;
                 }
-                if let Ok(stream) = conn {
-                    let (inner, secrets) = (inner.clone(), secrets.clone());
-                    std::thread::spawn(move || serve(stream, boot, &secrets, &inner));
+                let Ok(stream) = conn else { continue };
+                if open.fetch_add(1, Ordering::SeqCst) >= inner.cap {
+                    open.fetch_sub(1, Ordering::SeqCst);
+                    let mut refused = inner.refused.lock().unwrap_or_else(|e| e.into_inner());
+                    *refused.entry(boot).or_default() += 1;
+                    drop(refused);
+                    drop(stream);
+                    continue;
                 }
+                let (inner, secrets, open) = (inner.clone(), secrets.clone(), open.clone());
+                std::thread::spawn(move || {
+                    serve(stream, boot, &secrets, &inner);
+                    open.fetch_sub(1, Ordering::SeqCst);
+                });
             }
         });
         let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
@@ -180,6 +207,13 @@ impl MetadataServer {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// How many of boot `boot`'s connections were closed unanswered because it held its
+    /// cap open.
+    pub fn refused(&self, boot: usize) -> usize {
+        let refused = self.inner.refused.lock().unwrap_or_else(|e| e.into_inner());
+        refused.get(&boot).copied().unwrap_or(0)
     }
 
     /// The shell command QEMU runs per guest connection: `'PROGRAM' __relay 'SOCKET'`.
@@ -327,15 +361,37 @@ fn read_line(reader: &mut impl BufRead) -> Result<String, RequestError> {
     }
 }
 
+/// A connection read with one deadline for everything read from it: each read may wait
+/// only what is left, so a request trickled a byte at a time still ends at the deadline.
+struct Deadlined {
+    stream: UnixStream,
+    until: Instant,
+}
+
+impl Read for Deadlined {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        self.stream.read(buf)
+    }
+}
+
 /// Serves one connection on boot `boot`'s socket: only from this server's own user.
 fn serve(stream: UnixStream, boot: usize, secrets: &BootSecrets, inner: &Inner) {
-    let _ = stream.set_read_timeout(Some(REQUEST_DEADLINE));
     let Ok(mut out) = stream.try_clone() else {
         return;
     };
     let mine = rustix::net::sockopt::socket_peercred(&stream)
         .is_ok_and(|c| c.uid == rustix::process::getuid());
-    let Ok((method, path)) = parse_request(BufReader::new(stream)) else {
+    let request = Deadlined {
+        stream,
+        until: Instant::now() + REQUEST_DEADLINE,
+    };
+    let Ok((method, path)) = parse_request(BufReader::new(request)) else {
+        let _ = out.shutdown(Shutdown::Both);
         return;
     };
     if inner.stop.load(Ordering::SeqCst) {
@@ -345,17 +401,17 @@ fn serve(stream: UnixStream, boot: usize, secrets: &BootSecrets, inner: &Inner) 
         true => response(inner.fault, &method, &path, secrets),
         false => (Some(403), "not yours\n".to_string()),
     };
-    inner
-        .log
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(RequestRecord {
+    let mut log = inner.log.lock().unwrap_or_else(|e| e.into_inner());
+    if log.len() < MAX_LOGGED {
+        log.push(RequestRecord {
             at_ms: inner.start.elapsed().as_millis() as u64,
             boot: mine.then_some(boot),
-            method,
-            path,
+            method: excerpt(&method, None),
+            path: excerpt(&path, None),
             status,
         });
+    }
+    drop(log);
     send(&mut out, inner, status, &body);
     let _ = out.shutdown(Shutdown::Both);
 }
@@ -463,9 +519,51 @@ mod tests {
     /// A server with `fault` in a temp dir, with boot 0 registered.
     fn server(fault: Fault) -> (tempfile::TempDir, MetadataServer, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
-        let server = MetadataServer::start(fault, dir.path()).unwrap();
+        let server = MetadataServer::start(fault, dir.path(), 8).unwrap();
         let socket = server.register(0, secrets()).unwrap();
         (dir, server, socket)
+    }
+
+    #[test]
+    fn a_boot_holding_its_cap_of_connections_is_refused_more_at_once_and_others_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = MetadataServer::start(Fault::None, dir.path(), 2).unwrap();
+        let hog = server.register(0, secrets()).unwrap();
+        let other = server.register(1, secrets()).unwrap();
+        // Two held open (a request never finished), then more: each closed unanswered.
+        let held: Vec<UnixStream> = (0..2)
+            .map(|_| {
+                let mut c = UnixStream::connect(&hog).unwrap();
+                c.write_all(b"GET /").unwrap();
+                c
+            })
+            .collect();
+        let t = Instant::now();
+        for _ in 0..3 {
+            let mut c = UnixStream::connect(&hog).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut answer = Vec::new();
+            c.read_to_end(&mut answer).unwrap();
+            assert!(answer.is_empty());
+        }
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        assert_eq!((server.refused(0), server.refused(1)), (3, 0));
+        // Another boot is answered meanwhile; once one is let go, the hog is answered too.
+        assert!(get(&other, "/latest/meta-data/instance-id").ends_with("i-0"));
+        drop(held);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let mut out = Vec::new();
+            let req = b"GET /latest/meta-data/instance-id HTTP/1.0\r\n\r\n".to_vec();
+            let _ = relay(&hog, std::io::Cursor::new(req), &mut out);
+            if out.ends_with(b"i-0") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the hog's slots were never freed"
+            );
+        }
     }
 
     #[test]

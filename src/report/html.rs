@@ -17,6 +17,7 @@ use super::timeline::{self, Lane};
 use super::{Report, Verdict};
 use crate::checks::{self, CheckId, CheckResult, Rule, Severity, Status};
 use crate::facts::artifacts::BootFiles;
+use crate::facts::excerpt::excerpt;
 use crate::facts::{BootFacts, Login, Offline, Phase, Shutdown};
 use crate::named::Named;
 
@@ -358,8 +359,14 @@ fn screenshots(s: &mut String, r: &Report, b: &BootFacts) {
     s.push_str("</div>");
 }
 
+/// How many lines of a console's start and of its end the page shows (with the phase
+/// and failure lines between them): a console of a million lines would make a page no
+/// browser opens; the log file holds them all.
+const CONSOLE_ENDS: usize = 1000;
+
 /// The boot's console, each line anchored (`BID-lN`), phase lines and the failure line
-/// marked; the tail from the model when the log itself is not at hand.
+/// marked; the tail from the model when the log itself is not at hand. At most
+/// [`CONSOLE_ENDS`] lines of each end and the marked lines between, each an excerpt.
 fn console(s: &mut String, r: &Report, b: &BootFacts, bid: &str) {
     s.push_str("<h3>Console</h3>");
     let Some(text) = r.files.get(&BootFiles(b.index).console_log()) else {
@@ -380,6 +387,9 @@ fn console(s: &mut String, r: &Report, b: &BootFacts, bid: &str) {
         s.push_str("<p class=\"note\">No serial output.</p>");
         return;
     }
+    let name = BootFiles(b.index).console_log();
+    let total = text.lines().count();
+    let mut skipped = 0;
     s.push_str("<pre class=\"console\">");
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
@@ -390,6 +400,19 @@ fn console(s: &mut String, r: &Report, b: &BootFacts, bid: &str) {
             .find(|&&(_, l)| l == n)
             .map(|&(p, _)| p);
         let failure = b.console.failure_line == Some(n);
+        if n > CONSOLE_ENDS && n + CONSOLE_ENDS <= total && phase.is_none() && !failure {
+            skipped += 1;
+            continue;
+        }
+        if skipped > 0 {
+            let _ = writeln!(
+                s,
+                "<span class=\"line\">[... {skipped} lines not shown; all are in {}]</span>",
+                esc(&name)
+            );
+            skipped = 0;
+        }
+        let line = excerpt(line, Some(&format!("{name} line {n}")));
         let class = match (phase, failure) {
             (_, true) => " failure".to_string(),
             (Some(p), _) => format!(" phase phase-{}", p.name()),
@@ -406,7 +429,7 @@ fn console(s: &mut String, r: &Report, b: &BootFacts, bid: &str) {
         let _ = writeln!(
             s,
             "<a href=\"#{bid}-l{n}\" class=\"n\">{n}</a>{}</span>",
-            esc(line)
+            esc(&line)
         );
     }
     s.push_str("</pre>");

@@ -450,6 +450,7 @@ fn start(
             start,
             medium: ctx.selection.expect == Expect::Boot,
             grace: PROMPT_GRACE,
+            log_limit: ctx.plan.console_log_limit,
         },
         move |e| {
             let event = match e {
@@ -929,6 +930,7 @@ fn finish(ctx: &BootContext, mut g: Guest, mut facts: BootFacts) -> BootFacts {
         .filter(|r| r.boot == Some(facts.index))
         .collect();
     facts.metadata_requests = mine.len();
+    facts.metadata_refused = ctx.server.refused(facts.index);
     facts.password_fetched = mine
         .iter()
         .any(|r| metadata::delivers_password(&r.path) && r.status == Some(200));

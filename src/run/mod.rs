@@ -234,7 +234,8 @@ fn prepare(
         emit(Event::Accel(accel.clone()));
     }
     let timeouts = plan.timeouts.for_accel(accel.accel, plan.tcg_scale);
-    let server = MetadataServer::start(plan.fault, tmp.path()).map_err(io("metadata server"))?;
+    let server = MetadataServer::start(plan.fault, tmp.path(), plan.metadata_connections)
+        .map_err(io("metadata server"))?;
     let (selection, firmware, disks) = plan_boots(plan, info, &support, emit)?;
     let facts = Facts {
         offline,

@@ -31,6 +31,12 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// The largest TCG timeout multiplier.
 pub const MAX_TCG_SCALE: u32 = 100;
 
+/// The most connections one boot may be allowed to hold open to the metadata service.
+pub const MAX_METADATA_CONNECTIONS: usize = 64;
+
+/// The smallest console log limit: room for a boot's messages up to its login prompt.
+pub const MIN_CONSOLE_LOG_LIMIT: u64 = 64 << 10;
+
 /// One layer of settings: every field is optional, a layer sets what it names. The
 /// fields are `imgtest.toml`'s.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -60,6 +66,8 @@ pub struct Settings {
     pub firstboot: Option<FirstbootChoice>,
     /// Timeout multiplier under TCG.
     pub tcg_scale: Option<u32>,
+    /// The most bytes of one boot's console log kept (`64M`).
+    pub console_log_limit: Option<String>,
     /// Per-phase deadlines.
     #[serde(default)]
     pub timeouts: TimeoutSettings,
@@ -135,6 +143,8 @@ pub struct CheckSettings {
 pub struct MetadataSettings {
     /// The fault injected into every answer (`none`, `delay=5s`, `404`, ...).
     pub fault: Option<String>,
+    /// The most connections one boot may hold open to the metadata service.
+    pub connections: Option<usize>,
 }
 
 impl Settings {
@@ -153,6 +163,7 @@ impl Settings {
             user: self.user.or(lower.user),
             firstboot: self.firstboot.or(lower.firstboot),
             tcg_scale: self.tcg_scale.or(lower.tcg_scale),
+            console_log_limit: self.console_log_limit.or(lower.console_log_limit),
             timeouts: TimeoutSettings {
                 boot: self.timeouts.boot.or(lower.timeouts.boot),
                 login: self.timeouts.login.or(lower.timeouts.login),
@@ -167,6 +178,7 @@ impl Settings {
             },
             metadata: MetadataSettings {
                 fault: self.metadata.fault.or(lower.metadata.fault),
+                connections: self.metadata.connections.or(lower.metadata.connections),
             },
         }
     }
@@ -245,6 +257,11 @@ pub struct RunPlan {
     pub allow_unjudged: bool,
     /// Metadata fault.
     pub fault: Fault,
+    /// The most connections one boot may hold open to the metadata service; the rest are
+    /// closed at once.
+    pub metadata_connections: usize,
+    /// The most bytes of one boot's console log written; the rest is cut, with a marker.
+    pub console_log_limit: u64,
     /// JSON report path.
     pub json: Option<PathBuf>,
     /// JUnit report path.
@@ -386,6 +403,29 @@ fn check_limits(
     Ok(())
 }
 
+/// The bounds a guest is held to: the metadata connections one boot may hold open
+/// (1..=[`MAX_METADATA_CONNECTIONS`]) and the console log's limit (at least
+/// [`MIN_CONSOLE_LOG_LIMIT`]).
+fn guest_bounds(s: &Settings) -> Result<(usize, u64), PlanError> {
+    let metadata_connections = set(s.metadata.connections, "metadata.connections");
+    if !(1..=MAX_METADATA_CONNECTIONS).contains(&metadata_connections) {
+        return Err(PlanError::Invalid(format!(
+            "metadata connections must be from 1 to {MAX_METADATA_CONNECTIONS}, not {metadata_connections}"
+        )));
+    }
+    let limit = set(s.console_log_limit.clone(), "console-log-limit");
+    let console_log_limit = crate::units::parse_size(&limit)
+        .map_err(|e| PlanError::Invalid(format!("console-log-limit: {e}")))?;
+    if console_log_limit < MIN_CONSOLE_LOG_LIMIT {
+        return Err(PlanError::Invalid(format!(
+            "console-log-limit must be at least {}, not {}",
+            crate::units::human(MIN_CONSOLE_LOG_LIMIT),
+            crate::units::human(console_log_limit)
+        )));
+    }
+    Ok((metadata_connections, console_log_limit))
+}
+
 impl RunPlan {
     /// Resolves `request` against a config (text and name) and the built-in defaults.
     /// `relay_program` is the imgtest binary itself.
@@ -401,6 +441,7 @@ impl RunPlan {
         // `memory` set by the command line or the config applies to ISOs too.
         let explicit_memory = request.settings.memory.or(file.memory);
         let s = request.settings.over(file).over(Settings::defaults());
+        let (metadata_connections, console_log_limit) = guest_bounds(&s)?;
         let t = &s.timeouts;
         let timeouts = Timeouts {
             boot: set(t.boot, "timeouts.boot"),
@@ -457,6 +498,8 @@ impl RunPlan {
             fail_fast: request.fail_fast,
             allow_unjudged: request.allow_unjudged,
             fault,
+            metadata_connections,
+            console_log_limit,
             json: request.json,
             junit: request.junit,
             html: request.html,
@@ -573,6 +616,18 @@ mod tests {
             ("boots = 1000\n", "boots must be from 1 to 16, not 1000"),
             ("memory = 10\n", "memory must be at least 64 MiB"),
             ("tcg-scale = 0\n", "tcg-scale must be from 1 to 100, not 0"),
+            (
+                "[metadata]\nconnections = 0\n",
+                "metadata connections must be from 1 to 64, not 0",
+            ),
+            (
+                "console-log-limit = \"1K\"\n",
+                "console-log-limit must be at least 64.0 KiB, not 1.0 KiB",
+            ),
+            (
+                "console-log-limit = \"lots\"\n",
+                "console-log-limit: invalid size 'lots': expected a number of bytes, e.g. 4096, 512K, 2G",
+            ),
             (
                 "[timeouts]\nboot = \"0s\"\n",
                 "the boot timeout must be longer than 0s",

@@ -115,6 +115,13 @@ pub struct BootOptions {
     /// delay=DURATION, 404, 500, drop, never].
     #[arg(long, value_name = "FAULT")]
     pub metadata_fault: Option<Fault>,
+    /// The most connections one boot may hold open to the metadata service, 1 to 64
+    /// [default: 8].
+    #[arg(long, value_name = "N")]
+    pub metadata_connections: Option<usize>,
+    /// The most bytes of one boot's console log kept, at least 64K [default: 64M].
+    #[arg(long, value_name = "SIZE")]
+    pub console_log_limit: Option<String>,
     /// Keep console logs, screenshots, metadata request log and report (JSON and HTML)
     /// here (kept on failure anyway; a matrix keeps each kernel's in DIR/VERSION).
     #[arg(long, value_name = "DIR")]
@@ -146,6 +153,7 @@ impl BootOptions {
             user: self.user.clone(),
             firstboot: self.firstboot,
             tcg_scale: None,
+            console_log_limit: self.console_log_limit.clone(),
             timeouts,
             checks: CheckSettings {
                 only: given(self.checks.clone()),
@@ -155,6 +163,7 @@ impl BootOptions {
             },
             metadata: MetadataSettings {
                 fault: self.metadata_fault.map(|f| f.to_string()),
+                connections: self.metadata_connections,
             },
         }
     }
