@@ -20,6 +20,9 @@
 #   --no-firstboot        server mode without firstboot.
 #   --modules-from DIR    copy the network/ACPI module closure from DIR/lib/modules/<ver>
 #                         (an unpacked linux-image .deb): for booting without fsmaker.
+#   --start SCRIPT        server mode: install SCRIPT as /etc/init.d/S90start, which the
+#                         system start runs last (`S90start start`): how the hostile guests
+#                         of images/tiny/hostile/ behave.
 #   --customize CMD       run CMD STAGING_DIR (under the same fakeroot) before packing:
 #                         how images/defects/build.sh plants its defect.
 #
@@ -37,7 +40,7 @@ if [ -z "${FAKEROOTKEY:-}" ]; then
 fi
 
 mode=marker format=ext4 size=256M uuid=0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9
-firstboot_dir="$repo/harness/firstboot" with_firstboot=1 modules_from="" customize=""
+firstboot_dir="$repo/harness/firstboot" with_firstboot=1 modules_from="" customize="" start=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --mode) mode=${2:?--mode needs marker or server}; shift 2 ;;
@@ -48,6 +51,7 @@ while [ $# -gt 0 ]; do
     --no-firstboot) with_firstboot=0; shift ;;
     --modules-from) modules_from=${2:?--modules-from needs a directory}; shift 2 ;;
     --customize) customize=${2:?--customize needs a command}; shift 2 ;;
+    --start) start=${2:?--start needs a script}; shift 2 ;;
     -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     -*) die "unknown option: $1" ;;
     *) break ;;
@@ -61,6 +65,10 @@ echo "$uuid" | grep -Eq '^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$' |
 [ -d "$(dirname "$out")" ] || die "output directory $(dirname "$out") does not exist"
 if [ "$mode" = server ] && [ $with_firstboot = 1 ]; then
   [ -x "$firstboot_dir/install.sh" ] || die "no firstboot installer at $firstboot_dir/install.sh"
+fi
+if [ -n "$start" ]; then
+  [ "$mode" = server ] || die "--start needs --mode server"
+  [ -f "$start" ] || die "--start: no script at $start"
 fi
 if [ -n "$modules_from" ]; then
   [ -d "$modules_from/lib/modules" ] || die "--modules-from: no lib/modules in $modules_from"
@@ -156,6 +164,10 @@ else
   chmod 0600 "$root/var/log/btmp"
   if [ $with_firstboot = 1 ]; then
     "$firstboot_dir/install.sh" --root "$root" >/dev/null
+  fi
+  if [ -n "$start" ]; then
+    cp "$start" "$root/etc/init.d/S90start"
+    chmod 0755 "$root/etc/init.d/S90start"
   fi
 fi
 

@@ -557,6 +557,18 @@ impl Log {
         let _ = writeln!(self.out, "{line}");
         format!("{} line {at}", self.name)
     }
+
+    /// Writes the console's next line; its excerpt, which names where the whole is.
+    fn keep(&mut self, shared: &ConsoleState, line: &str) -> String {
+        let at = shared
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .summary
+            .lines
+            + 1;
+        excerpt(line, Some(&self.line(line, at)))
+    }
 }
 
 fn read_loop(
@@ -597,14 +609,7 @@ fn read_loop(
             let raw: Vec<u8> = pending.drain(..end).collect();
             from = 0;
             let line = redact(&stripper.strip(&String::from_utf8_lossy(&raw)), &secrets);
-            let number = shared
-                .state
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .summary
-                .lines
-                + 1;
-            let kept = excerpt(&line, Some(&log.line(&line, number)));
+            let kept = log.keep(&shared, &line);
             let at = reader.start.elapsed().as_secs_f64();
             apply(&|st| {
                 keep_line(st, &kept);
@@ -641,9 +646,13 @@ fn read_loop(
             &stripper.strip(&String::from_utf8_lossy(&pending)),
             &secrets,
         );
-        let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        let kept = excerpt(&line, Some(&log.line(&line, st.summary.lines + 1)));
-        keep_line(&mut st, &kept);
+        // The line the console ended in is judged as a line too: a guest cannot hide a
+        // failure by never ending its line.
+        let kept = log.keep(&shared, &line);
+        apply(&|st| {
+            keep_line(st, &kept);
+            see_line(st, &line, &kept, &reader)
+        });
     }
     let _ = log.out.flush();
     let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());

@@ -570,11 +570,23 @@ pub fn imgtest_run(dir: &Path, image: &Path, args: &[&str]) -> Outcome {
 
 /// `imgtest run` of several images in one invocation; `Outcome::image(i)` is the i-th's.
 pub fn imgtest_run_all(dir: &Path, images: &[&Path], args: &[&str]) -> Outcome {
+    imgtest_run_watched(dir, images, args, |_| {})
+}
+
+/// [`imgtest_run_all`], calling `watch` with imgtest's process id every 50 ms while it
+/// runs (to sample what it holds on the host).
+pub fn imgtest_run_watched(
+    dir: &Path,
+    images: &[&Path],
+    args: &[&str],
+    mut watch: impl FnMut(u32),
+) -> Outcome {
     let _vm = lock("vm");
     let before: Vec<String> = images.iter().map(|i| sha256(i)).collect();
     let json = dir.join("report.json");
     let _ = std::fs::remove_file(&json);
-    let out = Command::new(env!("CARGO_BIN_EXE_imgtest"))
+    let (out, err) = (dir.join("imgtest.stdout"), dir.join("imgtest.stderr"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_imgtest"))
         .args(["run", "--accel", "tcg"])
         .args(args)
         .arg("--json")
@@ -583,16 +595,31 @@ pub fn imgtest_run_all(dir: &Path, images: &[&Path], args: &[&str]) -> Outcome {
         .arg(dir.join("artifacts"))
         .args(images)
         .env("TMPDIR", dir)
-        .output()
+        .stdout(File::create(&out).unwrap())
+        .stderr(File::create(&err).unwrap())
+        .spawn()
         .unwrap();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        watch(child.id());
+        std::thread::sleep(Duration::from_millis(50));
+    };
     for (image, before) in images.iter().zip(before) {
         assert_eq!(sha256(image), before, "imgtest changed {}", image.display());
     }
+    let read = |p: &Path| {
+        let bytes = std::fs::read(p).unwrap();
+        std::fs::remove_file(p).unwrap();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    let (out, err) = (read(&out), read(&err));
     assert_no_temp_left(dir);
     Outcome {
-        code: out.status.code().unwrap_or(-1),
-        out: String::from_utf8_lossy(&out.stdout).into_owned(),
-        err: String::from_utf8_lossy(&out.stderr).into_owned(),
+        code: status.code().unwrap_or(-1),
+        out,
+        err,
         report: std::fs::read_to_string(&json)
             .ok()
             .and_then(|s| serde_json::from_str(&s).ok())
