@@ -33,3 +33,4 @@ pub mod sparsecopy;
 pub mod tool;
 pub mod units;
 pub mod vm;
+pub mod wait;

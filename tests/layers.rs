@@ -15,6 +15,7 @@ const LAYERS: &[&[&str]] = &[
         "units",
         "named",
         "interrupt",
+        "wait",
         "scratch",
         "tool",
         "encoding",

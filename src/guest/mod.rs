@@ -31,7 +31,8 @@ const PROBE_WAIT: Duration = Duration::from_secs(1);
 
 /// Asked between waits: Some(reason) ends the wait (QEMU exited, the run was stopped, the
 /// guest showed it will never let anyone in).
-pub type Stop<'a> = dyn FnMut() -> Option<String> + 'a;
+pub use crate::wait::Stop;
+use crate::wait::{self, Waited};
 
 /// Never stops a wait early.
 pub fn never() -> Option<String> {
@@ -215,40 +216,38 @@ pub fn login(
         host_key: None,
         session: None,
     };
-    while Instant::now() < deadline {
-        if let Some(reason) = stop() {
-            r.login = if r.ssh_secs.is_some() {
-                Login::Refused { reason }
-            } else {
-                Login::NoSsh { reason }
-            };
-            return r;
+    if Instant::now() >= deadline {
+        return r;
+    }
+    let once = |stop: &mut Stop| match attempt(port, (user, password), deadline, IO_TIMEOUT, stop) {
+        Attempt::Accepted(s, fp) => {
+            let t = start.elapsed().as_secs_f64();
+            r.ssh_secs.get_or_insert(t);
+            r.host_key = Some(fp);
+            r.login = Login::Worked { after_secs: t };
+            r.session = Some(s);
+            Some(())
         }
-        match attempt(port, (user, password), deadline, IO_TIMEOUT, stop) {
-            Attempt::Accepted(s, fp) => {
-                let t = start.elapsed().as_secs_f64();
-                r.ssh_secs.get_or_insert(t);
-                r.host_key = Some(fp);
-                r.login = Login::Worked { after_secs: t };
-                r.session = Some(s);
-                return r;
-            }
-            Attempt::Rejected(fp, e) => {
-                r.ssh_secs.get_or_insert(start.elapsed().as_secs_f64());
-                r.host_key = Some(fp);
-                r.login = Login::Refused { reason: e };
-                if !retry {
-                    return r;
-                }
-            }
-            Attempt::NoSsh(e) | Attempt::Gone(e) => {
-                if r.ssh_secs.is_none() {
-                    r.login = Login::NoSsh { reason: e };
-                }
-            }
+        Attempt::Rejected(fp, e) => {
+            r.ssh_secs.get_or_insert(start.elapsed().as_secs_f64());
+            r.host_key = Some(fp);
+            r.login = Login::Refused { reason: e };
+            (!retry).then_some(())
         }
-        let pause = RETRY_PAUSE.min(deadline.saturating_duration_since(Instant::now()));
-        std::thread::sleep(pause);
+        Attempt::NoSsh(e) | Attempt::Gone(e) => {
+            if r.ssh_secs.is_none() {
+                r.login = Login::NoSsh { reason: e };
+            }
+            None
+        }
+    };
+    let waited = wait::until(deadline, RETRY_PAUSE, stop, once);
+    if let Waited::Stopped(reason) = waited {
+        r.login = if r.ssh_secs.is_some() {
+            Login::Refused { reason }
+        } else {
+            Login::NoSsh { reason }
+        };
     }
     r
 }
@@ -260,17 +259,19 @@ pub fn login(
 /// gone) or a request to stop ends the tries at once.
 pub fn rejects(port: u16, user: &str, password: &str) -> Option<bool> {
     let deadline = Instant::now() + TRY_TIMEOUT;
-    let mut stop = || crate::interrupt::requested().then(|| "interrupted".to_string());
-    loop {
+    // Some(None): nothing listens any more, which ends the tries too.
+    let judged = |stop: &mut Stop| {
         let left = deadline.saturating_duration_since(Instant::now());
-        match attempt(port, (user, password), deadline, left, &mut stop) {
-            Attempt::Accepted(..) => return Some(false),
-            Attempt::Rejected(..) => return Some(true),
-            Attempt::NoSsh(_) if left > RETRY_PAUSE && stop().is_none() => {
-                std::thread::sleep(RETRY_PAUSE)
-            }
-            Attempt::NoSsh(_) | Attempt::Gone(_) => return None,
+        match attempt(port, (user, password), deadline, left, stop) {
+            Attempt::Accepted(..) => Some(Some(false)),
+            Attempt::Rejected(..) => Some(Some(true)),
+            Attempt::Gone(_) => Some(None),
+            Attempt::NoSsh(_) => None,
         }
+    };
+    match wait::until(deadline, RETRY_PAUSE, &mut wait::on_interrupt, judged) {
+        Waited::Done(rejected) => rejected,
+        Waited::Stopped(_) | Waited::TimedOut => None,
     }
 }
 
@@ -362,18 +363,27 @@ pub fn wait_for_path(
     stop: &mut Stop,
 ) -> Option<f64> {
     let cmd = format!("test -e '{}'", path.replace('\'', "'\\''"));
-    while Instant::now() < deadline && stop().is_none() {
-        let mut ch = session.channel_session().ok()?;
-        ch.exec(&cmd).ok()?;
+    // Some(None): SSH failed, which ends the wait too.
+    let exists = |_: &mut Stop| -> Option<Option<f64>> {
+        let Ok(mut ch) = session.channel_session() else {
+            return Some(None);
+        };
+        if ch.exec(&cmd).is_err() {
+            return Some(None);
+        }
         let _ = std::io::copy(&mut (&mut ch).take(PROBE_OUTPUT_MAX), &mut std::io::sink());
         let _ = ch.close();
         let _ = ch.wait_close();
-        if ch.exit_status().ok()? == 0 {
-            return Some(start.elapsed().as_secs_f64());
+        match ch.exit_status() {
+            Ok(0) => Some(Some(start.elapsed().as_secs_f64())),
+            Ok(_) => None,
+            Err(_) => Some(None),
         }
-        std::thread::sleep(RETRY_PAUSE.min(deadline.saturating_duration_since(Instant::now())));
+    };
+    match wait::until(deadline, RETRY_PAUSE, stop, exists) {
+        Waited::Done(at) => at,
+        Waited::Stopped(_) | Waited::TimedOut => None,
     }
-    None
 }
 
 #[cfg(test)]

@@ -32,9 +32,13 @@ use serde::{Deserialize, Serialize};
 use crate::encoding;
 use crate::facts::Fault;
 use crate::facts::excerpt::excerpt;
+use crate::wait;
 
 /// How long a connection may take to send its whole request.
 pub const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How long a connection that is never answered is held: longer than any run.
+const NEVER: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The most requests the log keeps (a boot makes a few dozen).
 pub const MAX_LOGGED: usize = 10_000;
@@ -437,19 +441,24 @@ fn response(
 
 /// Sends the answer as the fault wants it: after its delay, or never.
 fn send(out: &mut UnixStream, inner: &Inner, status: Option<u16>, body: &str) {
+    // Held until the delay is over or the server stops.
+    let hold = |d: Duration| {
+        let until = Instant::now().checked_add(d).unwrap_or_else(Instant::now);
+        let mut stopped = || inner.stop.load(Ordering::SeqCst).then(String::new);
+        wait::until(
+            until,
+            Duration::from_millis(50),
+            &mut stopped,
+            |_| None::<()>,
+        );
+    };
     match (inner.fault, status) {
-        (Fault::NeverAnswer, _) => {
-            while !inner.stop.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
+        // Never is as long as a run may last.
+        (Fault::NeverAnswer, _) => hold(NEVER),
         (_, None) => {}
         (fault, Some(code)) => {
             if let Fault::Delay(d) = fault {
-                let until = Instant::now().checked_add(d).unwrap_or_else(Instant::now);
-                while Instant::now() < until && !inner.stop.load(Ordering::SeqCst) {
-                    std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
-                }
+                hold(d);
             }
             let reason = match code {
                 200 => "OK",

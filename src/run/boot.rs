@@ -39,6 +39,7 @@ use crate::vm::firmware::Ovmf;
 use crate::vm::process::{VmProcess, interrupted};
 use crate::vm::qmp::Qmp;
 use crate::vm::{self, Uefi, VmError, VmSpec};
+use crate::wait::{self, Waited};
 
 /// Size of the blank disk an ISO boots with.
 const ISO_BLANK_DISK: u64 = 8 << 30;
@@ -574,16 +575,12 @@ fn to_userspace(ctx: &BootContext, g: &mut Guest, facts: &mut BootFacts) -> bool
             g.gone(roles)
         }
     };
-    let ssh_answered = loop {
-        match guest::connect(port, deadline, &mut done) {
-            Ok(_) => break true,
-            // QEMU refuses connections until its forward listens.
-            Err(_) if Instant::now() < deadline && done().is_none() => {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            Err(_) => break false,
-        }
-    };
+    // QEMU refuses connections until its forward listens: try again until it does.
+    let answered = |stop: &mut guest::Stop| guest::connect(port, deadline, stop).ok();
+    let ssh_answered = matches!(
+        wait::until(deadline, Duration::from_millis(100), &mut done, answered),
+        Waited::Done(_)
+    );
     let (reached, moment) = if ssh_answered {
         (true, Some(ShotMoment::Userspace))
     } else {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::VmError;
+use crate::wait::{self, Waited};
 
 /// A negotiated QMP connection.
 pub struct Qmp {
@@ -22,16 +23,23 @@ impl Qmp {
     /// Connects to `socket` (retrying while QEMU creates it, until `deadline`), reads the
     /// greeting and negotiates capabilities.
     pub fn connect(socket: &Path, deadline: Instant) -> Result<Self, VmError> {
-        let stream = loop {
-            match UnixStream::connect(socket) {
-                Ok(s) => break s,
-                Err(e) if Instant::now() >= deadline => {
-                    return Err(VmError::Qmp(format!(
-                        "cannot connect to {}: {e}",
-                        socket.display()
-                    )));
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        let mut last = None;
+        let connected =
+            |_: &mut wait::Stop| UnixStream::connect(socket).map_err(|e| last = Some(e)).ok();
+        let stream = match wait::until(
+            deadline,
+            Duration::from_millis(50),
+            &mut wait::on_interrupt,
+            connected,
+        ) {
+            Waited::Done(s) => s,
+            Waited::Stopped(why) => return Err(VmError::Qmp(why)),
+            Waited::TimedOut => {
+                return Err(VmError::Qmp(format!(
+                    "cannot connect to {}: {}",
+                    socket.display(),
+                    last.map_or("no attempt".into(), |e| e.to_string())
+                )));
             }
         };
         let timeout = deadline
