@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use super::Scan;
+use super::scan::Scan;
 use crate::cloudinit;
 use crate::facts::{Account, FileKind};
 use crate::fs::{FileInfo, FsView};

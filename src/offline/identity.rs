@@ -5,7 +5,7 @@
 
 use sha2::Digest;
 
-use super::Scan;
+use super::scan::Scan;
 use crate::facts::{FileKind, KeyFile};
 use crate::fs::FsView;
 

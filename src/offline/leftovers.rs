@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 
-use super::{Scan, is_script};
+use super::scan::{Scan, is_script};
 use crate::facts::FileKind;
 use crate::fs::{FileInfo, FsView, wildcard};
 

@@ -11,17 +11,18 @@ mod accounts;
 mod agent;
 mod identity;
 mod leftovers;
+mod scan;
 mod usage;
 
-use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use crate::cloudinit;
 use crate::disk::boot;
 use crate::disk::image::{self, ImageInfo, ImageKind};
-use crate::facts::{Account, BootSupport, FileKind, Finding, Offline, OfflineFacts};
-use crate::fs::{FileInfo, FsView};
+use crate::facts::{BootSupport, Offline, OfflineFacts};
+use crate::fs::FsView;
 use crate::tool::{self, ToolError};
+use scan::Scan;
 
 pub use accounts::{key_lines, usable_password_accounts};
 pub use identity::{HOST_KEY_PATTERNS, private_key_kind};
@@ -105,110 +106,6 @@ fn root_filesystem(raw: &Path, options: &Options) -> Offline {
             format!("no root filesystem ({})", tried.join("; "))
         },
     }
-}
-
-/// The scan of one root filesystem: the view, its accounts, what was found so far.
-pub(crate) struct Scan<'a> {
-    view: &'a FsView,
-    options: &'a Options,
-    accounts: Vec<Account>,
-    findings: BTreeMap<FileKind, Vec<Finding>>,
-    /// Paths other checks judge (histories, pattern scripts): leftovers leaves them alone.
-    claimed: HashSet<String>,
-    /// Public keys found in authorized keys files.
-    baked_keys: Vec<String>,
-}
-
-/// Directories that are no one's home to scan, though system accounts name them.
-fn system_dir(home: &str) -> bool {
-    home == "/"
-        || [
-            "/bin", "/sbin", "/usr", "/lib", "/dev", "/proc", "/sys", "/run", "/boot", "/etc",
-        ]
-        .iter()
-        .any(|d| home == *d || home.starts_with(&format!("{d}/")))
-        || home == "/nonexistent"
-}
-
-impl<'a> Scan<'a> {
-    fn new(view: &'a FsView, options: &'a Options) -> Self {
-        let passwd = view.read("/etc/passwd").unwrap_or_default();
-        Scan {
-            view,
-            options,
-            accounts: accounts::parse_passwd(&String::from_utf8_lossy(&passwd)),
-            findings: BTreeMap::new(),
-            claimed: HashSet::new(),
-            baked_keys: Vec::new(),
-        }
-    }
-
-    /// The accounts, with root's entry even when `/etc/passwd` lacks it.
-    fn accounts_with_root(&self) -> Vec<Account> {
-        let mut all = self.accounts.clone();
-        if !all.iter().any(|a| a.uid == 0) {
-            all.push(Account {
-                name: "root".into(),
-                uid: 0,
-                home: "/root".into(),
-                shell: "/bin/sh".into(),
-            });
-        }
-        all
-    }
-
-    /// The homes to look into: `/root`, every `/home/*`, and the home of every account that
-    /// can log in (system directories aside), each once, those that exist.
-    fn homes(&self) -> Vec<String> {
-        let mut homes = vec!["/root".to_string()];
-        homes.extend(self.view.list("/home").iter().map(|n| format!("/home/{n}")));
-        homes.extend(
-            self.accounts
-                .iter()
-                .filter(|a| a.can_log_in() && !system_dir(&a.home))
-                .map(|a| a.home.trim_end_matches('/').to_string()),
-        );
-        let mut seen = HashSet::new();
-        homes.retain(|h| seen.insert(h.clone()) && self.view.exists(h));
-        homes
-    }
-
-    /// Records a finding of `kind`.
-    fn found(&mut self, kind: FileKind, f: &FileInfo, why: String) {
-        self.found_with(kind, f, why, None);
-    }
-
-    /// Records a finding identified by the SHA-256 of its contents.
-    fn found_with_sha(&mut self, kind: FileKind, f: &FileInfo, why: String, sha256: String) {
-        self.found_with(kind, f, why, Some(sha256));
-    }
-
-    fn found_with(&mut self, kind: FileKind, f: &FileInfo, why: String, sha256: Option<String>) {
-        self.findings.entry(kind).or_default().push(Finding {
-            path: f.path.clone(),
-            size: f.size,
-            mode: f.mode,
-            why,
-            sha256,
-        });
-    }
-
-    /// Every path a check other than `leftovers.unowned` judges.
-    fn judged_paths(&self) -> HashSet<String> {
-        let mut paths = self.claimed.clone();
-        for (kind, found) in &self.findings {
-            if *kind != FileKind::Unowned {
-                paths.extend(found.iter().map(|f| f.path.clone()));
-            }
-        }
-        paths.extend(identity::host_keys(self.view).into_iter().map(|k| k.path));
-        paths
-    }
-}
-
-/// Whether a file is a script (`#!`) or a program (anyone may execute it).
-fn is_script(view: &FsView, f: &FileInfo) -> bool {
-    f.executable() || view.head(&f.path, 2).is_some_and(|h| h == b"#!")
 }
 
 /// Reads the facts the offline checks judge from the root filesystem in `view`. `source`

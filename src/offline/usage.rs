@@ -4,7 +4,7 @@
 //! `/tmp` and `/var/tmp` that are not scripts (those are leftovers); package caches, which
 //! are reported as a warning with their size.
 
-use super::{Scan, is_script};
+use super::scan::{Scan, is_script};
 use crate::facts::FileKind;
 use crate::fs::FileInfo;
 
