@@ -1,7 +1,7 @@
 //! Boot health: the image boots to userspace, its console shows no failure, and it powers
 //! off when the platform presses the power button.
 
-use super::{Judgement, fail, pass, skip};
+use super::{Judgement, fail, pass, probed, skip};
 use crate::facts::{BootFacts, Facts, Firmware, Phase, ShotMoment, Shutdown};
 
 /// `boot.userspace`: the console showed userspace, or an SSH server answered.
@@ -71,11 +71,9 @@ pub(super) fn secure_boot(b: &BootFacts, f: &Facts) -> Judgement {
     if b.firmware != Firmware::Uefi {
         return skip("a BIOS boot has no Secure Boot");
     }
-    let Some(p) = &b.probe else {
-        return skip(format!(
-            "no probe: {}",
-            b.probe_error.as_deref().unwrap_or("not run")
-        ));
+    let p = match probed(b) {
+        Ok(p) => p,
+        Err(no_probe) => return no_probe,
     };
     let sb = &p.secure_boot;
     match (sb.efi, sb.enabled) {

@@ -2,7 +2,7 @@
 //! password the metadata service hands out and nothing else opens the server, then it
 //! disables itself so a reboot does not run it again.
 
-use super::{Judgement, fail, list, login_text, pass, skip};
+use super::{Judgement, fail, list, login_text, pass, probed, skip};
 use crate::facts::{
     Agent, BootFacts, CLOUD_INIT_BOOT_FINISHED, Facts, Login, Offline, OfflineFacts,
 };
@@ -133,17 +133,12 @@ pub(super) fn disabled(b: &BootFacts, facts: &Facts) -> Judgement {
             (None, l) => skip(format!("no login: {}", login_text(l))),
         };
     }
-    match &b.probe {
-        None => skip(format!(
-            "no probe: {}",
-            b.probe_error
-                .clone()
-                .unwrap_or_else(|| login_text(&b.login))
-        )),
-        Some(p) if p.firstboot_state == "done" && p.firstboot_hook == "disabled" => {
+    match probed(b) {
+        Err(no_probe) => no_probe,
+        Ok(p) if p.firstboot_state == "done" && p.firstboot_hook == "disabled" => {
             pass("state=done hook=disabled")
         }
-        Some(p) => fail(format!(
+        Ok(p) => fail(format!(
             "firstboot status: state={} hook={}{}",
             p.firstboot_state,
             p.firstboot_hook,

@@ -1,7 +1,7 @@
 //! Rule 2: no network-accessible login that the image's author, or anyone who has the
 //! image, can use.
 
-use super::{Judgement, fail, files, list, login_text, pass, skip};
+use super::{Judgement, fail, files, list, login_text, pass, probed, skip};
 use crate::facts::{BootFacts, Facts, FileKind, Offline, OfflineFacts};
 
 /// `passwords.none-fixed`: no account in the image has a usable or empty password.
@@ -61,13 +61,9 @@ pub(super) fn host_trust(f: &OfflineFacts, _: &Facts) -> Judgement {
 
 /// `logins.sshd-config`: the running SSH server admits no one on the image's word alone.
 pub(super) fn sshd_config(b: &BootFacts, _: &Facts) -> Judgement {
-    let Some(p) = &b.probe else {
-        return skip(format!(
-            "no probe: {}",
-            b.probe_error
-                .clone()
-                .unwrap_or_else(|| login_text(&b.login))
-        ));
+    let p = match probed(b) {
+        Ok(p) => p,
+        Err(no_probe) => return no_probe,
     };
     let setting = |k: &str| p.sshd.get(k).map(String::as_str);
     let mut wrong = Vec::new();
@@ -105,13 +101,9 @@ pub(super) fn sshd_config(b: &BootFacts, _: &Facts) -> Judgement {
 /// `logins.runtime-keys`: after first boot, the accounts accept no SSH key but the
 /// metadata service's (keys the image already had are `logins.authorized-keys`').
 pub(super) fn runtime_keys(b: &BootFacts, facts: &Facts) -> Judgement {
-    let Some(p) = &b.probe else {
-        return skip(format!(
-            "no probe: {}",
-            b.probe_error
-                .clone()
-                .unwrap_or_else(|| login_text(&b.login))
-        ));
+    let p = match probed(b) {
+        Ok(p) => p,
+        Err(no_probe) => return no_probe,
     };
     let baked: &[String] = match &facts.offline {
         Offline::Read(o) => &o.baked_keys,

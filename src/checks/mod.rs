@@ -846,6 +846,19 @@ fn short(fp: &str) -> &str {
 }
 
 /// How the metadata-password login went, in words.
+/// The boot's probe, or the one skip every check of it gives without one: why there was
+/// none (the probe's error, else why there was no login).
+fn probed(b: &BootFacts) -> Result<&crate::facts::ProbeFacts, Judgement> {
+    b.probe.as_ref().ok_or_else(|| {
+        skip(format!(
+            "no probe: {}",
+            b.probe_error
+                .clone()
+                .unwrap_or_else(|| login_text(&b.login))
+        ))
+    })
+}
+
 fn login_text(l: &Login) -> String {
     match l {
         Login::Worked { after_secs } => format!("login worked after {after_secs:.1}s"),
