@@ -291,6 +291,23 @@ impl Check {
         }
     }
 
+    /// A per-boot check's result for boot `b`, with what else is known in `facts`.
+    fn boot_result(
+        &self,
+        judge: fn(&BootFacts, &Facts) -> Judgement,
+        b: &BootFacts,
+        facts: &Facts,
+    ) -> CheckResult {
+        let j = if let Some(why) = &b.stopped {
+            skip(why.clone())
+        } else if self.needs.contains(&Need::Userspace) && !b.reached_userspace() {
+            skip("the boot did not reach userspace (see boot.userspace)")
+        } else {
+            judge(b, facts)
+        };
+        self.result(Some(b.index), j)
+    }
+
     /// This check's results for `facts`: one, or one per boot for a per-boot check.
     fn results(&self, facts: &Facts) -> Vec<CheckResult> {
         match self.judge {
@@ -310,16 +327,7 @@ impl Check {
             Judge::Boot(judge) => facts
                 .boots
                 .iter()
-                .map(|b| {
-                    let j = if let Some(why) = &b.stopped {
-                        skip(why.clone())
-                    } else if self.needs.contains(&Need::Userspace) && !b.reached_userspace() {
-                        skip("the boot did not reach userspace (see boot.userspace)")
-                    } else {
-                        judge(b, facts)
-                    };
-                    self.result(Some(b.index), j)
-                })
+                .map(|b| self.boot_result(judge, b, facts))
                 .collect(),
             Judge::Boots(judge) => vec![self.result(None, judge(facts))],
         }
@@ -743,6 +751,21 @@ pub fn evaluate(facts: &Facts, selection: &Selection) -> Vec<CheckResult> {
             } else {
                 c.results(facts)
             }
+        })
+        .collect()
+}
+
+/// The per-boot checks of `selection` judged on one boot `b` alone, as soon as it is
+/// done, with what else is known before the other boots end (`facts`: the offline facts,
+/// the agent): what a boot needs to know whether it failed (`--fail-fast`, the shell on
+/// failure) without waiting for the others.
+pub fn judge_boot(b: &BootFacts, facts: &Facts, selection: &Selection) -> Vec<CheckResult> {
+    CATALOGUE
+        .iter()
+        .filter(|c| selection.includes(c.id) && selection.expect.judges(c))
+        .filter_map(|c| match c.judge {
+            Judge::Boot(judge) => Some(c.boot_result(judge, b, facts)),
+            Judge::Image(_) | Judge::Boots(_) => None,
         })
         .collect()
 }

@@ -367,6 +367,31 @@ fn each_defect_fails_exactly_one_check() {
     }
 }
 
+#[test]
+fn one_boot_is_judged_alone_as_the_whole_run_judges_it() {
+    let sel = Selection::default();
+    for (name, defect) in online_defects().into_iter().chain(login_defects()) {
+        let mut f = clean();
+        defect(&mut f);
+        let before = Facts {
+            boots: Vec::new(),
+            ..f.clone()
+        };
+        for b in &f.boots {
+            let whole: Vec<_> = evaluate(&f, &sel)
+                .into_iter()
+                .filter(|r| r.boot == Some(b.index))
+                .collect();
+            assert_eq!(
+                judge_boot(b, &before, &sel),
+                whole,
+                "{name}, boot {}",
+                b.index
+            );
+        }
+    }
+}
+
 fn off(f: &mut Facts) -> &mut OfflineFacts {
     match &mut f.offline {
         Offline::Read(o) => o,

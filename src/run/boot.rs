@@ -342,15 +342,9 @@ fn fail_fast(ctx: &BootContext, facts: &mut BootFacts) {
 
 /// The first error-severity check of this boot that fails, judged on its facts alone.
 fn failed_check(ctx: &BootContext, facts: &BootFacts) -> Option<checks::CheckResult> {
-    let mine = Facts {
-        boots: vec![facts.clone()],
-        ..ctx.facts.clone()
-    };
-    checks::evaluate(&mine, ctx.selection)
+    checks::judge_boot(facts, ctx.facts, ctx.selection)
         .into_iter()
-        .find(|r| {
-            r.boot.is_some() && r.status == Status::Fail && r.severity == checks::Severity::Error
-        })
+        .find(|r| r.status == Status::Fail && r.severity == checks::Severity::Error)
 }
 
 /// Hands the logged-in guest to `person` until they are done with it.
