@@ -42,6 +42,8 @@ use crate::scratch::Unnamed;
 use crate::sparsecopy;
 use crate::tool;
 use crate::units::human;
+use crate::vm::Uefi;
+use crate::vm::firmware::{OVMF_DIR, Ovmf};
 use esp::EspFile;
 use grub::{GrubDir, Platform};
 use install::{Existing, Install};
@@ -389,9 +391,6 @@ pub struct Summary {
     pub secure_boot: bool,
 }
 
-/// OVMF's firmware code in Debian's `ovmf` package (the variable store beside it).
-const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
-
 impl Summary {
     /// A QEMU command line that boots the image (under BIOS when it can; a UEFI-only
     /// image under OVMF, with a private copy of the variable store `OVMF_VARS.fd`).
@@ -399,10 +398,13 @@ impl Summary {
         let firmware = if self.firmware.bios() {
             String::new()
         } else {
-            format!(
-                " -machine q35 -drive if=pflash,format=raw,readonly=on,file={OVMF_CODE} \
-                 -drive if=pflash,format=raw,file=OVMF_VARS.fd"
-            )
+            let ovmf = Ovmf::in_dir(Path::new(OVMF_DIR), false);
+            let uefi = Uefi {
+                code: ovmf.code,
+                vars: "OVMF_VARS.fd".into(),
+                secure_boot: false,
+            };
+            format!(" {}", crate::vm::firmware_args(Some(&uefi)).join(" "))
         };
         format!(
             "qemu-system-x86_64 -accel kvm -accel tcg -m 512 -nographic{firmware} -drive file={},format={},if=virtio",
@@ -1004,6 +1006,40 @@ fn temp_next_to(out: &Path) -> Result<Unnamed, BuildError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_printed_qemu_command_boots_a_uefi_only_disk_under_ovmf() {
+        let mut s = Summary {
+            out: "/o/disk.img".into(),
+            format: Format::Raw,
+            disk_size: 0,
+            allocated: 0,
+            fs_kind: "ext4".into(),
+            root_uuid: String::new(),
+            kernel_version: String::new(),
+            kernel_path: String::new(),
+            initrd_path: None,
+            cmdline: String::new(),
+            table: Table::Gpt,
+            firmware: Firmware::Hybrid,
+            secure_boot: false,
+        };
+        let bios = s.qemu_command();
+        assert!(!bios.contains("pflash"), "{bios}");
+        assert!(
+            bios.ends_with("-drive file=/o/disk.img,format=raw,if=virtio"),
+            "{bios}"
+        );
+        s.firmware = Firmware::Uefi;
+        let uefi = s.qemu_command();
+        for part in [
+            "-machine q35",
+            "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+            "if=pflash,format=raw,unit=1,file=OVMF_VARS.fd",
+        ] {
+            assert!(uefi.contains(part), "{part}: {uefi}");
+        }
+    }
 
     #[test]
     fn cmdline_puts_serial_last_and_appends() {

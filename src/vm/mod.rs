@@ -172,32 +172,9 @@ impl VmSpec {
         a
     }
 
-    /// The machine and its firmware: `pc` with SeaBIOS; `q35` with OVMF's code and this
-    /// boot's variable store as pflash, plus SMM and a secure flash for Secure Boot.
+    /// The machine and its firmware ([`firmware_args`]).
     fn push_firmware(&self, a: &mut Vec<String>) {
-        let Some(uefi) = &self.uefi else {
-            push(a, "-machine", "pc");
-            return;
-        };
-        if uefi.secure_boot {
-            push(a, "-machine", "q35,smm=on");
-            push(a, "-global", "driver=cfi.pflash01,property=secure,value=on");
-        } else {
-            push(a, "-machine", "q35");
-        }
-        push(
-            a,
-            "-drive",
-            &format!(
-                "if=pflash,format=raw,unit=0,readonly=on,file={}",
-                opt_path(&uefi.code)
-            ),
-        );
-        push(
-            a,
-            "-drive",
-            &format!("if=pflash,format=raw,unit=1,file={}", opt_path(&uefi.vars)),
-        );
+        a.extend(firmware_args(self.uefi.as_ref()));
     }
 
     /// The CD (boot index 0), the disk on its bus (boot index 1) and the further disks
@@ -258,6 +235,40 @@ impl VmSpec {
         }
         netdev
     }
+}
+
+/// The machine and its firmware: `pc` with SeaBIOS; `q35` with OVMF's code and a
+/// variable store as pflash, plus SMM and a secure flash for Secure Boot.
+pub fn firmware_args(uefi: Option<&Uefi>) -> Vec<String> {
+    let mut a = Vec::new();
+    let Some(uefi) = uefi else {
+        push(&mut a, "-machine", "pc");
+        return a;
+    };
+    if uefi.secure_boot {
+        push(&mut a, "-machine", "q35,smm=on");
+        push(
+            &mut a,
+            "-global",
+            "driver=cfi.pflash01,property=secure,value=on",
+        );
+    } else {
+        push(&mut a, "-machine", "q35");
+    }
+    push(
+        &mut a,
+        "-drive",
+        &format!(
+            "if=pflash,format=raw,unit=0,readonly=on,file={}",
+            opt_path(&uefi.code)
+        ),
+    );
+    push(
+        &mut a,
+        "-drive",
+        &format!("if=pflash,format=raw,unit=1,file={}", opt_path(&uefi.vars)),
+    );
+    a
 }
 
 fn push(a: &mut Vec<String>, flag: &str, value: &str) {
