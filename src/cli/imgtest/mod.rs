@@ -49,7 +49,7 @@ enum Cmd {
         /// As JSON.
         #[arg(long, conflicts_with = "markdown")]
         json: bool,
-        /// As the README's Markdown table.
+        /// As the Markdown table of docs/checks.md.
         #[arg(long)]
         markdown: bool,
     },
@@ -166,7 +166,7 @@ fn imgtest() -> i32 {
     }
 }
 
-/// `imgtest checks`: the catalogue as a table, JSON or the README's Markdown.
+/// `imgtest checks`: the catalogue as a table, JSON or docs/checks.md's Markdown.
 fn list_checks(json: bool, markdown: bool) -> i32 {
     exit::quiet_on_closed_stdout();
     if json {
@@ -374,13 +374,13 @@ mod tests {
     }
 
     #[test]
-    fn the_readme_table_is_the_catalogue() {
-        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-            .expect("README.md");
+    fn the_checks_doc_table_is_the_catalogue() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/checks.md"))
+            .expect("docs/checks.md");
         let table = checks::markdown_table();
         assert!(
-            readme.contains(&table),
-            "README.md's check table differs from the catalogue; replace it with the output \
+            doc.contains(&table),
+            "docs/checks.md's check table differs from the catalogue; replace it with the output \
              of `imgtest checks --markdown`:\n{table}"
         );
     }
