@@ -43,6 +43,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Test images: exit 0 pass, 1 a check failed, 2 could not judge.
+    #[command(long_about = super::docs::RUN_ABOUT, after_long_help = super::docs::RUN_AFTER)]
     Run(Box<RunArgs>),
     /// List the check catalogue.
     Checks {
@@ -58,11 +59,14 @@ enum Cmd {
     /// Print the commented default imgtest.toml.
     Config,
     /// Test one root filesystem with many kernels: exit 0 all pass, 1 one failed, 2 could not judge.
+    #[command(long_about = super::docs::MATRIX_ABOUT, after_long_help = super::docs::MATRIX_AFTER)]
     Matrix(Box<MatrixArgs>),
     /// Find the first failing kernel of an ordered list: --good, --kernel..., --bad.
+    #[command(long_about = super::docs::BISECT_ABOUT)]
     Bisect(Box<BisectArgs>),
     /// Boot IMAGE as `run` would and get into it: SSH as the first-boot user with the
     /// metadata password (printed once), or the serial console (--console; Ctrl-] leaves).
+    #[command(long_about = super::docs::SHELL_ABOUT)]
     Shell(Box<shell::ShellArgs>),
     /// Work with reports.
     Report {
