@@ -249,4 +249,85 @@ mod tests {
             assert!(exit.contains(code), "{code}:\n{exit}");
         }
     }
+
+    /// The lines of a Markdown file outside its fenced code blocks.
+    fn prose(text: &str) -> impl Iterator<Item = &str> {
+        let mut fenced = false;
+        text.lines().filter(move |l| {
+            if l.trim_start().starts_with("```") {
+                fenced = !fenced;
+                return false;
+            }
+            !fenced
+        })
+    }
+
+    /// The anchors GitHub gives a Markdown file's headings.
+    fn anchors(text: &str) -> Vec<String> {
+        prose(text)
+            .filter_map(|l| l.strip_prefix('#'))
+            .map(|h| {
+                h.trim_start_matches('#')
+                    .trim()
+                    .to_lowercase()
+                    .chars()
+                    .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+                    .map(|c| if c == ' ' { '-' } else { c })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The relative link targets (`](TARGET)`) of a Markdown file's prose.
+    fn links(text: &str) -> Vec<String> {
+        prose(text)
+            .flat_map(|l| l.split("](").skip(1))
+            .filter_map(|rest| rest.split(')').next())
+            .filter(|t| !t.contains("://"))
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn every_doc_is_reachable_from_the_readme_and_every_link_resolves() {
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = vec![repo.join("README.md")];
+        for e in std::fs::read_dir(repo.join("docs")).unwrap() {
+            let path = e.unwrap().path();
+            if path.extension().is_some_and(|x| x == "md") {
+                files.push(path);
+            }
+        }
+        let readme = std::fs::read_to_string(&files[0]).unwrap();
+        let from_readme = links(&readme);
+        for doc in &files[1..] {
+            let name = format!("docs/{}", doc.file_name().unwrap().to_string_lossy());
+            assert!(
+                from_readme
+                    .iter()
+                    .any(|l| l.split('#').next() == Some(name.as_str())),
+                "README.md links no {name}: {from_readme:?}"
+            );
+        }
+        for file in &files {
+            let text = std::fs::read_to_string(file).unwrap();
+            for link in links(&text) {
+                let (path, anchor) = link.split_once('#').unwrap_or((&link, ""));
+                let target = if path.is_empty() {
+                    file.clone()
+                } else {
+                    file.parent().unwrap().join(path)
+                };
+                assert!(target.exists(), "{}: {link}: no such file", file.display());
+                if !anchor.is_empty() {
+                    let headings = anchors(&std::fs::read_to_string(&target).unwrap());
+                    assert!(
+                        headings.iter().any(|h| h == anchor),
+                        "{}: {link}: no such heading in {headings:?}",
+                        file.display()
+                    );
+                }
+            }
+        }
+    }
 }
