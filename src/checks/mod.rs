@@ -1,9 +1,9 @@
 //! The check catalogue: one [`Check`] per check ([`CATALOGUE`]), each with its stable
 //! [`CheckId`], the [`Rule`] of the image-hygiene policy it serves, its severity, what it
 //! [`Need`]s collected from a booted guest, and a pure judge over [`Facts`]. Adding a check
-//! is one entry here plus its judge in the file of its rule; `imgtest checks`, the README's
-//! table ([`markdown_table`]) and the runner's choice of what to collect all read the
-//! catalogue.
+//! is one entry here plus its judge in the file of its rule; `imgtest checks`, the table of
+//! `docs/checks.md` ([`markdown_table`]) and the runner's choice of what to collect all
+//! read the catalogue.
 //!
 //! A check that cannot judge (its facts are missing, or another check already names the
 //! root cause) is skipped with a reason, so each defect shows up as exactly one failing
@@ -28,7 +28,7 @@ use crate::facts::{BootFacts, Facts, FileKind, Finding, Login, Offline, OfflineF
 use crate::named::Named;
 
 crate::named_enum! {
-    /// A check's stable id, as `--check`, the reports and the README name it.
+    /// A check's stable id, as `--check`, the reports and `docs/checks.md` name it.
     pub enum CheckId("check id") {
         /// Boots to userspace.
         BootUserspace = "boot.userspace",
@@ -255,7 +255,7 @@ pub struct Check {
     pub id: CheckId,
     /// One-line title (`imgtest checks`).
     pub title: &'static str,
-    /// What must hold for the check to pass, in a sentence (the README's table).
+    /// What must hold for the check to pass, in a sentence (the table of `docs/checks.md`).
     pub holds: &'static str,
     /// The rule it serves.
     pub rule: Rule,
@@ -817,7 +817,7 @@ pub fn unjudged(results: &[CheckResult], selection: &Selection) -> Vec<String> {
     out
 }
 
-/// The catalogue as the README's Markdown table, grouped by rule.
+/// The catalogue as `docs/checks.md`'s Markdown table, grouped by rule.
 pub fn markdown_table() -> String {
     let mut s = String::from(
         "| check id | rule | scope | severity | what must hold |\n|---|---|---|---|---|\n",

@@ -26,7 +26,9 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "fsmaker",
     version,
-    about = "Make a bootable disk image from a bare ext2/3/4 root filesystem, rootless"
+    about = "Make a bootable disk image from a bare ext2/3/4 root filesystem, rootless",
+    long_about = super::docs::FSMAKER_ABOUT,
+    after_long_help = super::docs::FSMAKER_AFTER
 )]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 struct Cli {

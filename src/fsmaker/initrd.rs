@@ -8,7 +8,7 @@
 //! decompressed so busybox `insmod` can load them. Entries are sorted and carry a fixed
 //! mtime (`SOURCE_DATE_EPOCH`), so the same kernel gives the same bytes.
 //!
-//! `/init` contract (documented in the README): the LAST `root=` on the command line
+//! `/init` contract (documented in `docs/images.md`, fsmaker's Initrd): the LAST `root=` on the command line
 //! wins (`UUID=`, `LABEL=`, `PARTUUID=` or a `/dev` path); it waits up to
 //! `fsmaker.rootdelay=` seconds (default 30); `ro`/`rw`, `rootfstype=`, `rootflags=`
 //! and `init=` are honoured. If the root never appears, or cannot be mounted, or has no

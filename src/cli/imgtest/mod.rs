@@ -43,13 +43,14 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Test images: exit 0 pass, 1 a check failed, 2 could not judge.
+    #[command(long_about = super::docs::RUN_ABOUT, after_long_help = super::docs::RUN_AFTER)]
     Run(Box<RunArgs>),
     /// List the check catalogue.
     Checks {
         /// As JSON.
         #[arg(long, conflicts_with = "markdown")]
         json: bool,
-        /// As the README's Markdown table.
+        /// As the Markdown table of docs/checks.md.
         #[arg(long)]
         markdown: bool,
     },
@@ -58,11 +59,14 @@ enum Cmd {
     /// Print the commented default imgtest.toml.
     Config,
     /// Test one root filesystem with many kernels: exit 0 all pass, 1 one failed, 2 could not judge.
+    #[command(long_about = super::docs::MATRIX_ABOUT, after_long_help = super::docs::MATRIX_AFTER)]
     Matrix(Box<MatrixArgs>),
     /// Find the first failing kernel of an ordered list: --good, --kernel..., --bad.
+    #[command(long_about = super::docs::BISECT_ABOUT)]
     Bisect(Box<BisectArgs>),
     /// Boot IMAGE as `run` would and get into it: SSH as the first-boot user with the
     /// metadata password (printed once), or the serial console (--console; Ctrl-] leaves).
+    #[command(long_about = super::docs::SHELL_ABOUT)]
     Shell(Box<shell::ShellArgs>),
     /// Work with reports.
     Report {
@@ -166,7 +170,7 @@ fn imgtest() -> i32 {
     }
 }
 
-/// `imgtest checks`: the catalogue as a table, JSON or the README's Markdown.
+/// `imgtest checks`: the catalogue as a table, JSON or docs/checks.md's Markdown.
 fn list_checks(json: bool, markdown: bool) -> i32 {
     exit::quiet_on_closed_stdout();
     if json {
@@ -374,13 +378,13 @@ mod tests {
     }
 
     #[test]
-    fn the_readme_table_is_the_catalogue() {
-        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-            .expect("README.md");
+    fn the_checks_doc_table_is_the_catalogue() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/checks.md"))
+            .expect("docs/checks.md");
         let table = checks::markdown_table();
         assert!(
-            readme.contains(&table),
-            "README.md's check table differs from the catalogue; replace it with the output \
+            doc.contains(&table),
+            "docs/checks.md's check table differs from the catalogue; replace it with the output \
              of `imgtest checks --markdown`:\n{table}"
         );
     }
