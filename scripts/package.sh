@@ -69,6 +69,11 @@ for b in imgtest fsmaker sparsecopy; do
   install -m 0644 "$work/docs/completions/$b.fish" "$root/usr/share/fish/vendor_completions.d/$b.fish"
 done
 gzip -9n < README.md > "$root/usr/share/doc/imgtest/README.md.gz"
+# The README's links point into docs/: the pages go beside it, as docs/NAME.md.gz.
+mkdir -p "$root/usr/share/doc/imgtest/docs"
+for page in docs/*.md; do
+  gzip -9n < "$page" > "$root/usr/share/doc/imgtest/docs/${page#docs/}.gz"
+done
 cat > "$root/usr/share/doc/imgtest/copyright" <<COPYRIGHT
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: imgtest

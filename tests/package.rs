@@ -73,6 +73,8 @@ fn the_package_installs_with_apt_and_its_tools_pass_the_demo() {
         "./usr/share/bash-completion/completions/imgtest",
         "./usr/share/imgtest/harness/firstboot/firstboot",
         "./usr/share/imgtest/images/tiny/build.sh",
+        "./usr/share/doc/imgtest/README.md.gz",
+        "./usr/share/doc/imgtest/docs/checks.md.gz",
     ] {
         assert!(
             contents.contains(file),
