@@ -304,6 +304,7 @@ fn run_hint(e: &RunError) -> Option<String> {
         RunError::Memory(_) => "lower --boots or --memory".into(),
         RunError::Host(_) => "see `imgtest doctor`".into(),
         RunError::Output(e) => output_hint(e)?,
+        RunError::NoOverlay => "drop --keep-overlay".into(),
         _ => return None,
     })
 }
@@ -351,6 +352,9 @@ mod tests {
         let e = RunError::Agent(crate::cloudinit::NoDefaultUser);
         assert!(with_hint(&e.to_string(), run_hint(&e)).contains("pass --user NAME"));
         assert_eq!(run_hint(&RunError::Interrupted), None);
+        let iso = RunError::NoOverlay;
+        assert!(!iso.to_string().contains("--"), "{iso}");
+        assert!(run_hint(&iso).unwrap().contains("--keep-overlay"));
     }
 
     #[test]
