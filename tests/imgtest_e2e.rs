@@ -221,7 +221,7 @@ fn each_offline_hygiene_defect_fails_exactly_its_check() {
     assert!(!o.err.contains("QEMU started"), "{}", o.err);
     assert!(o.report[0]["facts"]["boots"].as_array().unwrap().is_empty());
     assert!(
-        o.evidence("boot.userspace")[0].contains("--fail-fast: stopped before booting"),
+        o.evidence("boot.userspace")[0].contains("failing fast: stopped before booting"),
         "{}",
         o.out
     );

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use super::source_date_epoch;
 use crate::cli::progress::StepProgress;
-use crate::cli::{error_line, value_enum, with_hint};
+use crate::cli::{CliError, Outcome, error_line, value_enum, with_hint};
 use crate::exit;
 use crate::fsmaker::kernel::{Cache, DEFAULT_PACKAGE};
 use crate::fsmaker::layout::{self, Firmware, Table};
@@ -319,7 +319,7 @@ pub fn command() -> clap::Command {
 /// The `fsmaker` binary. SIGINT, SIGTERM and SIGHUP stop a build at its next step,
 /// leaving no temp file and OUT as it was.
 pub fn main() -> ExitCode {
-    crate::cli::guarded("fsmaker", || {
+    crate::cli::guarded("fsmaker", "fsmaker", || {
         exit::quiet_on_closed_stdout();
         crate::vm::process::install_signal_guard();
         let cli = Cli::parse();
@@ -328,15 +328,13 @@ pub fn main() -> ExitCode {
             Some(Cmd::SecureBoot { cmd }) => run_secure_boot(cmd),
             None => run_build(cli.build),
         };
-        if let Err(e) = r {
+        r.map(|()| Outcome::Success).map_err(|e| {
             let hint = e
                 .chain()
                 .find_map(|c| c.downcast_ref::<BuildError>())
                 .and_then(hint);
-            eprintln!("fsmaker: {}", with_hint(&error_line(&e), hint));
-            return exit::ERROR;
-        }
-        exit::SUCCESS
+            CliError::from(with_hint(&error_line(&e), hint))
+        })
     })
 }
 

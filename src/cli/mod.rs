@@ -3,6 +3,9 @@
 //! library's errors, and mapping results to exit codes ([`crate::exit`]). This is the only
 //! module that knows a flag's name or prints; `src/bin/` holds one-line `main`s, each
 //! run through [`guarded`]: a panic anywhere is one line and exit 2, after cleanup.
+//!
+//! A command returns what it concluded, `Result<`[`Outcome`]`, `[`CliError`]`>`; one
+//! function, [`exit_code`], prints the error and picks the exit code.
 
 mod docs;
 pub mod fsmaker;
@@ -16,24 +19,101 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::exit;
 
+/// The verdict of a command that ran to its end, best first: a command over several
+/// images keeps the [`worst`](Outcome::worst).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Outcome {
+    /// Done, or every image passed (exit 0).
+    Success,
+    /// An image failed a check (exit 1).
+    CheckFailed,
+    /// The tool could not judge an image: a rule no check could judge, an image it could
+    /// not test, an interrupted run (exit 2; what it could not judge was said as it ran).
+    Unjudged,
+}
+
+impl Outcome {
+    /// The worse of two verdicts.
+    pub fn worst(self, other: Outcome) -> Outcome {
+        self.max(other)
+    }
+}
+
+/// Why a command could not do or judge what it was asked (exit 2): usage, bad input, a
+/// missing dependency, an unwritable report.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CliError {
+    /// The lines to print, each after the tool's prefix.
+    Lines(Vec<String>),
+    /// Already said where it happened (or, for the internal subcommands, said by the exit
+    /// code alone).
+    Said,
+}
+
+impl From<String> for CliError {
+    fn from(line: String) -> CliError {
+        CliError::Lines(vec![line])
+    }
+}
+
+impl From<&str> for CliError {
+    fn from(line: &str) -> CliError {
+        CliError::from(line.to_string())
+    }
+}
+
+/// Ok if every one of `results` is, else every failure's line, in order.
+pub fn all_ok(results: impl IntoIterator<Item = Result<(), String>>) -> Result<(), CliError> {
+    let lines: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+    if lines.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Lines(lines))
+    }
+}
+
+/// The one mapping from what a command returned to its exit code ([`crate::exit`]): an
+/// error's lines go to stderr, each as `PREFIX: LINE`, and make it 2.
+pub fn exit_code(prefix: &str, result: Result<Outcome, CliError>) -> i32 {
+    match result {
+        Ok(Outcome::Success) => exit::SUCCESS,
+        Ok(Outcome::CheckFailed) => exit::CHECK_FAILED,
+        Ok(Outcome::Unjudged) => exit::ERROR,
+        Err(e) => {
+            if let CliError::Lines(lines) = e {
+                for line in lines {
+                    eprintln!("{prefix}: {line}");
+                }
+            }
+            exit::ERROR
+        }
+    }
+}
+
 /// Whether any thread panicked.
 static PANICKED: AtomicBool = AtomicBool::new(false);
 
-/// Runs a tool's `main` body and returns its exit code. A panic, in this thread or any
-/// other, is reported as one line (`TOOL: internal error: MESSAGE at FILE:LINE`) and
-/// makes the exit code 2: the panicking thread unwinds (dropping its temp dirs and
-/// VMs), and every QEMU process group still registered is killed.
-pub fn guarded(tool: &'static str, body: impl FnOnce() -> i32) -> ExitCode {
+/// Runs a tool's `main` body and returns its exit code ([`exit_code`], errors printed
+/// after `prefix`). A panic, in this thread or any other, is reported as one line
+/// (`TOOL: internal error: MESSAGE at FILE:LINE`) and makes the exit code 2: the
+/// panicking thread unwinds (dropping its temp dirs and VMs), and every QEMU process
+/// group still registered is killed.
+pub fn guarded(
+    tool: &'static str,
+    prefix: &str,
+    body: impl FnOnce() -> Result<Outcome, CliError>,
+) -> ExitCode {
     std::panic::set_hook(Box::new(move |info| {
         PANICKED.store(true, Ordering::SeqCst);
         eprintln!("{tool}: {}", panic_line(info));
     }));
-    let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or(exit::ERROR);
+    let mut result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or(Err(CliError::Said));
     if PANICKED.load(Ordering::SeqCst) {
         crate::vm::process::kill_all();
-        return exit::code(code.max(exit::ERROR));
+        result = result.and(Err(CliError::Said));
     }
-    exit::code(code)
+    exit::code(exit_code(prefix, result))
 }
 
 /// A panic as one line: its message and where it happened.
@@ -167,14 +247,34 @@ mod tests {
     #[test]
     fn a_panic_anywhere_is_one_line_and_exit_2() {
         // The hook is the process's: this test only looks at the exit code and the line.
-        let code = super::guarded("t", || {
+        let code = super::guarded("t", "t", || {
             std::thread::spawn(|| panic!("in a thread\nwith two lines"))
                 .join()
                 .unwrap_or_else(|p| std::panic::resume_unwind(p));
-            0
+            Ok(super::Outcome::Success)
         });
         assert_eq!(format!("{code:?}"), format!("{:?}", crate::exit::code(2)));
         let _ = std::panic::take_hook();
+    }
+
+    #[test]
+    fn one_mapping_gives_each_result_its_exit_code() {
+        use super::{CliError, Outcome, all_ok, exit_code};
+        assert_eq!(exit_code("t", Ok(Outcome::Success)), 0);
+        assert_eq!(exit_code("t", Ok(Outcome::CheckFailed)), 1);
+        assert_eq!(exit_code("t", Ok(Outcome::Unjudged)), 2);
+        assert_eq!(exit_code("t", Err(CliError::from("no"))), 2);
+        assert_eq!(exit_code("t", Err(CliError::Said)), 2);
+        let worst = [Outcome::CheckFailed, Outcome::Success]
+            .into_iter()
+            .fold(Outcome::Success, Outcome::worst);
+        assert_eq!(worst, Outcome::CheckFailed);
+        assert_eq!(worst.worst(Outcome::Unjudged), Outcome::Unjudged);
+        assert_eq!(all_ok([Ok(()), Ok(())]), Ok(()));
+        assert_eq!(
+            all_ok([Err("a".into()), Ok(()), Err("b".into())]),
+            Err(CliError::Lines(vec!["a".into(), "b".into()]))
+        );
     }
 
     #[test]

@@ -1,13 +1,13 @@
 //! `sparsecopy`: copy disk images keeping holes. Parses flags into a
 //! [`CopyPlan`], calls the library with a progress bar as its observer, prints a
-//! one-line summary, and maps errors to exit codes (see `crate::exit`) after adding the
-//! flag that would help (`hint`).
+//! one-line summary, and returns its errors, with the flag that would help (`hint`), to
+//! [`crate::cli::exit_code`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::cli::progress::CopyBar;
-use crate::cli::with_hint;
+use crate::cli::{CliError, Outcome, with_hint};
 use crate::disk::table;
 use crate::exit;
 use crate::sparsecopy::{self, CopyPlan, CopyStats, Source, SparseError};
@@ -80,23 +80,18 @@ pub fn command() -> clap::Command {
 /// The `sparsecopy` binary. SIGINT, SIGTERM and SIGHUP stop the copy between two pieces:
 /// a DST it was creating is not created, an existing one is left as written so far.
 pub fn main() -> ExitCode {
-    crate::cli::guarded("sparsecopy", || {
+    crate::cli::guarded("sparsecopy", "sparsecopy: error", || {
         exit::quiet_on_closed_stdout();
         crate::vm::process::install_signal_guard();
         let args = Args::parse();
         if args.json && !args.info {
-            eprintln!("sparsecopy: error: --json only changes what --info prints: add --info");
-            return exit::ERROR;
+            return Err("--json only changes what --info prints: add --info".into());
         }
         let result = if args.info { info(&args) } else { run(&args) };
-        match result {
-            Ok(()) => exit::SUCCESS,
-            Err(e) => {
-                let hint = e.downcast_ref::<SparseError>().and_then(hint);
-                eprintln!("sparsecopy: error: {}", with_hint(&e.to_string(), hint));
-                exit::ERROR
-            }
-        }
+        result.map(|()| Outcome::Success).map_err(|e| {
+            let hint = e.downcast_ref::<SparseError>().and_then(hint);
+            CliError::from(with_hint(&e.to_string(), hint))
+        })
     })
 }
 

@@ -334,7 +334,7 @@ fn fail_fast(ctx: &BootContext, facts: &mut BootFacts) {
     }
     if let Some(r) = failed_check(ctx, facts) {
         ctx.roles.stop(format!(
-            "--fail-fast: stopped after {} failed on boot {}",
+            "failing fast: stopped after {} failed on boot {}",
             r.id, facts.index
         ));
     }

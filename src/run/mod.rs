@@ -72,6 +72,9 @@ pub enum RunError {
     /// No firmware plan fits the request.
     #[error(transparent)]
     Firmware(#[from] FirmwareError),
+    /// An overlay was to be kept of an ISO, which boots from a read-only CD with none.
+    #[error("an ISO boots from a read-only CD and has no overlay to keep")]
+    NoOverlay,
 }
 
 fn io(what: &str) -> impl Fn(std::io::Error) -> RunError + '_ {
@@ -298,7 +301,7 @@ pub fn run_image(
         .flatten();
     if let Some(failed) = offline_failure {
         p.facts.no_boot = Some(format!(
-            "--fail-fast: stopped before booting, {failed} failed"
+            "failing fast: stopped before booting, {failed} failed"
         ));
     } else if let Some(firmware) = p.facts.firmware.clone() {
         let ovmf = boot::ovmf_for(&firmware)?;
@@ -360,9 +363,7 @@ pub fn shell(
     keep_overlay: Option<&Path>,
 ) -> Result<crate::facts::BootFacts, RunError> {
     if keep_overlay.is_some() && matches!(info.kind, image::ImageKind::Iso { .. }) {
-        return Err(RunError::Io(
-            "--keep-overlay: an ISO boots from a read-only CD and has no overlay to keep".into(),
-        ));
+        return Err(RunError::NoOverlay);
     }
     let started = Instant::now();
     let p = prepare(plan, image, info, accel, (started, &emit))?;

@@ -1,11 +1,12 @@
 //! `imgtest doctor`: what this host has of what `imgtest run`, `matrix` and `bisect`
 //! need, and which accelerator `--accel auto` gets (the KVM probe runs afresh and its
 //! answer replaces the remembered one). Exit 2 when something `imgtest run` needs is
-//! missing.
+//! missing (said on its line).
 
 use std::path::Path;
 
 use super::accel_cache;
+use crate::cli::{CliError, Outcome};
 use crate::exit;
 use crate::fsmaker::grub::{self, GrubDir};
 use crate::fsmaker::initrd::{BUSYBOX, BUSYBOX_PACKAGE};
@@ -22,7 +23,7 @@ const MISSING: &str = "MISSING";
 const ABSENT: &str = "absent";
 
 /// `imgtest doctor`.
-pub(super) fn doctor() -> i32 {
+pub(super) fn doctor() -> Result<Outcome, CliError> {
     exit::quiet_on_closed_stdout();
     println!("for imgtest run:");
     let run_ok = [
@@ -59,7 +60,11 @@ pub(super) fn doctor() -> i32 {
         "accelerator for --accel auto: {}",
         if usable { "kvm" } else { "tcg" }
     );
-    if run_ok { exit::SUCCESS } else { exit::ERROR }
+    if run_ok {
+        Ok(Outcome::Success)
+    } else {
+        Err(CliError::Said)
+    }
 }
 
 /// OVMF's two builds (UEFI, Secure Boot): `imgtest run` does without them for BIOS boots.

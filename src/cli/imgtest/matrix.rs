@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::args::{BisectArgs, MatrixArgs, RunOptions};
-use super::{accel_cache, relay_program, write_or_complain};
-use crate::exit;
+use super::{accel_cache, relay_program, write_named};
+use crate::cli::{CliError, Outcome, all_ok};
 use crate::matrix::{
     self, KernelStep, MatrixEmit, MatrixEvent, MatrixPlan, MatrixReport, MatrixVerdict, Shard,
     render,
@@ -39,31 +39,26 @@ fn matrix_progress() -> MatrixEmit {
     })
 }
 
-/// Prints a matrix's table, writes its JSON and JUnit reports and maps its verdict to an
-/// exit code (an unwritable report is an error too).
+/// Prints a matrix's table, writes its JSON, JUnit and HTML reports and gives its
+/// verdict (an unwritable report is an error).
 fn finish_matrix(
     m: Result<MatrixReport, impl std::fmt::Display>,
     json: &Option<PathBuf>,
     junit: &Option<PathBuf>,
     html: &Option<PathBuf>,
-) -> i32 {
-    let m = match m {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("imgtest: {e}");
-            return exit::ERROR;
-        }
-    };
+) -> Result<Outcome, CliError> {
+    let m = m.map_err(|e| e.to_string())?;
     print!("{}", render::table(&m));
-    let written = write_or_complain(json, || render::to_json(&m))
-        & write_or_complain(junit, || render::to_junit(&m))
-        & write_or_complain(html, || render::to_html(&m));
-    match m.verdict() {
-        _ if !written => exit::ERROR,
-        MatrixVerdict::Pass => exit::SUCCESS,
-        MatrixVerdict::Fail => exit::CHECK_FAILED,
-        MatrixVerdict::Error => exit::ERROR,
-    }
+    all_ok([
+        write_named(json, || render::to_json(&m)),
+        write_named(junit, || render::to_junit(&m)),
+        write_named(html, || render::to_html(&m)),
+    ])?;
+    Ok(match m.verdict() {
+        MatrixVerdict::Pass => Outcome::Success,
+        MatrixVerdict::Fail => Outcome::CheckFailed,
+        MatrixVerdict::Error => Outcome::Unjudged,
+    })
 }
 
 /// The plan of a matrix or bisection, checked with its reports before anything runs
@@ -86,7 +81,7 @@ fn matrix_plan(
 }
 
 /// `imgtest matrix`.
-pub(super) fn matrix(args: MatrixArgs) -> i32 {
+pub(super) fn matrix(args: MatrixArgs) -> Result<Outcome, CliError> {
     crate::vm::process::install_signal_guard();
     let specs = matrix::sorted_specs(&args.kernels);
     let reports = Reports {
@@ -94,20 +89,14 @@ pub(super) fn matrix(args: MatrixArgs) -> i32 {
         junit: args.junit.as_deref(),
         html: args.html.as_deref(),
     };
-    let (plan, accel) = match matrix_plan(
+    let (plan, accel) = matrix_plan(
         args.rootfs,
         specs,
         args.shard,
         args.jobs,
         &args.run,
         reports,
-    ) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("imgtest: {e}");
-            return exit::ERROR;
-        }
-    };
+    )?;
     let (decision, _) = accel.wait();
     eprintln!(
         "matrix: {} of {} kernels, {} at a time, accelerator {} ({})",
@@ -126,27 +115,18 @@ pub(super) fn matrix(args: MatrixArgs) -> i32 {
 }
 
 /// `imgtest bisect`.
-pub(super) fn bisect(args: BisectArgs) -> i32 {
+pub(super) fn bisect(args: BisectArgs) -> Result<Outcome, CliError> {
     crate::vm::process::install_signal_guard();
     let mut specs = vec![args.good];
     specs.extend(args.kernels);
     specs.push(args.bad);
-    if let Err(e) = matrix::bisect::check_list(&specs) {
-        eprintln!("imgtest: {e}");
-        return exit::ERROR;
-    }
+    matrix::bisect::check_list(&specs).map_err(|e| e.to_string())?;
     let n = specs.len();
     let reports = Reports {
         json: args.json.as_deref(),
         ..Reports::default()
     };
-    let (plan, accel) = match matrix_plan(args.rootfs, specs, None, Some(1), &args.run, reports) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("imgtest: {e}");
-            return exit::ERROR;
-        }
-    };
+    let (plan, accel) = matrix_plan(args.rootfs, specs, None, Some(1), &args.run, reports)?;
     let most = matrix::bisect::max_steps(n);
     println!(
         "bisecting {} candidate(s) between {} (good) and {} (bad): at most {most} run(s)",
@@ -176,27 +156,17 @@ pub(super) fn bisect(args: BisectArgs) -> i32 {
             }
         );
     });
-    match result {
-        Ok(r) => {
-            println!(
-                "first bad kernel: {} (last good: {}) after {} run(s)",
-                r.first_bad,
-                r.last_good,
-                r.bisection.steps.len()
-            );
-            if write_or_complain(&args.json, || {
-                serde_json::to_string_pretty(&r).expect("serialises")
-            }) {
-                exit::SUCCESS
-            } else {
-                exit::ERROR
-            }
-        }
-        Err(e) => {
-            eprintln!("imgtest: {e}");
-            exit::ERROR
-        }
-    }
+    let r = result.map_err(|e| e.to_string())?;
+    println!(
+        "first bad kernel: {} (last good: {}) after {} run(s)",
+        r.first_bad,
+        r.last_good,
+        r.bisection.steps.len()
+    );
+    write_named(&args.json, || {
+        serde_json::to_string_pretty(&r).expect("serialises")
+    })?;
+    Ok(Outcome::Success)
 }
 
 /// `imgtest report merge`.
@@ -205,7 +175,7 @@ pub(super) fn merge(
     json: Option<PathBuf>,
     junit: Option<PathBuf>,
     html: Option<PathBuf>,
-) -> i32 {
+) -> Result<Outcome, CliError> {
     let outs: Vec<Output> = Reports {
         json: json.as_deref(),
         junit: junit.as_deref(),
@@ -214,22 +184,13 @@ pub(super) fn merge(
     .outputs()
     .collect();
     let inputs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
-    if let Err(e) = outputs::check(&outs, &inputs) {
-        eprintln!("imgtest: {e}");
-        return exit::ERROR;
-    }
+    outputs::check(&outs, &inputs).map_err(|e| e.to_string())?;
     let mut parts = Vec::new();
     for f in files {
         let parsed = std::fs::read_to_string(f)
             .map_err(|e| e.to_string())
             .and_then(|t| serde_json::from_str::<MatrixReport>(&t).map_err(|e| e.to_string()));
-        match parsed {
-            Ok(p) => parts.push(p),
-            Err(e) => {
-                eprintln!("imgtest: {}: not a matrix JSON report: {e}", f.display());
-                return exit::ERROR;
-            }
-        }
+        parts.push(parsed.map_err(|e| format!("{}: not a matrix JSON report: {e}", f.display()))?);
     }
     let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     finish_matrix(matrix::merge::merge(parts, &names), &json, &junit, &html)

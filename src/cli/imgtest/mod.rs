@@ -15,7 +15,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use super::live::Live;
-use super::with_hint;
+use super::{CliError, Outcome, all_ok, with_hint};
 use crate::checks::{self, CATALOGUE};
 use crate::disk::image::ImageInfo;
 use crate::exit;
@@ -121,14 +121,17 @@ pub fn command() -> clap::Command {
 
 /// The `imgtest` binary.
 pub fn main() -> ExitCode {
-    super::guarded("imgtest", imgtest)
+    super::guarded("imgtest", "imgtest", imgtest)
 }
 
-fn imgtest() -> i32 {
+fn imgtest() -> Result<Outcome, CliError> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Run(args) => run(*args),
-        Cmd::Checks { json, markdown } => list_checks(json, markdown),
+        Cmd::Checks { json, markdown } => {
+            list_checks(json, markdown);
+            Ok(Outcome::Success)
+        }
         Cmd::Doctor => doctor::doctor(),
         Cmd::Matrix(args) => matrix::matrix(*args),
         Cmd::Bisect(args) => matrix::bisect(*args),
@@ -148,30 +151,24 @@ fn imgtest() -> i32 {
         Cmd::Config => {
             exit::quiet_on_closed_stdout();
             print!("{DEFAULT_CONFIG}");
-            exit::SUCCESS
+            Ok(Outcome::Success)
         }
-        Cmd::Docs { dir } => match super::docs::write(&dir) {
-            Ok(()) => exit::SUCCESS,
-            Err(e) => {
-                eprintln!("imgtest: {}: {e}", dir.display());
-                exit::ERROR
-            }
-        },
-        Cmd::KvmProbe => match crate::vm::accel::probe_child(&mut std::io::stdout()) {
-            Ok(()) => exit::SUCCESS,
-            Err(_) => exit::ERROR,
-        },
+        Cmd::Docs { dir } => super::docs::write(&dir)
+            .map(|()| Outcome::Success)
+            .map_err(|e| format!("{}: {e}", dir.display()).into()),
+        Cmd::KvmProbe => crate::vm::accel::probe_child(&mut std::io::stdout())
+            .map(|()| Outcome::Success)
+            .map_err(|_| CliError::Said),
         Cmd::Relay { socket } => {
-            match crate::metadata::relay(&socket, std::io::stdin(), std::io::stdout()) {
-                Ok(()) => exit::SUCCESS,
-                Err(_) => exit::ERROR,
-            }
+            crate::metadata::relay(&socket, std::io::stdin(), std::io::stdout())
+                .map(|()| Outcome::Success)
+                .map_err(|_| CliError::Said)
         }
     }
 }
 
 /// `imgtest checks`: the catalogue as a table, JSON or docs/checks.md's Markdown.
-fn list_checks(json: bool, markdown: bool) -> i32 {
+fn list_checks(json: bool, markdown: bool) {
     exit::quiet_on_closed_stdout();
     if json {
         println!(
@@ -198,7 +195,6 @@ fn list_checks(json: bool, markdown: bool) -> i32 {
             }
         }
     }
-    exit::SUCCESS
 }
 
 /// The imgtest binary itself: QEMU runs it as the metadata relay, and the KVM proof runs
@@ -207,11 +203,10 @@ fn relay_program() -> PathBuf {
     std::env::current_exe().unwrap_or_else(|_| PathBuf::from("imgtest"))
 }
 
-fn run(args: RunArgs) -> i32 {
+fn run(args: RunArgs) -> Result<Outcome, CliError> {
     crate::vm::process::install_signal_guard();
     if args.shell_on_failure && !std::io::stdin().is_terminal() {
-        eprintln!("imgtest: --shell-on-failure needs a terminal on stdin");
-        return exit::ERROR;
+        return Err("--shell-on-failure needs a terminal on stdin".into());
     }
     let live = Arc::new(Live::new(std::io::stderr().is_terminal()));
     let quiet = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -224,20 +219,10 @@ fn run(args: RunArgs) -> i32 {
             (person.0)(access)
         })));
     }
-    let plan = match RunPlan::load(request, relay_program()) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("imgtest: {e}");
-            return exit::ERROR;
-        }
-    };
-    let infos = match run::check(&plan).and_then(|i| run::prepare_artifacts(&plan).map(|()| i)) {
-        Ok(i) => i,
-        Err(e) => {
-            eprintln!("imgtest: {}", with_hint(&e.to_string(), run_hint(&e)));
-            return exit::ERROR;
-        }
-    };
+    let plan = RunPlan::load(request, relay_program()).map_err(|e| e.to_string())?;
+    let infos = run::check(&plan)
+        .and_then(|i| run::prepare_artifacts(&plan).map(|()| i))
+        .map_err(|e| with_hint(&e.to_string(), run_hint(&e)))?;
     let view = live.clone();
     let emit: run::Emit = Arc::new(move |e: Event| {
         // Nothing is drawn over a session the person is in.
@@ -246,18 +231,17 @@ fn run(args: RunArgs) -> i32 {
         }
     });
     let accel = run::start_accel(&plan, accel_cache());
-    let (reports, mut code) = run_images(&plan, &infos, &accel, &emit, &live);
+    let (reports, outcome) = run_images(&plan, &infos, &accel, &emit, &live);
     live.finish(&format!(
         "done: imgtest's own CPU {:.2}s (QEMU excluded)",
         own_cpu_secs()
     ));
-    let written = write_or_complain(&plan.json, || report::to_json(&reports))
-        & write_or_complain(&plan.junit, || report::to_junit(&reports))
-        & write_or_complain(&plan.html, || report::html::to_html(&reports));
-    if !written {
-        code = exit::ERROR;
-    }
-    code
+    all_ok([
+        write_named(&plan.json, || report::to_json(&reports)),
+        write_named(&plan.junit, || report::to_junit(&reports)),
+        write_named(&plan.html, || report::html::to_html(&reports)),
+    ])?;
+    Ok(outcome)
 }
 
 /// Where the KVM probe's answers are remembered: `$XDG_CACHE_HOME/imgtest`, else
@@ -266,16 +250,18 @@ fn accel_cache() -> Option<PathBuf> {
     crate::scratch::user_cache_dir("imgtest")
 }
 
-/// Tests each image in turn, printing each summary; the reports and the exit code.
+/// Tests each image in turn, printing each summary and saying what it could not judge;
+/// the reports and their worst verdict (an image it could not test, or an interrupted
+/// run, is unjudged).
 fn run_images(
     plan: &RunPlan,
     infos: &[ImageInfo],
     accel: &Pending,
     emit: &run::Emit,
     live: &Live,
-) -> (Vec<Report>, i32) {
+) -> (Vec<Report>, Outcome) {
     let mut reports = Vec::new();
-    let mut code = exit::SUCCESS;
+    let mut outcome = Outcome::Success;
     for (image, info) in plan.images.iter().zip(infos) {
         match run::run_image(plan, image, info, accel, emit.clone()) {
             Ok(r) => {
@@ -283,7 +269,7 @@ fn run_images(
                 print!("{}", report::render_summary(&r));
                 match r.verdict {
                     Verdict::Pass => {}
-                    Verdict::Fail => code = code.max(exit::CHECK_FAILED),
+                    Verdict::Fail => outcome = outcome.worst(Outcome::CheckFailed),
                     Verdict::Unjudged => {
                         for u in &r.unjudged {
                             eprintln!(
@@ -291,7 +277,7 @@ fn run_images(
                                 r.image
                             );
                         }
-                        code = code.max(exit::ERROR);
+                        outcome = Outcome::Unjudged;
                     }
                 }
                 reports.push(r);
@@ -303,15 +289,15 @@ fn run_images(
                     image.display(),
                     with_hint(&e.to_string(), run_hint(&e))
                 );
-                code = exit::ERROR;
+                outcome = Outcome::Unjudged;
             }
         }
         if crate::vm::process::interrupted() {
-            code = exit::ERROR;
+            outcome = Outcome::Unjudged;
             break;
         }
     }
-    (reports, code)
+    (reports, outcome)
 }
 
 /// What the user can do about a run error, naming the flag or command that helps.
@@ -322,6 +308,7 @@ fn run_hint(e: &RunError) -> Option<String> {
         RunError::Memory(_) => "lower --boots or --memory".into(),
         RunError::Host(_) => "see `imgtest doctor`".into(),
         RunError::Output(e) => output_hint(e)?,
+        RunError::NoOverlay => "drop --keep-overlay".into(),
         _ => return None,
     })
 }
@@ -354,16 +341,10 @@ fn own_cpu_secs() -> f64 {
     cpu(usage.ru_utime) + cpu(usage.ru_stime)
 }
 
-/// Writes `text()` to `path` if one was named; false (after saying why) if it failed.
-fn write_or_complain(path: &Option<PathBuf>, text: impl FnOnce() -> String) -> bool {
-    let Some(p) = path else { return true };
-    match std::fs::write(p, text()) {
-        Ok(()) => true,
-        Err(e) => {
-            eprintln!("imgtest: cannot write {}: {e}", p.display());
-            false
-        }
-    }
+/// Writes `text()` to `path` if one was named; the line saying why it could not.
+fn write_named(path: &Option<PathBuf>, text: impl FnOnce() -> String) -> Result<(), String> {
+    let Some(p) = path else { return Ok(()) };
+    std::fs::write(p, text()).map_err(|e| format!("cannot write {}: {e}", p.display()))
 }
 
 #[cfg(test)]
@@ -375,6 +356,9 @@ mod tests {
         let e = RunError::Agent(crate::cloudinit::NoDefaultUser);
         assert!(with_hint(&e.to_string(), run_hint(&e)).contains("pass --user NAME"));
         assert_eq!(run_hint(&RunError::Interrupted), None);
+        let iso = RunError::NoOverlay;
+        assert!(!iso.to_string().contains("--"), "{iso}");
+        assert!(run_hint(&iso).unwrap().contains("--keep-overlay"));
     }
 
     #[test]

@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::write_or_complain;
-use crate::exit;
+use super::write_named;
+use crate::cli::{CliError, Outcome};
 use crate::matrix::{MatrixReport, render};
 use crate::report::{Report, html};
 
@@ -19,14 +19,8 @@ enum Saved {
 }
 
 /// `imgtest report html`.
-pub(super) fn render(json: &Path, output: &Path) -> i32 {
-    let saved = match read(json) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("imgtest: {}: {e}", json.display());
-            return exit::ERROR;
-        }
-    };
+pub(super) fn render(json: &Path, output: &Path) -> Result<Outcome, CliError> {
+    let saved = read(json).map_err(|e| format!("{}: {e}", json.display()))?;
     let here = json.parent().unwrap_or(Path::new("."));
     let page = match saved {
         Saved::Run(mut reports) => {
@@ -45,11 +39,8 @@ pub(super) fn render(json: &Path, output: &Path) -> i32 {
             render::to_html(&m)
         }
     };
-    if write_or_complain(&Some(output.to_path_buf()), || page) {
-        exit::SUCCESS
-    } else {
-        exit::ERROR
-    }
+    write_named(&Some(output.to_path_buf()), || page)?;
+    Ok(Outcome::Success)
 }
 
 fn read(json: &Path) -> Result<Saved, String> {

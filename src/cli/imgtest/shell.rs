@@ -22,8 +22,8 @@ use ssh2::Session;
 
 use super::args::{BootOptions, TimeoutFlag};
 use super::{accel_cache, relay_program, run_hint, with_hint};
+use crate::cli::{CliError, Outcome};
 use crate::cloudinit::FirstbootChoice;
-use crate::exit;
 use crate::facts::Login;
 use crate::report::{Event, render_event};
 use crate::run::outputs::{self, Output};
@@ -105,37 +105,27 @@ impl ShellArgs {
 }
 
 /// `imgtest shell`.
-pub(super) fn shell(args: ShellArgs) -> i32 {
+pub(super) fn shell(args: ShellArgs) -> Result<Outcome, CliError> {
     crate::vm::process::install_signal_guard();
     if let Some(keep) = args.keep_overlay.as_ref().filter(|k| k.exists()) {
-        eprintln!(
-            "imgtest: {} already exists (--keep-overlay never replaces a file)",
+        return Err(format!(
+            "{} already exists (--keep-overlay never replaces a file)",
             keep.display()
-        );
-        return exit::ERROR;
+        )
+        .into());
     }
-    let plan = match args.plan() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("imgtest: {e}");
-            return exit::ERROR;
-        }
-    };
-    let infos = match run::check(&plan).and_then(|infos| {
-        let keep = args.keep_overlay.as_deref();
-        let outs: Vec<Output> = keep
-            .map(|k| Output::File(k, "--keep-overlay"))
-            .into_iter()
-            .collect();
-        outputs::check(&outs, &[args.image.as_path()])?;
-        Ok(infos)
-    }) {
-        Ok(i) => i,
-        Err(e) => {
-            eprintln!("imgtest: {}", with_hint(&e.to_string(), run_hint(&e)));
-            return exit::ERROR;
-        }
-    };
+    let plan = args.plan()?;
+    let infos = run::check(&plan)
+        .and_then(|infos| {
+            let keep = args.keep_overlay.as_deref();
+            let outs: Vec<Output> = keep
+                .map(|k| Output::File(k, "--keep-overlay"))
+                .into_iter()
+                .collect();
+            outputs::check(&outs, &[args.image.as_path()])?;
+            Ok(infos)
+        })
+        .map_err(|e| with_hint(&e.to_string(), run_hint(&e)))?;
     let accel = run::start_accel(&plan, accel_cache());
     let (emit, quiet) = progress();
     let door = if args.console {
@@ -152,23 +142,16 @@ pub(super) fn shell(args: ShellArgs) -> i32 {
         (door, &person),
         args.keep_overlay.as_deref(),
     );
-    match held {
-        Err(e) => {
-            eprintln!("imgtest: {}", with_hint(&e.to_string(), run_hint(&e)));
-            exit::ERROR
-        }
-        Ok(_) if door == Door::Console => exit::SUCCESS,
-        Ok(facts) => match facts.login {
-            Login::Worked { .. } => exit::SUCCESS,
-            other => {
-                eprintln!(
-                    "imgtest: no way in: {}; last console line: {}",
-                    login_words(&other),
-                    facts.console.last_line()
-                );
-                exit::ERROR
-            }
-        },
+    let facts = held.map_err(|e| with_hint(&e.to_string(), run_hint(&e)))?;
+    match facts.login {
+        _ if door == Door::Console => Ok(Outcome::Success),
+        Login::Worked { .. } => Ok(Outcome::Success),
+        other => Err(format!(
+            "no way in: {}; last console line: {}",
+            login_words(&other),
+            facts.console.last_line()
+        )
+        .into()),
     }
 }
 
