@@ -21,6 +21,7 @@ pub mod fsmaker;
 #[cfg(test)]
 pub(crate) mod fuzz;
 pub mod guest;
+pub mod helper;
 pub mod interrupt;
 pub mod matrix;
 pub mod metadata;
@@ -30,7 +31,6 @@ pub mod report;
 pub mod run;
 pub mod scratch;
 pub mod sparsecopy;
-pub mod tool;
 pub mod units;
 pub mod vm;
 pub mod wait;

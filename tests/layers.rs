@@ -17,7 +17,7 @@ const LAYERS: &[&[&str]] = &[
         "interrupt",
         "wait",
         "scratch",
-        "tool",
+        "helper",
         "encoding",
         "fuzz",
     ],

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::qcow2::{self, HeaderError};
 use super::table::Table;
-use crate::tool::{self, ToolError};
+use crate::helper::{self, HelperError};
 
 /// The image's format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -246,11 +246,11 @@ fn io_err(path: &Path, e: std::io::Error) -> ImageError {
 /// consistent; one that depends on another file (a backing file, a vmdk extent elsewhere)
 /// is refused.
 fn qemu_img_info(path: &Path, kind: ImageKind) -> Result<ImageInfo, ImageError> {
-    let tool_error = |e: ToolError| ImageError::Io {
+    let tool_error = |e: HelperError| ImageError::Io {
         path: path.into(),
         message: e.to_string(),
     };
-    let out = tool::run(
+    let out = helper::run(
         std::process::Command::new("qemu-img")
             .args(["info", "--output=json", "-f", kind.qemu_format()])
             .arg(path),
@@ -258,7 +258,7 @@ fn qemu_img_info(path: &Path, kind: ImageKind) -> Result<ImageInfo, ImageError> 
     )
     .map_err(|e| match e {
         // qemu-img ran and refused the file: its header promises more than is there.
-        ToolError::Failed { message, .. } => ImageError::Truncated {
+        HelperError::Failed { message, .. } => ImageError::Truncated {
             path: path.into(),
             reason: message,
         },
@@ -301,7 +301,7 @@ fn other_files(v: &serde_json::Value, path: &Path) -> Option<String> {
 /// `qemu-img check`: corruptions (or a check that could not complete) refuse the image;
 /// leaked clusters only waste space and pass, as do formats without checks.
 fn qemu_img_check(path: &Path, kind: ImageKind) -> Result<(), ImageError> {
-    let (status, out) = tool::output(
+    let (status, out) = helper::output(
         std::process::Command::new("qemu-img")
             .args(["check", "--output=json", "-f", kind.qemu_format()])
             .arg(path),
@@ -328,7 +328,7 @@ fn qemu_img_check(path: &Path, kind: ImageKind) -> Result<(), ImageError> {
         }
         _ => corrupt(format!(
             "qemu-img check could not complete: {}",
-            tool::last_error_line(&out.stderr)
+            helper::last_error_line(&out.stderr)
         )),
     }
 }

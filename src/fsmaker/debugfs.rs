@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 use super::BuildError;
-use crate::tool::{self, ToolError};
+use crate::helper::{self, HelperError};
 
 /// A list of debugfs commands, built in memory and run once.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -72,7 +72,7 @@ impl Batch {
         let cmdfile = workdir.join("debugfs.cmd");
         std::fs::write(&cmdfile, &self.script)
             .map_err(|e| BuildError::io("cannot write the debugfs command file", e))?;
-        let out = tool::run(
+        let out = helper::run(
             Command::new("debugfs")
                 .arg("-w")
                 .arg("-f")
@@ -86,7 +86,7 @@ impl Batch {
             .filter(|l| !l.trim().is_empty() && !l.starts_with("debugfs "))
             .collect();
         if let Some(first) = errors.first() {
-            return Err(ToolError::Failed {
+            return Err(HelperError::Failed {
                 tool: "debugfs".into(),
                 message: format!("{first} ({} error line(s))", errors.len()),
             }
@@ -134,7 +134,7 @@ pub fn parse_ls(text: &str) -> Vec<DirEntry> {
 
 /// Lists `dir` inside the filesystem at `device`; `None` if it does not exist.
 pub fn list(device: &str, dir: &str) -> Result<Option<Vec<DirEntry>>, BuildError> {
-    let out = tool::run(
+    let out = helper::run(
         Command::new("debugfs")
             .arg("-R")
             .arg(format!("ls -p {}", quote(dir)))
@@ -150,7 +150,7 @@ pub fn list(device: &str, dir: &str) -> Result<Option<Vec<DirEntry>>, BuildError
 
 /// Reads a symlink's target inside the filesystem (`None` if `path` is not a symlink).
 pub fn read_link(device: &str, path: &str) -> Result<Option<String>, BuildError> {
-    let out = tool::run(
+    let out = helper::run(
         Command::new("debugfs")
             .arg("-R")
             .arg(format!("stat {}", quote(path)))

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::BuildError;
-use crate::tool;
+use crate::helper;
 
 /// Where grub-setup reads the first-sector fields (grub/i386/pc/boot.h).
 const BPB_START: usize = 0x3;
@@ -186,7 +186,7 @@ impl GrubDir {
             .arg("-o")
             .arg(&out)
             .args(modules);
-        tool::run(&mut cmd, "grub-common")?;
+        helper::run(&mut cmd, "grub-common")?;
         std::fs::read(&out).map_err(|e| BuildError::io(format!("cannot read {}", out.display()), e))
     }
 

@@ -26,7 +26,7 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 
 use super::BuildError;
-use crate::tool::ToolError;
+use crate::helper::HelperError;
 
 /// The busybox binary the initrd uses.
 pub const BUSYBOX: &str = "/bin/busybox";
@@ -226,7 +226,7 @@ impl Cpio {
 
 /// Builds the initrd for the kernel whose modules are in `moddir` (a `/lib/modules/<version>` tree).
 pub fn build(moddir: &Path, version: &str, epoch: i64) -> Result<Vec<u8>, BuildError> {
-    let busybox = std::fs::read(BUSYBOX).map_err(|_| ToolError::Missing {
+    let busybox = std::fs::read(BUSYBOX).map_err(|_| HelperError::Missing {
         tool: BUSYBOX.into(),
         package: BUSYBOX_PACKAGE.into(),
     })?;

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{BuildError, Event, Step, initrd};
-use crate::tool::{self, ToolError};
+use crate::helper::{self, HelperError};
 
 /// The package `fsmaker kernel fetch` imports by default.
 pub const DEFAULT_PACKAGE: &str = "linux-image-cloud-amd64";
@@ -182,7 +182,7 @@ impl Cache {
         on(Event::Step(Step::Depmod {
             kernel: version.clone(),
         }));
-        tool::run(
+        helper::run(
             Command::new("depmod").arg("-b").arg(&tree).arg(&version),
             "kmod",
         )?;
@@ -245,7 +245,7 @@ pub(super) fn is_path(what: &str) -> bool {
 
 /// A control field of a package file (`Package`, `Version`).
 pub(super) fn deb_field(deb: &Path, field: &str) -> Result<String, BuildError> {
-    let out = tool::run(
+    let out = helper::run(
         Command::new("dpkg-deb").arg("-f").arg(deb).arg(field),
         "dpkg",
     )
@@ -258,7 +258,7 @@ pub(super) fn deb_field(deb: &Path, field: &str) -> Result<String, BuildError> {
 
 /// Unpacks package file `deb` into `tree` (`dpkg-deb -x`).
 pub(super) fn unpack_deb(deb: &Path, tree: &Path) -> Result<(), BuildError> {
-    tool::run(
+    helper::run(
         Command::new("dpkg-deb").arg("-x").arg(deb).arg(tree),
         "dpkg",
     )
@@ -308,14 +308,14 @@ pub(super) fn apt_download(
         c.args(["download", "-q"]).current_dir(dir);
         c
     };
-    let total = tool::run(apt().arg("--print-uris").arg(package), "apt")
+    let total = helper::run(apt().arg("--print-uris").arg(package), "apt")
         .ok()
         .and_then(|o| uris_size(&o.stdout));
     on(Event::Step(Step::Download {
         package: package.into(),
         bytes: total,
     }));
-    tool::run_lines(
+    helper::run_lines(
         apt().args(["-o", "APT::Status-Fd=1"]).arg(package),
         "apt",
         &mut |line| {
@@ -331,7 +331,7 @@ pub(super) fn apt_download(
     let deb = debs_in(dir)
         .into_iter()
         .find(|p| !before.contains(p))
-        .ok_or_else(|| ToolError::Failed {
+        .ok_or_else(|| HelperError::Failed {
             tool: "apt-get download".into(),
             message: format!("no .deb appeared for {package}"),
         })?;
@@ -374,13 +374,13 @@ fn debs_in(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn deb_has_kernel(deb: &Path) -> Result<bool, BuildError> {
-    let out = tool::run(Command::new("dpkg-deb").arg("-c").arg(deb), "dpkg")?;
+    let out = helper::run(Command::new("dpkg-deb").arg("-c").arg(deb), "dpkg")?;
     Ok(out.stdout.lines().any(|l| l.contains("./boot/vmlinuz-")))
 }
 
 /// The `linux-image-*` package a meta package depends on.
 fn kernel_dependency(deb: &Path) -> Result<String, BuildError> {
-    let out = tool::run(
+    let out = helper::run(
         Command::new("dpkg-deb").arg("-f").arg(deb).arg("Depends"),
         "dpkg",
     )?;

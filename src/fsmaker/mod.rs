@@ -38,9 +38,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::helper;
 use crate::scratch::Unnamed;
 use crate::sparsecopy;
-use crate::tool;
 use crate::units::human;
 use crate::vm::Uefi;
 use crate::vm::firmware::{OVMF_DIR, Ovmf};
@@ -181,7 +181,7 @@ pub enum BuildError {
     NoKernelInRootfs(PathBuf),
     /// A helper program (debugfs, resize2fs, grub-mkimage, qemu-img, ...) failed.
     #[error(transparent)]
-    Tool(#[from] crate::tool::ToolError),
+    Helper(#[from] crate::helper::HelperError),
     /// The sparse copy of the filesystem into the disk failed.
     #[error("copying the filesystem: {0}")]
     Copy(#[source] sparsecopy::SparseError),
@@ -805,7 +805,7 @@ fn grow_filesystem(
     on(Event::Step(Step::Grow { bytes: layout.part }));
     // libext2fs takes its clock from E2FSPROGS_FAKE_TIME: the grown filesystem's
     // timestamps are then the same on every run.
-    tool::run(
+    helper::run(
         Command::new("resize2fs")
             .env("E2FSPROGS_FAKE_TIME", inputs.epoch.to_string())
             .arg("-f")
@@ -966,7 +966,7 @@ fn convert(
         Format::Qcow2 => {
             on(Event::Step(Step::Convert));
             let q = temp_next_to(&plan.out)?;
-            tool::run(
+            helper::run(
                 Command::new("qemu-img")
                     .args(["convert", "-f", "raw", "-O", "qcow2"])
                     .arg(raw.path())

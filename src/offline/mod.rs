@@ -21,7 +21,7 @@ use crate::disk::boot;
 use crate::disk::image::{self, ImageInfo, ImageKind};
 use crate::facts::{BootSupport, Offline, OfflineFacts};
 use crate::fs::FsView;
-use crate::tool::{self, ToolError};
+use crate::helper::{self, HelperError};
 use scan::Scan;
 
 pub use accounts::{key_lines, usable_password_accounts};
@@ -44,7 +44,7 @@ pub fn read(
     info: &ImageInfo,
     options: &Options,
     tmp: &Path,
-) -> Result<(Offline, BootSupport), ToolError> {
+) -> Result<(Offline, BootSupport), HelperError> {
     let raw = match info.kind {
         ImageKind::Iso { .. } => {
             let unreadable = Offline::Unreadable {
@@ -56,11 +56,11 @@ pub fn read(
         ImageKind::Qcow2 | ImageKind::Vmdk => {
             // A sparse raw copy in the temp dir: qemu-img reads the image, never writes it.
             let raw = tmp.join("offline.raw");
-            crate::scratch::private_file(&raw).map_err(|source| ToolError::Spawn {
+            crate::scratch::private_file(&raw).map_err(|source| HelperError::Spawn {
                 tool: "qemu-img".into(),
                 source,
             })?;
-            tool::run(
+            helper::run(
                 std::process::Command::new("qemu-img")
                     .args(["convert", "-f", info.kind.qemu_format(), "-O", "raw"])
                     .arg(&info.path)

@@ -27,9 +27,9 @@ use crate::cloudinit::{self, NoDefaultUser};
 use crate::disk::image::{self, ImageError, ImageInfo};
 use crate::facts::artifacts;
 use crate::facts::{AccelDecision, BootSupport, Facts, FirmwareFacts, Offline};
+use crate::helper::HelperError;
 use crate::metadata::MetadataServer;
 use crate::report::{self, Event, Report, Verdict};
-use crate::tool::ToolError;
 use crate::vm::VmError;
 use crate::vm::accel::{AccelChoice, Pending, ProbeSetup};
 use crate::vm::firmware::{self, FirmwareChoice, FirmwareError, Ovmf};
@@ -48,7 +48,7 @@ pub enum RunError {
     Vm(#[from] VmError),
     /// A helper program (`qemu-img`) failed.
     #[error(transparent)]
-    Tool(#[from] ToolError),
+    Helper(#[from] HelperError),
     /// Local I/O failed.
     #[error("{0}")]
     Io(String),

@@ -225,7 +225,7 @@ pub fn probe_kvm(program: &Path, deadline: Duration) -> Result<String, String> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    crate::tool::die_with_parent(&mut cmd);
+    crate::helper::die_with_parent(&mut cmd);
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot run the proof ({}): {e}", program.display()))?;

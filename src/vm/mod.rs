@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub use crate::facts::Accel;
+use crate::helper::{self, HelperError};
 use crate::named::Named;
-use crate::tool::{self, ToolError};
 
 crate::named_enum! {
     /// The bus the main disk hangs on.
@@ -340,7 +340,7 @@ pub enum VmError {
     },
     /// A helper program (`qemu-img`) failed.
     #[error(transparent)]
-    Tool(#[from] ToolError),
+    Helper(#[from] HelperError),
     /// A QMP exchange failed.
     #[error("QMP: {0}")]
     Qmp(String),
@@ -353,7 +353,7 @@ pub enum VmError {
 /// is never written.
 pub fn create_overlay(base: &Path, base_format: &str, overlay: &Path) -> Result<(), VmError> {
     private(overlay)?;
-    tool::run(
+    helper::run(
         &mut overlay_command(base, base_format, overlay),
         "qemu-utils",
     )?;
@@ -364,7 +364,7 @@ pub fn create_overlay(base: &Path, base_format: &str, overlay: &Path) -> Result<
 /// alone).
 pub fn create_blank_disk(path: &Path, size: u64) -> Result<(), VmError> {
     private(path)?;
-    tool::run(&mut blank_disk_command(path, size), "qemu-utils")?;
+    helper::run(&mut blank_disk_command(path, size), "qemu-utils")?;
     Ok(())
 }
 

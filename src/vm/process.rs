@@ -6,7 +6,7 @@
 //! every registered group and ask the work to stop" ([`crate::interrupt`]): the waits then
 //! see QEMU gone and unwind normally, so temp dirs are removed by their own drops. A QEMU
 //! also dies when imgtest is killed outright (SIGKILL, the OOM killer): it is started to
-//! die with its parent ([`crate::tool::die_with_parent`]), and creates its files (the QMP
+//! die with its parent ([`crate::helper::die_with_parent`]), and creates its files (the QMP
 //! socket) for its owner alone.
 
 use std::os::unix::process::CommandExt;
@@ -133,7 +133,7 @@ impl VmProcess {
                 Ok(())
             });
         }
-        crate::tool::die_with_parent(&mut cmd);
+        crate::helper::die_with_parent(&mut cmd);
         let mut groups = GROUPS.lock().unwrap_or_else(|e| e.into_inner());
         let mut child = cmd
             .spawn()

@@ -11,7 +11,7 @@ use crate::exit;
 use crate::fsmaker::grub::{self, GrubDir};
 use crate::fsmaker::initrd::{BUSYBOX, BUSYBOX_PACKAGE};
 use crate::fsmaker::kernel::Cache;
-use crate::tool;
+use crate::helper;
 use crate::vm::accel::{self, ProbeSetup};
 use crate::vm::firmware::Ovmf;
 
@@ -98,13 +98,12 @@ fn line(name: &str, found: Result<String, String>, hint: &str, missing: &str) ->
 
 /// The first line `PROGRAM --version` prints.
 fn version(program: &str) -> Result<String, String> {
-    let out =
-        tool::run(std::process::Command::new(program).arg("--version"), "").map_err(
-            |e| match e {
-                tool::ToolError::Missing { .. } => "not installed".to_string(),
-                e => e.to_string(),
-            },
-        )?;
+    let out = helper::run(std::process::Command::new(program).arg("--version"), "").map_err(
+        |e| match e {
+            helper::HelperError::Missing { .. } => "not installed".to_string(),
+            e => e.to_string(),
+        },
+    )?;
     Ok(out.stdout.lines().next().unwrap_or("").to_string())
 }
 
@@ -160,7 +159,7 @@ fn matrix_needs() {
     ] {
         line(
             program,
-            tool::find(program)
+            helper::find(program)
                 .map(|p| p.display().to_string())
                 .ok_or_else(|| "not installed".into()),
             &format!("install: apt-get install {package}"),

@@ -1,6 +1,6 @@
 //! Running the helper programs the tools drive (`qemu-img`, `debugfs`, `grub-mkimage`,
 //! `dpkg-deb`, ...): [`run`] runs a command to completion, captures its output and turns
-//! every way it can go wrong into a [`ToolError`] naming the program (and, when it is not
+//! every way it can go wrong into a [`HelperError`] naming the program (and, when it is not
 //! installed, the Debian package that has it); [`output`] does the same but leaves the
 //! exit status to the caller; [`run_lines`] is [`run`] handing over each line of standard
 //! output as it comes, for helpers that report progress there. A helper dies with the thread that started it
@@ -19,7 +19,7 @@ use wait_timeout::ChildExt;
 
 /// Why a helper program did not do its job.
 #[derive(Debug, thiserror::Error)]
-pub enum ToolError {
+pub enum HelperError {
     /// The program is not installed.
     #[error("{tool} not found: install the Debian package {package}")]
     Missing {
@@ -62,10 +62,10 @@ pub struct Output {
     pub stderr: String,
 }
 
-/// Runs `cmd` to completion. A program that is not installed is [`ToolError::Missing`]
-/// naming `package`; a non-zero exit is [`ToolError::Failed`] with the last non-empty line
+/// Runs `cmd` to completion. A program that is not installed is [`HelperError::Missing`]
+/// naming `package`; a non-zero exit is [`HelperError::Failed`] with the last non-empty line
 /// of its standard error.
-pub fn run(cmd: &mut Command, package: &str) -> Result<Output, ToolError> {
+pub fn run(cmd: &mut Command, package: &str) -> Result<Output, HelperError> {
     run_lines(cmd, package, &mut |_| {})
 }
 
@@ -75,11 +75,11 @@ pub fn run_lines(
     cmd: &mut Command,
     package: &str,
     on_line: &mut dyn FnMut(&str),
-) -> Result<Output, ToolError> {
+) -> Result<Output, HelperError> {
     let (status, out) = output_lines(cmd, package, on_line)?;
     if !status.success() {
         let last = last_error_line(&out.stderr);
-        return Err(ToolError::Failed {
+        return Err(HelperError::Failed {
             tool: cmd.get_program().to_string_lossy().into_owned(),
             message: format!("{last} ({status})"),
         });
@@ -89,9 +89,9 @@ pub fn run_lines(
 
 /// Runs `cmd` to completion (its standard input empty) and returns its exit status and
 /// what it printed, whatever the status. Errors: the program is missing or cannot start
-/// ([`ToolError::Missing`], [`ToolError::Spawn`]), or the process was asked to stop
-/// meanwhile ([`ToolError::Interrupted`], the program killed).
-pub fn output(cmd: &mut Command, package: &str) -> Result<(ExitStatus, Output), ToolError> {
+/// ([`HelperError::Missing`], [`HelperError::Spawn`]), or the process was asked to stop
+/// meanwhile ([`HelperError::Interrupted`], the program killed).
+pub fn output(cmd: &mut Command, package: &str) -> Result<(ExitStatus, Output), HelperError> {
     output_lines(cmd, package, &mut |_| {})
 }
 
@@ -101,7 +101,7 @@ fn output_lines(
     cmd: &mut Command,
     package: &str,
     on_line: &mut dyn FnMut(&str),
-) -> Result<(ExitStatus, Output), ToolError> {
+) -> Result<(ExitStatus, Output), HelperError> {
     use std::sync::mpsc::RecvTimeoutError;
     let tool = cmd.get_program().to_string_lossy().into_owned();
     cmd.stdin(Stdio::null())
@@ -110,12 +110,12 @@ fn output_lines(
     die_with_parent(cmd);
     let mut child = cmd.spawn().map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
-            ToolError::Missing {
+            HelperError::Missing {
                 tool: tool.clone(),
                 package: package.into(),
             }
         } else {
-            ToolError::Spawn {
+            HelperError::Spawn {
                 tool: tool.clone(),
                 source,
             }
@@ -148,7 +148,7 @@ fn output_lines(
     };
     match status {
         Some(status) => Ok((status, out)),
-        None => Err(ToolError::Interrupted { tool }),
+        None => Err(HelperError::Interrupted { tool }),
     }
 }
 
@@ -262,7 +262,7 @@ mod tests {
     #[test]
     fn a_missing_program_names_its_package() {
         let e = run(&mut Command::new("/nonexistent/qemu-img"), "qemu-utils").unwrap_err();
-        assert!(matches!(e, ToolError::Missing { .. }), "{e:?}");
+        assert!(matches!(e, HelperError::Missing { .. }), "{e:?}");
         assert_eq!(
             e.to_string(),
             "/nonexistent/qemu-img not found: install the Debian package qemu-utils"
@@ -333,6 +333,6 @@ mod tests {
             "apt",
             &mut |_| {},
         );
-        assert!(matches!(e, Err(ToolError::Missing { .. })), "{e:?}");
+        assert!(matches!(e, Err(HelperError::Missing { .. })), "{e:?}");
     }
 }
