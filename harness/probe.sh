@@ -2,8 +2,9 @@
 # imgtest guest probe: run once over SSH (`sh -s`), prints one JSON object with the
 # facts imgtest judges at runtime. POSIX sh; works under busybox, dash and bash.
 # Values are stripped of characters that would need JSON escaping.
-# imgtest may set HASH_PATHS (one path per line) before this script: files whose SHA-256
-# it wants, to tell whether this boot replaced the image's copy.
+# imgtest sets HOST_KEY_GLOBS (one shell pattern per line) before this script: where SSH
+# host keys live. It may set HASH_PATHS (one path per line): files whose SHA-256 it wants,
+# to tell whether this boot replaced the image's copy.
 #
 # It runs on the verdict's critical path, and an emulated guest pays milliseconds for
 # every process: values are read with `read` and quoted without a subshell, and a process
@@ -50,7 +51,8 @@ $fb
 FB
 
 keys=""
-for f in /etc/ssh/ssh_host_*_key /etc/dropbear/dropbear_*_host_key; do
+# shellcheck disable=SC2086 # each line a pattern, expanded here
+for f in ${HOST_KEY_GLOBS:-}; do
     [ -f "$f" ] || continue
     qv "$f"
     p=$Q

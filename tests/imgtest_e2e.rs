@@ -4,8 +4,8 @@
 //! exit 1; a kernel that cannot find root fails fast; a metadata service that never
 //! answers leaves the image locked (fail safe). The image file never changes.
 //!
-//! Defect variants come from images/defects/build.sh (one planted defect each), the
-//! disks from fsmaker. The HTML reports these runs leave are read in a real browser; an
+//! Defect variants come from images/defects/build.sh (one planted defect each), the check
+//! ids each must fail from images/defects/variants.toml, the disks from fsmaker. The HTML reports these runs leave are read in a real browser; an
 //! image whose console is VGA only is judged over SSH and shown in screenshots.
 
 #[path = "support/browser.rs"]
@@ -15,7 +15,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Outcome, run_ok};
+use common::{Outcome, defect_fails, run_ok};
 
 use common::tiny_disk as disk;
 
@@ -125,68 +125,66 @@ fn qcow2_image_works() {
     assert_eq!(o.status("metadata.password"), ["pass"]);
 }
 
-fn defect(variant: &str, extra: &[&str], expected: &str) {
+/// The defect `variant` fails exactly its check ids (`images/defects/variants.toml`) with
+/// one boot.
+fn defect(variant: &str, extra: &[&str]) {
     let d = tempfile::tempdir().unwrap();
     let img = disk(d.path(), Some(variant), &[]);
     let mut args = vec!["--boots", "1", "--skip", "shutdown.clean"];
     args.extend_from_slice(extra);
     let o = imgtest(d.path(), &img, &args);
     assert_eq!(o.code, 1, "{variant}: {}\n{}", o.out, o.err);
-    assert_eq!(o.ids("fail"), [expected], "{variant}: {}", o.out);
+    assert_eq!(o.ids("fail"), defect_fails(variant), "{variant}: {}", o.out);
 }
 
 #[test]
 fn defect_fixed_password() {
-    defect("fixed-password", &[], "passwords.none-fixed");
+    defect("fixed-password", &[]);
 }
 
 #[test]
 fn defect_dirty_logs() {
-    defect("dirty-logs", &[], "logs.clean");
+    defect("dirty-logs", &[]);
 }
 
 #[test]
 fn defect_baked_host_keys() {
-    defect("baked-host-keys", &[], "hostkeys.absent");
+    defect("baked-host-keys", &[]);
 }
 
 #[test]
 fn defect_leftover_test_scripts() {
-    defect("test-scripts", &[], "scripts.none");
+    defect("test-scripts", &[]);
 }
 
 #[test]
 fn defect_machine_id_set() {
-    defect("machine-id", &[], "machine-id.empty");
+    defect("machine-id", &[]);
 }
 
 #[test]
 fn defect_firstboot_missing() {
     // Without firstboot root stays locked: the login deadline is kept short.
-    defect(
-        "no-firstboot",
-        &["--timeout", "login=5s"],
-        "firstboot.installed",
-    );
+    defect("no-firstboot", &["--timeout", "login=5s"]);
 }
 
-/// Hygiene defects the image file shows, each with the one check that must fail: a file a
-/// real build leaves behind, under a name no list of examples has.
-const OFFLINE_DEFECTS: &[(&str, &str)] = &[
-    ("authorized-key", "logins.authorized-keys"),
-    ("shadow-backup", "logins.password-copies"),
-    ("rhosts", "logins.host-trust"),
-    ("random-seed", "identity.seeds"),
-    ("dbus-machine-id", "identity.dbus-machine-id"),
-    ("private-key", "identity.private-keys"),
-    ("persistent-net", "identity.persistent-net"),
-    ("cloud-init-state", "identity.cloud-init-state"),
-    ("crash-dump", "logs.crash-dumps"),
-    ("mail-spool", "logs.spools"),
-    ("dhcp-lease", "logs.leases"),
-    ("tmp-files", "logs.temp-files"),
-    ("unowned-script", "leftovers.unowned"),
-    ("package-cache", "logs.package-cache"),
+/// Hygiene defects the image file shows, each failing exactly its check: a file a real
+/// build leaves behind, under a name no list of examples has.
+const OFFLINE_DEFECTS: &[&str] = &[
+    "authorized-key",
+    "shadow-backup",
+    "rhosts",
+    "random-seed",
+    "dbus-machine-id",
+    "private-key",
+    "persistent-net",
+    "cloud-init-state",
+    "crash-dump",
+    "mail-spool",
+    "dhcp-lease",
+    "tmp-files",
+    "unowned-script",
+    "package-cache",
 ];
 
 #[test]
@@ -194,19 +192,21 @@ fn each_offline_hygiene_defect_fails_exactly_its_check() {
     let d = tempfile::tempdir().unwrap();
     let images: Vec<PathBuf> = OFFLINE_DEFECTS
         .iter()
-        .map(|(v, _)| disk(d.path(), Some(v), &[]))
+        .map(|v| disk(d.path(), Some(v), &[]))
         .collect();
     let paths: Vec<&Path> = images.iter().map(PathBuf::as_path).collect();
     let checks = common::image_checks();
     let args: Vec<&str> = checks.iter().map(String::as_str).collect();
     let o = common::imgtest_run_all(d.path(), &paths, &args);
     assert_eq!(o.code, 1, "{}\n{}", o.out, o.err);
-    for (i, (variant, id)) in OFFLINE_DEFECTS.iter().enumerate() {
+    for (i, variant) in OFFLINE_DEFECTS.iter().enumerate() {
         let r = o.image(i);
-        assert_eq!(r.ids("fail"), [*id], "{variant}: {}", r.out);
+        let ids = defect_fails(variant);
+        assert_eq!(r.ids("fail"), ids, "{variant}: {}", r.out);
         // Each file with its size and mode; the package cache (a warning: it does not fail
         // the image) with the total.
-        let (evidence, verdict) = match *id {
+        let id = ids[0].as_str();
+        let (evidence, verdict) = match id {
             "logs.package-cache" => ("cached package file(s), 4.0 KiB", "pass"),
             _ => ("bytes, mode", "fail"),
         };
@@ -217,7 +217,7 @@ fn each_offline_hygiene_defect_fails_exactly_its_check() {
     // --fail-fast: an offline failure ends the run before any boot.
     let o = imgtest(d.path(), &images[0], &["--fail-fast"]);
     assert_eq!(o.code, 1, "{}\n{}", o.out, o.err);
-    assert_eq!(o.ids("fail"), ["logins.authorized-keys"], "{}", o.out);
+    assert_eq!(o.ids("fail"), defect_fails(OFFLINE_DEFECTS[0]), "{}", o.out);
     assert!(!o.err.contains("QEMU started"), "{}", o.err);
     assert!(o.report[0]["facts"]["boots"].as_array().unwrap().is_empty());
     assert!(
@@ -232,14 +232,11 @@ fn online_hygiene_defects_fail_exactly_their_check() {
     let d = tempfile::tempdir().unwrap();
     let cases = [
         // Clean offline: a boot script adds a builder's key; only the running guest shows it.
-        ("boot-time-key", "logins.runtime-keys"),
+        "boot-time-key",
         // dropbear -B lets accounts with a blank password in.
-        ("dropbear-blank", "logins.sshd-config"),
+        "dropbear-blank",
     ];
-    let images: Vec<PathBuf> = cases
-        .iter()
-        .map(|(v, _)| disk(d.path(), Some(v), &[]))
-        .collect();
+    let images: Vec<PathBuf> = cases.iter().map(|v| disk(d.path(), Some(v), &[])).collect();
     let paths: Vec<&Path> = images.iter().map(PathBuf::as_path).collect();
     let o = common::imgtest_run_all(
         d.path(),
@@ -247,9 +244,9 @@ fn online_hygiene_defects_fail_exactly_their_check() {
         &["-m", "256", "--boots", "1", "--skip", "shutdown.clean"],
     );
     assert_eq!(o.code, 1, "{}\n{}", o.out, o.err);
-    for (i, (variant, id)) in cases.iter().enumerate() {
+    for (i, variant) in cases.iter().enumerate() {
         let r = o.image(i);
-        assert_eq!(r.ids("fail"), [*id], "{variant}: {}", r.out);
+        assert_eq!(r.ids("fail"), defect_fails(variant), "{variant}: {}", r.out);
         // The metadata service's own key is expected; empty passwords were refused.
         assert_eq!(r.status("logins.empty-password"), ["pass"], "{variant}");
     }
@@ -271,7 +268,7 @@ fn kernel_that_cannot_find_root_fails_fast_with_the_console_evidence() {
     let t = std::time::Instant::now();
     let o = imgtest(d.path(), &img, &["--boots", "1", "--timeout", "boot=150s"]);
     assert_eq!(o.code, 1, "{}\n{}", o.out, o.err);
-    assert_eq!(o.ids("fail"), ["boot.userspace"], "{}", o.out);
+    assert_eq!(o.ids("fail"), defect_fails("no-root"), "{}", o.out);
     let failure = &o.report[0]["facts"]["boots"][0]["console"]["failure"];
     assert!(
         failure["kind"] == "root-not-found" || failure["kind"] == "kernel-panic",

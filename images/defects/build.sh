@@ -3,45 +3,45 @@
 #
 #   images/defects/build.sh VARIANT OUT [images/tiny/build.sh options...]
 #
-# VARIANT              the one defect (everything else is the clean tiny server)
-#   fixed-password     root has a real SHA-512 password hash (password "imgtest-fixed")
-#   dirty-logs         /var/log/auth.log and messages with login lines, a wtmp login record,
-#                      root's .ash_history and .bash_history
-#   baked-host-keys    dropbear host keys (rsa, ecdsa, ed25519) in /etc/dropbear
-#   test-scripts       /root/test.sh and /usr/local/bin/run-tests.sh left behind
-#   no-firstboot       firstboot not installed
-#   machine-id         /etc/machine-id set
-#   authorized-key     a builder's SSH key in /root/.ssh/authorized_keys
-#   shadow-backup      /etc/shadow- (the backup shadow tools keep) with root's real hash
-#   rhosts             /root/.rhosts trusting every host and user ("+ +")
-#   random-seed        saved entropy in /var/lib/random-seed
-#   dbus-machine-id    a regular /var/lib/dbus/machine-id with an id
-#   private-key        a builder's OpenSSH private key, /root/.ssh/id_ed25519
-#   persistent-net     /etc/udev/rules.d/70-persistent-net.rules naming eth0 after a MAC
-#   cloud-init-state   /var/lib/cloud/instances/i-build/ and data/ from a boot at build time
-#   crash-dump         a crash report in /var/crash
-#   mail-spool         cron's mail to root in /var/mail/root
-#   dhcp-lease         the build network's lease in /var/lib/dhcp
-#   tmp-files          the build's output left in /var/tmp
-#   unowned-script     /root/verify-image, a script under a name no pattern guesses
-#   package-cache      a downloaded .deb in /var/cache/apt/archives (a warning only)
-#   boot-time-key      a boot script that adds a builder's SSH key to root's authorized_keys
-#                      (clean offline: only the running guest shows the key)
-#   dropbear-blank     dropbear started with -B (logins with blank passwords allowed)
-#   no-root            the rootfs is clean: the defect is the kernel command line, made by
-#                      fsmaker: `fsmaker --append root=UUID=00000000-0000-0000-0000-000000000000
-#                      ROOTFS OUT.img` (its initrd uses the last root= given), so the root is
-#                      never found and the initrd's deadline message (or a panic) follows.
+# VARIANT   the one defect (everything else is the clean tiny server): a table of
+#           images/defects/variants.toml whose images include "tiny", with the check ids
+#           imgtest must fail on it; --help lists them.
 #
 # Internally the defect is planted into the staging tree by `build.sh --plant VARIANT DIR`,
 # which images/tiny/build.sh runs under its fakeroot before packing.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 die() { echo "defects/build.sh: $*" >&2; exit 2; }
-VARIANTS="fixed-password dirty-logs baked-host-keys test-scripts no-firstboot machine-id no-root"
-VARIANTS="$VARIANTS authorized-key shadow-backup rhosts random-seed dbus-machine-id private-key"
-VARIANTS="$VARIANTS persistent-net cloud-init-state crash-dump mail-spool dhcp-lease tmp-files"
-VARIANTS="$VARIANTS unowned-script package-cache boot-time-key dropbear-blank"
+
+# variants IMAGE [describe]: the tables of variants.toml built for IMAGE, in the file's
+# order; a name a line, or (describe) each with its description, wrapped as --help shows it.
+variants() {
+  awk -v image="$1" -v describe="${2:-}" '
+    function value(line) { # the string after `key = `, its \" unescaped
+      sub(/^[a-z]+ *= *"/, "", line); sub(/" *$/, "", line); gsub(/\\"/, "\"", line)
+      return line
+    }
+    /^\[/ { name = substr($0, 2, index($0, "]") - 2); next }
+    /^description *=/ { text[name] = value($0) }
+    /^images *=/ && index($0, "\"" image "\"") { order[++n] = name }
+    END {
+      for (i = 1; i <= n; i++) {
+        v = order[i]
+        if (describe == "") { print v; continue }
+        line = sprintf("  %-20s", v); fresh = 1
+        words = split(text[v], w, " ")
+        for (j = 1; j <= words; j++) {
+          if (!fresh && length(line) + 1 + length(w[j]) > 90) {
+            print line; line = sprintf("%22s", ""); fresh = 1
+          }
+          line = line (fresh ? "" : " ") w[j]; fresh = 0
+        }
+        print line
+      }
+    }' "$here/variants.toml"
+}
+VARIANTS=$(variants tiny | tr '\n' ' ')
+VARIANTS=${VARIANTS% }
 
 # A builder's public key, as a CI system would bake it.
 BUILDER_KEY='ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl builder@ci'
@@ -205,7 +205,12 @@ if [ "${1:-}" = --plant ]; then
   exit 0
 fi
 case "${1:-}" in
-  -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
+  -h|--help)
+    awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"
+    printf '\nVariants:\n'
+    variants tiny describe
+    exit 0
+    ;;
 esac
 [ $# -ge 2 ] || die "usage: build.sh VARIANT OUT [tiny build options]"
 variant=$1 out=$2

@@ -298,27 +298,47 @@ pub fn try_each(port: u16, users: &[String], password: &str) -> Vec<Tried> {
 /// another user (cloud-init's default user; host keys and /etc/shadow are root's).
 pub const PROBE_COMMAND: &str = r#"if [ "$(id -u)" != 0 ] && sudo -n true 2>/dev/null; then exec sudo -n sh -s; fi; exec sh -s"#;
 
-/// The probe's script, told to hash `paths` (one per line, in `HASH_PATHS`).
-pub fn probe_script(paths: &[String]) -> String {
-    let quoted = paths
+/// Where SSH host keys live (shell patterns) and which files to hash: what the probe is told.
+#[derive(Clone, Copy)]
+pub struct ProbeInput<'a> {
+    /// Patterns of the host key files, in `HOST_KEY_GLOBS`.
+    pub host_keys: &'a [&'a str],
+    /// Files whose SHA-256 is wanted, in `HASH_PATHS`.
+    pub hash: &'a [String],
+}
+
+/// `lines` as one single-quoted shell word, a line each (lines holding a newline left out).
+fn quoted_lines<S: AsRef<str>>(lines: &[S]) -> String {
+    let body = lines
         .iter()
+        .map(AsRef::as_ref)
         .filter(|p| !p.contains('\n'))
         .map(|p| p.replace('\'', "'\\''"))
         .collect::<Vec<_>>()
         .join("\n");
-    format!("HASH_PATHS='{quoted}'\n{PROBE_SCRIPT}")
+    format!("'{body}'")
 }
 
-/// Runs [`PROBE_SCRIPT`] (hashing `paths`) with [`PROBE_COMMAND`] in one round trip and
+/// The probe's script, told where host keys live (`HOST_KEY_GLOBS`) and which files to
+/// hash (`HASH_PATHS`), one per line.
+pub fn probe_script(input: ProbeInput) -> String {
+    format!(
+        "HOST_KEY_GLOBS={}\nHASH_PATHS={}\n{PROBE_SCRIPT}",
+        quoted_lines(input.host_keys),
+        quoted_lines(input.hash)
+    )
+}
+
+/// Runs [`PROBE_SCRIPT`] (told `input`) with [`PROBE_COMMAND`] in one round trip and
 /// parses its JSON.
-pub fn probe(session: &Session, paths: &[String]) -> Result<ProbeFacts, String> {
+pub fn probe(session: &Session, input: ProbeInput) -> Result<ProbeFacts, String> {
     let mut ch = session
         .channel_session()
         .map_err(|e| format!("channel: {e}"))?;
     ch.exec(PROBE_COMMAND).map_err(|e| format!("exec: {e}"))?;
     let io = session.timeout();
     session.set_timeout(PROBE_TIMEOUT.as_millis() as u32);
-    let answer = read_probe(ch, paths);
+    let answer = read_probe(ch, input);
     session.set_timeout(io);
     answer
 }
@@ -327,8 +347,8 @@ pub fn probe(session: &Session, paths: &[String]) -> Result<ProbeFacts, String> 
 const PROBE_OUTPUT_MAX: u64 = 16 << 20;
 
 /// Sends the probe's script on `ch` and parses the JSON line it prints.
-fn read_probe(mut ch: ssh2::Channel, paths: &[String]) -> Result<ProbeFacts, String> {
-    ch.write_all(probe_script(paths).as_bytes())
+fn read_probe(mut ch: ssh2::Channel, input: ProbeInput) -> Result<ProbeFacts, String> {
+    ch.write_all(probe_script(input).as_bytes())
         .map_err(|e| format!("sending the probe: {e}"))?;
     ch.send_eof().map_err(|e| format!("eof: {e}"))?;
     let mut out = Vec::new();
@@ -588,22 +608,60 @@ mod tests {
     }
 
     #[test]
-    fn the_probe_is_told_which_files_to_hash() {
-        let script = probe_script(&[
-            "/etc/ssl/private/it's.key".into(),
-            "/root/.ssh/id_rsa".into(),
-        ]);
+    fn the_probe_is_told_where_host_keys_are_and_which_files_to_hash() {
+        let script = probe_script(ProbeInput {
+            host_keys: &["/etc/a/*_key", "/etc/b/b_*_key"],
+            hash: &[
+                "/etc/ssl/private/it's.key".into(),
+                "/root/.ssh/id_rsa".into(),
+            ],
+        });
         let out = std::process::Command::new("sh")
             .arg("-c")
             .arg(format!(
-                "{}printf '%s' \"$HASH_PATHS\"",
+                "{}printf '%s|%s' \"$HOST_KEY_GLOBS\" \"$HASH_PATHS\"",
                 &script[..script.len() - PROBE_SCRIPT.len()]
             ))
             .output()
             .unwrap();
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
-            "/etc/ssl/private/it's.key\n/root/.ssh/id_rsa"
+            "/etc/a/*_key\n/etc/b/b_*_key|\
+             /etc/ssl/private/it's.key\n/root/.ssh/id_rsa"
         );
+    }
+
+    #[test]
+    fn the_probe_hashes_the_host_keys_its_patterns_match() {
+        let d = tempfile::tempdir().unwrap();
+        for (name, body) in [
+            ("a_host_key", "A"),
+            ("b_host_key", "B"),
+            ("a_host_key.pub", "P"),
+        ] {
+            std::fs::write(d.path().join(name), body).unwrap();
+        }
+        let pattern = format!("{}/*_host_key", d.path().display());
+        let none = "/nonexistent/*_host_key";
+        let script = probe_script(ProbeInput {
+            host_keys: &[&pattern, none],
+            hash: &[],
+        });
+        for (shell, out) in under_each_shell(&script) {
+            let p: ProbeFacts =
+                serde_json::from_str(&out).unwrap_or_else(|e| panic!("{shell}: {e}"));
+            let keys: Vec<(String, String)> = p
+                .host_keys
+                .iter()
+                .map(|k| (k.path.clone(), k.sha256.clone()))
+                .collect();
+            let sha = |s: &str| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(s));
+            let at = |n: &str| d.path().join(n).display().to_string();
+            assert_eq!(
+                keys,
+                [(at("a_host_key"), sha("A")), (at("b_host_key"), sha("B"))],
+                "{shell}"
+            );
+        }
     }
 }

@@ -9,7 +9,8 @@ use super::scan::Scan;
 use crate::facts::{FileKind, KeyFile};
 use crate::fs::FsView;
 
-/// Where SSH host keys live.
+/// Where SSH host keys live: read from the image offline, and told to the probe that
+/// hashes them in each booted guest (`HOST_KEY_GLOBS`).
 pub const HOST_KEY_PATTERNS: &[&str] = &[
     "/etc/ssh/ssh_host_*_key",
     "/etc/dropbear/dropbear_*_host_key",

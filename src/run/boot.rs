@@ -835,8 +835,9 @@ fn wrong_password(port: u16, user: &str, wrong: &str, start: Instant) -> (Option
     (rejected, start.elapsed().as_secs_f64())
 }
 
-/// The probe's facts from inside the guest, over the logged-in session; it hashes the
-/// files where the image holds private keys (has each boot replaced them?).
+/// The probe's facts from inside the guest, over the logged-in session; it hashes the host
+/// keys where the offline reader looks for them, and the files where the image holds
+/// private keys (has each boot replaced them?).
 fn probe(ctx: &BootContext, g: &Guest, facts: &mut BootFacts, session: Option<&Session>) {
     let Some(session) = session else {
         facts.probe_error = Some("no login".into());
@@ -851,7 +852,11 @@ fn probe(ctx: &BootContext, g: &Guest, facts: &mut BootFacts, session: Option<&S
                 .collect()
         })
         .unwrap_or_default();
-    match guest::probe(session, &paths) {
+    let input = guest::ProbeInput {
+        host_keys: crate::offline::HOST_KEY_PATTERNS,
+        hash: &paths,
+    };
+    match guest::probe(session, input) {
         Ok(p) => facts.probe = Some(p),
         Err(e) => facts.probe_error = Some(e),
     }

@@ -644,3 +644,39 @@ pub fn image_checks() -> Vec<String> {
         .flat_map(|id| ["--check".to_string(), id.clone()])
         .collect()
 }
+
+/// One table of `images/defects/variants.toml`: a defect variant of the test images.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    /// What it has that the clean image has not.
+    pub description: String,
+    /// The ids of the checks an `imgtest run` of it must fail, exactly these.
+    pub fails: Vec<String>,
+    /// The images it is built for: `tiny` (`images/defects/build.sh`), `debian`.
+    pub images: Vec<String>,
+}
+
+/// Every defect variant of `images/defects/variants.toml`, by name.
+pub fn variants() -> std::collections::BTreeMap<String, Variant> {
+    let path = repo().join("images/defects/variants.toml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    toml::from_str(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"))
+}
+
+/// The names of the variants built for `image` (`tiny`, `debian`).
+pub fn variants_of(image: &str) -> Vec<String> {
+    variants()
+        .into_iter()
+        .filter(|(_, v)| v.images.iter().any(|i| i == image))
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// The check ids the defect `variant` must fail (`images/defects/variants.toml`).
+pub fn defect_fails(variant: &str) -> Vec<String> {
+    variants()
+        .remove(variant)
+        .unwrap_or_else(|| panic!("no variant {variant} in images/defects/variants.toml"))
+        .fails
+}
