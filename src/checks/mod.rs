@@ -299,7 +299,7 @@ impl Check {
         facts: &Facts,
     ) -> CheckResult {
         let j = if let Some(why) = &b.stopped {
-            skip(why.clone())
+            skip(why.to_string())
         } else if self.needs.contains(&Need::Userspace) && !b.reached_userspace() {
             skip("the boot did not reach userspace (see boot.userspace)")
         } else {

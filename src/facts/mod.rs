@@ -241,6 +241,50 @@ impl ProbeFacts {
     }
 }
 
+/// Why a boot stopped waiting before its stages ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "reason")]
+pub enum StopReason {
+    /// QEMU exited (the guest powered off, rebooted or crashed it).
+    QemuExited,
+    /// The console showed a failure of this kind.
+    Console {
+        /// The failure.
+        kind: FailureKind,
+    },
+    /// The run was interrupted (Ctrl-C, a signal).
+    Interrupted,
+    /// The run fails fast: another boot failed `check`.
+    FailFast {
+        /// The check that failed.
+        check: String,
+        /// The boot it failed on.
+        boot: usize,
+    },
+    /// The host could not run one of the run's boots (QEMU's words).
+    HostFault {
+        /// What QEMU said.
+        said: String,
+    },
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::QemuExited => write!(f, "QEMU exited"),
+            StopReason::Console { kind } => write!(f, "{} on the console", kind.words()),
+            StopReason::Interrupted => write!(f, "interrupted"),
+            StopReason::FailFast { check, boot } => {
+                write!(
+                    f,
+                    "failing fast: stopped after {check} failed on boot {boot}"
+                )
+            }
+            StopReason::HostFault { said } => f.write_str(said),
+        }
+    }
+}
+
 /// How logging in with the metadata password went.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "outcome")]
@@ -334,9 +378,10 @@ pub struct BootFacts {
     /// run, on the boot that tried the wrong password).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub empty_passwords: Vec<Tried>,
-    /// Why the boot was stopped before its stages ended (`--fail-fast` after a failure).
+    /// Why the boot was stopped before its stages ended (failing fast after another
+    /// boot's failure).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stopped: Option<String>,
+    pub stopped: Option<StopReason>,
     /// Seconds (since QEMU started) until the probe finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe_secs: Option<f64>,

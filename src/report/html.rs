@@ -311,7 +311,13 @@ pub fn boot_fields(b: &BootFacts) -> Vec<(&'static str, String)> {
         ),
         ("shutdown", shutdown),
         ("QEMU exit", b.qemu_exit.clone().unwrap_or_default()),
-        ("stopped", b.stopped.clone().unwrap_or_default()),
+        (
+            "stopped",
+            b.stopped
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        ),
         ("metadata requests", b.metadata_requests.to_string()),
     ]
 }

@@ -30,7 +30,7 @@ use crate::facts::artifacts::BootFiles;
 use crate::facts::{
     AccelDecision, Agent, AgentFacts, BootFacts, CLOUD_INIT_BOOT_FINISHED, ConsoleSummary, Facts,
     FileKind, Firmware, FirmwareFacts, Login, Offline, OfflineFacts, Phase, Screenshot, ShotMoment,
-    Shutdown,
+    Shutdown, StopReason,
 };
 use crate::guest;
 use crate::metadata::{self, BootSecrets, MetadataServer};
@@ -108,7 +108,7 @@ impl BootContext<'_> {
 pub(super) struct Roles {
     wrong_password: AtomicBool,
     power_off: AtomicUsize,
-    stopped: std::sync::Mutex<Option<String>>,
+    stopped: std::sync::Mutex<Option<StopReason>>,
     shell: AtomicBool,
 }
 
@@ -143,7 +143,7 @@ impl Roles {
     }
 
     /// Stops every boot's waits with `why` (the first reason given stays).
-    fn stop(&self, why: String) {
+    fn stop(&self, why: StopReason) {
         self.stopped
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -151,7 +151,7 @@ impl Roles {
     }
 
     /// Why the boots were stopped, if they were.
-    fn stopped(&self) -> Option<String> {
+    fn stopped(&self) -> Option<StopReason> {
         self.stopped
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -208,16 +208,21 @@ impl Guest {
 
     /// Why waiting on this guest is pointless now, if it is: QEMU exited, the console
     /// showed a failure, a signal or `--fail-fast` stopped the run.
-    fn gone(&mut self, roles: &Roles) -> Option<String> {
+    fn gone(&mut self, roles: &Roles) -> Option<StopReason> {
         if self.vm.try_exited().is_some() {
-            Some("QEMU exited".into())
+            Some(StopReason::QemuExited)
         } else if let Some(f) = self.console.summary().failure {
-            Some(format!("{} on the console", f.kind.words()))
+            Some(StopReason::Console { kind: f.kind })
         } else if interrupted() {
-            Some("interrupted".into())
+            Some(StopReason::Interrupted)
         } else {
             roles.stopped()
         }
+    }
+
+    /// [`Guest::gone`] in words, as a wait's stop asks it.
+    fn gone_why(&mut self, roles: &Roles) -> Option<String> {
+        self.gone(roles).map(|r| r.to_string())
     }
 
     fn since_start(&self) -> f64 {
@@ -265,7 +270,7 @@ fn boot_one(ctx: &BootContext, i: usize, emit: &Emit) -> Result<BootFacts, RunEr
     let reached = to_userspace(ctx, &mut g, &mut facts);
     facts.qemu_exit = g.vm.try_exited().map(|s| s.to_string());
     if !reached && let Some(why) = host_fault(ctx, &mut g) {
-        ctx.roles.stop(why.clone());
+        ctx.roles.stop(StopReason::HostFault { said: why.clone() });
         return Err(RunError::Host(why));
     }
     if reached && !interrupted() {
@@ -333,10 +338,10 @@ fn fail_fast(ctx: &BootContext, facts: &mut BootFacts) {
         return;
     }
     if let Some(r) = failed_check(ctx, facts) {
-        ctx.roles.stop(format!(
-            "failing fast: stopped after {} failed on boot {}",
-            r.id, facts.index
-        ));
+        ctx.roles.stop(StopReason::FailFast {
+            check: r.id.to_string(),
+            boot: facts.index,
+        });
     }
 }
 
@@ -566,7 +571,7 @@ fn to_userspace(ctx: &BootContext, g: &mut Guest, facts: &mut BootFacts) -> bool
         if seen {
             Some(String::new())
         } else {
-            g.gone(roles)
+            g.gone_why(roles)
         }
     };
     // QEMU refuses connections until its forward listens: try again until it does.
@@ -639,7 +644,7 @@ fn login(
         (start, deadline),
         hopeless.is_none(),
         &mut || {
-            g.gone(roles)
+            g.gone_why(roles)
                 .or_else(|| agent_gave_up(&g.console.summary(), start.elapsed()))
         },
     );
@@ -714,7 +719,7 @@ fn no_ssh_server(ctx: &BootContext, g: &mut Guest, deadline: Instant) -> Option<
     };
     let (port, roles, start) = (g.ssh_port, &ctx.roles, g.start);
     let waited = guest::connect(port, deadline, &mut || {
-        g.gone(roles).or_else(|| {
+        g.gone_why(roles).or_else(|| {
             let prompt = g.console.summary().reached(Phase::Login)?;
             (start.elapsed().as_secs_f64() >= prompt + grace.as_secs_f64()).then(|| {
                 format!(
@@ -822,7 +827,7 @@ fn cloud_init_finished(
         CLOUD_INIT_BOOT_FINISHED,
         start,
         deadline,
-        &mut || g.gone(roles),
+        &mut || g.gone_why(roles),
     );
     facts.cloud_init_finished_secs = secs;
     g.event(BootEvent::CloudInitFinished { secs });
@@ -948,11 +953,15 @@ mod tests {
         assert_eq!(roles.claim_power_off(1), Err(1));
         // --fail-fast: the first failure's reason stops every boot.
         assert_eq!(roles.stopped(), None);
-        roles.stop("boot.userspace failed on boot 1".into());
-        roles.stop("console.clean failed on boot 0".into());
+        let failed = |check: &str, boot| StopReason::FailFast {
+            check: check.into(),
+            boot,
+        };
+        roles.stop(failed("boot.userspace", 1));
+        roles.stop(failed("console.clean", 0));
         assert_eq!(
-            roles.stopped().as_deref(),
-            Some("boot.userspace failed on boot 1")
+            roles.stopped().map(|r| r.to_string()).as_deref(),
+            Some("failing fast: stopped after boot.userspace failed on boot 1")
         );
     }
 }
