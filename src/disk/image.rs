@@ -217,7 +217,9 @@ fn iso_kind(vd: &[u8]) -> Option<ImageKind> {
     if vd.get(1..6) != Some(b"CD001") {
         return None;
     }
-    let el_torito = vd.get(2048..).is_some_and(super::boot::is_el_torito_record);
+    let el_torito = vd
+        .get(2048..)
+        .is_some_and(super::bootable::is_el_torito_record);
     Some(ImageKind::Iso { el_torito })
 }
 

@@ -5,13 +5,13 @@
 //! `sparsecopy --info`; [`blockdev`] owns the block-device `ioctl`s; [`gpt`] moves a
 //! GPT's backup to the end of a disk that grew; [`image`] decides what `imgtest run` was
 //! given (raw, qcow2, vmdk, ISO) and where its root filesystem may be; [`qcow2`] reads a
-//! qcow2 header; [`boot`] which firmware can boot it (boot code, ESP loader, El Torito
+//! qcow2 header; [`bootable`] which firmware can boot it (boot code, ESP loader, El Torito
 //! platforms). Nothing here
 //! writes an image except [`gpt::relocate_backup`], and nothing here copies one (that is
 //! [`crate::sparsecopy`]).
 
 pub mod blockdev;
-pub mod boot;
+pub mod bootable;
 pub mod gpt;
 pub mod image;
 pub mod qcow2;

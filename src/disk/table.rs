@@ -226,9 +226,9 @@ fn read_gpt(path: &Path, file: &File, size: u64) -> Result<Table, InfoError> {
 /// The name of a partition type (MBR id in hex, GPT type GUID in upper case), if known.
 pub fn kind(type_id: &str) -> Option<&'static str> {
     const KINDS: &[(&str, &str)] = &[
-        (super::boot::ESP_GUID, "EFI System"),
-        (super::boot::ESP_MBR_TYPE, "EFI System"),
-        (super::boot::BIOS_BOOT_GUID, "BIOS boot"),
+        (super::bootable::ESP_GUID, "EFI System"),
+        (super::bootable::ESP_MBR_TYPE, "EFI System"),
+        (super::bootable::BIOS_BOOT_GUID, "BIOS boot"),
         ("0FC63DAF-8483-4772-8E79-3D69D8477DE4", "Linux filesystem"),
         (
             "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709",

@@ -568,7 +568,7 @@ fn check_out(out: &Path, force: bool) -> Result<(), BuildError> {
 }
 
 /// The kernel the image boots: where it and its initrd go, and the host files behind them.
-struct Boot {
+struct BootKernel {
     /// The kernel's release (`uname -r`).
     version: String,
     /// Where the kernel is inside the filesystem (`/boot/vmlinuz-<version>`).
@@ -584,7 +584,7 @@ struct Boot {
 
 /// Stage 2: what kernel to install and where. For Secure Boot a kernel from the host must
 /// be signed (one already in ROOTFS is installed as it is).
-fn resolve_kernel(plan: &BuildPlan) -> Result<Boot, BuildError> {
+fn resolve_kernel(plan: &BuildPlan) -> Result<BootKernel, BuildError> {
     let boot = kernel_files(&plan.kernel, &plan.rootfs)?;
     if plan.boot.signed.is_some()
         && let Some((host, _)) = boot.files.first()
@@ -596,7 +596,7 @@ fn resolve_kernel(plan: &BuildPlan) -> Result<Boot, BuildError> {
 }
 
 /// The kernel of `source`: where it and its initrd go, and the host files behind them.
-fn kernel_files(source: &KernelSource, rootfs: &Path) -> Result<Boot, BuildError> {
+fn kernel_files(source: &KernelSource, rootfs: &Path) -> Result<BootKernel, BuildError> {
     let (version, host_kernel, host_initrd, modules) = match source {
         KernelSource::Cached(k) => (
             k.meta.version.clone(),
@@ -612,7 +612,7 @@ fn kernel_files(source: &KernelSource, rootfs: &Path) -> Result<Boot, BuildError
         ),
         KernelSource::InRootfs => {
             let (v, initrd) = kernel_in_rootfs(rootfs)?;
-            return Ok(Boot {
+            return Ok(BootKernel {
                 kernel: format!("/boot/vmlinuz-{v}"),
                 initrd: initrd.map(|i| format!("/boot/{i}")),
                 version: v,
@@ -628,7 +628,7 @@ fn kernel_files(source: &KernelSource, rootfs: &Path) -> Result<Boot, BuildError
         files.push((host, dest.clone()));
         dest
     });
-    Ok(Boot {
+    Ok(BootKernel {
         version,
         kernel,
         initrd,
@@ -674,7 +674,7 @@ struct Contents {
 fn plan_install(
     plan: &BuildPlan,
     inputs: &Inputs,
-    boot: &Boot,
+    boot: &BootKernel,
     workdir: &Path,
 ) -> Result<Contents, BuildError> {
     let src = device(&plan.rootfs);
@@ -894,7 +894,7 @@ fn write_gpt_boot(
     gpt::write(file, layout, &inputs.sb.uuid)?;
     if layout.bios_boot.is_none() {
         // UEFI only: a BIOS that boots the disk anyway is handed back at once.
-        write_at(file, 0, &crate::disk::boot::HAND_BACK)?;
+        write_at(file, 0, &crate::disk::bootable::HAND_BACK)?;
     }
     if let (Some(area), Some(grub)) = (layout.bios_boot, &inputs.grub) {
         let mut sector0 = vec![0u8; layout::SECTOR as usize];

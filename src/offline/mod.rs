@@ -5,7 +5,7 @@
 //! could log in), [`leftovers`], [`usage`] (logs and usage information), [`identity`]
 //! (what must be unique per server), and [`agent`] (the first-boot agent and the SSH
 //! servers). From the same copy [`read`] also tells which firmware can boot the image
-//! ([`crate::disk::boot`]). Nothing here boots or writes the image.
+//! ([`crate::disk::bootable`]). Nothing here boots or writes the image.
 
 mod accounts;
 mod agent;
@@ -17,7 +17,7 @@ mod usage;
 use std::path::Path;
 
 use crate::cloudinit;
-use crate::disk::boot;
+use crate::disk::bootable;
 use crate::disk::image::{self, ImageInfo, ImageKind};
 use crate::facts::{BootSupport, Offline, OfflineFacts};
 use crate::fs::FsView;
@@ -50,7 +50,7 @@ pub fn read(
             let unreadable = Offline::Unreadable {
                 reason: "ISO 9660: the installed system exists only after booting".into(),
             };
-            return Ok((unreadable, boot::iso_support(&info.path)));
+            return Ok((unreadable, bootable::iso_support(&info.path)));
         }
         ImageKind::Raw => info.path.clone(),
         ImageKind::Qcow2 | ImageKind::Vmdk => {
@@ -71,7 +71,7 @@ pub fn read(
         }
     };
     let found = root_filesystem(&raw, options);
-    let support = boot::support(&raw);
+    let support = bootable::support(&raw);
     let _ = std::fs::remove_file(tmp.join("offline.raw"));
     Ok((found, support))
 }
