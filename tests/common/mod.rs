@@ -627,14 +627,16 @@ pub fn imgtest_run_watched(
     }
 }
 
+/// The check catalogue, as `imgtest checks --json` gives it.
+pub fn catalogue() -> Vec<serde_json::Value> {
+    let o = run_ok(Command::new(env!("CARGO_BIN_EXE_imgtest")).args(["checks", "--json"]));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
 /// `--check ID` for every image-scope check of `imgtest checks --json`: judged without
 /// booting.
 pub fn image_checks() -> Vec<String> {
-    let o = run_ok(Command::new(env!("CARGO_BIN_EXE_imgtest")).args(["checks", "--json"]));
-    let catalogue: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let ids: Vec<String> = catalogue
-        .as_array()
-        .unwrap()
+    let ids: Vec<String> = catalogue()
         .iter()
         .filter(|c| c["scope"] == "image")
         .map(|c| c["id"].as_str().unwrap().to_string())
